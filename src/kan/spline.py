@@ -1,0 +1,150 @@
+"""B-spline bases on per-input knot grids, grid construction and least-squares fits.
+
+Shapes: ``x`` is ``[batch, in]``; a grid is ``[in, G + 2k + 1]`` knots (G intervals on the
+grid range, extended by k knots on each side); a basis is ``[batch, in, G + k]``.
+"""
+
+from __future__ import annotations
+
+import functools
+from fractions import Fraction
+
+import torch
+from torch import Tensor
+
+
+def check_grid_size(num_intervals: int, order: int) -> None:
+    """Raise a clear error for an empty or negative grid / order."""
+    if int(num_intervals) < 1:
+        raise ValueError(f"grid must have at least 1 interval, got num_intervals={num_intervals}")
+    if int(order) < 0:
+        raise ValueError(f"spline order must be >= 0, got order={order}")
+
+
+def uniform_grid(low: Tensor, high: Tensor, num_intervals: int, order: int) -> Tensor:
+    """Uniform knots ``[in, G + 2k + 1]`` on ``[low_i, high_i]`` with k extra knots per side."""
+    check_grid_size(num_intervals, order)
+    if bool((high <= low).any()):
+        raise ValueError("grid range must satisfy low < high for every input")
+    step = (high - low) / num_intervals
+    offsets = torch.arange(-order, num_intervals + order + 1, dtype=low.dtype, device=low.device)
+    return low[:, None] + offsets[None, :] * step[:, None]
+
+
+def adaptive_grid(x: Tensor, num_intervals: int, order: int, uniform_fraction: float) -> Tensor:
+    """Knots that follow the samples: ``e·uniform + (1-e)·percentile`` on [min, max] of ``x``.
+
+    ``uniform_fraction = 1`` gives a uniform grid on the sample range (the fast path).
+    """
+    check_grid_size(num_intervals, order)
+    if not 0.0 <= uniform_fraction <= 1.0:
+        raise ValueError(f"uniform_fraction must be in [0, 1], got {uniform_fraction}")
+    sorted_x = torch.sort(x, dim=0).values  # [batch, in]
+    low, high = sorted_x[0], sorted_x[-1]
+    span = high - low
+    high = torch.where(span > 0, high, low + 1e-2)  # a constant input still gets a valid grid
+    low = torch.where(span > 0, low, low - 1e-2)
+    uniform = uniform_grid(low, high, num_intervals, order)
+    if uniform_fraction == 1.0:
+        return uniform
+    positions = torch.linspace(0, x.shape[0] - 1, num_intervals + 1, device=x.device).round().long()
+    percentile = sorted_x[positions].T  # [in, G + 1]
+    inner = uniform_fraction * uniform[:, order : order + num_intervals + 1]
+    inner = inner + (1 - uniform_fraction) * percentile
+    step = (inner[:, -1:] - inner[:, :1]) / num_intervals
+    ks = torch.arange(1, order + 1, dtype=x.dtype, device=x.device)
+    left = inner[:, :1] - step * ks.flip(0)[None, :]
+    right = inner[:, -1:] + step * ks[None, :]
+    return torch.cat([left, inner, right], dim=1)
+
+
+def bspline_basis(x: Tensor, grid: Tensor, order: int) -> Tensor:
+    """Cox-de Boor basis ``[batch, in, G + k]`` for arbitrary (non-decreasing) knots."""
+    x = x.unsqueeze(-1)
+    basis = ((x >= grid[:, :-1]) & (x < grid[:, 1:])).to(x.dtype)
+    for p in range(1, order + 1):
+        left_den = grid[:, p:-1] - grid[:, : -(p + 1)]
+        right_den = grid[:, p + 1 :] - grid[:, 1:-p]
+        left = (x - grid[:, : -(p + 1)]) / left_den * basis[..., :-1]
+        right = (grid[:, p + 1 :] - x) / right_den * basis[..., 1:]
+        basis = left + right
+    return basis
+
+
+@functools.lru_cache(maxsize=None)
+def _local_polynomials(order: int) -> tuple[tuple[Fraction, ...], ...]:
+    """Exact coefficients ``M[p][r]`` with ``value_r(f) = Σ_p M[p][r] f^p`` for f ∈ [0, 1).
+
+    value_r is the cardinal B-spline whose support starts r - k intervals before the current
+    one; built with the uniform-knot Cox-de Boor recurrence on polynomial coefficients.
+    """
+
+    def add(a: list[Fraction], b: list[Fraction]) -> list[Fraction]:
+        return [x + y for x, y in zip(a + [Fraction(0)] * (len(b) - len(a)), b + [Fraction(0)] * (len(a) - len(b)))]
+
+    def times_linear(poly: list[Fraction], const: Fraction, slope: Fraction) -> list[Fraction]:
+        shifted = [Fraction(0)] + [slope * c for c in poly]
+        return add([const * c for c in poly], shifted)
+
+    values = [[Fraction(1)]]
+    for p in range(1, order + 1):
+        nxt = []
+        for r in range(p + 1):
+            term: list[Fraction] = [Fraction(0)]
+            if r >= 1:  # (f + p - r) · value_{r-1}
+                term = add(term, times_linear(values[r - 1], Fraction(p - r), Fraction(1)))
+            if r < p:  # (1 - f + r) · value_r
+                term = add(term, times_linear(values[r], Fraction(1 + r), Fraction(-1)))
+            nxt.append([c / p for c in term])
+        values = nxt
+    padded = [v + [Fraction(0)] * (order + 1 - len(v)) for v in values]
+    return tuple(tuple(padded[r][q] for r in range(order + 1)) for q in range(order + 1))
+
+
+@functools.lru_cache(maxsize=None)
+def _local_matrix(order: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    return torch.tensor(_local_polynomials(order), dtype=dtype).to(device)  # [k+1 powers, k+1]
+
+
+def local_uniform_values(frac: Tensor, order: int) -> Tensor:
+    """Values ``[..., k + 1]`` of the k+1 cardinal B-splines that are non-zero at ``frac`` ∈ [0, 1)."""
+    powers = torch.linalg.vander(frac, N=order + 1)  # [..., k+1] = 1, f, f², ...
+    return powers @ _local_matrix(order, frac.dtype, frac.device)
+
+
+def uniform_bspline_basis_padded(x: Tensor, grid: Tensor, order: int) -> Tensor:
+    """Fast basis for per-input uniform grids, padded to ``[batch, in, G + 3k]``.
+
+    Column ``c`` holds basis function ``c - k``; the k columns on each side belong to
+    functions that do not exist and multiply zero-padded coefficients. Only k+1 values
+    per input are computed (closed form), then scattered into place.
+    """
+    num_basis = grid.shape[1] - order - 1  # G + k
+    start = grid[:, 0]
+    step = (grid[:, -1] - start) / (grid.shape[1] - 1)  # accurate even for large G in float32
+    u = (x - start) / step  # position in knot intervals, [batch, in]
+    cell = torch.floor(u)
+    inside = (u >= 0) & (u < num_basis + order)
+    cell = torch.where(inside, cell, torch.zeros_like(cell))
+    values = local_uniform_values(u - cell, order) * inside.unsqueeze(-1).to(x.dtype)
+    offsets = torch.arange(order + 1, device=x.device)
+    index = cell.long().unsqueeze(-1) + offsets  # padded column = (cell - k + r) + k
+    padded = x.new_zeros(*x.shape, num_basis + 2 * order)
+    return padded.scatter(-1, index, values)
+
+
+def fit_coefficients(x: Tensor, y: Tensor, grid: Tensor, order: int, ridge: float | None = None) -> Tensor:
+    """Least-squares spline coefficients ``[in, out, G + k]`` with ``spline_i(x[:, i]) ≈ y[:, i, :]``.
+
+    ``x`` is ``[batch, in]``, ``y`` is ``[batch, in, out]``. A tiny ridge (relative to the
+    Gram matrix scale) keeps basis functions without samples at zero.
+    """
+    basis = bspline_basis(x, grid, order).transpose(0, 1)  # [in, batch, nb]
+    gram = basis.transpose(1, 2) @ basis  # [in, nb, nb]
+    rhs = basis.transpose(1, 2) @ y.transpose(0, 1)  # [in, nb, out]
+    if ridge is None:
+        ridge = 1e-12 if x.dtype == torch.float64 else 1e-6
+    scale = gram.diagonal(dim1=1, dim2=2).mean(dim=1).clamp_min(1e-30)
+    eye = torch.eye(gram.shape[-1], dtype=x.dtype, device=x.device)
+    coef = torch.linalg.solve(gram + ridge * scale[:, None, None] * eye, rhs)  # [in, nb, out]
+    return coef.transpose(1, 2).contiguous()

@@ -1,0 +1,80 @@
+"""The library of candidate functions for symbolic snapping: torch and sympy twins.
+
+Each entry pairs a torch function (safe on the whole real line, for training) with the
+sympy function it stands for (for formula export) and a complexity used to rank fits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import sympy
+import torch
+from torch import Tensor
+
+_TINY = 1e-6
+
+
+@dataclass(frozen=True)
+class SymbolicFunction:
+    """One candidate: ``torch_fn`` on tensors, ``sympy_fn`` on expressions, a complexity."""
+
+    name: str
+    torch_fn: Callable[[Tensor], Tensor]
+    sympy_fn: Callable[[sympy.Expr], sympy.Expr]
+    complexity: int
+
+
+def _safe_reciprocal(x: Tensor) -> Tensor:
+    return 1 / torch.where(x.abs() < _TINY, torch.full_like(x, _TINY) * torch.where(x < 0, -1.0, 1.0), x)
+
+
+_DEFAULTS = [
+    SymbolicFunction("0", torch.zeros_like, lambda x: sympy.Integer(0), 0),
+    SymbolicFunction("x", lambda x: x, lambda x: x, 1),
+    SymbolicFunction("x^2", lambda x: x**2, lambda x: x**2, 2),
+    SymbolicFunction("x^3", lambda x: x**3, lambda x: x**3, 3),
+    SymbolicFunction("x^4", lambda x: x**4, lambda x: x**4, 3),
+    SymbolicFunction("1/x", _safe_reciprocal, lambda x: 1 / x, 2),
+    SymbolicFunction("1/x^2", lambda x: _safe_reciprocal(x) ** 2, lambda x: 1 / x**2, 2),
+    SymbolicFunction("sqrt", lambda x: torch.sqrt(x.clamp_min(_TINY)), sympy.sqrt, 2),
+    SymbolicFunction("exp", torch.exp, sympy.exp, 2),
+    SymbolicFunction("log", lambda x: torch.log(x.clamp_min(_TINY)), sympy.log, 2),
+    SymbolicFunction("sin", torch.sin, sympy.sin, 2),
+    SymbolicFunction("cos", torch.cos, sympy.cos, 2),
+    SymbolicFunction("tan", torch.tan, sympy.tan, 3),
+    SymbolicFunction("tanh", torch.tanh, sympy.tanh, 3),
+    SymbolicFunction("abs", torch.abs, sympy.Abs, 3),
+    SymbolicFunction("sgn", torch.sign, sympy.sign, 3),
+    SymbolicFunction("arcsin", lambda x: torch.asin(x.clamp(-1 + _TINY, 1 - _TINY)), sympy.asin, 4),
+    SymbolicFunction("arctan", torch.atan, sympy.atan, 4),
+    SymbolicFunction("arctanh", lambda x: torch.atanh(x.clamp(-1 + _TINY, 1 - _TINY)), sympy.atanh, 4),
+    SymbolicFunction("gaussian", lambda x: torch.exp(-(x**2)), lambda x: sympy.exp(-(x**2)), 3),
+    SymbolicFunction("sigmoid", torch.sigmoid, lambda x: 1 / (1 + sympy.exp(-x)), 4),
+    SymbolicFunction("cosh", torch.cosh, sympy.cosh, 4),
+]
+
+LIBRARY: dict[str, SymbolicFunction] = {f.name: f for f in _DEFAULTS}
+
+
+def register_function(
+    name: str,
+    torch_fn: Callable[[Tensor], Tensor],
+    sympy_fn: Callable[[sympy.Expr], sympy.Expr],
+    complexity: int = 3,
+) -> SymbolicFunction:
+    """Add a user function to the library (names must be unique)."""
+    if name in LIBRARY:
+        raise ValueError(f"symbolic function {name!r} is already registered")
+    entry = SymbolicFunction(name, torch_fn, sympy_fn, complexity)
+    LIBRARY[name] = entry
+    return entry
+
+
+def get_function(name: str) -> SymbolicFunction:
+    """Look a function up by name, with a clear error listing the choices."""
+    try:
+        return LIBRARY[name]
+    except KeyError:
+        raise ValueError(f"unknown symbolic function {name!r}; known: {', '.join(LIBRARY)}") from None

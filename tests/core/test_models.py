@@ -1,0 +1,119 @@
+"""KAN layer and model: function identities, masks, symbolic edges, save/load, devices."""
+
+import pytest
+import torch
+
+from kan import KAN, MLP, load_model
+
+F64 = torch.float64
+
+
+def _x(n=300, d=2, seed=0):
+    return torch.rand(n, d, dtype=F64, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def _decorated_kan():
+    model = KAN([2, 3, 2], num_intervals=5, dtype=F64, seed=3)
+    model.layers[0].mask[1, 2] = 0.0
+    model.layers[1].set_symbolic(0, 1, "sin", (2.0, 0.1, 0.5, -0.2))
+    model.layers[1].set_symbolic(2, 0, "x^2", (1.0, 0.0, 1.0, 0.0))
+    return model
+
+
+def test_edge_activations_sum_to_forward():
+    model, x = _decorated_kan(), _x()
+    out, edges = model.forward_with_edges(x)
+    assert torch.allclose(out, model(x), atol=1e-12)
+    assert torch.all(edges[0][:, 1, 2] == 0)  # masked edge is off
+    layer_in = model.layer_inputs(x)[1]
+    expected = 0.5 * torch.sin(2.0 * layer_in[:, 0] + 0.1) - 0.2
+    assert torch.allclose(edges[1][:, 0, 1], expected, atol=1e-12)
+
+
+def test_initial_spline_is_small_and_base_is_xavier():
+    layer = KAN([4, 6], num_intervals=5, seed=0).layers[0]
+    assert layer.coef.abs().max() < 0.6  # σ = 0.1 noise
+    bound = (6 / (4 + 6)) ** 0.5
+    assert layer.scale_base.abs().max() <= bound and torch.all(layer.scale_spline == 1)
+
+
+def test_same_seed_same_model_without_touching_global_rng():
+    state = torch.random.get_rng_state()
+    a, b = KAN([2, 5, 1], seed=7), KAN([2, 5, 1], seed=7)
+    MLP([2, 8, 1], seed=7)
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(a.layers[0].coef, KAN([2, 5, 1], seed=8).layers[0].coef)
+
+
+def test_parameter_count():
+    model = KAN([2, 5, 1], num_intervals=5, order=3)
+    assert model.num_parameters() == 15 * (5 + 3 + 2)
+    model.layers[0].mask[0, 0] = 0
+    model.layers[1].set_symbolic(0, 0, "exp", (1, 0, 1, 0))
+    assert model.num_parameters() == 13 * 10 + 4
+    assert MLP([2, 5, 1]).num_parameters() == 2 * 5 + 5 + 5 + 1
+
+
+@pytest.mark.parametrize("factory", [_decorated_kan, lambda: MLP([2, 7, 2], activation="tanh", dtype=F64)])
+def test_save_load_round_trips_exactly(tmp_path, factory):
+    model, x = factory(), _x()
+    if isinstance(model, KAN):
+        model.update_grid(x, num_intervals=9)
+    model.save(tmp_path / "m.pt")
+    loaded = load_model(tmp_path / "m.pt")
+    assert type(loaded) is type(model) and loaded.config() == model.config()
+    assert torch.equal(loaded(x), model(x))
+
+
+def test_nonuniform_grid_path_round_trips(tmp_path):
+    model, x = KAN([2, 2, 1], num_intervals=4, dtype=F64), _x() ** 3
+    before = model(x)
+    model.update_grid(x, uniform_fraction=0.0)
+    assert not model.layers[0].uniform
+    assert (model(x) - before).abs().max() < 0.05 * before.abs().max()
+    model.save(tmp_path / "m.pt")
+    assert torch.equal(load_model(tmp_path / "m.pt")(x), model(x))
+
+
+def test_update_grid_to_data_range_then_finer_preserves_function():
+    model, x = KAN([2, 4, 1], num_intervals=5, dtype=F64), _x(2000)
+    model.update_grid(x)  # knots now span the data of every layer
+    before = model(x)
+    model.update_grid(x, num_intervals=10)  # same ranges, nested knots: exact
+    assert (model(x) - before).abs().max() < 1e-8
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dtypes(dtype):
+    model = KAN([3, 2, 1], dtype=dtype)
+    out = model(torch.zeros(4, 3, dtype=dtype))
+    assert out.dtype == dtype and out.shape == (4, 1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_end_to_end():
+    model = _decorated_kan().to("cuda")
+    x = _x().to("cuda")
+    out, edges = model.forward_with_edges(x)
+    assert out.device.type == "cuda" and torch.allclose(out.cpu(), _decorated_kan()(x.cpu()), atol=1e-10)
+    model.update_grid(x, num_intervals=8)
+    assert model(x).device.type == "cuda"
+
+
+def test_wrong_input_width_is_named():
+    with pytest.raises(ValueError, match=r"expects input of shape \[batch, 2\], got \[5, 3\]"):
+        KAN([2, 1])(torch.zeros(5, 3))
+    with pytest.raises(ValueError, match=r"\[batch, 2\]"):
+        MLP([2, 1])(torch.zeros(5))
+
+
+def test_bad_constructor_arguments_are_named():
+    with pytest.raises(ValueError, match="at least 1 interval"):
+        KAN([2, 1], num_intervals=0)
+    with pytest.raises(ValueError, match="width"):
+        KAN([2])
+    with pytest.raises(ValueError, match="unknown MLP activation 'gelu'"):
+        MLP([2, 1], activation="gelu")
+    with pytest.raises(ValueError, match="unknown symbolic function 'sinc'"):
+        KAN([2, 1]).layers[0].set_symbolic(0, 0, "sinc", (1, 0, 1, 0))

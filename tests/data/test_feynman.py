@@ -1,0 +1,61 @@
+"""Feynman equations: finite over their ranges, labels equal the sympy formula."""
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+import sympy as sp
+
+from kan.data.feynman import TASKS, generate
+from kan.data.sampling import lambdify_outputs
+
+NAMES = list(TASKS)
+
+
+def test_all_27_equations_with_human_shapes():
+    assert len(TASKS) == 27
+    for task in TASKS.values():
+        assert task.shape[0] == len(task.ranges) and task.shape[-1] == 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_labels_are_finite_and_match_sympy(name):
+    data = generate(name, None, seed=0)
+    for frame in (data.train, data.test):
+        assert np.isfinite(frame.to_numpy()).all()
+    expr = TASKS[name].outputs["target"]
+    assert data.meta["formula"] == str(expr)
+    rows = data.train.sample(4, random_state=0)
+    for _, row in rows.iterrows():
+        value = expr.evalf(30, subs={sp.Symbol(v): sp.Float(row[v], 30) for v in data.meta["inputs"]})
+        assert value.is_real
+        assert float(value) == pytest.approx(row["target"], rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_finite_near_every_corner_of_the_range_box(name):
+    task = TASKS[name]
+    shrunk = [(lo + 1e-6 * (hi - lo), hi - 1e-6 * (hi - lo)) for lo, hi in task.ranges.values()]
+    corners = pd.DataFrame(list(itertools.product(*shrunk)), columns=list(task.ranges))
+    values = lambdify_outputs(task.outputs)(corners)["target"]
+    assert np.isfinite(values).all()
+
+
+def test_known_pitfalls():
+    a, b = sp.symbols("a b")
+    assert sp.simplify(TASKS["I.16.6"].outputs["target"] - (a + b) / (1 + a * b)) == 0
+    assert sp.simplify(TASKS["I.18.4"].outputs["target"] - (1 + a * b) / (1 + a)) == 0
+    assert generate("I.16.6", None, 0).meta["ranges"] == {"a": [-1.0, 1.0], "b": [-1.0, 1.0]}
+
+
+def test_range_override_is_used_and_recorded():
+    data = generate("I.13.12", {"ranges": {"b": [1.0, 1.5]}, "n_train": 10}, seed=0)
+    assert data.train["b"].between(1.0, 1.5).all()
+    assert data.meta["spec"]["ranges"]["b"] == [1.0, 1.5]
+    assert len(data.train) == 10
+
+
+def test_unknown_spec_key_is_named():
+    with pytest.raises(ValueError, match="unknown key 'noise' in spec for feynman/I.6.20; valid keys"):
+        generate("I.6.20", {"noise": 0.1}, seed=0)
