@@ -50,7 +50,8 @@ def test_ipr_of_single_site_and_uniform_states():
     uniform = np.full((n, 1), 0.2)
     assert ipr(single)[0] == pytest.approx(1.0)
     assert ipr(uniform)[0] == pytest.approx(1 / n)
-    np.testing.assert_allclose(fractal_dimension(np.hstack([single, uniform])), [0.0, 1.0], atol=1e-12)
+    dims = fractal_dimension(np.hstack([single, uniform]))
+    np.testing.assert_allclose(dims, [0.0, 1.0], atol=1e-12)
 
 
 def test_fibonacci_ratio():

@@ -3,7 +3,15 @@
 import pandas as pd
 import pytest
 
-from kan.data import FAMILIES, dataset_dir, family_module, generate, generate_to_dir, read_dataset, task_names
+from kan.data import (
+    FAMILIES,
+    dataset_dir,
+    family_module,
+    generate,
+    generate_to_dir,
+    read_dataset,
+    task_names,
+)
 
 SMALL = {"n_train": 16, "n_test": 8}
 SMALL_SPECS = {
@@ -27,12 +35,14 @@ def test_families_and_task_counts():
 
 
 def test_unknown_family_lists_choices():
-    with pytest.raises(ValueError, match="unknown data family 'feynmann'; valid families: synthetic, feynman"):
+    match = "unknown data family 'feynmann'; valid families: synthetic, feynman"
+    with pytest.raises(ValueError, match=match):
         family_module("feynmann")
 
 
 def test_unknown_task_lists_choices():
-    with pytest.raises(ValueError, match=r"unknown task 'I\.99' for family 'feynman'; valid tasks: I\.6\.20, "):
+    match = r"unknown task 'I\.99' for family 'feynman'; valid tasks: I\.6\.20, "
+    with pytest.raises(ValueError, match=match):
         generate("feynman", "I.99", None, 0)
 
 

@@ -7,7 +7,12 @@ import pytest
 
 from kan.data.spec import lookup_task, make_rng, merge_spec
 
-DEFAULTS = {"n_train": 100, "n_test": 50, "width": 0.5, "ranges": {"x": [-1.0, 1.0], "y": [0.0, 2.0]}}
+DEFAULTS = {
+    "n_train": 100,
+    "n_test": 50,
+    "width": 0.5,
+    "ranges": {"x": [-1.0, 1.0], "y": [0.0, 2.0]},
+}
 
 
 def test_defaults_returned_when_no_overrides():
@@ -25,7 +30,8 @@ def test_overrides_replace_values_and_partial_ranges():
 
 
 def test_unknown_key_is_named_with_valid_keys():
-    with pytest.raises(ValueError, match=r"unknown key 'n_trian' in spec for feynman/I\.6\.20; valid keys: n_train"):
+    match = r"unknown key 'n_trian' in spec for feynman/I\.6\.20; valid keys: n_train, n_test"
+    with pytest.raises(ValueError, match=match):
         merge_spec(DEFAULTS, {"n_trian": 3}, where="feynman/I.6.20")
 
 
@@ -34,7 +40,10 @@ def test_unknown_range_variable():
         merge_spec(DEFAULTS, {"ranges": {"z": [0, 1]}}, where="w")
 
 
-@pytest.mark.parametrize("bounds", [[1, 1], [2, 1], [0, math.inf], [math.nan, 1], [0], "ab", [0, "1"]])
+BAD_BOUNDS = [[1, 1], [2, 1], [0, math.inf], [math.nan, 1], [0], "ab", [0, "1"]]
+
+
+@pytest.mark.parametrize("bounds", BAD_BOUNDS)
 def test_bad_ranges(bounds):
     with pytest.raises(ValueError, match="range of 'x'"):
         merge_spec(DEFAULTS, {"ranges": {"x": bounds}}, where="w")

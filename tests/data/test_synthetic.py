@@ -13,15 +13,18 @@ def _frame(name, seed=0, **spec):
 
 def test_j0_matches_scipy():
     frame = _frame("j0_20x")
-    np.testing.assert_allclose(frame["target"], special.j0(20 * frame["x"]), rtol=1e-12, atol=1e-14)
+    expected = special.j0(20 * frame["x"])
+    np.testing.assert_allclose(frame["target"], expected, rtol=1e-12, atol=1e-14)
     assert frame["x"].between(-1, 1).all()
 
 
 def test_exp_sin_sq_and_exp_j0_sq_values():
     frame = _frame("exp_sin_sq")
-    np.testing.assert_allclose(frame["target"], np.exp(np.sin(np.pi * frame["x"]) + frame["y"] ** 2))
+    expected = np.exp(np.sin(np.pi * frame["x"]) + frame["y"] ** 2)
+    np.testing.assert_allclose(frame["target"], expected)
     frame = _frame("exp_j0_sq")
-    np.testing.assert_allclose(frame["target"], np.exp(special.j0(20 * frame["x"]) + frame["y"] ** 2))
+    expected = np.exp(special.j0(20 * frame["x"]) + frame["y"] ** 2)
+    np.testing.assert_allclose(frame["target"], expected)
 
 
 def test_hundred_dimensional_mean():
@@ -35,12 +38,14 @@ def test_hundred_dimensional_mean():
 def test_four_dim_functions():
     f = _frame("exp_sin_4d")
     x = [f[f"x{i}"] for i in range(1, 5)]
-    expected = np.exp((np.sin(np.pi * (x[0] ** 2 + x[1] ** 2)) + np.sin(np.pi * (x[2] ** 2 + x[3] ** 2))) / 2)
+    summed = np.sin(np.pi * (x[0] ** 2 + x[1] ** 2)) + np.sin(np.pi * (x[2] ** 2 + x[3] ** 2))
+    expected = np.exp(summed / 2)
     np.testing.assert_allclose(f["target"], expected)
     f = _frame("dist_4d")
     np.testing.assert_allclose(f["target"], np.hypot(f["x1"] - f["x2"], f["x3"] - f["x4"]))
     f = _frame("tanh_quartic")
-    np.testing.assert_allclose(f["target"], np.tanh(5 * (f["x1"] ** 4 + f["x2"] ** 4 + f["x3"] ** 4 - 1)))
+    quartic = f["x1"] ** 4 + f["x2"] ** 4 + f["x3"] ** 4
+    np.testing.assert_allclose(f["target"], np.tanh(5 * (quartic - 1)))
 
 
 def test_x_div_y_uses_positive_inputs():

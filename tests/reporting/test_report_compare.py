@@ -1,0 +1,78 @@
+"""Our numbers next to the paper's: ratios, ⚑ flags, tolerance and the Markdown report."""
+
+import numpy as np
+import pytest
+
+from kan.reporting.compare import compare_to_paper, comparisons, paper_vs_ours
+from kan.reporting.reference import load_reference
+
+# Made-up runs; the paper's cells they face: jv min KAN 4.93e-3 ([2,2,1]), best KAN 1.64e-3,
+# MLP 5.52e-3; I.26.2 human-shape RMSE 1.22e-4 (⚑).
+SPECIAL_AND_FEYNMAN = [
+    {"variant": "pruned", "shape": "[2,2,1]", "initial_shape": "[2,5,1]", "test_rmse": 9.86e-3},
+    {"variant": "pruned", "shape": "[2,3,1]", "initial_shape": "[2,5,1]", "test_rmse": 3e-3},
+    {"variant": "pruned", "shape": "[2,1,1]", "initial_shape": "[2,5,1]", "test_rmse": 1e-9, "status": "diverged"},
+    {"shape": "[2,5,1]", "test_rmse": 8.2e-4},
+    {"model": "mlp", "test_rmse": 0.552},
+    {"experiment": "feynman", "dataset": "I.26.2", "variant": "human", "shape": "[2,2,2,1,1]", "test_rmse": 6.1e-3},
+]
+
+
+def _find(found, dataset, quantity):
+    return next(c for c in found if c.dataset == dataset and c.quantity == quantity)
+
+
+@pytest.fixture
+def runs(make_runs):
+    return make_runs(*SPECIAL_AND_FEYNMAN)
+
+
+def test_ratio_of_a_known_cell(runs, reference_path):
+    found = comparisons(runs, reference_path)
+    cell = _find(found, "jv", "min_kan_rmse")  # the failed [2,1,1] run is not the minimal shape
+    assert (cell.experiment, cell.paper, cell.ours) == ("special", 4.93e-3, 9.86e-3)
+    assert cell.ratio == pytest.approx(2.0)
+    assert cell.within_tolerance and not cell.uncertain
+    shape = _find(found, "jv", "min_kan_shape")
+    assert (shape.paper, shape.ours, shape.ratio, shape.within_tolerance) == ("[2,2,1]", "[2,2,1]", None, True)
+    assert _find(found, "jv", "best_kan_rmse").ratio == pytest.approx(0.5)
+    assert _find(found, "jv", "best_kan_shape").within_tolerance is False  # [2,5,1] against [2,3,1,1,1]
+
+
+def test_mismatches_name_the_cell_and_flag_uncertain_ones(runs, reference_path):
+    mismatches = {(c.experiment, c.dataset, c.quantity): c for c in compare_to_paper(runs, reference_path)}
+    assert set(mismatches) == {("special", "jv", "mlp_rmse"), ("feynman", "I.26.2", "human_rmse")}
+    assert mismatches[("special", "jv", "mlp_rmse")].ratio == pytest.approx(100)
+    flagged = mismatches[("feynman", "I.26.2", "human_rmse")]
+    assert flagged.uncertain and flagged.paper == 1.22e-4
+    assert compare_to_paper(runs, load_reference(reference_path), tolerance_factor=1000) == []
+
+
+def test_report_lists_ratios_flags_and_deviations(runs, reference_path, tmp_path):
+    out = paper_vs_ours(runs, reference_path, ["ranges are ours", "fewer steps"], tmp_path / "paper_vs_ours.md")
+    text = out.read_text(encoding="utf-8")
+    assert "| jv | min_kan_rmse | 4.93e-03 | 9.86e-03 | 2 |  | within tolerance |" in text
+    assert "| I.26.2 | human_rmse | 1.22e-04 | 6.10e-03 | 50 | ⚑ | outside ×10 |" in text
+    assert "- I.26.2, human_rmse: ours 6.10e-03 is 50× the paper's 1.22e-04" in text
+    assert "(paper cell ⚑: uncertain)" in text
+    assert "- jv, mlp_rmse: ours 5.52e-01 is 100× the paper's 5.52e-03" in text
+    assert "| jv | min_kan_shape | [2,2,1] | [2,2,1] | — |  | same shape |" in text
+    assert "1 other run(s) left out" in text
+    assert "No runs for 14 of 15 paper rows" in text
+    assert text.rstrip().endswith("- ranges are ours\n- fewer steps")
+    for block in ("pde", "continual_learning", "knot", "anderson", "speed"):
+        assert f"- {block}: arXiv 2404.19756" in text
+
+
+def test_partial_data_compares_what_is_there(make_runs, reference_path, tmp_path):
+    params = np.array([20, 40, 80, 160])
+    toy = make_runs(*(
+        {"experiment": "toy_scaling", "dataset": "xy", "variant": "human", "shape": "[2,2,1]", "n_params": int(n),
+         "test_rmse": float(0.5 * n**-4.0)}
+        for n in params
+    ))
+    found = comparisons(toy, reference_path)
+    assert [(c.experiment, c.dataset, c.quantity) for c in found] == [("toy_scaling", "xy", "kan_exponent")]
+    assert found[0].ratio == pytest.approx(1.0) and found[0].approximate
+    empty = paper_vs_ours(toy.iloc[:0], reference_path, [], tmp_path / "empty.md").read_text(encoding="utf-8")
+    assert "0 numbers compared" in empty and "None recorded." in empty
