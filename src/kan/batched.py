@@ -1,22 +1,289 @@
 """Training many models at once: the entry point every sweep uses.
 
-``fit_many`` has the semantics of calling :func:`kan.train.fit` on each (model, dataset)
-pair with the same config; results come back in input order.
+``fit_many`` has the semantics of calling :func:`kan.train.fit` on each (model, dataset, config):
+models are trained in place, results come back in input order with the same history records
+and statuses. Compatible models are trained together as one batched tensor program: KANs of
+one shape, spline order, G and base activation with uniform grids and no symbolic edges (edge
+masks are fine), or MLPs of one shape and activation; datasets of the same sizes, dtype and
+device; the same config except λ (``lamb``), which may differ per model. Their parameters are
+stacked along a model axis (:mod:`kan.batched_layers`) and trained by a batched full-batch
+L-BFGS whose rows keep independent state and line searches (:mod:`kan.batched_optim`); grid
+switches refit every model's splines by least squares in one batched call. A model whose loss
+turns non-finite is restored to its last finite state and frozen ("diverged") without affecting
+the others. Everything else (Adam, minibatches, non-uniform grids, symbolic edges, other model
+types, single models) goes through :func:`kan.train.fit` one at a time.
+
+What differs from ``fit`` (by rounding only, or where ``fit`` has no counterpart):
+
+* L-BFGS: see :mod:`kan.batched_optim` (the same algorithm per model; batched compact-form
+  products, so directions agree up to rounding).
+* The step loss and the train metrics come from one forward pass; with λ > 0 anywhere in a
+  group, every member's forward sums the per-edge activations (a λ = 0 member's loss is
+  unchanged up to rounding and its ``regularization`` is recorded as 0, as in ``fit``).
+* ``FitResult.seconds`` is the group's wall time divided by the group size.
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+import dataclasses
+import math
+import time
+from typing import Any, Hashable, Mapping, Sequence
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kan.train import FitResult, TrainConfig, fit
+from kan.batched_layers import StackedKAN, StackedMLP, stack
+from kan.batched_optim import BatchedLBFGS
+from kan.models import KAN, MLP
+from kan.train import DATA_KEYS, FitResult, TrainConfig, _progress, check_dataset, fit
+
+# The tolerances kan.train gives its L-BFGS: a step always runs its full iteration budget.
+_TOLERANCE_GRAD = 1e-32
+_TOLERANCE_CHANGE = 1e-32
+_CURVATURE_EPS = 1e-32
 
 
 def fit_many(
-    models: Sequence[nn.Module], datasets: Sequence[Mapping[str, Tensor]], config: TrainConfig
+    models: Sequence[nn.Module], datasets: Sequence[Mapping[str, Tensor]],
+    config: TrainConfig | Sequence[TrainConfig] | None = None,
 ) -> list[FitResult]:
-    """Train every model on its dataset with ``config``; models are trained in place."""
+    """Train every model on its dataset (``config`` for all, or one config per model); models are
+    trained in place and results come back in input order."""
+    configs = _per_model(config, len(models))
     if len(models) != len(datasets):
         raise ValueError(f"fit_many got {len(models)} models but {len(datasets)} datasets")
-    return [fit(model, data, config) for model, data in zip(models, datasets)]
+    for model, data, cfg in zip(models, datasets, configs):
+        check_dataset(data, model, cfg.loss)
+    results: list[FitResult | None] = [None] * len(models)
+    for members in group_indices(models, datasets, configs):
+        if len(members) == 1:
+            results[members[0]] = fit(models[members[0]], datasets[members[0]], configs[members[0]])
+            continue
+        group = _fit_group([models[i] for i in members], [datasets[i] for i in members], [configs[i] for i in members])
+        for i, result in zip(members, group):
+            results[i] = result
+    return results  # type: ignore[return-value]
+
+
+def _per_model(config: TrainConfig | Sequence[TrainConfig] | None, count: int) -> list[TrainConfig]:
+    if config is None or isinstance(config, TrainConfig):
+        return [config or TrainConfig()] * count
+    configs = list(config)
+    if len(configs) != count:
+        raise ValueError(f"fit_many got {count} models but {len(configs)} configs")
+    return configs
+
+
+def group_indices(
+    models: Sequence[nn.Module], datasets: Sequence[Mapping[str, Tensor]], configs: Sequence[TrainConfig]
+) -> list[list[int]]:
+    """Indices of the models trained together, each group in input order, groups ordered by their
+    first member; a model that cannot be batched is a group of its own."""
+    groups: dict[Hashable, list[int]] = {}
+    for i, (model, data, cfg) in enumerate(zip(models, datasets, configs)):
+        key = batch_key(model, data, cfg)
+        groups.setdefault(("single", i) if key is None else key, []).append(i)
+    return list(groups.values())
+
+
+def batch_key(model: nn.Module, data: Mapping[str, Tensor], config: TrainConfig) -> Hashable | None:
+    """What must match for models to train as one batched program; None when ``model`` has to
+    go through :func:`kan.train.fit`."""
+    full_batch = config.batch_size is None or config.batch_size >= data["train_input"].shape[0]
+    if config.optimizer != "lbfgs" or not full_batch or not all(p.requires_grad for p in model.parameters()):
+        return None
+    if type(model) is KAN:
+        layers = model.layers
+        if config.grid_uniform_fraction != 1.0 or any(not layer.uniform or layer.symbolic_names for layer in layers):
+            return None
+        kind: tuple[Any, ...] = ("KAN", tuple(model.width), layers[0].order, model.num_intervals, layers[0].base_activation)
+    elif type(model) is MLP and config.lamb == 0:
+        kind = ("MLP", tuple(model.width), model.config()["activation"])
+    else:
+        return None
+    data_key = tuple((key, tuple(data[key].shape), data[key].dtype, data[key].device) for key in DATA_KEYS)
+    return kind, model.dtype, str(model.device), data_key, dataclasses.replace(config, lamb=0.0)
+
+
+def _row_losses(output: Tensor, labels: Tensor, loss: str) -> Tensor:
+    """Per-model data loss ``[M]`` of outputs ``[M, B, out]`` (mean squared error or cross-entropy)."""
+    if loss == "mse":
+        return (output - labels).square().mean(dim=(1, 2))
+    return F.cross_entropy(output.transpose(1, 2), labels, reduction="none").mean(dim=1)
+
+
+class _Snapshot:
+    """Last recorded (finite) parameters and grids of every row of a stack."""
+
+    def __init__(self, stacked: StackedKAN | StackedMLP) -> None:
+        self.params = stacked.params.clone()
+        self.grids = [g.clone() for g in stacked.grids]
+
+    def update(self, stacked: StackedKAN | StackedMLP, rows: Tensor) -> None:
+        """Take the current state of the rows where ``rows`` (bool ``[M]``) holds."""
+        self.params = torch.where(rows[:, None], stacked.params, self.params)
+        self.grids = [torch.where(rows[:, None, None], g, old) for g, old in zip(stacked.grids, self.grids)]
+
+    def restore(self, stacked: StackedKAN | StackedMLP, row: int) -> None:
+        stacked.params = stacked.params.clone()
+        stacked.params[row] = self.params[row]
+        for grid, old in zip(stacked.grids, self.grids):
+            grid[row] = old[row]
+
+
+class _GroupRun:
+    """One batched training of a group; rows of the stack map to ``members`` (input positions)."""
+
+    def __init__(self, models: Sequence[nn.Module], datasets: Sequence[Mapping[str, Tensor]],
+                 configs: Sequence[TrainConfig]) -> None:
+        self.models, self.config = models, configs[0]
+        self.stacked = stack(models)
+        self.data = {key: torch.stack([d[key] for d in datasets]) for key in DATA_KEYS}
+        self.lamb = torch.tensor([c.lamb for c in configs], dtype=self.stacked.params.dtype, device=self.stacked.params.device)
+        self.penalty = bool((self.lamb > 0).any())
+        self.members = list(range(len(models)))
+        self.histories: list[list[dict[str, float]]] = [[] for _ in models]
+        self.status = [("ok", "finished")] * len(models)
+
+    @property
+    def is_kan(self) -> bool:
+        return isinstance(self.stacked, StackedKAN)
+
+    def forward(self, params: Tensor, split: str) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Outputs, data losses ``[M]`` and penalties ``[M]`` (None without λ) on a split."""
+        with_penalty = self.penalty and split == "train"
+        output, penalty = self.stacked.forward(
+            params, self.data[f"{split}_input"], with_penalty, self.config.lamb_l1, self.config.lamb_entropy
+        )
+        return output, _row_losses(output, self.data[f"{split}_label"], self.config.loss), penalty
+
+    def objective(self, trial: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-model training loss ``data + λ·penalty`` ``[M]`` and its gradient ``[M, n]``."""
+        params = trial.detach().requires_grad_(True)
+        with torch.enable_grad():
+            _, loss, penalty = self.forward(params, "train")
+            if penalty is not None:
+                loss = loss + self.lamb * penalty
+            (grad,) = torch.autograd.grad(loss.sum(), params)
+        return loss.detach(), grad
+
+    def compact(self) -> None:
+        """Drop the rows of models that stopped."""
+        live = [r for r, i in enumerate(self.members) if self.status[i][0] == "ok"]
+        if len(live) == len(self.members):
+            return
+        index = torch.tensor(live, device=self.stacked.params.device)
+        self.stacked.select(index)
+        self.data = {key: value[index] for key, value in self.data.items()}
+        self.lamb = self.lamb[index]
+        self.members = [self.members[r] for r in live]
+
+    def metrics(self, with_test: bool) -> list[dict[str, float]]:
+        """Per row: the step loss ``loss`` (data + λ·penalty), ``regularization`` and the train (and,
+        if asked, test) metrics of a history record."""
+        with torch.no_grad():
+            train, penalty = self._split_metrics("train")
+            test = self._split_metrics("test")[0] if with_test else {}
+        lamb = self.lamb.tolist()
+        records = []
+        for r in range(len(self.members)):
+            reg = penalty[r] if penalty is not None and lamb[r] > 0 else 0.0
+            record = {"loss": train["loss"][r] + lamb[r] * reg, "regularization": reg}
+            record.update({f"train_{k}": v[r] for k, v in train.items()})
+            record.update({f"test_{k}": v[r] for k, v in test.items()})
+            records.append(record)
+        return records
+
+    def _split_metrics(self, split: str) -> tuple[dict[str, list[float]], list[float] | None]:
+        output, loss, penalty = self.forward(self.stacked.params, split)
+        values = {"loss": loss}
+        if self.config.loss == "mse":
+            values["rmse"] = loss.sqrt()
+        else:
+            values["accuracy"] = (output.argmax(dim=2) == self.data[f"{split}_label"]).double().mean(dim=1)
+        host = torch.stack([v.to(torch.float64) for v in values.values()]).tolist()
+        return dict(zip(values, host)), None if penalty is None else penalty.tolist()
+
+    def stop(self, row: int, snapshot: _Snapshot, status: str, message: str) -> None:
+        """Freeze a row at its last recorded state and write it back to its model."""
+        snapshot.restore(self.stacked, row)
+        member = self.members[row]
+        self.status[member] = (status, message)
+        self.stacked.write_back([self.models[member]], [row])
+
+    def run(self) -> None:
+        config = self.config
+        schedule = list(config.grid_schedule) or [None]
+        total_steps = config.steps * len(schedule)
+        bar = _progress(total_steps, config.progress)
+        for phase, num_intervals in enumerate(schedule):
+            self.compact()
+            if not self.members:
+                break
+            if self.is_kan and num_intervals is not None and num_intervals != self.stacked.num_intervals:
+                self.stacked.update_grid(self.data["train_input"], num_intervals, config.grid_uniform_fraction)
+            self._phase(phase, snapshot=_Snapshot(self.stacked), total_steps=total_steps, bar=bar)
+        live = [r for r, i in enumerate(self.members) if self.status[i][0] == "ok"]
+        self.stacked.write_back([self.models[self.members[r]] for r in live], live)
+        bar.close()
+
+    def _phase(self, phase: int, snapshot: _Snapshot, total_steps: int, bar: Any) -> None:
+        config = self.config
+        optimizer = BatchedLBFGS(
+            self.stacked.params, lr=config.lr, max_iter=config.lbfgs_max_iter, history_size=config.lbfgs_history,
+            tolerance_grad=_TOLERANCE_GRAD, tolerance_change=_TOLERANCE_CHANGE, curvature_eps=_CURVATURE_EPS,
+        )
+        active = list(range(len(self.members)))
+        for step in range(config.steps):
+            if not active:
+                return
+            every = config.grid_update_every
+            if self.is_kan and every and step % every == 0 and 0 < step <= config.grid_update_until:
+                self.stacked.params = optimizer.x
+                self.stacked.update_grid(self.data["train_input"], None, config.grid_uniform_fraction)
+                optimizer.x = self.stacked.params
+            optimizer.step(self.objective, active)
+            self.stacked.params = optimizer.x
+            global_step = phase * config.steps + step + 1
+            bar.update(1)
+            record_now = global_step % config.eval_every == 0 or global_step == total_steps
+            recorded = self._after_step(active, global_step, record_now, snapshot)
+            snapshot.update(self.stacked, recorded)
+            optimizer.x = self.stacked.params
+
+    def _after_step(self, active: list[int], global_step: int, record_now: bool, snapshot: _Snapshot) -> Tensor:
+        """Check, record or stop every active row after a step; returns the rows recorded (bool)."""
+        grid = float(self.stacked.num_intervals) if self.is_kan else 0.0
+        recorded = torch.zeros(len(self.members), dtype=torch.bool)
+        records = self.metrics(with_test=record_now)
+        for row in list(active):
+            values, history = records[row], self.histories[self.members[row]]
+            stop = None
+            if not math.isfinite(values.pop("loss")):
+                stop = ("diverged", f"non-finite training loss at step {global_step}; restored the last finite state")
+            elif record_now:
+                record = {"step": float(global_step), **values}
+                if not all(math.isfinite(v) for v in record.values()):
+                    stop = ("diverged", f"non-finite metrics at step {global_step}; restored the last finite state")
+                elif self.config.stop_on_test_rise and history and record["test_loss"] > history[-1]["test_loss"]:
+                    kept = history[-1]["step"]
+                    stop = ("early_stopped", f"held-out loss rose at step {global_step}; kept step {kept:.0f}")
+                else:
+                    record["grid"] = grid
+                    history.append(record)
+                    recorded[row] = True
+            if stop is not None:
+                self.stop(row, snapshot, *stop)
+                active.remove(row)
+        return recorded.to(self.stacked.params.device)
+
+
+def _fit_group(models: Sequence[nn.Module], datasets: Sequence[Mapping[str, Tensor]],
+               configs: Sequence[TrainConfig]) -> list[FitResult]:
+    started = time.perf_counter()
+    run = _GroupRun(models, datasets, configs)
+    run.run()
+    seconds = (time.perf_counter() - started) / len(models)
+    return [FitResult(status, message, history, seconds) for (status, message), history in zip(run.status, run.histories)]

@@ -7,8 +7,12 @@ symbolic function ``c·f(a·x + b) + d`` has ``symbolic_mask = 1`` and skips its
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Any
+import warnings
+import weakref
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +22,257 @@ from kan import spline
 from kan.symbolic_library import get_function
 
 BASE_ACTIVATIONS = {"silu": F.silu, "identity": lambda x: x, "zero": torch.zeros_like}
+
+# The sparse contraction (gathers instead of a dense [batch, in·(G+3k+2)] basis) pays off
+# once the padded per-input basis is this many times wider than the k+1 non-zero values.
+SPARSE_WIDTH_RATIO = 8
+# Bases of inputs that need no gradient are cached (two per layer) up to this size.
+BASIS_CACHE_BYTES = 16 * 2**20
+
+_fast_path = True
+
+
+@contextlib.contextmanager
+def use_fast_path(enabled: bool) -> Iterator[None]:
+    """Switch the fused uniform-grid layer path on or off inside the block.
+
+    Off, layers run the plain differentiable ops (the reference). The fused path is already
+    exact for higher derivatives (under ``create_graph`` its backward re-runs the plain ops),
+    so this switch is for cross-checks and benchmarks.
+    """
+    global _fast_path
+    previous, _fast_path = _fast_path, enabled
+    try:
+        yield
+    finally:
+        _fast_path = previous
+
+
+def spline_base_plain(
+    x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, numeric: Tensor | None,
+    order: int, activation: str, uniform: bool,
+) -> Tensor:
+    """Reference layer output ``[batch, out]`` (numeric edges only) built from differentiable ops."""
+    batch, n_out = x.shape[0], coef.shape[1]
+    if uniform:
+        basis, coef = spline.uniform_bspline_basis_padded(x, grid, order), F.pad(coef, (order, order))
+    else:
+        basis = spline.bspline_basis(x, grid, order)
+    spline_scale = scale_spline if numeric is None else scale_spline * numeric
+    weight = (coef * spline_scale.unsqueeze(-1)).transpose(1, 2).reshape(-1, n_out)  # [in·nb, out]
+    base_weight = scale_base if numeric is None else scale_base * numeric
+    base = BASE_ACTIVATIONS[activation](x) @ base_weight
+    return torch.addmm(base, basis.reshape(batch, -1), weight)
+
+
+_BASE_GRADS = {  # grad through the base branch: (grad wrt activation output, x) -> grad wrt x
+    "silu": torch.ops.aten.silu_backward,
+    "identity": lambda grad, x: grad,
+    "zero": lambda grad, x: torch.zeros_like(x),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class _UniformLayout:
+    """Constants of one uniform grid that the fused path needs, cached by the layer.
+
+    Basis rows are position-major: row ``w·in + i`` holds padded column w of input i, where
+    function j sits in column ``j + k + 1`` and k + 1 always-zero columns pad each side; dense
+    layouts append one row per input for the base activation.
+    """
+
+    grid: Tensor  # [in, G + 2k + 1]
+    version: int  # grid._version when built
+    scale: Tensor  # [in, 1] 1 / knot spacing
+    shift: Tensor  # [in, 1] -(first knot) / knot spacing
+    offsets: Tensor  # [k + 1, in, 1] int64: row of value r of input i is cell·in + offsets[r, i]
+    order: int
+    num_basis: int  # G + k
+    activation: str
+
+    @property
+    def width(self) -> int:
+        """Padded columns per input."""
+        return self.num_basis + 2 * (self.order + 1)
+
+    @property
+    def sparse(self) -> bool:
+        return self.width > SPARSE_WIDTH_RATIO * (self.order + 1)
+
+    @classmethod
+    def build(cls, grid: Tensor, order: int, activation: str) -> "_UniformLayout":
+        n_in, num_basis = grid.shape[0], grid.shape[1] - order - 1
+        step = (grid[:, -1:] - grid[:, :1]) / (grid.shape[1] - 1)  # accurate even for large G in float32
+        positions = torch.arange(1, order + 2, device=grid.device)[:, None, None] * n_in
+        offsets = positions + torch.arange(n_in, device=grid.device)[:, None]
+        return cls(grid, grid._version, 1 / step, -grid[:, :1] / step, offsets, order, num_basis, activation)
+
+
+@dataclass(frozen=True, eq=False)
+class _LocalBasis:
+    """What the fused path derives from one input batch (no parameters involved)."""
+
+    x_t: Tensor  # [in, batch]
+    rows: Tensor  # [k + 1, in, batch] int64
+    values: Tensor  # [k + 1, in, batch]
+    slopes: Tensor | None  # d values / du, same shape; None when no input gradient is needed
+    activated: Tensor  # base activation, [in, batch]
+    dense: Tensor | None  # dense layouts: [batch, width·in + in], values scattered, base rows last
+    by_sample: tuple[Tensor, Tensor] | None  # sparse layouts: rows and values as [batch, (k+1)·in]
+
+    @classmethod
+    def build(cls, x: Tensor, layout: _UniformLayout, derivative: bool) -> "_LocalBasis":
+        batch, n_in = x.shape
+        x_t = x.mT.contiguous()
+        values, slopes, cell = spline.uniform_local_basis(
+            x_t, layout.scale, layout.shift, layout.num_basis, layout.order, derivative
+        )
+        rows = torch.add(layout.offsets, cell, alpha=n_in)
+        activated = BASE_ACTIVATIONS[layout.activation](x_t)
+        by_row, per_row = rows.view(-1, batch).mT, values.view(-1, batch).mT  # [batch, (k+1)·in] views
+        if layout.sparse:
+            return cls(x_t, rows, values, slopes, activated, None, (by_row.contiguous(), per_row.contiguous()))
+        spline_rows = layout.width * n_in
+        dense = x.new_zeros(batch, spline_rows + n_in)
+        dense.scatter_(1, by_row, per_row)  # sample-major target: each sample's writes stay in cache
+        dense[:, spline_rows:] = activated.mT
+        return cls(x_t, rows, values, slopes, activated, dense, None)
+
+    @property
+    def nbytes(self) -> int:
+        tensors = [self.x_t, self.rows, self.values, self.activated, self.dense, *(self.by_sample or ())]
+        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+def _sparse_csr(crow: Tensor, col: Tensor, values: Tensor, size: tuple[int, int]) -> Tensor:
+    with warnings.catch_warnings():  # CSR support is flagged beta; the ops used here are stable
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, col, values, size=size)
+
+
+def _sparse_weight_grad(local: _LocalBasis, grad_out: Tensor, layout: _UniformLayout) -> Tensor:
+    """``basisᵀ @ grad_out`` ``[width·in, out]`` without a dense basis: (input, cell) pairs sorted
+    by the row of their first value give one CSR matrix per offset r (stacked); row-shifted sums
+    of the products place them."""
+    k, (n_in, batch), n_out = layout.order, local.x_t.shape, grad_out.shape[1]
+    first_rows = (layout.width - k) * n_in  # rows[0] ranges over [0, first_rows)
+    keys, order = torch.sort(local.rows[0].view(-1))
+    counts = torch.bincount(keys, minlength=first_rows)
+    crow = counts.new_zeros((k + 1) * first_rows + 1)
+    torch.cumsum(counts.repeat(k + 1), 0, out=crow[1:])
+    samples = torch.remainder(order, batch).repeat(k + 1)
+    picked = local.values.view(k + 1, -1).index_select(1, order)
+    stacked = _sparse_csr(crow, samples, picked.view(-1), (crow.numel() - 1, batch))
+    partial = (stacked @ grad_out).view(k + 1, first_rows, n_out)
+    grad = grad_out.new_zeros(layout.width * n_in, n_out)
+    for r in range(k + 1):
+        grad[r * n_in : r * n_in + first_rows] += partial[r]
+    return grad
+
+
+def _sparse_value_grad(local: _LocalBasis, grad_out: Tensor, weight: Tensor) -> Tensor:
+    """``grad_out @ weightᵀ`` at the basis' non-zeros only, ``[batch, (k+1)·in]``."""
+    rows, values = local.by_sample
+    batch, per_row = rows.shape
+    crow = torch.arange(0, batch * per_row + 1, per_row, device=rows.device)
+    pattern = _sparse_csr(crow, rows.view(-1), values.view(-1), (batch, weight.shape[0]))
+    return torch.sparse.sampled_addmm(pattern, grad_out, weight.mT, beta=0.0).values().view(batch, per_row)
+
+
+@dataclass(frozen=True, eq=False)
+class _FusedState:
+    """What :func:`_fused_backward` needs from :func:`_fused_forward`."""
+
+    layout: _UniformLayout
+    local: _LocalBasis
+    coef: Tensor
+    numeric: Tensor | None
+    spline_scale: Tensor  # [in, out] = scale_spline · numeric mask
+    base_weight: Tensor  # [in, out] = scale_base · numeric mask
+    weight: Tensor  # basis rows -> outputs, [rows, out]
+
+
+def _fused_forward(
+    layout: _UniformLayout, local: _LocalBasis, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,
+    numeric: Tensor | None,
+) -> tuple[Tensor, _FusedState]:
+    """Numeric-edge layer output ``[batch, out]`` (a view of a feature-major product, so the next
+    layer needs no transpose). Small grids multiply the dense basis, which also holds the base
+    activations; large grids gather with ``embedding_bag``."""
+    k, n_out = layout.order, coef.shape[1]
+    spline_scale = scale_spline if numeric is None else scale_spline * numeric
+    base_weight = scale_base if numeric is None else scale_base * numeric
+    padded = F.pad(coef * spline_scale.unsqueeze(-1), (k + 1, k + 1))  # [in, out, width]
+    weight = padded.permute(2, 0, 1).reshape(-1, n_out)  # [width·in, out]
+    if local.dense is not None:
+        weight = torch.cat([weight, base_weight])
+        out = (weight.mT @ local.dense.mT).mT
+    else:
+        rows, values = local.by_sample
+        out = F.embedding_bag(rows, weight, per_sample_weights=values, mode="sum")
+        out = torch.addmm(out, local.activated.mT, base_weight)
+    return out, _FusedState(layout, local, coef, numeric, spline_scale, base_weight, weight)
+
+
+def _fused_backward(state: _FusedState, grad_out: Tensor, need: tuple[bool, ...]) -> tuple[Tensor | None, ...]:
+    """Gradients of (x, coef, scale_base, scale_spline) for ``grad_out`` ``[batch, out]``, as far as
+    ``need`` asks; x needs a basis built with derivatives."""
+    layout, local = state.layout, state.local
+    k, num_basis, width = layout.order, layout.num_basis, layout.width
+    (n_in, batch), n_out = local.x_t.shape, grad_out.shape[1]
+    spline_rows = width * n_in
+    if local.dense is not None:
+        by_row = local.dense.mT @ grad_out  # [width·in + in, out]
+        spline_grad, base_grad = by_row[:spline_rows], by_row[spline_rows:]
+    else:
+        spline_grad, base_grad = _sparse_weight_grad(local, grad_out, layout), local.activated @ grad_out
+    grad_weight = spline_grad.view(width, n_in, n_out)[k + 1 : k + 1 + num_basis].permute(1, 2, 0)
+    grad_x = grad_coef = grad_base = grad_spline = None
+    if need[0]:
+        if local.dense is not None:
+            through = grad_out @ state.weight.mT  # [batch, width·in + in]
+            per_value = through.gather(1, local.rows.view(-1, batch).mT).mT
+            through_base = through[:, spline_rows:].mT
+        else:
+            per_value = _sparse_value_grad(local, grad_out, state.weight).mT
+            through_base = state.base_weight @ grad_out.mT
+        grad_x = torch.linalg.vecdot(per_value.view(k + 1, n_in, batch), local.slopes, dim=0) * layout.scale
+        grad_x = (grad_x + _BASE_GRADS[layout.activation](through_base, local.x_t)).mT
+    if need[1]:
+        grad_coef = grad_weight * state.spline_scale.unsqueeze(-1)
+    if need[2]:
+        grad_base = base_grad if state.numeric is None else base_grad * state.numeric
+    if need[3]:
+        grad_spline = torch.linalg.vecdot(grad_weight, state.coef)
+        grad_spline = grad_spline if state.numeric is None else grad_spline * state.numeric
+    return grad_x, grad_coef, grad_base, grad_spline
+
+
+class _FusedUniformLayer(torch.autograd.Function):
+    """Autograd wrapper of :func:`_fused_forward` / :func:`_fused_backward`. Under
+    ``create_graph`` the backward re-runs the plain ops, so higher derivatives are exact."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, numeric: Tensor | None,
+        layout: _UniformLayout, local: _LocalBasis,
+    ) -> Tensor:
+        out, ctx.state = _fused_forward(layout, local, coef, scale_base, scale_spline, numeric)
+        ctx.save_for_backward(x, coef, scale_base, scale_spline, numeric)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        need = ctx.needs_input_grad[:4]
+        if torch.is_grad_enabled():  # create_graph: differentiate the plain ops instead
+            x, coef, scale_base, scale_spline, numeric = ctx.saved_tensors
+            layout = ctx.state.layout
+            out = spline_base_plain(x, layout.grid, coef, scale_base, scale_spline, numeric, layout.order,
+                                    layout.activation, True)
+            wanted = [t for t, n in zip((x, coef, scale_base, scale_spline), need) if n]
+            grads = iter(torch.autograd.grad(out, wanted, grad_out, create_graph=True, allow_unused=True))
+            return (*(next(grads) if n else None for n in need), None, None, None)
+        return (*_fused_backward(ctx.state, grad_out, need), None, None, None)
 
 
 def check_input(x: Tensor, width: int, owner: str) -> None:
@@ -88,14 +343,69 @@ class KANLayer(nn.Module):
     def _numeric_mask(self) -> Tensor:
         return self.mask * (1 - self.symbolic_mask)
 
+    def _cached_numeric_mask(self) -> Tensor | None:
+        """:meth:`_numeric_mask`, or None when every edge is numeric; rebuilt only after the masks change."""
+        key = (self.mask, self.mask._version, self.symbolic_mask, self.symbolic_mask._version)
+        cached = self.__dict__.get("_numeric_cache")
+        if cached is None or any(a is not b if isinstance(a, Tensor) else a != b for a, b in zip(cached[0], key)):
+            numeric = self._numeric_mask()
+            cached = (key, None if bool((numeric == 1).all()) else numeric)
+            self.__dict__["_numeric_cache"] = cached
+        return cached[1]
+
+    def _uniform_layout(self) -> _UniformLayout:
+        cached = self.__dict__.get("_layout_cache")
+        if cached is None or cached.grid is not self.grid or cached.version != self.grid._version:
+            cached = _UniformLayout.build(self.grid, self.order, self.base_activation)
+            self.__dict__["_layout_cache"] = cached
+        return cached
+
+    def _local_basis(self, x: Tensor, layout: _UniformLayout, derivative: bool) -> _LocalBasis:
+        """Basis of ``x``. Without derivatives it is kept for the last two input tensors (a
+        full-batch fit evaluates the same training and test tensors over and over)."""
+        if derivative:
+            with torch.no_grad():
+                return _LocalBasis.build(x, layout, derivative=True)
+        entries: list = self.__dict__.setdefault("_basis_cache", [])
+        for ref, version, cached_layout, local in entries:
+            if ref() is x and version == x._version and cached_layout is layout:
+                return local
+        with torch.no_grad():
+            local = _LocalBasis.build(x, layout, derivative=False)
+        if local.nbytes <= BASIS_CACHE_BYTES:
+            alive = [entry for entry in entries if entry[0]() is not None]
+            entries[:] = [(weakref.ref(x), x._version, layout, local), *alive[:1]]
+        return local
+
+    @property
+    def fusable(self) -> bool:
+        """Whether :meth:`fused_forward` applies: fast path on, uniform grid, no symbolic edge."""
+        return _fast_path and self.uniform and not self.symbolic_names
+
+    def fused_forward(self, x: Tensor, input_grad: bool) -> tuple[Tensor, _FusedState]:
+        """Output ``[batch, out]`` computed without autograd, and the state :meth:`fused_backward`
+        needs (``input_grad``: whether it must return the gradient of x). Needs :attr:`fusable`."""
+        layout = self._uniform_layout()
+        local = self._local_basis(x, layout, derivative=input_grad)
+        return _fused_forward(layout, local, self.coef, self.scale_base, self.scale_spline, self._cached_numeric_mask())
+
+    @staticmethod
+    def fused_backward(state: _FusedState, grad_out: Tensor, input_grad: bool) -> tuple[Tensor | None, ...]:
+        """Gradients of (x or None, coef, scale_base, scale_spline) for ``grad_out`` ``[batch, out]``."""
+        return _fused_backward(state, grad_out, (input_grad, True, True, True))
+
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.in_dim, "KANLayer")
-        numeric = self._numeric_mask()
-        basis = self.basis(x).reshape(x.shape[0], -1)  # [batch, in * nb]
-        coef = self._basis_coef() * (self.scale_spline * numeric).unsqueeze(-1)  # [in, out, nb]
-        weight = coef.transpose(1, 2).reshape(-1, self.out_dim)  # [in * nb, out]
-        base = BASE_ACTIVATIONS[self.base_activation](x)
-        out = torch.addmm(base @ (self.scale_base * numeric), basis, weight)
+        numeric = self._cached_numeric_mask()
+        if self.uniform and _fast_path:
+            layout = self._uniform_layout()
+            local = self._local_basis(x, layout, derivative=x.requires_grad and torch.is_grad_enabled())
+            out = _FusedUniformLayer.apply(x, self.coef, self.scale_base, self.scale_spline, numeric, layout, local)
+        else:
+            out = spline_base_plain(
+                x, self.grid, self.coef, self.scale_base, self.scale_spline, numeric, self.order,
+                self.base_activation, self.uniform,
+            )
         if self.symbolic_names:
             values, _, outputs = self._symbolic_edge_values(x)
             out = out.index_add(1, outputs, values)

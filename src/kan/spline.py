@@ -106,6 +106,15 @@ def _local_matrix(order: int, dtype: torch.dtype, device: torch.device) -> Tenso
     return torch.tensor(_local_polynomials(order), dtype=dtype).to(device)  # [k+1 powers, k+1]
 
 
+@functools.lru_cache(maxsize=None)
+def _local_value_slope_matrix(order: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``[2(k+1), k+1]``: rows r give value_r, rows k+1+r its derivative, as coefficients of 1, f, f², ..."""
+    exact = _local_polynomials(order)
+    slopes = [[(p + 1) * exact[p + 1][r] for p in range(order)] + [Fraction(0)] for r in range(order + 1)]
+    values = [[exact[p][r] for p in range(order + 1)] for r in range(order + 1)]
+    return torch.tensor(values + slopes, dtype=dtype).to(device)
+
+
 def local_uniform_values(frac: Tensor, order: int) -> Tensor:
     """Values ``[..., k + 1]`` of the k+1 cardinal B-splines that are non-zero at ``frac`` ∈ [0, 1)."""
     powers = torch.linalg.vander(frac, N=order + 1)  # [..., k+1] = 1, f, f², ...
@@ -131,6 +140,32 @@ def uniform_bspline_basis_padded(x: Tensor, grid: Tensor, order: int) -> Tensor:
     index = cell.long().unsqueeze(-1) + offsets  # padded column = (cell - k + r) + k
     padded = x.new_zeros(*x.shape, num_basis + 2 * order)
     return padded.scatter(-1, index, values)
+
+
+def uniform_local_basis(
+    x_t: Tensor, scale: Tensor, shift: Tensor, num_basis: int, order: int, derivative: bool = False
+) -> tuple[Tensor, Tensor | None, Tensor]:
+    """Compact basis on per-input uniform grids, feature-major: ``x_t`` is ``[in, batch]``, contiguous.
+
+    ``u = x·scale + shift`` (``scale``, ``shift``: ``[in, 1]``) is the position in knot intervals,
+    knot 0 at u = 0. Returns the values ``[k+1, in, batch]`` of the k+1 B-splines that can be
+    non-zero at each sample, their derivatives d/du (or None) and the knot interval ``cell``
+    ``[in, batch]`` (int64): value r belongs to function ``cell - k + r`` of ``num_basis``.
+    ``cell`` is clamped to ``[-1, num_basis + k]``, so samples off the grid (and NaN) only touch
+    functions outside ``[0, num_basis)``, which callers must weight with zeros. (Feature-major
+    layouts keep every elementwise op and the polynomial product long and contiguous.)
+    """
+    u = torch.addcmul(shift, x_t, scale)
+    floor = torch.floor(u)
+    frac = (u - floor).view(1, -1)
+    powers = [torch.ones_like(frac), frac]
+    while len(powers) <= order:
+        powers.append(powers[-1] * frac)
+    rows = order + 1
+    matrix = _local_value_slope_matrix(order, x_t.dtype, x_t.device)
+    block = ((matrix if derivative else matrix[:rows]) @ torch.cat(powers[:rows])).view(-1, *x_t.shape)
+    cell = floor.long().clamp_(-1, num_basis + order)  # NaN/inf convert to some integer: clamped too
+    return block[:rows], block[rows:] if derivative else None, cell
 
 
 def fit_coefficients(x: Tensor, y: Tensor, grid: Tensor, order: int, ridge: float | None = None) -> Tensor:

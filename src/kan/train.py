@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kan.models import KAN
+from kan.optim import LBFGS
 
 DATA_KEYS = ("train_input", "train_label", "test_input", "test_label")
 
@@ -153,13 +154,54 @@ class _Objective:
         return _data_loss(self.model(inputs), labels, self.config.loss)
 
 
-def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+class _FusedKANGradient:
+    """Loss and flat gradient of a KAN through its layers' fused forward/backward: no autograd
+    graph, no ``.grad`` bookkeeping. Applies while the fast path is on, every layer is fusable
+    (uniform grid, no symbolic edge) and there is no penalty; gives the same values as autograd."""
+
+    def __init__(self, model: KAN, params: list[Tensor], loss: str) -> None:
+        self.model, self.params, self.loss = model, params, loss
+        self.zeros = {id(p): p.new_zeros(p.numel()) for p in params}  # parameters the layers do not touch
+
+    @staticmethod
+    def applies(model: nn.Module, config: TrainConfig) -> bool:
+        return isinstance(model, KAN) and config.lamb == 0 and all(layer.fusable for layer in model.layers)
+
+    @torch.no_grad()
+    def __call__(self, inputs: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        layers, states, hidden = self.model.layers, [], inputs
+        for index, layer in enumerate(layers):
+            hidden, state = layer.fused_forward(hidden, input_grad=index > 0)
+            states.append(state)
+        value, grad = _loss_and_output_grad(hidden, labels, self.loss)
+        if not math.isfinite(float(value)):  # as the autograd closure: no backward, zero gradient
+            return value, torch.cat(list(self.zeros.values()))
+        found: dict[int, Tensor] = {}
+        for index in range(len(layers) - 1, -1, -1):
+            layer = layers[index]
+            grad, *param_grads = layer.fused_backward(states[index], grad, input_grad=index > 0)
+            found.update(zip(map(id, (layer.coef, layer.scale_base, layer.scale_spline)), param_grads))
+        return value, torch.cat([found[id(p)].reshape(-1) if id(p) in found else self.zeros[id(p)] for p in self.params])
+
+
+def _loss_and_output_grad(output: Tensor, labels: Tensor, loss: str) -> tuple[Tensor, Tensor]:
+    """:func:`_data_loss` and its gradient with respect to ``output``."""
+    if loss == "mse":
+        diff = output - labels
+        return (diff * diff).mean(), diff * (2.0 / diff.numel())
+    probabilities = torch.softmax(output, dim=1)
+    value = F.nll_loss(torch.log(probabilities), labels)
+    probabilities[torch.arange(labels.shape[0], device=labels.device), labels] -= 1.0
+    return value, probabilities / labels.shape[0]
+
+
+def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer | LBFGS:
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr)
-    return torch.optim.LBFGS(
+    return LBFGS(
         params, lr=config.lr, max_iter=config.lbfgs_max_iter, history_size=config.lbfgs_history,
-        line_search_fn="strong_wolfe", tolerance_grad=1e-32, tolerance_change=1e-32,
+        tolerance_grad=1e-32, tolerance_change=1e-32, curvature_eps=1e-32,
     )
 
 
@@ -216,7 +258,7 @@ def _snapshot(model: nn.Module) -> dict[str, Any]:
     return {key: value.clone() if isinstance(value, Tensor) else copy.deepcopy(value) for key, value in model.state_dict().items()}
 
 
-def _optimizer_step(optimizer: torch.optim.Optimizer, objective: _Objective, inputs: Tensor, labels: Tensor) -> float:
+def _optimizer_step(optimizer: torch.optim.Optimizer | LBFGS, objective: _Objective, inputs: Tensor, labels: Tensor) -> float:
     def closure() -> Tensor:
         optimizer.zero_grad()
         loss = objective(inputs, labels)
@@ -224,10 +266,16 @@ def _optimizer_step(optimizer: torch.optim.Optimizer, objective: _Objective, inp
             loss.backward()
         return loss
 
-    if isinstance(optimizer, torch.optim.LBFGS):
-        optimizer.step(closure)
-        with torch.no_grad():
-            return float(objective(inputs, labels))
+    if isinstance(optimizer, LBFGS):
+        if _FusedKANGradient.applies(objective.model, objective.config):
+            fused = _FusedKANGradient(objective.model, optimizer.params, objective.config.loss)
+            optimizer.step(lambda: fused(inputs, labels))
+        else:
+            optimizer.step(closure)
+        if objective.config.lamb > 0:  # refresh the reported penalty at the final parameters
+            with torch.no_grad():
+                objective(inputs, labels)
+        return optimizer.last_loss
     loss = closure()
     if torch.isfinite(loss):
         optimizer.step()

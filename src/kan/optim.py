@@ -1,0 +1,270 @@
+"""Full-batch L-BFGS with a strong-Wolfe line search, lean enough for thousands of small fits.
+
+The contract and step counting follow ``torch.optim.LBFGS(line_search_fn="strong_wolfe")``: one
+:meth:`LBFGS.step` runs up to ``max_iter`` iterations and stops early after ``max_eval`` closure
+evaluations. What differs is the bookkeeping: parameters move as one flat vector (two fused ops
+per trial point), the inverse-Hessian product uses the compact form of Byrd, Nocedal & Schnabel
+(1994) with the curvature pairs as rows of one matrix (two matrix-vector products and an m×m
+solve instead of 4m vector ops), and the line search runs on Python floats.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+from scipy.linalg.lapack import dtrtri
+from torch import Tensor
+
+
+class _CurvaturePairs:
+    """The last ``m`` pairs (s, y) and the inverse-Hessian product they define.
+
+    Pairs live in ring-buffer slots: ``rows[slot]`` is s and ``rows[m + slot]`` is y. Small
+    float64 tables in chronological order (R = triu(SᵀY) and YᵀY) give, when a pair arrives, a
+    ``[2m, 2m]`` mixing matrix with ``-H·g = -γ·g + rowsᵀ·(mixer·(rows·g))``: three products per
+    direction and no loop over pairs (compact form of Byrd, Nocedal & Schnabel 1994, thm 2.2).
+    """
+
+    def __init__(self, size: int, like: Tensor) -> None:
+        self.size = size
+        self.rows = like.new_zeros(2 * size, like.numel())  # [2m, n]
+        self.upper = np.zeros((size, size))  # R[i, j] = s_i · y_j for i <= j, chronological
+        self.yy = np.zeros((size, size))  # y_i · y_j, chronological
+        self.slots: list[int] = []  # slot of each pair, oldest first
+        self.gamma = 1.0  # H0 = γ·I with γ = s·y / y·y of the newest pair
+        self.mixer: Tensor | None = None  # [2m, 2m] float64 in slot order, on the parameters' device
+
+    def add(self, s: Tensor, y: Tensor, sy: float) -> None:
+        """Store a pair with positive curvature ``sy = s · y``, dropping the oldest when full."""
+        m = self.size
+        if len(self.slots) == m:
+            self.slots.append(self.slots.pop(0))
+            self.upper[:-1, :-1] = self.upper[1:, 1:]
+            self.yy[:-1, :-1] = self.yy[1:, 1:]
+        else:
+            self.slots.append(len(self.slots))
+        k, slot = len(self.slots), self.slots[-1]
+        self.rows[slot] = s
+        self.rows[m + slot] = y
+        chron = np.asarray(self.slots)
+        dots = (self.rows @ y).double().cpu().numpy()  # [2m]: s_i·y and y_i·y
+        self.upper[:k, k - 1] = dots[chron]
+        self.yy[:k, k - 1] = self.yy[k - 1, :k] = dots[m + chron]
+        self.gamma = sy / dots[m + slot]
+        # H = γI + [S Y]·[[R⁻ᵀ(D + γYᵀY)R⁻¹, -γR⁻ᵀ], [-γR⁻¹, 0]]·[S Y]ᵀ with D = diag(R)
+        r_inv = dtrtri(self.upper[:k, :k])[0]
+        inner = self.gamma * self.yy[:k, :k]
+        inner[np.diag_indices(k)] += np.diagonal(self.upper)[:k]
+        mixer = np.zeros((2 * m, 2 * m))  # chronological order
+        mixer[:k, :k] = -r_inv.T @ inner @ r_inv
+        mixer[:k, m : m + k] = self.gamma * r_inv.T
+        mixer[m : m + k, :k] = self.gamma * r_inv
+        position = np.arange(m)
+        position[chron] = np.arange(k)  # slot -> chronological position
+        position = np.concatenate([position, m + position])
+        self.mixer = torch.from_numpy(mixer[np.ix_(position, position)]).to(self.rows.device)
+
+    def direction(self, grad: Tensor) -> Tensor:
+        """``-H·grad`` for the L-BFGS inverse-Hessian approximation H."""
+        if self.mixer is None:
+            return grad.mul(-self.gamma)
+        coeff = (self.mixer @ (self.rows @ grad).double()).to(grad.dtype)
+        return torch.addmv(grad, self.rows.T, coeff, beta=-self.gamma)
+
+
+def _cubic_minimum(t1: float, f1: float, g1: float, t2: float, f2: float, g2: float, low: float, high: float) -> float:
+    """Minimiser of the cubic through two points with slopes, clipped to [low, high] (bisection
+    when the cubic has no minimum or the data are degenerate)."""
+    try:
+        d1 = g1 + g2 - 3 * (f1 - f2) / (t1 - t2)
+        d2 = math.sqrt(d1 * d1 - g1 * g2)
+        if t1 <= t2:
+            t = t2 - (t2 - t1) * (g2 + d2 - d1) / (g2 - g1 + 2 * d2)
+        else:
+            t = t1 - (t1 - t2) * (g1 + d2 - d1) / (g1 - g2 + 2 * d2)
+    except (ZeroDivisionError, ValueError, OverflowError):
+        return (low + high) / 2
+    return min(max(t, low), high) if math.isfinite(t) else (low + high) / 2
+
+
+Evaluate = Callable[[float], tuple[float, Tensor, float]]  # t -> (f, grad, grad·d)
+Closure = Callable[[], "Tensor | tuple[Tensor, Tensor]"]
+
+
+def strong_wolfe(
+    evaluate: Evaluate, t: float, f0: float, g0: Tensor, slope0: float, d_max: float,
+    c1: float = 1e-4, c2: float = 0.9, tolerance_change: float = 1e-9, max_ls: int = 25,
+) -> tuple[float, Tensor, float, int]:
+    """Step length satisfying the strong Wolfe conditions along a descent direction.
+
+    ``slope0 = g0 · d < 0``; ``d_max = max|d|``. Brackets an acceptable step by extrapolation,
+    then zooms in with safeguarded cubic interpolation (Nocedal & Wright, alg. 3.5/3.6). Returns
+    ``(f, grad, t, evaluations)`` at the chosen step. A non-finite loss counts as +inf (too long).
+    """
+
+    def too_long(t_: float, f_: float, f_ref: float) -> bool:
+        return f_ > f0 + c1 * t_ * slope0 or f_ >= f_ref
+
+    def probe(t_: float) -> tuple[float, Tensor, float]:
+        f_, g_, slope_ = evaluate(t_)
+        return (f_ if math.isfinite(f_) else math.inf), g_, slope_
+
+    f, g, slope = probe(t)
+    evals, done = 1, False
+    prev = (0.0, f0, g0, slope0)
+    bracket: list[tuple[float, float, Tensor, float]] = []
+    while evals <= max_ls:
+        if too_long(t, f, prev[1] if evals > 2 else math.inf):
+            bracket = [prev, (t, f, g, slope)]
+            break
+        if abs(slope) <= -c2 * slope0:
+            bracket, done = [(t, f, g, slope)], True
+            break
+        if slope >= 0:
+            bracket = [prev, (t, f, g, slope)]
+            break
+        low, high = t + 0.01 * (t - prev[0]), 10 * t
+        prev, t = (t, f, g, slope), _cubic_minimum(prev[0], prev[1], prev[3], t, f, slope, low, high)
+        f, g, slope = probe(t)
+        evals += 1
+    else:
+        bracket = [(0.0, f0, g0, slope0), (t, f, g, slope)]
+
+    insufficient_progress = False
+    while not done and evals <= max_ls:
+        lo, hi = (0, 1) if bracket[0][1] <= bracket[1][1] else (1, 0)
+        (t_a, f_a, _, s_a), (t_b, f_b, _, s_b) = bracket
+        if abs(t_b - t_a) * d_max < tolerance_change:
+            break
+        left, right = min(t_a, t_b), max(t_a, t_b)
+        t = _cubic_minimum(t_a, f_a, s_a, t_b, f_b, s_b, left, right)
+        margin = 0.1 * (right - left)
+        if min(right - t, t - left) < margin:  # too close to an end: move inside unless making progress
+            if insufficient_progress or t >= right or t <= left:
+                t = right - margin if abs(t - right) < abs(t - left) else left + margin
+                insufficient_progress = False
+            else:
+                insufficient_progress = True
+        else:
+            insufficient_progress = False
+        f, g, slope = probe(t)
+        evals += 1
+        if too_long(t, f, bracket[lo][1]):
+            bracket[hi] = (t, f, g, slope)
+            continue
+        if abs(slope) <= -c2 * slope0:
+            done = True
+        elif slope * (bracket[hi][0] - bracket[lo][0]) >= 0:
+            bracket[hi] = bracket[lo]
+        bracket[lo] = (t, f, g, slope)
+    best = bracket[0] if len(bracket) == 1 or bracket[0][1] <= bracket[1][1] else bracket[1]
+    return best[1], best[2], best[0], evals
+
+
+class LBFGS:
+    """L-BFGS for full-batch objectives; a drop-in for ``torch.optim.LBFGS`` with strong Wolfe.
+
+    ``step(closure)`` returns the loss of the first evaluation (as torch does); the loss at the
+    parameters it leaves behind is :attr:`last_loss`. The closure may also return the flat
+    gradient itself (see :meth:`step`), which spares the ``.grad`` round trip. Not a ``torch.optim.Optimizer`` subclass:
+    constructing one of those imports torch._dynamo, seconds of start-up for a short fit.
+    """
+
+    def __init__(
+        self, params: Iterable[Tensor], lr: float = 1.0, max_iter: int = 20, max_eval: int | None = None,
+        tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9, history_size: int = 10,
+        curvature_eps: float = 1e-10,
+    ) -> None:
+        if lr <= 0 or max_iter < 1 or history_size < 1:
+            raise ValueError(f"need lr > 0, max_iter >= 1, history_size >= 1; got {lr}, {max_iter}, {history_size}")
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("LBFGS got an empty parameter list")
+        self.lr, self.max_iter, self.history_size = lr, max_iter, history_size
+        self.max_eval = max_iter * 5 // 4 if max_eval is None else max_eval
+        self.tolerance_grad, self.tolerance_change, self.curvature_eps = tolerance_grad, tolerance_change, curvature_eps
+        self.last_loss = math.nan
+        self.iterations = self.evaluations = 0
+        self._pairs: _CurvaturePairs | None = None
+        self._last: tuple[Tensor, float, Tensor] | None = None  # last move: direction, step, gradient before
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
+
+    def _evaluate(self, closure: Closure) -> tuple[Tensor, Tensor]:
+        """Loss and flat gradient: from the closure when it returns both, else from ``.grad``."""
+        result = closure()
+        if isinstance(result, tuple):
+            return result
+        flat = [p.grad.reshape(-1) if p.grad is not None else p.new_zeros(p.numel()) for p in self.params]
+        return result, torch.cat(flat)
+
+    @torch.no_grad()
+    def step(self, closure: Closure) -> Tensor:
+        """One L-BFGS step: up to ``max_iter`` iterations, each with a strong-Wolfe line search.
+
+        ``closure`` re-evaluates the objective: it returns the loss after filling the ``.grad`` of
+        the parameters (as for torch), or a tuple ``(loss, flat gradient)`` in parameter order."""
+        closure = torch.enable_grad()(closure)
+        params = self.params
+        x = torch.cat([p.reshape(-1) for p in params])
+        trial = torch.empty_like(x)
+        trial_views = [v.view_as(p) for v, p in zip(trial.split([p.numel() for p in params]), params)]
+
+        def move_to(t: float, direction: Tensor) -> None:
+            torch.add(x, direction, alpha=t, out=trial)
+            torch._foreach_copy_(params, trial_views)
+
+        first, grad = self._evaluate(closure)
+        loss = float(first)
+        evals = 1
+        self.evaluations += 1
+        if grad.abs().max() <= self.tolerance_grad:
+            self.last_loss = loss
+            return first
+        for iteration in range(1, self.max_iter + 1):
+            self.iterations += 1
+            if self._pairs is None:
+                direction, self._pairs = grad.neg(), _CurvaturePairs(self.history_size, grad)
+            else:
+                if self._last is not None:  # the pair of the previous line search
+                    last_direction, last_t, last_grad = self._last
+                    s, y = last_direction * last_t, grad - last_grad
+                    sy = float(s @ y)
+                    if sy > self.curvature_eps:
+                        self._pairs.add(s, y, sy)
+                    self._last = None
+                direction = self._pairs.direction(grad)
+            prev_loss, prev_grad = loss, grad
+            t = min(1.0, 1.0 / float(grad.abs().sum())) * self.lr if self.iterations == 1 else self.lr
+            slope = float(grad @ direction)
+            if slope > -self.tolerance_change:
+                break
+
+            def evaluate(t_: float, d: Tensor = direction) -> tuple[float, Tensor, float]:
+                move_to(t_, d)
+                f_, g_ = self._evaluate(closure)
+                return float(f_), g_, float(g_ @ d)
+
+            d_max = float(direction.abs().max())
+            loss, grad, t, ls_evals = strong_wolfe(evaluate, t, loss, grad, slope, d_max, tolerance_change=self.tolerance_change)
+            move_to(t, direction)
+            x.copy_(trial)
+            self._last = (direction, t, prev_grad)
+            evals += ls_evals
+            self.evaluations += ls_evals
+            if (
+                iteration == self.max_iter or evals >= self.max_eval
+                or grad.abs().max() <= self.tolerance_grad
+                or abs(t) * d_max <= self.tolerance_change or abs(loss - prev_loss) < self.tolerance_change
+            ):
+                break
+        self.last_loss = loss
+        return first

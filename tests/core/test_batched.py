@@ -1,0 +1,278 @@
+"""Batched training: stacked forward/gradients/grid updates, batched L-BFGS, fit_many semantics."""
+
+import copy
+import math
+
+import pytest
+import torch
+
+from kan import KAN, MLP, load_model
+from kan.batched import fit_many, group_indices
+from kan.batched_layers import StackedKAN, StackedMLP
+from kan.batched_optim import BatchedLBFGS
+from kan.prune import prune
+from kan.train import TrainConfig, fit
+
+F64 = torch.float64
+
+
+def _data(n=300, n_in=2, seed=0, fn=None):
+    fn = fn or (lambda x: torch.exp(torch.sin(math.pi * x[:, :1]) + x[:, 1:2] ** 2))
+    gen = torch.Generator().manual_seed(seed)
+    x_train = torch.rand(n, n_in, dtype=F64, generator=gen) * 2 - 1
+    x_test = torch.rand(n, n_in, dtype=F64, generator=gen) * 2 - 1
+    return {"train_input": x_train, "train_label": fn(x_train), "test_input": x_test, "test_label": fn(x_test)}
+
+
+def _kans(width, count, num_intervals=3, masked=False):
+    """KANs with per-model, per-input grids (fit to differently scaled data) and optional masks."""
+    models = []
+    for seed in range(count):
+        model = KAN(width, num_intervals=num_intervals, dtype=F64, seed=seed)
+        x = _data(200, width[0], seed=seed)["train_input"] * (1 + 0.5 * seed)
+        model.update_grid(x)
+        if masked:
+            model.layers[0].mask[0, seed % width[1]] = 0.0
+        models.append(model)
+    return models
+
+
+def _stacked_input(models, n=150):
+    x = torch.rand(len(models), n, models[0].width[0], dtype=F64, generator=torch.Generator().manual_seed(9)) * 3 - 1.5
+    return x  # partly outside the grids on purpose
+
+
+@pytest.mark.parametrize("num_intervals", [3, 12])  # dense basis and gather paths
+def test_stacked_forward_and_penalty_equal_each_model(num_intervals):
+    models = _kans([3, 4, 2], 3, num_intervals, masked=True)
+    stacked, x = StackedKAN(models), _stacked_input(models)
+    out, _ = stacked.forward(stacked.params, x)
+    out_p, penalty = stacked.forward(stacked.params, x, with_penalty=True, l1_weight=0.7, entropy_weight=1.3)
+    for m, model in enumerate(models):
+        ref_out, ref_penalty = model.forward_with_penalty(x[m], 0.7, 1.3)
+        assert torch.allclose(out[m], model(x[m]), rtol=0, atol=1e-12)
+        assert torch.allclose(out_p[m], ref_out, rtol=0, atol=1e-12)
+        assert abs(float(penalty[m] - ref_penalty.detach())) < 1e-12
+
+
+@pytest.mark.parametrize("with_penalty", [False, True])
+@pytest.mark.parametrize("num_intervals", [3, 12])
+def test_stacked_gradients_equal_per_model_gradients(num_intervals, with_penalty):
+    models = _kans([2, 3, 2], 3, num_intervals, masked=True)
+    stacked, x = StackedKAN(models), _stacked_input(models)
+    y = torch.randn(len(models), x.shape[1], 2, dtype=F64, generator=torch.Generator().manual_seed(1))
+    params = stacked.params.clone().requires_grad_(True)
+    out, penalty = stacked.forward(params, x, with_penalty=with_penalty)
+    losses = (out - y).square().mean(dim=(1, 2)) + (0.1 * penalty if with_penalty else 0)
+    (grad,) = torch.autograd.grad(losses.sum(), params)
+    for m, model in enumerate(models):
+        ref_out, ref_penalty = model.forward_with_penalty(x[m]) if with_penalty else (model(x[m]), 0)
+        loss = (ref_out - y[m]).square().mean() + 0.1 * ref_penalty
+        tensors = [t for layer in model.layers for t in (layer.coef, layer.scale_base, layer.scale_spline)]
+        ref = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, tensors)])
+        assert torch.allclose(grad[m], ref, rtol=0, atol=1e-12)
+
+
+def test_stacked_grid_update_equals_model_update_grid():
+    models = _kans([2, 3, 1], 3)
+    x = _stacked_input(models)
+    stacked = StackedKAN(models)
+    stacked.update_grid(x, 7)
+    for m, model in enumerate(models):
+        model.update_grid(x[m], 7)
+    assert stacked.num_intervals == 7
+    fresh = StackedKAN(models)
+    assert all(torch.allclose(a, b, rtol=0, atol=1e-12) for a, b in zip(stacked.grids, fresh.grids))
+    assert torch.allclose(stacked.params, fresh.params, rtol=0, atol=1e-10)
+
+
+def test_stacked_mlp_forward_and_write_back():
+    models = [MLP([2, 6, 6, 1], activation="tanh", seed=s, dtype=F64) for s in range(3)]
+    stacked, x = StackedMLP(models), _stacked_input(models)
+    out, _ = stacked.forward(stacked.params, x)
+    assert all(torch.allclose(out[m], model(x[m]), rtol=0, atol=1e-12) for m, model in enumerate(models))
+    stacked.params = stacked.params * 2
+    stacked.write_back(models, range(3))
+    out2, _ = stacked.forward(stacked.params, x)
+    assert all(torch.allclose(out2[m], model(x[m]), rtol=0, atol=1e-12) for m, model in enumerate(models))
+
+
+def test_batched_lbfgs_rows_follow_torch_lbfgs():
+    """Independent rows (different quadratic + Rosenbrock-like objectives) vs torch.optim.LBFGS."""
+    rows, n = 4, 6
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(rows, n, n, generator=gen, dtype=F64)
+    a = a @ a.transpose(1, 2) + 0.1 * torch.eye(n, dtype=F64)
+    b = torch.randn(rows, n, generator=gen, dtype=F64)
+
+    def objective(x, i):
+        return 0.5 * x @ a[i] @ x - b[i] @ x + ((x[1:] - x[:-1] ** 2) ** 2).sum()
+
+    def evaluate(trial):
+        trial = trial.detach().requires_grad_(True)
+        losses = torch.stack([objective(trial[i], i) for i in range(rows)])
+        return losses.detach(), torch.autograd.grad(losses.sum(), trial)[0]
+
+    x0 = torch.randn(rows, n, generator=gen, dtype=F64)
+    batched = BatchedLBFGS(x0.clone(), tolerance_grad=1e-32, tolerance_change=1e-32)
+    for _ in range(2):
+        batched.step(evaluate, range(rows))
+    for i in range(rows):
+        p = torch.nn.Parameter(x0[i].clone())
+        single = torch.optim.LBFGS([p], line_search_fn="strong_wolfe", tolerance_grad=1e-32, tolerance_change=1e-32)
+
+        def closure():
+            single.zero_grad()
+            loss = objective(p, i)
+            loss.backward()
+            return loss
+
+        for _ in range(2):
+            single.step(closure)
+        assert torch.allclose(batched.x[i], p.detach(), rtol=0, atol=1e-7)
+        assert batched.loss[i] == pytest.approx(float(objective(p.detach(), i)), rel=1e-10)
+
+
+def _relative(a, b):
+    return abs(a - b) / abs(b)
+
+
+def test_fit_many_follows_individual_fits():
+    """Same algorithm per model, different rounding: the first step agrees to ~1e-9 (measured
+    1e-14..1e-11); L-BFGS then amplifies rounding differences (about 100x per step of 20
+    iterations), so later steps are only compared as 'same quality': final RMSEs within 2x."""
+    data, config = _data(), TrainConfig(steps=4, grid_schedule=(3, 5))
+    single = [KAN([2, 3, 1], seed=s, dtype=F64) for s in range(3)]
+    batched = copy.deepcopy(single)
+    expected = [fit(model, data, config) for model in single]
+    results = fit_many(batched, [data] * 3, config)
+    for ours, ref in zip(results, expected):
+        assert ours.status == ref.status == "ok"
+        assert [list(h) for h in ours.history] == [list(h) for h in ref.history]
+        assert [h["step"] for h in ours.history] == [h["step"] for h in ref.history]
+        assert [h["grid"] for h in ours.history] == [3.0] * 4 + [5.0] * 4
+        assert _relative(ours.history[0]["train_loss"], ref.history[0]["train_loss"]) < 1e-8
+        assert 0.5 < ours.final["test_rmse"] / ref.final["test_rmse"] < 2
+        assert ours.final["test_rmse"] < 0.3 * ref.history[0]["test_rmse"]
+
+
+def test_mixed_lambdas_mlps_and_classification_follow_individual_fits():
+    data = _data()
+    configs = [TrainConfig(steps=2, lamb=lamb) for lamb in (0.0, 1e-2)]
+    kans = [KAN([2, 3, 1], seed=s, dtype=F64) for s in range(2)]
+    mlps = [MLP([2, 8, 1], seed=s, dtype=F64) for s in range(2)]
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(400, 2, dtype=F64, generator=gen) * 2 - 1
+    labels = (x[:, 0] * x[:, 1] > 0).long()
+    classes = {"train_input": x[:200], "train_label": labels[:200], "test_input": x[200:], "test_label": labels[200:]}
+    classifiers = [KAN([2, 2, 2], seed=s, dtype=F64) for s in range(2)]
+    ce = TrainConfig(steps=2, loss="cross_entropy")
+    models = kans + mlps + classifiers
+    datasets = [data] * 4 + [classes] * 2
+    all_configs = configs + [TrainConfig(steps=2)] * 2 + [ce] * 2
+    expected = [fit(m, d, c) for m, d, c in zip(copy.deepcopy(models), datasets, all_configs)]
+    results = fit_many(models, datasets, all_configs)
+    assert group_indices(models, datasets, all_configs) == [[0, 1], [2, 3], [4, 5]]
+    for ours, ref in zip(results, expected):
+        assert list(ours.final) == list(ref.final)
+        assert _relative(ours.history[0]["train_loss"], ref.history[0]["train_loss"]) < 1e-8
+    assert results[0].history[0]["regularization"] == 0.0
+    assert _relative(results[1].history[0]["regularization"], expected[1].history[0]["regularization"]) < 1e-8
+    assert results[4].final["test_accuracy"] == pytest.approx(expected[4].final["test_accuracy"], abs=0.02)
+
+
+def test_diverging_member_is_frozen_without_disturbing_the_others():
+    data = _data()
+    config = [TrainConfig(steps=3, lamb=lamb) for lamb in (1e-3, 1e308, 1e-3)]  # λ·penalty overflows for model 1
+    models = [KAN([2, 3, 1], seed=s, dtype=F64) for s in range(3)]
+    initial = copy.deepcopy(models[1].state_dict())
+    clean = [copy.deepcopy(models[0]), copy.deepcopy(models[2])]
+    results = fit_many(models, [data] * 3, config)
+    reference = fit_many(clean, [data] * 2, [config[0], config[2]])
+    assert results[1].status == "diverged" and "non-finite" in results[1].message and results[1].history == []
+    assert all(torch.equal(v, initial[k]) for k, v in models[1].state_dict().items() if isinstance(v, torch.Tensor))
+    for ours, ref in zip([results[0], results[2]], reference):
+        assert ours.status == "ok"
+        for a, b in zip(ours.history, ref.history):
+            assert all(_relative(a[key], b[key]) < 1e-12 for key in a if b[key])
+
+
+def test_early_stop_and_sparse_records_match_individual_fits():
+    gen = torch.Generator().manual_seed(0)
+    noisy = _data(n=100)
+    noisy["train_label"] = noisy["train_label"] + 0.3 * torch.randn(100, 1, dtype=F64, generator=gen)
+    statuses = []
+    for config in (TrainConfig(steps=6, grid_schedule=(10,), stop_on_test_rise=True),
+                   TrainConfig(steps=3, grid_schedule=(3, 4), eval_every=2, grid_update_every=2)):
+        models = [KAN([2, 4, 1], seed=s, dtype=F64) for s in range(2)]
+        expected = [fit(m, noisy, config) for m in copy.deepcopy(models)]
+        results = fit_many(models, [noisy] * 2, config)
+        for ours, ref, model in zip(results, expected, models):
+            assert (ours.status, ours.message) == (ref.status, ref.message)
+            assert [h["step"] for h in ours.history] == [h["step"] for h in ref.history]
+            kept = torch.sqrt(torch.mean((model(noisy["test_input"]) - noisy["test_label"]) ** 2)).item()
+            assert kept == pytest.approx(ours.final["test_rmse"], rel=1e-10)
+        statuses.append([r.status for r in results])
+    assert statuses == [["early_stopped"] * 2, ["ok"] * 2]
+
+
+def test_grouping_splits_incompatible_models_and_keeps_order():
+    data, small = _data(), _data(n=100)
+    symbolic = KAN([2, 3, 1], seed=5, dtype=F64)
+    symbolic.layers[1].set_symbolic(0, 0, "sin", (1.0, 0.0, 1.0, 0.0))
+    nonuniform = KAN([2, 3, 1], seed=6, dtype=F64)
+    nonuniform.update_grid(data["train_input"], uniform_fraction=0.5)
+    models = [
+        KAN([2, 3, 1], seed=0, dtype=F64), MLP([2, 4, 1], dtype=F64), KAN([2, 2, 1], seed=1, dtype=F64),
+        KAN([2, 3, 1], seed=2, dtype=F64), symbolic, KAN([2, 3, 1], seed=3, dtype=F64), nonuniform,
+        KAN([2, 3, 1], seed=4, num_intervals=5, dtype=F64), MLP([2, 4, 1], seed=1, dtype=F64),
+        MLP([2, 4, 1], seed=2, activation="tanh", dtype=F64),
+    ]
+    datasets = [data] * 5 + [small] + [data] * 4
+    configs = [TrainConfig(steps=1)] * 10
+    configs[3] = TrainConfig(steps=1, optimizer="adam", lr=0.01)
+    groups = group_indices(models, datasets, configs)
+    assert groups == [[0], [1, 8], [2], [3], [4], [5], [6], [7], [9]]
+    configs[3] = configs[0]
+    assert group_indices(models, datasets, configs)[0] == [0, 3]
+    results = fit_many(models, datasets, configs)
+    assert [r.status for r in results] == ["ok"] * 10
+    assert [r.final["grid"] for r in results] == [3.0, 0.0, 3.0, 3.0, 3.0, 3.0, 3.0, 5.0, 0.0, 0.0]
+
+
+def test_same_inputs_give_identical_results():
+    data, config = _data(), TrainConfig(steps=2, grid_schedule=(3, 6))
+    runs = []
+    for _ in range(2):
+        models = [KAN([2, 3, 1], seed=s, dtype=F64) for s in range(3)]
+        results = fit_many(models, [data] * 3, config)
+        runs.append(([r.history for r in results], [m.state_dict() for m in models]))
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        assert all(torch.equal(a[k], b[k]) for k in a if isinstance(a[k], torch.Tensor))
+
+
+def test_parameters_are_written_back(tmp_path):
+    data, config = _data(), TrainConfig(steps=2, grid_schedule=(3, 6))
+    models = [KAN([2, 3, 1], seed=s, dtype=F64) for s in range(2)]
+    results = fit_many(models, [data] * 2, config)
+    for model, result in zip(models, results):
+        assert model.num_intervals == 6 and model.layers[0].coef.shape[-1] == 9
+        rmse = torch.sqrt(torch.mean((model(data["test_input"]) - data["test_label"]) ** 2)).item()
+        assert rmse == pytest.approx(result.final["test_rmse"], rel=1e-10)
+        model.save(tmp_path / "m.pt")
+        assert torch.equal(load_model(tmp_path / "m.pt")(data["test_input"]), model(data["test_input"]))
+        assert prune(model, data["train_input"], 1e-4).width[0] == 2
+        assert fit(model, data, TrainConfig(steps=1)).status == "ok"  # trains on individually afterwards
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_group_matches_cpu():
+    data, config = _data(), TrainConfig(steps=1, grid_schedule=(3, 5))
+    cpu = [KAN([2, 3, 1], seed=s, dtype=F64) for s in range(2)]
+    gpu = [copy.deepcopy(m).to("cuda") for m in cpu]
+    on_cpu = fit_many(cpu, [data] * 2, config)
+    on_gpu = fit_many(gpu, [{k: v.cuda() for k, v in data.items()}] * 2, config)
+    assert all(m.layers[0].coef.device.type == "cuda" for m in gpu)
+    for a, b in zip(on_cpu, on_gpu):
+        assert _relative(a.history[0]["train_loss"], b.history[0]["train_loss"]) < 1e-8

@@ -1,0 +1,132 @@
+"""The fused uniform-grid layer path against the plain differentiable path."""
+
+import math
+
+import pytest
+import torch
+
+from kan import KAN, layers, spline
+from kan.layers import KANLayer
+
+F64 = torch.float64
+
+
+def _layer(in_dim=3, out_dim=4, G=5, activation="silu", seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    layer = KANLayer(in_dim, out_dim, G, 3, (-1.0, 1.0), 0.5, activation, gen, F64)
+    with torch.no_grad():
+        layer.scale_spline.uniform_(0.5, 1.5, generator=gen)
+    return layer
+
+
+def _inputs(n=200, d=3, seed=1, spread=1.5):
+    """Samples inside and (with ``spread`` > 1) outside the grid range, plus grid knots exactly."""
+    x = (torch.rand(n, d, dtype=F64, generator=torch.Generator().manual_seed(seed)) * 2 - 1) * spread
+    x[:3] = torch.tensor([-1.0, 0.2, 1.0], dtype=F64)[:, None]
+    return x
+
+
+def _grads(layer, x, fast):
+    x = x.clone().requires_grad_(True)
+    weights = torch.randn(x.shape[0], layer.out_dim, dtype=F64, generator=torch.Generator().manual_seed(7))
+    with layers.use_fast_path(fast):
+        out = layer(x)
+        grads = torch.autograd.grad((out * weights).sum(), [x, layer.coef, layer.scale_base, layer.scale_spline])
+    return out.detach(), grads
+
+
+@pytest.mark.parametrize("G", [5, 40])  # dense and sparse contraction
+@pytest.mark.parametrize("activation", ["silu", "identity", "zero"])
+def test_fused_and_plain_paths_agree(G, activation):
+    layer, x = _layer(G=G, activation=activation), _inputs()
+    assert layers._UniformLayout.build(layer.grid, 3, activation).sparse == (G == 40)
+    out_fast, grads_fast = _grads(layer, x, True)
+    out_plain, grads_plain = _grads(layer, x, False)
+    assert torch.allclose(out_fast, out_plain, atol=1e-12)
+    for fast, plain in zip(grads_fast, grads_plain):
+        assert torch.allclose(fast, plain, atol=1e-10)
+
+
+@pytest.mark.parametrize("G", [5, 40])
+def test_masked_and_symbolic_edges_agree(G):
+    layer, x = _layer(G=G), _inputs()
+    layer.mask[0, 1] = 0.0
+    layer.set_symbolic(2, 3, "sin", (1.5, 0.2, 0.7, -0.1))
+    out_fast, grads_fast = _grads(layer, x, True)
+    out_plain, grads_plain = _grads(layer, x, False)
+    assert torch.allclose(out_fast, out_plain, atol=1e-12)
+    for fast, plain in zip(grads_fast, grads_plain):
+        assert torch.allclose(fast, plain, atol=1e-10)
+    assert grads_fast[1][0, 1].abs().max() == 0 and grads_fast[1][2, 3].abs().max() == 0
+    layer.clear_symbolic(2, 3)  # the cached numeric mask follows in-place mask edits
+    assert torch.allclose(_grads(layer, x, True)[0], _grads(layer, x, False)[0], atol=1e-12)
+
+
+def test_cached_layout_follows_grid_updates():
+    model, x = KAN([2, 3, 1], num_intervals=5, dtype=F64), _inputs(d=2)
+    model(x)
+    model.update_grid(x * 0.5, num_intervals=7)
+    with layers.use_fast_path(False):
+        plain = model(x)
+    assert torch.allclose(model(x), plain, atol=1e-12)
+
+
+def test_nan_input_gives_nan_output_without_index_errors():
+    x = _inputs()
+    x[5, 1] = float("nan")
+    x[6, 0] = float("inf")
+    for G in (5, 40):
+        out = _layer(G=G)(x)
+        assert torch.isnan(out[5]).all() and torch.isnan(out[6]).all() and torch.isfinite(out[7:]).all()
+
+
+@pytest.mark.parametrize("G", [5, 40])
+def test_second_derivatives_through_the_fused_path(G):
+    """create_graph through the fused path equals the plain path, which matches finite differences."""
+    model = KAN([2, 3, 1], num_intervals=G, dtype=F64, seed=2)
+    x = _inputs(40, 2, spread=0.9)
+
+    def laplacian(points, fast):
+        points = points.clone().requires_grad_(True)
+        with layers.use_fast_path(fast):
+            (grad,) = torch.autograd.grad(model(points).sum(), points, create_graph=True)
+            return sum(torch.autograd.grad(grad[:, i].sum(), points, create_graph=True)[0][:, i] for i in range(2))
+
+    fast, plain = laplacian(x, True), laplacian(x, False)
+    assert torch.allclose(fast, plain, atol=1e-9)
+    h = 1e-5  # the second derivative is only continuous (C²) at knots: keep h far below the knot spacing
+    with torch.no_grad():
+        fd = sum(
+            model(x + h * e) - 2 * model(x) + model(x - h * e) for e in torch.eye(2, dtype=F64)
+        )[:, 0] / h**2
+    assert torch.allclose(plain, fd, atol=1e-3 * max(1.0, fd.abs().max().item()))
+    (param_grad,) = torch.autograd.grad(fast.pow(2).sum(), model.layers[0].coef)
+    with layers.use_fast_path(False):
+        (param_plain,) = torch.autograd.grad(laplacian(x, False).pow(2).sum(), model.layers[0].coef)
+    assert torch.allclose(param_grad, param_plain, atol=1e-8)
+
+
+def test_uniform_local_basis_matches_cox_de_boor():
+    for k in (1, 2, 3, 5):
+        G = 6
+        grid = spline.uniform_grid(torch.tensor([-1.0, -2.5], dtype=F64), torch.tensor([1.0, 0.5], dtype=F64), G, k)
+        x = torch.rand(500, 2, dtype=F64, generator=torch.Generator().manual_seed(k)) * 8 - 4
+        step = (grid[:, -1:] - grid[:, :1]) / (grid.shape[1] - 1)
+        values, slopes, cell = spline.uniform_local_basis(x.T.contiguous(), 1 / step, -grid[:, :1] / step, G + k, k, True)
+        values, slopes, cell = values.permute(2, 1, 0), slopes.permute(2, 1, 0), cell.T  # [batch, in, ...]
+        dense = torch.zeros(500, 2, G + 3 * k + 2, dtype=F64)
+        dense.scatter_(-1, (cell + 1).unsqueeze(-1) + torch.arange(k + 1), values)
+        assert torch.allclose(dense[..., k + 1 : -k - 1], spline.bspline_basis(x, grid, k), atol=1e-12)
+        if k > 1:  # derivative of a C^1 spline; compare with autograd through Cox-de Boor
+            xr = x.clone().requires_grad_(True)
+            w = torch.randn(500, 2, G + k, dtype=F64, generator=torch.Generator().manual_seed(9))
+            (ref,) = torch.autograd.grad((spline.bspline_basis(xr, grid, k) * w).sum(), xr)
+            deriv = torch.zeros_like(dense).scatter_(-1, (cell + 1).unsqueeze(-1) + torch.arange(k + 1), slopes)
+            assert torch.allclose((deriv[..., k + 1 : -k - 1] * w).sum(-1) / step.T, ref, atol=1e-9)
+
+
+def test_float32_fused_path_is_accurate():
+    layer, x = _layer(), _inputs()
+    out64 = layer(x)
+    layer32 = layer.float()
+    assert math.isclose(0, (layer32(x.float()).double() - out64).abs().max().item(), abs_tol=1e-5)
