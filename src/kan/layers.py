@@ -216,28 +216,30 @@ def _fused_forward(
 
 def _fused_backward(state: _FusedState, grad_out: Tensor, need: tuple[bool, ...]) -> tuple[Tensor | None, ...]:
     """Gradients of (x, coef, scale_base, scale_spline) for ``grad_out`` ``[batch, out]``, as far as
-    ``need`` asks; x needs a basis built with derivatives."""
+    ``need`` asks; x needs a basis built with derivatives. Works feature-major (``[out, batch]``):
+    on CPU the products and elementwise ops are several times faster in that layout."""
     layout, local = state.layout, state.local
     k, num_basis, width = layout.order, layout.num_basis, layout.width
     (n_in, batch), n_out = local.x_t.shape, grad_out.shape[1]
     spline_rows = width * n_in
+    grad_t = grad_out.mT.contiguous()  # [out, batch]
     if local.dense is not None:
-        by_row = local.dense.mT @ grad_out  # [width·in + in, out]
-        spline_grad, base_grad = by_row[:spline_rows], by_row[spline_rows:]
+        by_row = grad_t @ local.dense  # [out, width·in + in]
+        spline_grad, base_grad = by_row[:, :spline_rows], by_row[:, spline_rows:].mT
     else:
-        spline_grad, base_grad = _sparse_weight_grad(local, grad_out, layout), local.activated @ grad_out
-    grad_weight = spline_grad.view(width, n_in, n_out)[k + 1 : k + 1 + num_basis].permute(1, 2, 0)
+        spline_grad, base_grad = _sparse_weight_grad(local, grad_out, layout).mT, local.activated @ grad_out
+    grad_weight = spline_grad.view(n_out, width, n_in)[:, k + 1 : k + 1 + num_basis].permute(2, 0, 1)
     grad_x = grad_coef = grad_base = grad_spline = None
     if need[0]:
-        if local.dense is not None:
-            through = grad_out @ state.weight.mT  # [batch, width·in + in]
-            per_value = through.gather(1, local.rows.view(-1, batch).mT).mT
-            through_base = through[:, spline_rows:].mT
+        spline_weight = state.weight[:spline_rows]
+        if n_out == 1:  # one output: gather the weights instead of forming grad_out @ weightᵀ
+            per_value = spline_weight[:, 0].take(local.rows) * grad_t[0]
+        elif local.dense is not None:
+            per_value = (grad_t.mT @ spline_weight.mT).gather(1, local.rows.view(-1, batch).mT).mT.contiguous()
         else:
-            per_value = _sparse_value_grad(local, grad_out, state.weight).mT
-            through_base = state.base_weight @ grad_out.mT
+            per_value = _sparse_value_grad(local, grad_out, state.weight).mT.contiguous()
         grad_x = torch.linalg.vecdot(per_value.view(k + 1, n_in, batch), local.slopes, dim=0) * layout.scale
-        grad_x = (grad_x + _BASE_GRADS[layout.activation](through_base, local.x_t)).mT
+        grad_x = (grad_x + _BASE_GRADS[layout.activation](state.base_weight @ grad_t, local.x_t)).mT
     if need[1]:
         grad_coef = grad_weight * state.spline_scale.unsqueeze(-1)
     if need[2]:

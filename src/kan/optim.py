@@ -2,10 +2,12 @@
 
 The contract and step counting follow ``torch.optim.LBFGS(line_search_fn="strong_wolfe")``: one
 :meth:`LBFGS.step` runs up to ``max_iter`` iterations and stops early after ``max_eval`` closure
-evaluations. What differs is the bookkeeping: parameters move as one flat vector (two fused ops
-per trial point), the inverse-Hessian product uses the compact form of Byrd, Nocedal & Schnabel
-(1994) with the curvature pairs as rows of one matrix (two matrix-vector products and an m×m
-solve instead of 4m vector ops), and the line search runs on Python floats.
+evaluations. What differs is the bookkeeping, which is where torch's version spends much of a
+small fit: the optimizer's vectors are one flat float64 host array (numpy costs a fraction of
+small torch ops per call, and float64 iterates keep tiny late steps exact for float32 models),
+parameters are written with two ops per trial point, the
+inverse-Hessian product uses the compact form of Byrd, Nocedal & Schnabel (1994) (two
+matrix-vector products instead of 4m vector ops) and the line search runs on Python floats.
 """
 
 from __future__ import annotations
@@ -18,26 +20,28 @@ import torch
 from scipy.linalg.lapack import dtrtri
 from torch import Tensor
 
+Evaluate = Callable[[float], tuple[float, np.ndarray, float]]  # t -> (f, grad, grad·d)
+Closure = Callable[[], "Tensor | tuple[Tensor, Tensor]"]
+
 
 class _CurvaturePairs:
     """The last ``m`` pairs (s, y) and the inverse-Hessian product they define.
 
     Pairs live in ring-buffer slots: ``rows[slot]`` is s and ``rows[m + slot]`` is y. Small
     float64 tables in chronological order (R = triu(SᵀY) and YᵀY) give, when a pair arrives, a
-    ``[2m, 2m]`` mixing matrix with ``-H·g = -γ·g + rowsᵀ·(mixer·(rows·g))``: three products per
-    direction and no loop over pairs (compact form of Byrd, Nocedal & Schnabel 1994, thm 2.2).
+    ``[2m, 2m]`` mixing matrix with ``-H·g = -γ·g + rowsᵀ·(mixer·(rows·g))``.
     """
 
-    def __init__(self, size: int, like: Tensor) -> None:
+    def __init__(self, size: int, like: np.ndarray) -> None:
         self.size = size
-        self.rows = like.new_zeros(2 * size, like.numel())  # [2m, n]
+        self.rows = np.zeros((2 * size, like.size), dtype=like.dtype)
         self.upper = np.zeros((size, size))  # R[i, j] = s_i · y_j for i <= j, chronological
         self.yy = np.zeros((size, size))  # y_i · y_j, chronological
         self.slots: list[int] = []  # slot of each pair, oldest first
         self.gamma = 1.0  # H0 = γ·I with γ = s·y / y·y of the newest pair
-        self.mixer: Tensor | None = None  # [2m, 2m] float64 in slot order, on the parameters' device
+        self.mixer: np.ndarray | None = None  # [2m, 2m] in slot order
 
-    def add(self, s: Tensor, y: Tensor, sy: float) -> None:
+    def add(self, s: np.ndarray, y: np.ndarray, sy: float) -> None:
         """Store a pair with positive curvature ``sy = s · y``, dropping the oldest when full."""
         m = self.size
         if len(self.slots) == m:
@@ -47,17 +51,16 @@ class _CurvaturePairs:
         else:
             self.slots.append(len(self.slots))
         k, slot = len(self.slots), self.slots[-1]
-        self.rows[slot] = s
-        self.rows[m + slot] = y
+        self.rows[slot], self.rows[m + slot] = s, y
         chron = np.asarray(self.slots)
-        dots = (self.rows @ y).double().cpu().numpy()  # [2m]: s_i·y and y_i·y
+        dots = self.rows @ y  # s_i·y and y_i·y, slot order
         self.upper[:k, k - 1] = dots[chron]
         self.yy[:k, k - 1] = self.yy[k - 1, :k] = dots[m + chron]
         self.gamma = sy / dots[m + slot]
         # H = γI + [S Y]·[[R⁻ᵀ(D + γYᵀY)R⁻¹, -γR⁻ᵀ], [-γR⁻¹, 0]]·[S Y]ᵀ with D = diag(R)
         r_inv = dtrtri(self.upper[:k, :k])[0]
         inner = self.gamma * self.yy[:k, :k]
-        inner[np.diag_indices(k)] += np.diagonal(self.upper)[:k]
+        inner.flat[:: k + 1] += self.upper.diagonal()[:k]
         mixer = np.zeros((2 * m, 2 * m))  # chronological order
         mixer[:k, :k] = -r_inv.T @ inner @ r_inv
         mixer[:k, m : m + k] = self.gamma * r_inv.T
@@ -65,14 +68,13 @@ class _CurvaturePairs:
         position = np.arange(m)
         position[chron] = np.arange(k)  # slot -> chronological position
         position = np.concatenate([position, m + position])
-        self.mixer = torch.from_numpy(mixer[np.ix_(position, position)]).to(self.rows.device)
+        self.mixer = mixer[np.ix_(position, position)]
 
-    def direction(self, grad: Tensor) -> Tensor:
+    def direction(self, grad: np.ndarray) -> np.ndarray:
         """``-H·grad`` for the L-BFGS inverse-Hessian approximation H."""
         if self.mixer is None:
-            return grad.mul(-self.gamma)
-        coeff = (self.mixer @ (self.rows @ grad).double()).to(grad.dtype)
-        return torch.addmv(grad, self.rows.T, coeff, beta=-self.gamma)
+            return grad * -self.gamma
+        return self.rows.T @ (self.mixer @ (self.rows @ grad)) - self.gamma * grad
 
 
 def _cubic_minimum(t1: float, f1: float, g1: float, t2: float, f2: float, g2: float, low: float, high: float) -> float:
@@ -90,14 +92,10 @@ def _cubic_minimum(t1: float, f1: float, g1: float, t2: float, f2: float, g2: fl
     return min(max(t, low), high) if math.isfinite(t) else (low + high) / 2
 
 
-Evaluate = Callable[[float], tuple[float, Tensor, float]]  # t -> (f, grad, grad·d)
-Closure = Callable[[], "Tensor | tuple[Tensor, Tensor]"]
-
-
 def strong_wolfe(
-    evaluate: Evaluate, t: float, f0: float, g0: Tensor, slope0: float, d_max: float,
+    evaluate: Evaluate, t: float, f0: float, g0: np.ndarray, slope0: float, d_max: float,
     c1: float = 1e-4, c2: float = 0.9, tolerance_change: float = 1e-9, max_ls: int = 25,
-) -> tuple[float, Tensor, float, int]:
+) -> tuple[float, np.ndarray, float, int]:
     """Step length satisfying the strong Wolfe conditions along a descent direction.
 
     ``slope0 = g0 · d < 0``; ``d_max = max|d|``. Brackets an acceptable step by extrapolation,
@@ -108,14 +106,14 @@ def strong_wolfe(
     def too_long(t_: float, f_: float, f_ref: float) -> bool:
         return f_ > f0 + c1 * t_ * slope0 or f_ >= f_ref
 
-    def probe(t_: float) -> tuple[float, Tensor, float]:
+    def probe(t_: float) -> tuple[float, np.ndarray, float]:
         f_, g_, slope_ = evaluate(t_)
         return (f_ if math.isfinite(f_) else math.inf), g_, slope_
 
     f, g, slope = probe(t)
     evals, done = 1, False
     prev = (0.0, f0, g0, slope0)
-    bracket: list[tuple[float, float, Tensor, float]] = []
+    bracket: list[tuple[float, float, np.ndarray, float]] = []
     while evals <= max_ls:
         if too_long(t, f, prev[1] if evals > 2 else math.inf):
             bracket = [prev, (t, f, g, slope)]
@@ -168,9 +166,9 @@ class LBFGS:
     """L-BFGS for full-batch objectives; a drop-in for ``torch.optim.LBFGS`` with strong Wolfe.
 
     ``step(closure)`` returns the loss of the first evaluation (as torch does); the loss at the
-    parameters it leaves behind is :attr:`last_loss`. The closure may also return the flat
-    gradient itself (see :meth:`step`), which spares the ``.grad`` round trip. Not a ``torch.optim.Optimizer`` subclass:
-    constructing one of those imports torch._dynamo, seconds of start-up for a short fit.
+    parameters it leaves behind is :attr:`last_loss`. Parameters must share one dtype. Not a
+    ``torch.optim.Optimizer`` subclass: building one of those imports torch._dynamo, seconds of
+    start-up for a short fit.
     """
 
     def __init__(
@@ -181,15 +179,18 @@ class LBFGS:
         if lr <= 0 or max_iter < 1 or history_size < 1:
             raise ValueError(f"need lr > 0, max_iter >= 1, history_size >= 1; got {lr}, {max_iter}, {history_size}")
         self.params = list(params)
-        if not self.params:
-            raise ValueError("LBFGS got an empty parameter list")
+        if not self.params or len({p.dtype for p in self.params}) != 1:
+            raise ValueError("LBFGS needs a non-empty list of parameters of one dtype")
         self.lr, self.max_iter, self.history_size = lr, max_iter, history_size
         self.max_eval = max_iter * 5 // 4 if max_eval is None else max_eval
         self.tolerance_grad, self.tolerance_change, self.curvature_eps = tolerance_grad, tolerance_change, curvature_eps
         self.last_loss = math.nan
         self.iterations = self.evaluations = 0
         self._pairs: _CurvaturePairs | None = None
-        self._last: tuple[Tensor, float, Tensor] | None = None  # last move: direction, step, gradient before
+        self._last: tuple[np.ndarray, float, np.ndarray] | None = None  # last move: direction, step, gradient before
+        sizes = [p.numel() for p in self.params]
+        self._staging = torch.empty(sum(sizes), dtype=self.params[0].dtype, device=self.params[0].device)
+        self._views = [v.view_as(p) for v, p in zip(self._staging.split(sizes), self.params)]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.params:
@@ -198,13 +199,20 @@ class LBFGS:
             elif p.grad is not None:
                 p.grad.zero_()
 
-    def _evaluate(self, closure: Closure) -> tuple[Tensor, Tensor]:
-        """Loss and flat gradient: from the closure when it returns both, else from ``.grad``."""
+    def _write(self, vector: np.ndarray) -> None:
+        """Set the parameters from one flat host vector (two ops whatever their number)."""
+        self._staging.copy_(torch.from_numpy(vector))
+        torch._foreach_copy_(self.params, self._views)
+
+    def _evaluate(self, closure: Closure) -> tuple[Tensor, np.ndarray]:
+        """Loss and flat float64 host gradient: from the closure when it returns both, else from ``.grad``."""
         result = closure()
         if isinstance(result, tuple):
-            return result
-        flat = [p.grad.reshape(-1) if p.grad is not None else p.new_zeros(p.numel()) for p in self.params]
-        return result, torch.cat(flat)
+            loss, flat = result
+        else:
+            loss = result
+            flat = torch.cat([p.grad.reshape(-1) if p.grad is not None else p.new_zeros(p.numel()) for p in self.params])
+        return loss, flat.detach().cpu().numpy().astype(np.float64)
 
     @torch.no_grad()
     def step(self, closure: Closure) -> Tensor:
@@ -213,26 +221,18 @@ class LBFGS:
         ``closure`` re-evaluates the objective: it returns the loss after filling the ``.grad`` of
         the parameters (as for torch), or a tuple ``(loss, flat gradient)`` in parameter order."""
         closure = torch.enable_grad()(closure)
-        params = self.params
-        x = torch.cat([p.reshape(-1) for p in params])
-        trial = torch.empty_like(x)
-        trial_views = [v.view_as(p) for v, p in zip(trial.split([p.numel() for p in params]), params)]
-
-        def move_to(t: float, direction: Tensor) -> None:
-            torch.add(x, direction, alpha=t, out=trial)
-            torch._foreach_copy_(params, trial_views)
-
+        x = torch.cat([p.reshape(-1) for p in self.params]).cpu().numpy().astype(np.float64)
         first, grad = self._evaluate(closure)
         loss = float(first)
         evals = 1
         self.evaluations += 1
-        if grad.abs().max() <= self.tolerance_grad:
+        if np.abs(grad).max() <= self.tolerance_grad:
             self.last_loss = loss
             return first
         for iteration in range(1, self.max_iter + 1):
             self.iterations += 1
             if self._pairs is None:
-                direction, self._pairs = grad.neg(), _CurvaturePairs(self.history_size, grad)
+                direction, self._pairs = -grad, _CurvaturePairs(self.history_size, grad)
             else:
                 if self._last is not None:  # the pair of the previous line search
                     last_direction, last_t, last_grad = self._last
@@ -243,26 +243,31 @@ class LBFGS:
                     self._last = None
                 direction = self._pairs.direction(grad)
             prev_loss, prev_grad = loss, grad
-            t = min(1.0, 1.0 / float(grad.abs().sum())) * self.lr if self.iterations == 1 else self.lr
+            t = min(1.0, 1.0 / float(np.abs(grad).sum())) * self.lr if self.iterations == 1 else self.lr
             slope = float(grad @ direction)
             if slope > -self.tolerance_change:
                 break
+            probed_t, probed_x = math.nan, x
 
-            def evaluate(t_: float, d: Tensor = direction) -> tuple[float, Tensor, float]:
-                move_to(t_, d)
+            def evaluate(t_: float, d: np.ndarray = direction) -> tuple[float, np.ndarray, float]:
+                nonlocal probed_t, probed_x
+                probed_t, probed_x = t_, x + t_ * d
+                self._write(probed_x)
                 f_, g_ = self._evaluate(closure)
                 return float(f_), g_, float(g_ @ d)
 
-            d_max = float(direction.abs().max())
+            d_max = float(np.abs(direction).max())
             loss, grad, t, ls_evals = strong_wolfe(evaluate, t, loss, grad, slope, d_max, tolerance_change=self.tolerance_change)
-            move_to(t, direction)
-            x.copy_(trial)
+            if t != probed_t:  # the line search settled on an earlier trial point
+                probed_x = x + t * direction
+                self._write(probed_x)
+            x = probed_x
             self._last = (direction, t, prev_grad)
             evals += ls_evals
             self.evaluations += ls_evals
             if (
                 iteration == self.max_iter or evals >= self.max_eval
-                or grad.abs().max() <= self.tolerance_grad
+                or np.abs(grad).max() <= self.tolerance_grad
                 or abs(t) * d_max <= self.tolerance_change or abs(loss - prev_loss) < self.tolerance_change
             ):
                 break

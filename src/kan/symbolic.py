@@ -293,10 +293,15 @@ def symbolic_formula(
 
 
 def round_floats(expr: sympy.Expr, digits: int) -> sympy.Expr:
-    """``expr`` with every float rounded to ``digits`` decimal places (repeated while sympy folds
-    rounded floats into new products)."""
+    """``expr`` with every float rounded to ``digits`` decimal places.
+
+    Floats that round to zero are dropped first, so that sympy folds the constants they kept
+    apart (``1.01·(0.99·x + 1e-17)`` → ``0.9999·x``) at full precision before anything is rounded.
+    """
     for _ in range(10):
-        rounded = expr.xreplace({f: sympy.Float(round(float(f), digits)) for f in expr.atoms(sympy.Float)})
+        floats = expr.atoms(sympy.Float)
+        tiny = {f: sympy.Integer(0) for f in floats if abs(float(f)) < 0.5 * 10.0**-digits}
+        rounded = expr.xreplace(tiny or {f: sympy.Float(round(float(f), digits)) for f in floats})
         if rounded == expr:
             break
         expr = rounded

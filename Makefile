@@ -1,0 +1,48 @@
+# KAN paper reproduction. `make reproduce` runs the default profile, `make test` the tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= all
+PORT ?= 5000
+
+.PHONY: help install reproduce paper test lint dry-run report ui ci-expected clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/snakemake: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+install: $(BIN)/snakemake  ## create .venv and install the package with its dev extras
+
+reproduce: install  ## the default profile: data, training, tables, figures, MLflow (CORES=all)
+	$(BIN)/snakemake --cores $(CORES)
+
+paper: install  ## the paper's sweeps on this machine (days of CPU time; see profiles/slurm)
+	$(BIN)/snakemake --profile profiles/paper --cores $(CORES)
+
+test: install  ## the whole test suite, as CI runs it (exit code 5, no tests collected, counts as success)
+	$(BIN)/python -m pytest --durations=15 || [ $$? -eq 5 ]
+
+lint: install  ## snakemake --lint
+	$(BIN)/snakemake --lint
+
+dry-run: install  ## what the default profile would run
+	$(BIN)/snakemake -n
+
+report: install  ## HTML report of figures and tables: reports/report.html
+	$(BIN)/snakemake --report reports/report.html
+
+ui: install  ## MLflow UI on http://127.0.0.1:$(PORT) for results/mlflow.db (or $$MLFLOW_TRACKING_URI)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m kan ui --port $(PORT)
+
+ci-expected: install  ## rerun the ci profile in a scratch dir and rewrite reports/reference/ci_expected.csv
+	tmp=$$(mktemp -d) && \
+	$(BIN)/snakemake -s $(CURDIR)/Snakefile --directory $$tmp --profile profiles/ci results/tables/runs.csv && \
+	$(BIN)/python -m kan expected $$tmp/results/tables/runs.csv && rm -rf $$tmp
+
+clean:  ## delete generated data, results, logs and reports (keeps reports/reference)
+	rm -rf results datasets/generated logs .snakemake reports/figures reports/tables reports/paper_vs_ours.md reports/report.html

@@ -1,0 +1,28 @@
+"""KAN paper reproduction: datasets -> trained KAN/MLP pairs -> tables, figures, MLflow.
+
+`snakemake --cores N` runs the embedded default profile; see README.md for the others.
+"""
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: f"{workflow.basedir}/workflow/config/default.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/report.smk"
+include: "workflow/rules/tracking.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_targets(),

@@ -1,0 +1,97 @@
+"""Command line: ``python -m kan <command>`` (or ``kan-repro <command>``), run from the repository root.
+
+  plan      size of a config's sweep: trainings, runs and optimizer steps per experiment
+  check     compare a ci-profile runs table with reports/reference/ci_expected.*
+  expected  rewrite reports/reference/ci_expected.csv from a ci-profile runs table
+  ui        the MLflow UI on 127.0.0.1 for the pipeline's tracking store
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Sequence
+
+SCHEMA = Path("workflow/schemas/config.schema.yaml")
+REFERENCE = Path("reports/reference")
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from kan.experiments.config import load_config
+    from kan.experiments.sweep import expand, total_steps
+
+    trainings = expand(load_config(args.config, args.schema))
+    print(f"{'experiment':<16}{'trainings':>10}{'runs':>8}{'steps':>10}")
+    for experiment in dict.fromkeys(t.experiment for t in trainings):
+        mine = [t for t in trainings if t.experiment == experiment]
+        print(f"{experiment:<16}{len(mine):>10}{sum(len(t.stages) for t in mine):>8}{sum(map(total_steps, mine)):>10}")
+    print(f"{'total':<16}{len(trainings):>10}{sum(len(t.stages) for t in trainings):>8}{sum(map(total_steps, trainings)):>10}")
+    print("(one step = one optimizer step; an LBFGS step runs up to lbfgs_max_iter = 20 inner iterations)")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from kan.experiments.config import load_yaml
+    from kan.experiments.regression import compare_expected, compare_paper, compare_trends
+
+    runs = pd.read_csv(args.runs)
+    spec = load_yaml(args.reference / "ci_expected.yaml")
+    failures = compare_expected(runs, pd.read_csv(args.reference / "ci_expected.csv"), spec["rtol"])
+    paper = load_yaml(args.reference / "paper.yaml")
+    failures += compare_paper(runs, spec["paper_checks"], paper) + compare_trends(runs, spec["trends"])
+    for failure in failures:
+        print(failure)
+    print(f"{len(failures)} failure(s)" if failures else "ci results match the expected values and the paper checks")
+    return 1 if failures else 0
+
+
+def _expected(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from kan.experiments.regression import expected_table
+
+    out = args.reference / "ci_expected.csv"
+    expected_table(pd.read_csv(args.runs)).to_csv(out, index=False)
+    print(f"wrote {out}")
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from kan.tracking import tracking_uri
+
+    uri = tracking_uri(args.uri, "results")
+    command = ["mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"]
+    print(" ".join(command), flush=True)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.execvp(command[0], command)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The ``kan`` argument parser."""
+    root = argparse.ArgumentParser(prog="kan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = root.add_subparsers(dest="command", required=True)
+    plan = commands.add_parser("plan", help="size of a config's sweep")
+    plan.add_argument("config", nargs="?", type=Path, default=Path("workflow/config/default.yaml"))
+    plan.add_argument("--schema", type=Path, default=SCHEMA)
+    plan.set_defaults(run=_plan)
+    for name, run, text in (("check", _check, "compare a ci runs table with the expected values"),
+                            ("expected", _expected, "rewrite the ci expected values")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("runs", type=Path, help="runs.csv of a ci-profile run")
+        sub.add_argument("--reference", type=Path, default=REFERENCE)
+        sub.set_defaults(run=run)
+    ui = commands.add_parser("ui", help="MLflow UI on 127.0.0.1")
+    ui.add_argument("--uri", default="", help="tracking URI (default: $MLFLOW_TRACKING_URI or results/mlflow.db)")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(run=_ui)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit status."""
+    args = parser().parse_args(argv)
+    return args.run(args)
+

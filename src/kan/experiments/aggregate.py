@@ -1,0 +1,60 @@
+"""Aggregate tables built from per-run files: ``runs.csv`` (one row per run) and
+``histories.parquet`` (one row per run and recorded step), the two tables every report reads.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from kan.experiments.runfiles import HISTORY_COLUMNS, read_history, read_metrics
+
+RUN_COLUMNS = (
+    "run_id", "experiment", "family", "dataset", "model", "variant", "shape", "initial_shape",
+    "depth", "width", "activation", "lamb", "seed", "grid", "order", "n_params", "steps",
+    "train_rmse", "test_rmse", "test_accuracy", "status", "seconds",
+)
+_FLOATS = ("lamb", "train_rmse", "test_rmse", "test_accuracy", "seconds")
+_INTS = ("depth", "width", "seed", "grid", "order", "n_params", "steps")
+
+
+def runs_table(run_dirs: Iterable[Path | str]) -> pd.DataFrame:
+    """One row per run with exactly ``RUN_COLUMNS``, sorted by experiment, dataset, model
+    configuration, seed and step count."""
+    rows = [{column: read_metrics(d)[column] for column in RUN_COLUMNS} for d in run_dirs]
+    frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
+    frame = frame.astype({c: "float64" for c in _FLOATS} | {c: "int64" for c in _INTS})
+    order = ["experiment", "dataset", "model", "variant", "initial_shape", "lamb", "activation", "seed", "steps"]
+    return frame.sort_values(order, ignore_index=True)
+
+
+def histories_table(run_dirs: Iterable[Path | str]) -> pd.DataFrame:
+    """Every run's history with a leading ``run_id`` column (the standard history columns)."""
+    frames = []
+    for directory in run_dirs:
+        history = read_history(directory)[list(HISTORY_COLUMNS)]
+        frames.append(history.assign(run_id=Path(directory).name))
+    columns = ["run_id", *HISTORY_COLUMNS]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def manifest_runs(manifests: Iterable[Path | str]) -> list[Path]:
+    """Run folders listed by train-job manifests, without duplicates, in order."""
+    seen: dict[str, None] = {}
+    for manifest in manifests:
+        for run in json.loads(Path(manifest).read_text(encoding="utf-8"))["runs"]:
+            seen.setdefault(run)
+    return [Path(run) for run in seen]
+
+
+def write_tables(manifests: Iterable[Path | str], runs_csv: Path | str, histories_parquet: Path | str) -> None:
+    """Build both tables from the runs listed in ``manifests``."""
+    run_dirs = manifest_runs(manifests)
+    Path(runs_csv).parent.mkdir(parents=True, exist_ok=True)
+    runs_table(run_dirs).to_csv(runs_csv, index=False)
+    histories_table(run_dirs).to_parquet(histories_parquet, index=False)

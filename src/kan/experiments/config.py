@@ -1,0 +1,136 @@
+"""Pipeline configuration: schema validation with defaults, then checks the schema cannot
+express (task names, dataset specs, training options). Every problem is reported with the
+config path it belongs to, before any job starts.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import jsonschema
+import yaml
+
+from kan.data import FAMILIES, family_module, task_names
+from kan.data.spec import merge_spec
+
+
+class ConfigError(ValueError):
+    """An invalid pipeline configuration; the message names every offending key."""
+
+
+def load_yaml(path: Path | str) -> dict[str, Any]:
+    """Read a YAML mapping from ``path``."""
+    with open(path, encoding="utf-8") as handle:
+        data = yaml.safe_load(handle) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _with_defaults(validator_class: type) -> type:
+    """A validator class that also fills ``default`` values of absent properties."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(validator: Any, props: Mapping, instance: Any, schema: Mapping) -> Iterator:
+        if isinstance(instance, dict):
+            for name, sub in props.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from check_properties(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": properties})
+
+
+def _where(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(part) for part in error.absolute_path) or "<top level>"
+
+
+def validate_schema(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Fill schema defaults into a copy of ``config`` and validate it; ConfigError lists problems."""
+    config = copy.deepcopy(config)
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = [f"  at {_where(e)}: {e.message}" for e in errors]
+        raise ConfigError("invalid pipeline config:\n" + "\n".join(lines))
+    return config
+
+
+def dataset_names(experiment: Mapping[str, Any]) -> list[str]:
+    """The experiment's task names, with ``"all"`` expanded."""
+    names = experiment["datasets"]
+    return task_names(experiment["family"]) if names == "all" else list(names)
+
+
+def data_spec(config: Mapping[str, Any], family: str, name: str) -> dict[str, Any]:
+    """Spec overrides for one dataset: the family's entry, then the task's."""
+    specs = config["datasets"]["specs"]
+    return {**specs.get(family, {}), **specs.get(f"{family}/{name}", {})}
+
+
+def _check_experiment(config: Mapping[str, Any], key: str, experiment: Mapping[str, Any]) -> list[str]:
+    from kan.train import TrainConfig  # torch is already loaded by the kan package
+
+    problems = []
+    family = experiment["family"]
+    known = task_names(family)
+    for name in [n for n in dataset_names(experiment) if n not in known]:
+        problems.append(f"experiments.{key}.datasets: unknown {family} task '{name}'; valid: {', '.join(known)}")
+    kan, mlp = experiment["kan"], experiment["mlp"]
+    for part, block in (("kan", kan), ("mlp", mlp)):
+        if bool(block["widths"]) != bool(block["depths"]):
+            problems.append(f"experiments.{key}.{part}: give both widths and depths (or neither)")
+    if kan["prune"]["lambdas"] and not kan["widths"]:
+        problems.append(f"experiments.{key}.kan.prune: pruning needs kan.widths and kan.depths")
+    if not (kan["paper_shape"] or kan["widths"] or mlp["widths"]):
+        problems.append(f"experiments.{key}: no models (set kan.paper_shape, kan.widths/depths or mlp.widths/depths)")
+    if kan["paper_shape"]:
+        for name in [n for n in dataset_names(experiment) if n in known]:
+            if getattr(family_module(family).TASKS[name], "shape", None) is None:
+                problems.append(f"experiments.{key}.kan.paper_shape: {family}/{name} has no paper shape")
+    try:
+        TrainConfig.from_dict(experiment["train"])
+    except ValueError as error:
+        problems.append(f"experiments.{key}.train: {error}")
+    return problems
+
+
+def _check_specs(config: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for key in config["datasets"]["specs"]:
+        family, _, name = key.partition("/")
+        if family not in FAMILIES:
+            problems.append(f"datasets.specs.{key}: unknown family '{family}'; valid: {', '.join(FAMILIES)}")
+        elif name and name not in task_names(family):
+            problems.append(f"datasets.specs.{key}: unknown {family} task '{name}'")
+    if problems:
+        return problems
+    used = {(e["family"], n) for e in config["experiments"].values() for n in dataset_names(e) if n in task_names(e["family"])}
+    for family, name in sorted(used):
+        task = family_module(family).TASKS[name]
+        if hasattr(task, "defaults"):
+            try:
+                merge_spec(task.defaults(), data_spec(config, family, name), where=f"{family}/{name}")
+            except ValueError as error:
+                problems.append(f"datasets.specs: {error}")
+    return problems
+
+
+def check_semantics(config: Mapping[str, Any]) -> None:
+    """Checks beyond the schema; ConfigError lists every problem with its config path."""
+    problems = _check_specs(config)
+    for key, experiment in config["experiments"].items():
+        problems += _check_experiment(config, key, experiment)
+    if problems:
+        raise ConfigError("invalid pipeline config:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def load_config(config: Mapping[str, Any] | Path | str, schema_path: Path | str) -> dict[str, Any]:
+    """Validate a config (mapping or YAML path) against the schema and the semantic checks;
+    return it with defaults filled in."""
+    raw = load_yaml(config) if isinstance(config, (str, Path)) else dict(config)
+    validated = validate_schema(raw, load_yaml(schema_path))
+    check_semantics(validated)
+    return validated

@@ -1,0 +1,109 @@
+"""One function per pipeline job that needs more than a single library call; the
+Snakemake scripts in ``workflow/scripts`` only pass their inputs, outputs and params here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from kan.experiments.aggregate import manifest_runs
+from kan.experiments.runfiles import read_metrics
+
+log = logging.getLogger(__name__)
+
+
+def setup_logging(path: Path | str | None) -> None:
+    """Send this job's log records to ``path`` (stderr when None)."""
+    logging.basicConfig(filename=path, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+def write_json(path: Path | str, payload: Any) -> None:
+    """Write ``payload`` as indented JSON (creating parent folders)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def train(trainings: Sequence[Mapping[str, Any]], dataset_dirs: Mapping[str, str], results: Path | str,
+          manifest: Path | str, profile: str) -> None:
+    """Train a chunk (see :func:`kan.experiments.runner.train_chunk`) and write its manifest.
+
+    ``dataset_dirs`` maps ``"<family>/<name>"`` to the dataset folder.
+    """
+    from kan.experiments.provenance import git_commit
+    from kan.experiments.runner import train_chunk
+    from kan.experiments.sweep import Training
+
+    dirs = {tuple(key.split("/", 1)): Path(path) for key, path in dataset_dirs.items()}
+    extra = {"profile": profile, "git_commit": git_commit()}
+    outcome = train_chunk([Training.from_dict(t) for t in trainings], dirs, results, extra)
+    log.info("chunk done: %d trainings, %d trained now, %d runs", outcome["trainings"], outcome["trained"], len(outcome["runs"]))
+    write_json(manifest, outcome)
+
+
+def init_tracking(uri: str, experiment: str, artifacts: Path | str | None, marker: Path | str) -> None:
+    """Create the MLflow store and experiment (a new experiment keeps its artifacts in
+    ``artifacts``; None: the server's default); record what was found in ``marker``."""
+    from kan.tracking import init_tracking as create
+
+    experiment_id = create(uri, experiment, artifacts)
+    log.info("MLflow experiment %s (id %s) at %s", experiment, experiment_id, uri)
+    write_json(marker, {"uri": uri, "experiment": experiment, "experiment_id": experiment_id})
+
+
+def report_deviations(profile_deviations: Sequence[str], dataset_dirs: Sequence[Path | str]) -> list[str]:
+    """Every deviation from the paper, once: the profile's, the pruning procedure's, and
+    those recorded in the datasets' meta.json."""
+    from kan.experiments.pruning import DEVIATION
+
+    found = [*profile_deviations, DEVIATION]
+    for directory in dataset_dirs:
+        meta = json.loads((Path(directory) / "meta.json").read_text(encoding="utf-8"))
+        found += [f"{meta['family']}/{meta['name']}: {text}" for text in meta.get("deviations", [])]
+    return list(dict.fromkeys(found))
+
+
+def _figures(run_dir: Path, out_dir: Path, dataset_root: Path) -> list[Path]:
+    """KAN diagram (KANs only) and training curves of one run, written to ``out_dir``."""
+    from kan import KAN, load_model
+    from kan.experiments.runfiles import MODEL, read_history
+    from kan.experiments.runner import load_dataset
+    from kan.plot import plot_history, plot_kan
+
+    metrics = read_metrics(run_dir)
+    paths = [out_dir / "curves.png"]
+    plot_history(read_history(run_dir).to_dict("records"), paths[0])
+    model = load_model(run_dir / MODEL)
+    if isinstance(model, KAN):
+        data, meta = load_dataset(dataset_root / metrics["family"] / metrics["dataset"], metrics["config"]["dtype"])
+        paths.append(out_dir / "diagram.png")
+        plot_kan(model, data["train_input"], paths[-1], input_names=meta["inputs"], output_names=meta["targets"])
+    return paths
+
+
+def log_runs(uri: str, experiment: str, manifests: Sequence[Path | str], diagrams: str,
+             dataset_root: Path | str, out: Path | str) -> None:
+    """Log every run listed by ``manifests`` to MLflow (idempotent); ``diagrams`` is
+    ``all``, ``final`` (only each training's last run) or ``none``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from kan.tracking import client, log_run, logged_runs, sqlite_path
+
+    database = sqlite_path(uri)
+    if database is not None and not database.is_file():
+        raise FileNotFoundError(f"{database} is missing; recreate it with `snakemake --forcerun tracking_store`")
+    mlflow = client(uri)
+    experiment_id = mlflow.get_experiment_by_name(experiment).experiment_id
+    known = logged_runs(mlflow, experiment_id)
+    logged = {}
+    for run_dir in manifest_runs(manifests):
+        with tempfile.TemporaryDirectory() as tmp:
+            wanted = diagrams == "all" or (diagrams == "final" and read_metrics(run_dir).get("final_stage", True))
+            figures = _figures(run_dir, Path(tmp), Path(dataset_root)) if wanted else []
+            logged[run_dir.name] = log_run(mlflow, experiment_id, run_dir, known, figures)
+    log.info("%d runs in MLflow experiment %s (%s)", len(logged), experiment, uri)
+    write_json(out, {"uri": uri, "experiment": experiment, "runs": logged})

@@ -1,0 +1,92 @@
+"""Regression checks of a runs table: against committed expected values of the same profile
+(tight: same code, same seeds) and against the paper's numbers (loose, documented factors).
+Every failure is a sentence naming the experiment, the run and the numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping
+
+import pandas as pd
+
+KEY = "run_id"
+EXACT = ("experiment", "dataset", "model", "variant", "shape", "grid", "seed", "n_params", "steps", "status")
+CLOSE = ("train_rmse", "test_rmse")
+EXPECTED_COLUMNS = (KEY, *EXACT, *CLOSE)
+
+
+def expected_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The columns of a runs table that the expected-values file keeps, in a readable order."""
+    order = ["experiment", "dataset", "model", "variant", "shape", "seed", "steps", KEY]
+    return runs[list(EXPECTED_COLUMNS)].sort_values(order, ignore_index=True)
+
+
+def _label(row: Mapping[str, Any]) -> str:
+    return f"{row['experiment']}/{row['dataset']} {row['variant']} {row['shape']} G={row['grid']} seed={row['seed']} (run {row[KEY]})"
+
+
+def compare_expected(runs: pd.DataFrame, expected: pd.DataFrame, rtol: float) -> list[str]:
+    """Differences between ``runs`` and ``expected``: missing or extra runs, any change in the
+    exact columns, and RMSEs whose relative difference exceeds ``rtol``."""
+    ours = runs.set_index(KEY)
+    theirs = expected.set_index(KEY)
+    failures = [f"missing run: {_label(row)}" for _, row in expected[~expected[KEY].isin(ours.index)].iterrows()]
+    failures += [f"unexpected run: {_label(row)}" for _, row in runs[~runs[KEY].isin(theirs.index)].iterrows()]
+    for run_id in theirs.index.intersection(ours.index):
+        want, got = theirs.loc[run_id], ours.loc[run_id]
+        label = _label({**want.to_dict(), KEY: run_id})
+        for column in EXACT:
+            if str(want[column]) != str(got[column]):
+                failures.append(f"{label}: {column} is {got[column]}, expected {want[column]}")
+        for column in CLOSE:
+            a, b = float(got[column]), float(want[column])
+            if not math.isclose(a, b, rel_tol=rtol, abs_tol=0.0) and not (math.isnan(a) and math.isnan(b)):
+                failures.append(f"{label}: {column} = {a:.6g}, expected {b:.6g} (relative tolerance {rtol:g})")
+    return failures
+
+
+def best_rmse(runs: pd.DataFrame, experiment: str, dataset: str, variants: Iterable[str]) -> float:
+    """Lowest test RMSE among finished runs of the given variants (NaN if there are none)."""
+    chosen = runs[(runs["experiment"] == experiment) & (runs["dataset"] == dataset)
+                  & runs["variant"].isin(list(variants)) & (runs["status"] == "ok")]
+    return float(chosen["test_rmse"].min()) if len(chosen) else float("nan")
+
+
+def paper_value(reference: Mapping[str, Any], block: str, dataset: str, column: str) -> float:
+    """One number of reports/reference/paper.yaml: ``column`` of ``dataset``'s row in ``block``."""
+    rows = [row for row in reference[block]["rows"] if row["dataset"] == dataset]
+    if len(rows) != 1 or column not in rows[0]:
+        raise KeyError(f"paper.yaml has no {block}/{dataset}/{column}")
+    return float(rows[0][column])
+
+
+def compare_paper(runs: pd.DataFrame, checks: Iterable[Mapping[str, Any]], reference: Mapping[str, Any]) -> list[str]:
+    """Each check ``{experiment, dataset, variants, paper: {block, column}, factor}`` passes when
+    our best test RMSE of those variants is at most ``factor`` times the paper's value, read
+    from ``reference`` (the parsed paper.yaml)."""
+    failures = []
+    for check in checks:
+        where = check["paper"]
+        paper = paper_value(reference, where["block"], check["dataset"], where["column"])
+        ours = best_rmse(runs, check["experiment"], check["dataset"], check["variants"])
+        if not ours <= check["factor"] * paper:
+            failures.append(
+                f"{check['experiment']}/{check['dataset']} {'+'.join(check['variants'])}: best test RMSE {ours:.3g} "
+                f"exceeds {check['factor']:g} x the paper's {paper:.3g} (paper.yaml {where['block']}/{where['column']})"
+            )
+    return failures
+
+
+def compare_trends(runs: pd.DataFrame, trends: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Each trend ``{experiment, dataset, variant, shape, claim}`` passes when test RMSE falls
+    with every grid refinement of that KAN (the paper's grid-extension claim)."""
+    failures = []
+    for trend in trends:
+        ladder = runs[(runs["experiment"] == trend["experiment"]) & (runs["dataset"] == trend["dataset"])
+                      & (runs["variant"] == trend["variant"]) & (runs["shape"] == trend["shape"])].sort_values("grid")
+        values = ladder["test_rmse"].tolist()
+        if len(values) < 2 or any(later >= earlier for earlier, later in zip(values, values[1:])):
+            grids = ", ".join(f"G={g}: {v:.3g}" for g, v in zip(ladder["grid"], values))
+            failures.append(f"{trend['experiment']}/{trend['dataset']} {trend['shape']}: {trend['claim']} fails ({grids or 'no runs'})")
+    return failures

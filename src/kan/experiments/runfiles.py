@@ -1,0 +1,87 @@
+"""Per-run files, the pipeline's source of truth:
+``<results>/runs/<experiment>/<model>/<run-id>/{metrics.json, history.parquet, model.pt}``.
+
+A run folder is written to a hidden temporary sibling and renamed into place, so a folder
+with ``metrics.json`` is always complete and a killed job leaves no half-written run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+METRICS, HISTORY, MODEL = "metrics.json", "history.parquet", "model.pt"
+HISTORY_COLUMNS = ("step", "grid", "train_rmse", "test_rmse", "train_loss", "test_loss", "regularization")
+
+
+def run_dir(results: Path | str, experiment: str, model: str, run_id: str) -> Path:
+    """Folder of one run."""
+    return Path(results) / "runs" / experiment / model / run_id
+
+
+def is_finished(directory: Path | str) -> bool:
+    """True when the run folder is complete (it has metrics.json)."""
+    return (Path(directory) / METRICS).is_file()
+
+
+def _json_ready(value: Any) -> Any:
+    """NaN/Inf become None so metrics.json stays strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def history_frame(history: Sequence[Mapping[str, float]]) -> pd.DataFrame:
+    """History records as a frame; the standard columns always exist (NaN if absent)."""
+    frame = pd.DataFrame(list(history))
+    for column in HISTORY_COLUMNS:
+        if column not in frame:
+            frame[column] = float("nan")
+    extra = [c for c in frame.columns if c not in HISTORY_COLUMNS]
+    frame = frame[[*HISTORY_COLUMNS, *extra]].astype("float64")
+    return frame.astype({"step": "int64", "grid": "int64"})
+
+
+def write_run(directory: Path | str, metrics: Mapping[str, Any], history: Sequence[Mapping[str, float]], model: Any) -> Path:
+    """Write metrics, history and ``model.save`` output atomically to ``directory``."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    try:
+        history_frame(history).to_parquet(tmp / HISTORY, index=False)
+        model.save(tmp / MODEL)
+        text = json.dumps(_json_ready(dict(metrics)), indent=2, sort_keys=True, allow_nan=False)
+        (tmp / METRICS).write_text(text + "\n", encoding="utf-8")
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old-{uuid.uuid4().hex}")
+            os.replace(directory, old)
+            os.replace(tmp, directory)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def read_metrics(directory: Path | str) -> dict[str, Any]:
+    """The run's metrics.json (None where a metric was NaN)."""
+    return json.loads((Path(directory) / METRICS).read_text(encoding="utf-8"))
+
+
+def read_history(directory: Path | str) -> pd.DataFrame:
+    """The run's per-step history."""
+    return pd.read_parquet(Path(directory) / HISTORY)

@@ -1,0 +1,185 @@
+"""Train one chunk of trainings in one process and write every run's files.
+
+A chunk's trainings share a dataset and training options, so they advance in lockstep: each
+grid phase is one :func:`kan.batched.fit_many` call over every live model (it batches the
+compatible ones), and after each phase every KAN writes the run of that phase; an MLP writes
+its single run after the last phase. Training phase by phase is the same as one call with the
+whole schedule (the optimizer restarts at every phase either way; with minibatches, each phase
+restarts the minibatch order). Finished trainings are skipped, so a rerun after a killed job
+only trains what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from kan import KAN, MLP
+from kan.batched import fit_many
+from kan.data import read_dataset, to_tensors
+from kan.experiments.pruning import prune_model, sparsify_config
+from kan.experiments.runfiles import is_finished, read_metrics, run_dir, write_run
+from kan.experiments.sweep import Stage, Training
+from kan.train import TrainConfig
+
+log = logging.getLogger(__name__)
+TERMINAL = ("diverged", "early_stopped", "failed")  # statuses that end a training early
+
+
+@dataclass
+class _State:
+    """A training in flight: its model, the history so far and how it is going."""
+
+    training: Training
+    model: nn.Module
+    initial_shape: list[int]
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    status: str = "ok"
+    message: str = "finished"
+    pruned_at_step: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status == "ok"
+
+
+def shape_text(width: Sequence[int]) -> str:
+    """A shape as a compact JSON list, e.g. ``"[2,5,1]"``."""
+    return "[" + ",".join(str(int(w)) for w in width) + "]"
+
+
+def model_width(training: Training, meta: Mapping[str, Any]) -> list[int]:
+    """The full shape: the dataset's paper shape, or inputs + hidden + outputs."""
+    if training.model["hidden"] == "paper":
+        return list(meta["paper_shape"])
+    n_out = meta["n_classes"] if meta["task"] == "classification" else len(meta["targets"])
+    return [len(meta["inputs"]), *training.model["hidden"], n_out]
+
+
+def build_model(training: Training, meta: Mapping[str, Any]) -> nn.Module:
+    """A freshly initialised model for ``training`` on a dataset described by ``meta``."""
+    width = model_width(training, meta)
+    grid = training.train["grid_schedule"][0]
+    if training.kind == "kan":
+        return KAN(width, num_intervals=grid, order=training.model["order"], seed=training.seed, dtype=training.dtype)
+    return MLP(width, activation=training.model["activation"], seed=training.seed, dtype=training.dtype)
+
+
+def _run_phase(states: list[_State], data: Mapping[str, Tensor], configs: Sequence[TrainConfig]) -> None:
+    results = fit_many([s.model for s in states], [data] * len(states), list(configs))
+    for state, result in zip(states, results):
+        offset = state.history[-1]["step"] if state.history else 0.0
+        state.history += [{**record, "step": record["step"] + offset} for record in result.history]
+        state.seconds += result.seconds
+        if result.status != "ok":
+            state.status, state.message = result.status, result.message
+
+
+def _sparsify_and_prune(states: list[_State], data: Mapping[str, Tensor]) -> None:
+    _run_phase(states, data, [sparsify_config(s.training.train, s.training.prune["lamb"]) for s in states])
+    for state in [s for s in states if s.active]:
+        try:
+            state.model = prune_model(state.model, data["train_input"], state.training.prune["threshold"])
+        except (ValueError, RuntimeError) as error:
+            state.status, state.message = "failed", f"pruning failed: {error}"
+        state.pruned_at_step = int(state.history[-1]["step"]) if state.history else 0
+
+
+def metrics_record(state: _State, stage: Stage, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """metrics.json of one run: the runs-table columns, then provenance and the full config."""
+    training, model = state.training, state.model
+    final = state.history[-1] if state.history else {}
+    nan = float("nan")
+    return {
+        "run_id": stage.run_id, "experiment": training.experiment, "family": training.family,
+        "dataset": training.dataset, "model": training.kind, "variant": training.variant,
+        "shape": shape_text(model.width), "initial_shape": shape_text(state.initial_shape),
+        "depth": len(model.width) - 1, "width": max(state.initial_shape[1:-1], default=0),
+        "activation": training.model.get("activation", ""),
+        "lamb": training.prune["lamb"] if training.prune else 0.0, "seed": training.seed,
+        "grid": stage.grid, "order": training.model.get("order", 0), "n_params": model.num_parameters(),
+        "steps": int(final.get("step", 0)), "train_rmse": final.get("train_rmse", nan),
+        "test_rmse": final.get("test_rmse", nan), "test_accuracy": final.get("test_accuracy", nan),
+        "status": state.status, "seconds": state.seconds,
+        "message": state.message, "phases": stage.phases, "final_stage": stage == training.stages[-1],
+        "training_id": training.stages[-1].run_id, "pruned_at_step": state.pruned_at_step,
+        "config": training.identity(stage.phases), **extra,
+    }
+
+
+def _write(state: _State, stage: Stage, results: Path, extra: Mapping[str, Any]) -> None:
+    directory = run_dir(results, state.training.experiment, state.training.kind, stage.run_id)
+    write_run(directory, metrics_record(state, stage, extra), state.history, state.model)
+
+
+def train_together(trainings: Sequence[Training], data: Mapping[str, Tensor], meta: Mapping[str, Any],
+                   results: Path, extra: Mapping[str, Any]) -> None:
+    """Train trainings that share a dataset and training options in lockstep; write their runs."""
+    train = trainings[0].train
+    if any(t.train != train for t in trainings):
+        raise ValueError("trainings trained together must share their training options")
+    states = []
+    for training in trainings:
+        model = build_model(training, meta)
+        states.append(_State(training, model, list(model.width)))
+    pruned = [s for s in states if s.training.prune]
+    if pruned:
+        _sparsify_and_prune(pruned, data)
+        for state in [s for s in pruned if not s.active]:
+            _write(state, state.training.stages[0], results, extra)
+    schedule = train["grid_schedule"]
+    for phase, grid in enumerate(schedule):
+        live = [s for s in states if s.active]
+        _run_phase(live, data, [TrainConfig.from_dict({**train, "grid_schedule": [grid]})] * len(live))
+        for state in live:
+            if state.training.kind == "kan":
+                _write(state, state.training.stages[phase], results, extra)
+            elif phase == len(schedule) - 1 or not state.active:
+                _write(state, state.training.stages[0], results, extra)
+
+
+def is_done(training: Training, results: Path) -> bool:
+    """Finished: its last run exists, or a run of it ended the training early."""
+    dirs = [run_dir(results, training.experiment, training.kind, s.run_id) for s in training.stages]
+    if is_finished(dirs[-1]):
+        return True
+    return any(is_finished(d) and read_metrics(d)["status"] in TERMINAL for d in dirs)
+
+
+def existing_runs(trainings: Sequence[Training], results: Path) -> list[Path]:
+    """Run folders of ``trainings`` that exist on disk."""
+    dirs = (run_dir(results, t.experiment, t.kind, s.run_id) for t in trainings for s in t.stages)
+    return [d for d in dirs if is_finished(d)]
+
+
+def load_dataset(directory: Path | str, dtype: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Tensors (C-contiguous, as the batched kernels expect) and meta of a dataset folder."""
+    generated = read_dataset(directory)
+    tensors = to_tensors(generated, dtype=getattr(torch, dtype))
+    return {key: value.contiguous() for key, value in tensors.items()}, generated.meta
+
+
+def train_chunk(trainings: Sequence[Training], dataset_dirs: Mapping[tuple[str, str], Path | str],
+                results: Path | str, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Train every unfinished training of a chunk; return a manifest of its runs.
+
+    ``dataset_dirs`` maps (family, name) to the generated dataset folder; ``extra`` is
+    merged into every metrics.json (provenance: git commit, profile).
+    """
+    results = Path(results)
+    todo = [t for t in trainings if not is_done(t, results)]
+    if todo:
+        first = todo[0]
+        if any((t.family, t.dataset, t.dtype) != (first.family, first.dataset, first.dtype) for t in todo):
+            raise ValueError("a chunk must hold trainings of one dataset and dtype")
+        data, meta = load_dataset(dataset_dirs[(first.family, first.dataset)], first.dtype)
+        log.info("training %d of %d trainings on %s/%s", len(todo), len(trainings), first.family, first.dataset)
+        train_together(todo, data, meta, results, extra)
+    runs = existing_runs(trainings, results)
+    return {"trainings": len(trainings), "trained": len(todo), "runs": [str(d) for d in runs]}

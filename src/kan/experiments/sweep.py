@@ -1,0 +1,150 @@
+"""Sweep expansion: a validated config becomes a list of *trainings*, pure and deterministic.
+
+A training is one model (KAN or MLP, one seed) taken through the experiment's grid
+schedule. A KAN training records one *run* per grid phase (the model as it stands at the
+end of that phase; training phases 1..k is exactly the run "grid schedule cut after k"),
+so the run for every G has its own config id. An MLP training records one run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from itertools import product
+from typing import Any, Mapping
+
+from kan.experiments.config import data_spec, dataset_names
+from kan.experiments.ids import canonical_json, config_id
+
+_FLOAT_TRAIN_KEYS = ("lr", "lamb_l1", "lamb_entropy", "grid_uniform_fraction")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One recorded run of a training: the state after ``phases`` grid phases."""
+
+    phases: int
+    grid: int  # G of the last phase (0 for an MLP)
+    run_id: str
+
+
+@dataclass(frozen=True)
+class Training:
+    """Everything that decides one model's training, plus the runs it records."""
+
+    experiment: str
+    family: str
+    dataset: str
+    data: dict[str, Any]  # {"spec": overrides, "seed": data seed}
+    model: dict[str, Any]  # {"kind": "kan"|"mlp", "hidden": [..] | "paper", ...}
+    variant: str  # unpruned | pruned | human | mlp
+    seed: int
+    dtype: str
+    train: dict[str, Any]  # TrainConfig options; grid_schedule is the full schedule
+    prune: dict[str, Any] | None = None  # {"lamb": λ, "threshold": θ} for the pruned variant
+    stages: tuple[Stage, ...] = field(default=())
+
+    @property
+    def kind(self) -> str:
+        return self.model["kind"]
+
+    @property
+    def group_key(self) -> str:
+        """Trainings equal in everything but the seed share a key (trained together)."""
+        payload = {k: v for k, v in self.identity().items() if k != "seed"}
+        return canonical_json(payload)
+
+    def identity(self, phases: int | None = None) -> dict[str, Any]:
+        """The payload hashed into a run id; ``phases`` cuts the grid schedule."""
+        train = dict(self.train)
+        if phases is not None:
+            train["grid_schedule"] = train["grid_schedule"][:phases]
+        return {
+            "experiment": self.experiment, "family": self.family, "dataset": self.dataset,
+            "data": self.data, "model": self.model, "variant": self.variant, "seed": self.seed,
+            "dtype": self.dtype, "train": train, "prune": self.prune,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "Training":
+        values = dict(values)
+        values["stages"] = tuple(Stage(**s) for s in values.get("stages", ()))
+        return cls(**values)
+
+
+def _normalise_train(train: Mapping[str, Any]) -> dict[str, Any]:
+    """Same options, same id: floats written as ints (``lr: 1``) become floats."""
+    out = {key: (float(value) if key in _FLOAT_TRAIN_KEYS else value) for key, value in train.items()}
+    out["grid_schedule"] = [int(g) for g in out["grid_schedule"]]
+    return out
+
+
+def _with_stages(training: Training) -> Training:
+    schedule = training.train["grid_schedule"]
+    if training.kind == "mlp":
+        stages = (Stage(len(schedule), 0, config_id(training.identity())),)
+    else:
+        stages = tuple(Stage(k, schedule[k - 1], config_id(training.identity(k))) for k in range(1, len(schedule) + 1))
+    return replace(training, stages=stages)
+
+
+def _models(block_kan: Mapping[str, Any], block_mlp: Mapping[str, Any]) -> list[tuple[dict, str, dict | None]]:
+    """(model spec, variant, prune spec) for every model configuration of an experiment."""
+    out: list[tuple[dict, str, dict | None]] = []
+    order = block_kan["order"]
+    if block_kan["paper_shape"]:
+        out.append(({"kind": "kan", "hidden": "paper", "order": order}, "human", None))
+    for width, depth in product(block_kan["widths"], block_kan["depths"]):
+        spec = {"kind": "kan", "hidden": [width] * (depth - 1), "order": order}
+        if block_kan["unpruned"]:
+            out.append((spec, "unpruned", None))
+        for lamb in block_kan["prune"]["lambdas"]:
+            out.append((spec, "pruned", {"lamb": float(lamb), "threshold": float(block_kan["prune"]["threshold"])}))
+    for width, depth, activation in product(block_mlp["widths"], block_mlp["depths"], block_mlp["activations"]):
+        out.append(({"kind": "mlp", "hidden": [width] * (depth - 1), "activation": activation}, "mlp", None))
+    return out
+
+
+def expand(config: Mapping[str, Any]) -> list[Training]:
+    """Every training of a validated config, in a stable order."""
+    trainings = []
+    for key, experiment in config["experiments"].items():
+        train = _normalise_train(experiment["train"])
+        models = _models(experiment["kan"], experiment["mlp"])
+        for name in dataset_names(experiment):
+            data = {"spec": data_spec(config, experiment["family"], name), "seed": config["datasets"]["seed"]}
+            for (model, variant, prune), seed in product(models, experiment["seeds"]):
+                training = Training(key, experiment["family"], name, data, model, variant, seed, config["dtype"], train, prune)
+                trainings.append(_with_stages(training))
+    return trainings
+
+
+def chunks(trainings: list[Training], size: int) -> dict[str, list[Training]]:
+    """Jobs of at most ``size`` trainings, named ``<experiment>/<dataset>/<index>``.
+
+    Trainings of one experiment and dataset are sorted so that seeds of one configuration
+    sit next to each other (they are trained together by ``fit_many``).
+    """
+    by_dataset: dict[tuple[str, str], list[Training]] = {}
+    for training in trainings:
+        by_dataset.setdefault((training.experiment, training.dataset), []).append(training)
+    jobs = {}
+    for (experiment, dataset), group in by_dataset.items():
+        group = sorted(group, key=lambda t: (t.group_key, t.seed))
+        for index in range(0, len(group), size):
+            jobs[f"{experiment}/{dataset}/{index // size}"] = group[index:index + size]
+    return jobs
+
+
+def datasets_used(trainings: list[Training]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(family, name) -> {"spec", "seed"} of every dataset the trainings need."""
+    return {(t.family, t.dataset): t.data for t in trainings}
+
+
+def total_steps(training: Training) -> int:
+    """Optimizer steps of a training (one step = one optimizer step, up to
+    ``lbfgs_max_iter`` LBFGS inner iterations); the pruned variant adds its sparsification phase."""
+    steps = training.train["steps"] * len(training.train["grid_schedule"])
+    return steps + (training.train["steps"] if training.prune else 0)

@@ -1,0 +1,151 @@
+"""MLflow tracking: create the store once, then log finished runs from their files.
+
+MLflow is a view for humans; the per-run files stay the source of truth and nothing is
+ever read back from MLflow into results. Logging is idempotent: a run is found by its
+``config_id`` tag; unchanged files are skipped, changed files replace the old MLflow run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+from kan.experiments.runfiles import HISTORY, METRICS, MODEL, read_history, read_metrics
+
+if TYPE_CHECKING:  # mlflow is imported lazily: resolving a URI must not pay its import cost
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+TAG_KEYS = ("experiment", "family", "dataset", "model", "variant", "shape", "status", "profile", "git_commit", "training_id")
+STEP_METRICS = ("train_rmse", "test_rmse", "train_loss", "test_loss", "regularization", "grid", "train_accuracy", "test_accuracy")
+SUMMARY_METRICS = ("n_params", "steps", "seconds", "grid", "depth", "lamb")
+_BATCH = 1000  # MLflow's limit of metrics per log_batch call
+_PARAM_BATCH = 100
+
+
+def client(uri: str) -> "MlflowClient":
+    """An MLflow client for ``uri``, with telemetry off."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def tracking_uri(configured: str, results: Path | str) -> str:
+    """The configured URI, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<abs results>/mlflow.db``."""
+    if configured:
+        return configured
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{(Path(results) / 'mlflow.db').resolve()}"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, else None."""
+    prefix = "sqlite:///"
+    return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
+
+
+def init_tracking(uri: str, experiment: str, artifact_root: Path | str | None) -> str:
+    """Create (or find) the experiment, tagged so the UI opens on its training runs; return its id.
+
+    For a SQLite store this creates the database: call it from one process only.
+    ``artifact_root`` is used for a new experiment on a local store (None: the server's default).
+    """
+    mlflow = client(uri)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is not None:
+        for key, value in EXPERIMENT_KIND.items():
+            mlflow.set_experiment_tag(found.experiment_id, key, value)
+        return found.experiment_id
+    location = Path(artifact_root).resolve().as_uri() if artifact_root is not None else None
+    return mlflow.create_experiment(experiment, artifact_location=location, tags=EXPERIMENT_KIND)
+
+
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config as flat ``a.b.c`` -> text parameters."""
+    flat: dict[str, str] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = json.dumps(value) if not isinstance(value, str) else value
+    return flat
+
+
+def files_digest(run_dir: Path | str) -> str:
+    """sha256 over the run's metrics and history: changes exactly when the run was redone."""
+    digest = hashlib.sha256()
+    for name in (METRICS, HISTORY):
+        digest.update((Path(run_dir) / name).read_bytes())
+    return digest.hexdigest()
+
+
+def logged_runs(mlflow: "MlflowClient", experiment_id: str) -> dict[str, tuple[str, str]]:
+    """config_id -> (MLflow run id, files digest) of the experiment's active runs."""
+    from mlflow.entities import ViewType
+
+    found: dict[str, tuple[str, str]] = {}
+    token = None
+    while True:
+        page = mlflow.search_runs([experiment_id], run_view_type=ViewType.ACTIVE_ONLY, max_results=5000, page_token=token)
+        for run in page:
+            tags = run.data.tags
+            if "config_id" in tags:
+                found[tags["config_id"]] = (run.info.run_id, tags.get("files_digest", ""))
+        token = page.token
+        if not token:
+            return found
+
+
+def _metrics(metrics: Mapping[str, Any], history: Any) -> list["Metric"]:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    out = []
+    for column in [c for c in STEP_METRICS if c in history.columns]:
+        for step, value in zip(history["step"], history[column]):
+            if value == value:  # skip NaN
+                out.append(Metric(column, float(value), now, int(step)))
+    last = int(history["step"].iloc[-1]) if len(history) else 0
+    for key in SUMMARY_METRICS:
+        value = metrics.get(key)
+        if isinstance(value, (int, float)) and value == value:
+            out.append(Metric(f"final_{key}", float(value), now, last))
+    return out
+
+
+def log_run(mlflow: "MlflowClient", experiment_id: str, run_dir: Path | str, known: Mapping[str, tuple[str, str]],
+            artifacts: Iterable[Path] = ()) -> str:
+    """Log one run folder (tags, params, per-step and final metrics, model state, artifacts)
+    unless it is already logged unchanged; return the MLflow run id."""
+    run_dir = Path(run_dir)
+    metrics = read_metrics(run_dir)
+    digest = files_digest(run_dir)
+    previous = known.get(metrics["run_id"])
+    if previous and previous[1] == digest:
+        return previous[0]
+    if previous:
+        mlflow.delete_run(previous[0])
+    tags = {key: str(metrics.get(key, "")) for key in TAG_KEYS}
+    tags |= {"config_id": metrics["run_id"], "files_digest": digest, "final_stage": str(metrics.get("final_stage", True))}
+    name = f"{metrics['experiment']}/{metrics['dataset']}/{metrics['variant']}/{metrics['shape']}/G{metrics['grid']}/s{metrics['seed']}"
+    run_id = mlflow.create_run(experiment_id, tags=tags, run_name=name).info.run_id
+    from mlflow.entities import Param
+
+    params = [Param(k, v[:6000]) for k, v in flatten(metrics["config"]).items()]
+    for start in range(0, len(params), _PARAM_BATCH):
+        mlflow.log_batch(run_id, params=params[start:start + _PARAM_BATCH])
+    values = _metrics(metrics, read_history(run_dir))
+    for start in range(0, len(values), _BATCH):
+        mlflow.log_batch(run_id, metrics=values[start:start + _BATCH])
+    for path in [run_dir / METRICS, run_dir / MODEL, *artifacts]:
+        mlflow.log_artifact(run_id, str(path))
+    mlflow.set_terminated(run_id, "FINISHED" if metrics["status"] in ("ok", "early_stopped") else "FAILED")
+    return run_id

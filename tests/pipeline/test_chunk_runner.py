@@ -1,0 +1,85 @@
+"""Chunk training: per-run files, one run per grid phase, pruning, skipping finished work."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from kan.experiments import runner
+from kan.experiments.runfiles import read_history, read_metrics, run_dir
+from kan.experiments.sweep import expand
+from kan.train import FitResult
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_sweep, xy_dataset, tmp_path_factory):
+    """(results folder, manifest) of the tiny sweep, trained once for the module."""
+    results = tmp_path_factory.mktemp("results")
+    return results, _train(tiny_sweep, xy_dataset, results)
+
+
+def _train(trainings, xy_dataset, results):
+    dirs = {("synthetic", "xy"): xy_dataset / "synthetic" / "xy"}
+    return runner.train_chunk(trainings, dirs, results, {"profile": "test", "git_commit": "abc"})
+
+
+def _dir(results, training, stage):
+    return run_dir(results, training.experiment, training.kind, stage.run_id)
+
+
+def test_every_stage_becomes_a_complete_run(tiny_sweep, trained):
+    tmp_path, manifest = trained
+    assert manifest["trained"] == len(tiny_sweep) == 8
+    assert len(manifest["runs"]) == sum(len(t.stages) for t in tiny_sweep)
+    for training in tiny_sweep:
+        for stage in training.stages:
+            metrics = read_metrics(_dir(tmp_path, training, stage))
+            assert metrics["run_id"] == stage.run_id and metrics["status"] == "ok"
+            assert metrics["grid"] == stage.grid and metrics["git_commit"] == "abc"
+            history = read_history(_dir(tmp_path, training, stage))
+            assert history["step"].tolist() == list(range(1, metrics["steps"] + 1))
+
+
+def test_pruned_runs_record_both_shapes(tiny_sweep, trained):
+    tmp_path, _ = trained
+    pruned = next(t for t in tiny_sweep if t.variant == "pruned")
+    metrics = read_metrics(_dir(tmp_path, pruned, pruned.stages[-1]))
+    initial, final = json.loads(metrics["initial_shape"]), json.loads(metrics["shape"])
+    assert initial == [2, 3, 1] and len(final) == 3 and final[1] <= 3
+    assert metrics["pruned_at_step"] == 2 and metrics["steps"] == 6 and metrics["lamb"] == 0.01
+
+
+def test_stage_runs_equal_runs_of_the_cut_schedule(tiny_sweep, trained, tiny_config, load, xy_dataset, tmp_path):
+    tiny_config["experiments"]["toy_scaling"]["train"]["grid_schedule"] = [3]
+    cut = [t for t in expand(load(tiny_config)) if t.kind == "kan"]
+    _train(cut, xy_dataset, tmp_path)
+    for training in cut:
+        (stage,) = training.stages
+        full = next(t for t in tiny_sweep if t.stages[0].run_id == stage.run_id)  # same id: same run
+        ours, theirs = read_metrics(_dir(trained[0], full, full.stages[0])), read_metrics(_dir(tmp_path, training, stage))
+        assert ours["test_rmse"] == theirs["test_rmse"] and ours["shape"] == theirs["shape"]
+
+
+def test_rerun_skips_finished_trainings(tiny_sweep, trained, xy_dataset, tmp_path):
+    shutil.copytree(trained[0], tmp_path, dirs_exist_ok=True)
+    assert _train(tiny_sweep, xy_dataset, tmp_path)["trained"] == 0
+    lost = next(t for t in tiny_sweep if t.variant == "unpruned")
+    last = _dir(tmp_path, lost, lost.stages[-1])
+    for path in last.iterdir():
+        path.unlink()
+    last.rmdir()  # as if the job had been killed before the last phase finished
+    assert _train(tiny_sweep, xy_dataset, tmp_path)["trained"] == 1
+
+
+def test_divergence_ends_a_training_and_counts_as_done(tiny_sweep, xy_dataset, tmp_path, monkeypatch):
+    def diverge(models, datasets, config):
+        return [FitResult("diverged", "non-finite loss", [], 0.0) for _ in models]
+
+    monkeypatch.setattr(runner, "fit_many", diverge)
+    human = [t for t in tiny_sweep if t.variant == "human"]
+    manifest = _train(human, xy_dataset, tmp_path)
+    assert len(manifest["runs"]) == len(human)  # only the first phase's runs
+    assert all(read_metrics(run)["status"] == "diverged" for run in manifest["runs"])
+    assert all(runner.is_done(t, tmp_path) for t in human)

@@ -1,0 +1,45 @@
+"""The command line: sweep sizes, and the expected-values round trip used by `make ci-expected`."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+
+from kan.cli import main
+from kan.experiments.aggregate import runs_table
+
+
+def test_plan_prints_sizes_and_the_step_definition(repo, capsys, monkeypatch):
+    monkeypatch.chdir(repo)
+    assert main(["plan", "workflow/config/ci.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "toy_scaling" in out and "one step = one optimizer step" in out
+    assert out.splitlines()[-2].split()[0] == "total"
+
+
+def test_expected_then_check_round_trip(two_runs, repo, tmp_path, capsys):
+    runs_csv = tmp_path / "runs.csv"
+    runs_table(two_runs).to_csv(runs_csv, index=False)
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    shutil.copy(repo / "reports" / "reference" / "paper.yaml", reference)
+    (reference / "ci_expected.yaml").write_text("rtol: 1.0e-6\npaper_checks: []\ntrends: []\n")
+    assert main(["expected", str(runs_csv), "--reference", str(reference)]) == 0
+    assert main(["check", str(runs_csv), "--reference", str(reference)]) == 0
+    changed = pd.read_csv(runs_csv).assign(test_rmse=lambda f: f.test_rmse * 2)
+    changed.to_csv(runs_csv, index=False)
+    assert main(["check", str(runs_csv), "--reference", str(reference)]) == 1
+    assert "test_rmse = 0.4, expected 0.2" in capsys.readouterr().out
+
+
+def test_ui_serves_the_pipeline_store_on_loopback_with_one_worker(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr("os.execvp", lambda program, args: calls.append(args))
+    main(["ui", "--port", "5001"])
+    command = calls[0]
+    assert command[:2] == ["mlflow", "server"]
+    assert command[command.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path.resolve()}/results/mlflow.db"
+    assert command[command.index("--host") + 1] == "127.0.0.1" and command[command.index("--workers") + 1] == "1"

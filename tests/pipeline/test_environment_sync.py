@@ -1,0 +1,28 @@
+"""environment.yml and pyproject.toml declare the same dependencies and pins."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import yaml
+
+
+def _normalise(requirement: str) -> str:
+    name, spec = re.match(r"\s*([A-Za-z0-9_.\-]+)\s*(.*)", requirement).groups()
+    return re.sub(r"[-_.]+", "-", name).lower() + spec.replace(" ", "")
+
+
+def test_environment_matches_pyproject(repo):
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+    declared = {_normalise(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    environment = yaml.safe_load((repo / "environment.yml").read_text())
+    pip = next(item["pip"] for item in environment["dependencies"] if isinstance(item, dict))
+    assert {_normalise(r) for r in pip} == declared
+    assert f"python{project['requires-python']}" in environment["dependencies"]
+
+
+def test_pins_that_this_machine_needs(repo):
+    dependencies = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert "torch==2.13.0" in dependencies  # an open range pulls a multi-GB CUDA build
+    assert "mlflow>=3.17,<3.18" in dependencies  # 3.18.0's mlflow-skinny is not published

@@ -1,0 +1,65 @@
+"""MLflow tracking: one store, tagged runs with params, metrics and artifacts, no duplicates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kan.experiments.runfiles import METRICS
+from kan.tracking import client, init_tracking, log_run, logged_runs, sqlite_path, tracking_uri
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory):
+    """One SQLite store for the module (creating one takes seconds)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('tracking') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def store(database, tmp_path, request):
+    """(uri, experiment id) of a fresh experiment named after the test."""
+    return database, init_tracking(database, request.node.name, tmp_path / "mlartifacts")
+
+
+def test_uri_prefers_config_then_environment_then_sqlite(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking_uri("", tmp_path) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    assert sqlite_path(tracking_uri("", tmp_path)) == tmp_path.resolve() / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking:5000")
+    assert tracking_uri("", tmp_path) == "http://tracking:5000"
+    assert tracking_uri("http://other:5000", tmp_path) == "http://other:5000"
+    assert sqlite_path("http://tracking:5000") is None
+
+
+def test_experiment_opens_on_training_runs(store):
+    uri, experiment_id = store
+    experiment = client(uri).get_experiment(experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert init_tracking(uri, experiment.name, None) == experiment_id  # found, not created twice
+
+
+def test_run_is_logged_with_tags_params_metrics_and_artifacts(store, two_runs, tmp_path):
+    uri, experiment_id = store
+    mlflow = client(uri)
+    figure = tmp_path / "curves.png"
+    figure.write_bytes(b"png")
+    run = mlflow.get_run(log_run(mlflow, experiment_id, two_runs[0], {}, [figure]))
+    tags = run.data.tags
+    assert {tags[k] for k in ("experiment", "dataset", "model", "config_id")} == {"toy_scaling", "xy", "kan", "aaaa00000001"}
+    assert "git_commit" in tags and run.data.params["train.steps"] == "3"
+    assert run.data.metrics["test_rmse"] == pytest.approx(0.4 / 3) and run.data.metrics["final_n_params"] == 17
+    assert len(mlflow.get_metric_history(run.info.run_id, "test_rmse")) == 3
+    assert {a.path for a in mlflow.list_artifacts(run.info.run_id)} == {"metrics.json", "model.pt", "curves.png"}
+
+
+def test_relogging_does_not_duplicate_and_changes_replace(store, two_runs):
+    uri, experiment_id = store
+    mlflow = client(uri)
+    first = [log_run(mlflow, experiment_id, run, logged_runs(mlflow, experiment_id)) for run in two_runs]
+    again = [log_run(mlflow, experiment_id, run, logged_runs(mlflow, experiment_id)) for run in two_runs]
+    assert first == again and len(logged_runs(mlflow, experiment_id)) == 2
+    metrics = json.loads((two_runs[0] / METRICS).read_text())
+    (two_runs[0] / METRICS).write_text(json.dumps({**metrics, "test_rmse": 0.01}))
+    replaced = log_run(mlflow, experiment_id, two_runs[0], logged_runs(mlflow, experiment_id))
+    assert replaced != first[0] and len(logged_runs(mlflow, experiment_id)) == 2

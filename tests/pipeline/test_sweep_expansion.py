@@ -1,0 +1,66 @@
+"""Sweep expansion: stable config ids, one run per grid phase, chunks that keep seeds together."""
+
+from __future__ import annotations
+
+import pytest
+
+from kan.experiments.ids import config_id
+from kan.experiments.sweep import chunks, expand, total_steps
+
+
+@pytest.fixture
+def trainings(load):
+    """``trainings(config)``: the expanded sweep of a config mapping."""
+    return lambda config: expand(load(config))
+
+
+def test_config_id_is_a_stable_hash():
+    assert config_id({"b": [1, 2], "a": 0.5}) == config_id({"a": 0.5, "b": [1, 2]})
+    assert config_id({"a": 1}) == "015abd7f5cc5"  # sha256('{"a":1}')[:12]: ids never change silently
+
+
+def test_expansion_counts_variants_and_stages(tiny_config, trainings):
+    trainings = trainings(tiny_config)
+    variants = sorted(t.variant for t in trainings)
+    assert variants == ["human", "human", "mlp", "mlp", "pruned", "pruned", "unpruned", "unpruned"]
+    for training in trainings:
+        assert len(training.stages) == (1 if training.kind == "mlp" else 2)
+    ids = [s.run_id for t in trainings for s in t.stages]
+    assert len(ids) == len(set(ids))
+
+
+def test_stage_ids_are_the_ids_of_the_cut_schedule(tiny_config, trainings):
+    kan = next(t for t in trainings(tiny_config) if t.variant == "unpruned")
+    tiny_config["experiments"]["toy_scaling"]["train"]["grid_schedule"] = [3]
+    short = next(t for t in trainings(tiny_config) if t.variant == "unpruned" and t.seed == kan.seed)
+    assert kan.stages[0].run_id == short.stages[0].run_id
+    assert [s.grid for s in kan.stages] == [3, 5]
+
+
+def test_equal_values_give_equal_ids(tiny_config, trainings):
+    before = [s.run_id for t in trainings(tiny_config) for s in t.stages]
+    tiny_config["experiments"]["toy_scaling"]["train"]["lr"] = 1
+    with_int = [s.run_id for t in trainings(tiny_config) for s in t.stages]
+    tiny_config["experiments"]["toy_scaling"]["train"]["lr"] = 1.0
+    with_float = [s.run_id for t in trainings(tiny_config) for s in t.stages]
+    assert with_int == with_float != before
+
+
+def test_training_round_trips_through_a_dict(tiny_config, trainings):
+    from kan.experiments.sweep import Training
+
+    for training in trainings(tiny_config):
+        assert Training.from_dict(training.to_dict()) == training
+
+
+def test_chunks_keep_seeds_together_and_respect_size(tiny_config, trainings):
+    jobs = chunks(trainings(tiny_config), 2)
+    assert list(jobs) == [f"toy_scaling/xy/{i}" for i in range(4)]
+    for members in jobs.values():
+        assert len(members) == 2 and members[0].group_key == members[1].group_key
+        assert [t.seed for t in members] == [0, 1]
+
+
+def test_total_steps_counts_the_sparsification_phase(tiny_config, trainings):
+    steps = {t.variant: total_steps(t) for t in trainings(tiny_config)}
+    assert steps == {"human": 4, "unpruned": 4, "mlp": 4, "pruned": 6}

@@ -1,0 +1,88 @@
+"""Validated config, the expanded sweep and the input functions every rule file uses."""
+
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from kan.experiments.config import ConfigError, load_config
+from kan.experiments.sweep import chunks, datasets_used, expand
+from kan.tracking import sqlite_path, tracking_uri
+
+try:
+    SETTINGS = load_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+
+
+def local(path):
+    """``path`` relative to the working directory when it lies inside it, else absolute."""
+    path = Path(path).absolute()
+    return str(path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path)
+
+
+RESULTS = "results"
+REPORTS = "reports"
+DATASETS = "datasets/generated"
+TRAININGS = expand(SETTINGS)
+CHUNKS = chunks(TRAININGS, SETTINGS["chunk_size"])
+DATA = datasets_used(TRAININGS)
+EXPERIMENTS = list(SETTINGS["experiments"])
+TRACKING_URI = tracking_uri(SETTINGS["tracking"]["uri"], RESULTS)
+TRACKING_DB = sqlite_path(TRACKING_URI)
+ARTIFACTS = local(TRACKING_DB.parent / "mlartifacts") if TRACKING_DB else ""  # a server keeps its own
+CONDA_ENV = "../../environment.yml"
+PAPER_REFERENCE = local(Path(workflow.basedir) / "reports/reference/paper.yaml")  # committed, beside the Snakefile
+
+
+wildcard_constraints:
+    experiment="[a-z_]+",
+    dataset="[^/]+",
+    index=r"\d+",
+    family="[a-z]+",
+
+
+def dataset_dir(family, name):
+    return f"{DATASETS}/{family}/{name}"
+
+
+def chunk_manifest(name):
+    return f"{RESULTS}/chunks/{name}.json"
+
+
+def experiment_manifests(experiment):
+    return [chunk_manifest(name) for name in CHUNKS if name.split("/", 1)[0] == experiment]
+
+
+def experiment_datasets(experiment):
+    return sorted({dataset_dir(t.family, t.dataset) for t in TRAININGS if t.experiment == experiment})
+
+
+def all_manifests():
+    return [chunk_manifest(name) for name in CHUNKS]
+
+
+def chunk_of(wildcards):
+    return CHUNKS[f"{wildcards.experiment}/{wildcards.dataset}/{wildcards.index}"]
+
+
+def chunk_datasets(wildcards):
+    """The dataset folders a chunk trains on, keyed "<family>/<name>"."""
+    return {f"{t.family}/{t.dataset}": dataset_dir(t.family, t.dataset) for t in chunk_of(wildcards)}
+
+
+def tracking_target():
+    """The marker written once the tracking store exists. The store (results/mlflow.db) is not
+    an output itself, so Snakemake never deletes it when the rule reruns."""
+    return f"{RESULTS}/tracking/store.json"
+
+
+def final_targets():
+    return [
+        f"{RESULTS}/tables/runs.csv",
+        f"{REPORTS}/figures/pareto",
+        f"{REPORTS}/figures/scaling",
+        f"{REPORTS}/figures/staircase",
+        f"{REPORTS}/tables",
+        f"{REPORTS}/paper_vs_ours.md",
+        *[f"{RESULTS}/tracking/logged/{experiment}.json" for experiment in EXPERIMENTS],
+    ]

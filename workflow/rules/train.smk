@@ -1,0 +1,24 @@
+"""Training: each job trains a chunk of same-dataset trainings and writes per-run files
+under results/runs/; its manifest lists them. Finished runs are skipped on reruns."""
+
+
+rule train_chunk:
+    input:
+        unpack(chunk_datasets),
+    output:
+        f"{RESULTS}/chunks/{{experiment}}/{{dataset}}/{{index}}.json",
+    params:
+        trainings=lambda w: [t.to_dict() for t in chunk_of(w)],
+        datasets=chunk_datasets,
+        results=lambda w, output: str(Path(output[0]).parents[3]),  # results/chunks/<exp>/<ds>/<i>.json
+        profile=lambda w: SETTINGS["profile"],
+    log:
+        "logs/train/{experiment}/{dataset}/{index}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/train_chunk.py"

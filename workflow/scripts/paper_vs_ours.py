@@ -1,0 +1,12 @@
+"""Snakemake adapter: reports/paper_vs_ours.md (kan.reporting.compare.paper_vs_ours)."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from kan.experiments.jobs import report_deviations, setup_logging
+from kan.reporting.compare import paper_vs_ours
+
+setup_logging(snakemake.log[0])
+deviations = report_deviations(snakemake.params.deviations, snakemake.input.datasets)
+paper_vs_ours(pd.read_csv(snakemake.input.runs), Path(snakemake.input.reference), deviations, Path(snakemake.output[0]))
