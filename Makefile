@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 PORT ?= 5000
 
-.PHONY: help install reproduce paper test lint dry-run report ui ci-expected clean
+.PHONY: help install reproduce paper test bench bench-sweep lint dry-run report ui ci-expected clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,6 +26,12 @@ paper: install  ## the paper's sweeps on this machine (days of CPU time; see pro
 
 test: install  ## the whole test suite, as CI runs it (exit code 5, no tests collected, counts as success)
 	$(BIN)/python -m pytest --durations=15 || [ $$? -eq 5 ]
+
+bench: install  ## layer and whole-fit benchmark: ours vs equal-parameter MLP vs pykan 0.2.8 (BENCH_ARGS=--quick)
+	cd benchmarks && ../$(BIN)/python bench_core.py $(BENCH_ARGS)
+
+bench-sweep: install  ## mini-sweep sequential vs batched fit_many, and the paper-profile time estimate
+	cd benchmarks && ../$(BIN)/python bench_sweep.py $(BENCH_ARGS)
 
 lint: install  ## snakemake --lint
 	$(BIN)/snakemake --lint

@@ -1,0 +1,80 @@
+"""Measurements of pykan 0.2.8, run as ``PYTHONPATH=<pykan site> python _pykan_worker.py MODE [--quick]``.
+
+Prints one JSON line. MODE: ``layers`` (CPU times), ``memory`` (peak memory) or ``fit``
+(``--steps=N`` LBFGS steps).
+pykan is used as its ``fit`` uses it: ``save_act`` and the symbolic branch off (lamb = 0).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import torch
+
+from _common import FIT, cpu_time, layer_cases, peak_memory_mb, release_large_blocks, toy_dataset
+
+SLOW_CALL_S = 20.0  # a call slower than this is timed once (after a warm-up), not best of N
+
+
+def _model(width: list[int], grid: int):
+    from kan import KAN  # pykan: the worker runs with pykan first on the path
+
+    model = KAN(width=list(width), grid=grid, k=3, seed=0, auto_save=False)
+    model.save_act, model.symbolic_enabled = False, False
+    return model
+
+
+def _calls(width: list[int], grid: int, batch: int):
+    model = _model(width, grid)
+    x = torch.rand(batch, width[0], generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+    def forward() -> None:
+        with torch.no_grad():
+            model(x)
+
+    def forward_backward() -> None:
+        model.zero_grad()
+        model(x).sum().backward()
+
+    return forward, forward_backward
+
+
+def _time(fn) -> float:
+    start = time.thread_time()
+    fn()
+    if time.thread_time() - start > SLOW_CALL_S:
+        start = time.thread_time()
+        fn()
+        return time.thread_time() - start
+    return cpu_time(fn, blocks=3, budget=30.0)
+
+
+def main() -> None:
+    mode, quick = sys.argv[1], "--quick" in sys.argv
+    steps = next((int(a.split("=")[1]) for a in sys.argv if a.startswith("--steps=")), FIT["steps"])
+    torch.set_num_threads(1)
+    result: dict[str, object] = {}
+    if mode == "layers":
+        for width, grid, batch in layer_cases(quick):
+            forward, forward_backward = _calls(width, grid, batch)
+            result[f"{width}|{grid}|{batch}"] = {"fwd": _time(forward), "fwd_bwd": _time(forward_backward)}
+    elif mode == "memory":
+        release_large_blocks()
+        for width, grid, batch in layer_cases(quick):
+            result[f"{width}|{grid}|{batch}"] = peak_memory_mb(_calls(width, grid, batch)[1])
+    elif mode == "fit":
+        data = {k: torch.from_numpy(v) for k, v in toy_dataset(FIT["n_train"], FIT["n_test"], FIT["seed"]).items()}
+        model = _model(FIT["width"], FIT["grid"])
+        wall, cpu = time.perf_counter(), time.process_time()
+        model.fit(data, opt="LBFGS", steps=steps)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        with torch.no_grad():
+            rmse = float(((model(data["test_input"]) - data["test_label"]) ** 2).mean().sqrt())
+        result = {"wall": wall, "cpu": cpu, "test_rmse": rmse}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
