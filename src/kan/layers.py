@@ -24,8 +24,10 @@ from kan.symbolic_library import get_function
 BASE_ACTIVATIONS = {"silu": F.silu, "identity": lambda x: x, "zero": torch.zeros_like}
 
 # The sparse contraction (gathers instead of a dense [batch, in·(G+3k+2)] basis) pays off
-# once the padded per-input basis is this many times wider than the k+1 non-zero values.
+# once the padded per-input basis is this many times wider than the k+1 non-zero values, or
+# (measured on CPU: its fixed costs are then amortised) the smaller ratio for large layers.
 SPARSE_WIDTH_RATIO = 8
+LARGE_LAYER_SPARSE_RATIO, LARGE_LAYER_EDGES = 6, 2500
 # Bases of inputs that need no gradient are cached (two per layer) up to this size.
 BASIS_CACHE_BYTES = 16 * 2**20
 
@@ -89,6 +91,7 @@ class _UniformLayout:
     order: int
     num_basis: int  # G + k
     activation: str
+    edges: int  # in · out
 
     @property
     def width(self) -> int:
@@ -97,20 +100,24 @@ class _UniformLayout:
 
     @property
     def sparse(self) -> bool:
-        return self.width > SPARSE_WIDTH_RATIO * (self.order + 1)
+        ratio = LARGE_LAYER_SPARSE_RATIO if self.edges >= LARGE_LAYER_EDGES else SPARSE_WIDTH_RATIO
+        return self.width > ratio * (self.order + 1)
 
     @classmethod
-    def build(cls, grid: Tensor, order: int, activation: str) -> "_UniformLayout":
+    def build(cls, grid: Tensor, order: int, activation: str, n_out: int = 1) -> "_UniformLayout":
         n_in, num_basis = grid.shape[0], grid.shape[1] - order - 1
         step = (grid[:, -1:] - grid[:, :1]) / (grid.shape[1] - 1)  # accurate even for large G in float32
         positions = torch.arange(1, order + 2, device=grid.device)[:, None, None] * n_in
         offsets = positions + torch.arange(n_in, device=grid.device)[:, None]
-        return cls(grid, grid._version, 1 / step, -grid[:, :1] / step, offsets, order, num_basis, activation)
+        shift = -grid[:, :1] / step
+        return cls(grid, grid._version, 1 / step, shift, offsets, order, num_basis, activation, n_in * n_out)
 
 
 @dataclass(frozen=True, eq=False)
 class _LocalBasis:
-    """What the fused path derives from one input batch (no parameters involved)."""
+    """What the fused path derives from one input batch (no parameters involved). One of three
+    contractions: a dense basis (small grids), per-sample rows for ``embedding_bag`` (large
+    grids) or, for one-output layers, neither: the weights are gathered at ``rows``."""
 
     x_t: Tensor  # [in, batch]
     rows: Tensor  # [k + 1, in, batch] int64
@@ -121,7 +128,7 @@ class _LocalBasis:
     by_sample: tuple[Tensor, Tensor] | None  # sparse layouts: rows and values as [batch, (k+1)·in]
 
     @classmethod
-    def build(cls, x: Tensor, layout: _UniformLayout, derivative: bool) -> "_LocalBasis":
+    def build(cls, x: Tensor, layout: _UniformLayout, derivative: bool, gather: bool) -> "_LocalBasis":
         batch, n_in = x.shape
         x_t = x.mT.contiguous()
         values, slopes, cell = spline.uniform_local_basis(
@@ -129,6 +136,8 @@ class _LocalBasis:
         )
         rows = torch.add(layout.offsets, cell, alpha=n_in)
         activated = BASE_ACTIVATIONS[layout.activation](x_t)
+        if gather:
+            return cls(x_t, rows, values, slopes, activated, None, None)
         by_row, per_row = rows.view(-1, batch).mT, values.view(-1, batch).mT  # [batch, (k+1)·in] views
         if layout.sparse:
             return cls(x_t, rows, values, slopes, activated, None, (by_row.contiguous(), per_row.contiguous()))
@@ -137,6 +146,11 @@ class _LocalBasis:
         dense.scatter_(1, by_row, per_row)  # sample-major target: each sample's writes stay in cache
         dense[:, spline_rows:] = activated.mT
         return cls(x_t, rows, values, slopes, activated, dense, None)
+
+    @property
+    def gathers(self) -> bool:
+        """Whether the contraction gathers weights at ``rows`` (one-output layers)."""
+        return self.dense is None and self.by_sample is None
 
     @property
     def nbytes(self) -> int:
@@ -189,7 +203,19 @@ class _FusedState:
     numeric: Tensor | None
     spline_scale: Tensor  # [in, out] = scale_spline · numeric mask
     base_weight: Tensor  # [in, out] = scale_base · numeric mask
-    weight: Tensor  # basis rows -> outputs, [rows, out]
+    weight: Tensor  # basis rows -> outputs, [rows, out]; gather contractions: the weights at rows
+
+
+def _row_weight(layout: _UniformLayout, coef: Tensor, spline_scale: Tensor, base_weight: Tensor | None) -> Tensor:
+    """Basis rows -> outputs, ``[width·in, out]`` with row ``w·in + i`` for padded column w of
+    input i (zero outside the G + k functions), then the ``base_weight`` rows if given."""
+    k, num_basis = layout.order, layout.num_basis
+    n_in, n_out = spline_scale.shape
+    weight = coef.new_zeros(layout.width + (base_weight is not None), n_in, n_out)
+    torch.mul(coef.permute(2, 0, 1), spline_scale, out=weight[k + 1 : k + 1 + num_basis])
+    if base_weight is not None:
+        weight[-1] = base_weight
+    return weight.view(-1, n_out)
 
 
 def _fused_forward(
@@ -198,48 +224,69 @@ def _fused_forward(
 ) -> tuple[Tensor, _FusedState]:
     """Numeric-edge layer output ``[batch, out]`` (a view of a feature-major product, so the next
     layer needs no transpose). Small grids multiply the dense basis, which also holds the base
-    activations; large grids gather with ``embedding_bag``."""
-    k, n_out = layout.order, coef.shape[1]
+    activations; large grids gather with ``embedding_bag``; one-output layers gather the weights."""
     spline_scale = scale_spline if numeric is None else scale_spline * numeric
     base_weight = scale_base if numeric is None else scale_base * numeric
-    padded = F.pad(coef * spline_scale.unsqueeze(-1), (k + 1, k + 1))  # [in, out, width]
-    weight = padded.permute(2, 0, 1).reshape(-1, n_out)  # [width·in, out]
     if local.dense is not None:
-        weight = torch.cat([weight, base_weight])
+        weight = _row_weight(layout, coef, spline_scale, base_weight)
         out = (weight.mT @ local.dense.mT).mT
-    else:
+    elif local.by_sample is not None:
+        weight = _row_weight(layout, coef, spline_scale, None)
         rows, values = local.by_sample
         out = F.embedding_bag(rows, weight, per_sample_weights=values, mode="sum")
         out = torch.addmm(out, local.activated.mT, base_weight)
+    else:  # one output: gather each sample's k + 1 weights per input
+        batch = local.x_t.shape[1]
+        weight = _row_weight(layout, coef, spline_scale, None).view(-1).index_select(0, local.rows.view(-1))
+        weight = weight.view_as(local.values)  # [k + 1, in, batch]
+        spline_out = torch.linalg.vecdot(weight.view(-1, batch), local.values.view(-1, batch), dim=0)
+        out = torch.addmm(spline_out.unsqueeze(0), base_weight.mT, local.activated).mT
     return out, _FusedState(layout, local, coef, numeric, spline_scale, base_weight, weight)
+
+
+def _spline_grad(state: _FusedState, grad_out: Tensor, grad_t: Tensor) -> tuple[Tensor, Tensor]:
+    """Gradients of the row weights ``[out, width·in]`` and of the base weights ``[in, out]``."""
+    layout, local = state.layout, state.local
+    spline_rows = layout.width * local.x_t.shape[0]
+    if local.dense is not None:
+        by_row = grad_t @ local.dense  # [out, width·in + in]
+        return by_row[:, :spline_rows], by_row[:, spline_rows:].mT
+    base_grad = local.activated @ grad_out
+    if local.by_sample is not None:
+        return _sparse_weight_grad(local, grad_out, layout).mT, base_grad
+    weighted = (local.values * grad_t).view(-1)
+    return grad_t.new_zeros(spline_rows).index_add_(0, local.rows.view(-1), weighted).unsqueeze(0), base_grad
+
+
+def _input_grad(state: _FusedState, grad_t: Tensor) -> Tensor:
+    """Gradient of the input, ``[batch, in]``, from ``grad_t = grad_outᵀ`` ``[out, batch]``."""
+    layout, local = state.layout, state.local
+    (n_in, batch), k = local.x_t.shape, layout.order
+    if local.gathers:  # one output: the weights at rows, times grad_out below
+        per_value = state.weight
+    elif local.dense is not None:
+        by_row = grad_t.mT @ state.weight[: layout.width * n_in].mT  # [batch, width·in]
+        per_value = by_row.gather(1, local.rows.view(-1, batch).mT).mT.contiguous()
+    else:
+        per_value = _sparse_value_grad(local, grad_t.mT, state.weight).mT.contiguous()
+    spline_part = torch.linalg.vecdot(per_value.view(k + 1, n_in, batch), local.slopes, dim=0) * layout.scale
+    if local.gathers:
+        spline_part = spline_part * grad_t
+    return (spline_part + _BASE_GRADS[layout.activation](state.base_weight @ grad_t, local.x_t)).mT
 
 
 def _fused_backward(state: _FusedState, grad_out: Tensor, need: tuple[bool, ...]) -> tuple[Tensor | None, ...]:
     """Gradients of (x, coef, scale_base, scale_spline) for ``grad_out`` ``[batch, out]``, as far as
     ``need`` asks; x needs a basis built with derivatives. Works feature-major (``[out, batch]``):
     on CPU the products and elementwise ops are several times faster in that layout."""
-    layout, local = state.layout, state.local
+    layout = state.layout
     k, num_basis, width = layout.order, layout.num_basis, layout.width
-    (n_in, batch), n_out = local.x_t.shape, grad_out.shape[1]
-    spline_rows = width * n_in
+    n_in, n_out = state.local.x_t.shape[0], grad_out.shape[1]
     grad_t = grad_out.mT.contiguous()  # [out, batch]
-    if local.dense is not None:
-        by_row = grad_t @ local.dense  # [out, width·in + in]
-        spline_grad, base_grad = by_row[:, :spline_rows], by_row[:, spline_rows:].mT
-    else:
-        spline_grad, base_grad = _sparse_weight_grad(local, grad_out, layout).mT, local.activated @ grad_out
+    spline_grad, base_grad = _spline_grad(state, grad_out, grad_t)
     grad_weight = spline_grad.view(n_out, width, n_in)[:, k + 1 : k + 1 + num_basis].permute(2, 0, 1)
-    grad_x = grad_coef = grad_base = grad_spline = None
-    if need[0]:
-        spline_weight = state.weight[:spline_rows]
-        if n_out == 1:  # one output: gather the weights instead of forming grad_out @ weightᵀ
-            per_value = spline_weight[:, 0].take(local.rows) * grad_t[0]
-        elif local.dense is not None:
-            per_value = (grad_t.mT @ spline_weight.mT).gather(1, local.rows.view(-1, batch).mT).mT.contiguous()
-        else:
-            per_value = _sparse_value_grad(local, grad_out, state.weight).mT.contiguous()
-        grad_x = torch.linalg.vecdot(per_value.view(k + 1, n_in, batch), local.slopes, dim=0) * layout.scale
-        grad_x = (grad_x + _BASE_GRADS[layout.activation](state.base_weight @ grad_t, local.x_t)).mT
+    grad_x = _input_grad(state, grad_t) if need[0] else None
+    grad_coef = grad_base = grad_spline = None
     if need[1]:
         grad_coef = grad_weight * state.spline_scale.unsqueeze(-1)
     if need[2]:
@@ -358,22 +405,28 @@ class KANLayer(nn.Module):
     def _uniform_layout(self) -> _UniformLayout:
         cached = self.__dict__.get("_layout_cache")
         if cached is None or cached.grid is not self.grid or cached.version != self.grid._version:
-            cached = _UniformLayout.build(self.grid, self.order, self.base_activation)
+            cached = _UniformLayout.build(self.grid, self.order, self.base_activation, self.out_dim)
             self.__dict__["_layout_cache"] = cached
         return cached
 
     def _local_basis(self, x: Tensor, layout: _UniformLayout, derivative: bool) -> _LocalBasis:
         """Basis of ``x``. Without derivatives it is kept for the last two input tensors (a
-        full-batch fit evaluates the same training and test tensors over and over)."""
+        full-batch fit evaluates the same training and test tensors over and over). One-output
+        layers gather weights (no dense basis to build) unless the same input comes back."""
+        gather = self.out_dim == 1
         if derivative:
             with torch.no_grad():
-                return _LocalBasis.build(x, layout, derivative=True)
+                return _LocalBasis.build(x, layout, derivative=True, gather=gather)
         entries: list = self.__dict__.setdefault("_basis_cache", [])
-        for ref, version, cached_layout, local in entries:
+        for index, (ref, version, cached_layout, local) in enumerate(entries):
             if ref() is x and version == x._version and cached_layout is layout:
+                if local.gathers and not layout.sparse:  # seen twice: a dense basis pays off
+                    with torch.no_grad():
+                        local = _LocalBasis.build(x, layout, derivative=False, gather=False)
+                    entries[index] = (ref, version, layout, local)
                 return local
         with torch.no_grad():
-            local = _LocalBasis.build(x, layout, derivative=False)
+            local = _LocalBasis.build(x, layout, derivative=False, gather=gather)
         if local.nbytes <= BASIS_CACHE_BYTES:
             alive = [entry for entry in entries if entry[0]() is not None]
             entries[:] = [(weakref.ref(x), x._version, layout, local), *alive[:1]]
@@ -401,8 +454,13 @@ class KANLayer(nn.Module):
         numeric = self._cached_numeric_mask()
         if self.uniform and _fast_path:
             layout = self._uniform_layout()
-            local = self._local_basis(x, layout, derivative=x.requires_grad and torch.is_grad_enabled())
-            out = _FusedUniformLayer.apply(x, self.coef, self.scale_base, self.scale_spline, numeric, layout, local)
+            input_grad = x.requires_grad and torch.is_grad_enabled()
+            local = self._local_basis(x, layout, derivative=input_grad)
+            params = (self.coef, self.scale_base, self.scale_spline)
+            if input_grad or torch.is_grad_enabled() and any(p.requires_grad for p in params):
+                out = _FusedUniformLayer.apply(x, *params, numeric, layout, local)
+            else:  # nothing to differentiate: skip the autograd wrapper
+                out = _fused_forward(layout, local, *params, numeric)[0]
         else:
             out = spline_base_plain(
                 x, self.grid, self.coef, self.scale_base, self.scale_spline, numeric, self.order,
