@@ -1,4 +1,5 @@
-"""KAN paper reproduction: datasets -> trained KAN/MLP pairs -> tables, figures, MLflow.
+"""KAN paper reproduction: datasets -> trained KAN/MLP pairs and the science experiments
+(sections 3.4-4.4) -> tables, figures, MLflow.
 
 `snakemake --cores N` runs the embedded default profile; see README.md for the others.
 """
@@ -20,6 +21,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/tracking.smk"
+include: "workflow/rules/science.smk"
 
 
 rule all:

@@ -1,8 +1,8 @@
 """Command line: ``python -m kan <command>`` (or ``kan-repro <command>``), run from the repository root.
 
   plan      size of a config's sweep: trainings, runs and optimizer steps per experiment
-  check     compare a ci-profile runs table with reports/reference/ci_expected.*
-  expected  rewrite reports/reference/ci_expected.csv from a ci-profile runs table
+  check     compare a ci-profile runs table (and science.csv beside it) with reports/reference/ci_expected*
+  expected  rewrite reports/reference/ci_expected.csv (and ci_expected_science.csv) from a ci-profile run
   ui        the MLflow UI on 127.0.0.1 for the pipeline's tracking store
 """
 
@@ -15,6 +15,13 @@ from typing import Sequence
 
 SCHEMA = Path("workflow/schemas/config.schema.yaml")
 REFERENCE = Path("reports/reference")
+SCIENCE_EXPECTED = "ci_expected_science.csv"
+
+
+def _science_table(runs: Path) -> Path | None:
+    """results/tables/science.csv beside a runs table, if the run made one."""
+    path = runs.parent / "science.csv"
+    return path if path.is_file() else None
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -35,13 +42,22 @@ def _check(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from kan.experiments.config import load_yaml
-    from kan.experiments.regression import compare_expected, compare_paper, compare_trends
+    from kan.experiments.regression import (
+        compare_expected, compare_paper, compare_science_expected, compare_science_paper, compare_trends,
+    )
 
     runs = pd.read_csv(args.runs)
     spec = load_yaml(args.reference / "ci_expected.yaml")
     failures = compare_expected(runs, pd.read_csv(args.reference / "ci_expected.csv"), spec["rtol"])
     paper = load_yaml(args.reference / "paper.yaml")
     failures += compare_paper(runs, spec["paper_checks"], paper) + compare_trends(runs, spec["trends"])
+    science = _science_table(args.runs)
+    if science is None:
+        print(f"no science.csv beside {args.runs}: science numbers not checked")
+    else:
+        table = pd.read_csv(science)
+        failures += compare_science_expected(table, pd.read_csv(args.reference / SCIENCE_EXPECTED), spec["science_rtol"])
+        failures += compare_science_paper(table, spec["science_paper_checks"], spec["science_claims"], paper)
     for failure in failures:
         print(failure)
     print(f"{len(failures)} failure(s)" if failures else "ci results match the expected values and the paper checks")
@@ -51,11 +67,17 @@ def _check(args: argparse.Namespace) -> int:
 def _expected(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from kan.experiments.regression import expected_table
+    from kan.experiments.regression import expected_table, science_expected_table
 
     out = args.reference / "ci_expected.csv"
     expected_table(pd.read_csv(args.runs)).to_csv(out, index=False)
     print(f"wrote {out}")
+    science = _science_table(args.runs)
+    if science is None:
+        print(f"no science.csv beside {args.runs}: {SCIENCE_EXPECTED} left as it is (build results/tables/science.csv too)")
+    else:
+        science_expected_table(pd.read_csv(science)).to_csv(args.reference / SCIENCE_EXPECTED, index=False)
+        print(f"wrote {args.reference / SCIENCE_EXPECTED}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""MLflow tracking: create the store once, then log finished runs from their files.
+"""MLflow tracking: create the store once, then log finished runs (and science experiments)
+from their files.
 
 MLflow is a view for humans; the per-run files stay the source of truth and nothing is
 ever read back from MLflow into results. Logging is idempotent: a run is found by its
@@ -24,6 +25,7 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 TAG_KEYS = ("experiment", "family", "dataset", "model", "variant", "shape", "status", "profile", "git_commit", "training_id")
 STEP_METRICS = ("train_rmse", "test_rmse", "train_loss", "test_loss", "regularization", "grid", "train_accuracy", "test_accuracy")
 SUMMARY_METRICS = ("n_params", "steps", "seconds", "grid", "depth", "lamb")
+SCIENCE_TAG_KEYS = ("experiment", "family", "dataset", "model", "section", "status", "profile", "git_commit", "config_id")
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
 _PARAM_BATCH = 100
 
@@ -79,10 +81,11 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def files_digest(run_dir: Path | str) -> str:
-    """sha256 over the run's metrics and history: changes exactly when the run was redone."""
+def files_digest(run_dir: Path | str, names: Iterable[str] = (METRICS, HISTORY)) -> str:
+    """sha256 over the named files of a run folder (by default its metrics and history):
+    changes exactly when the run was redone."""
     digest = hashlib.sha256()
-    for name in (METRICS, HISTORY):
+    for name in names:
         digest.update((Path(run_dir) / name).read_bytes())
     return digest.hexdigest()
 
@@ -102,6 +105,30 @@ def logged_runs(mlflow: "MlflowClient", experiment_id: str) -> dict[str, tuple[s
         token = page.token
         if not token:
             return found
+
+
+def _current_run(mlflow: "MlflowClient", known: Mapping[str, tuple[str, str]], config_id: str, digest: str) -> str | None:
+    """The MLflow run of ``config_id`` when it was logged from the same files (``digest``);
+    otherwise delete any outdated run of that id and return None."""
+    previous = known.get(config_id)
+    if previous and previous[1] == digest:
+        return previous[0]
+    if previous:
+        mlflow.delete_run(previous[0])
+    return None
+
+
+def _log_params(mlflow: "MlflowClient", run_id: str, config: Mapping[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    params = [Param(k, v[:6000]) for k, v in flatten(config).items()]
+    for start in range(0, len(params), _PARAM_BATCH):
+        mlflow.log_batch(run_id, params=params[start:start + _PARAM_BATCH])
+
+
+def _log_metrics(mlflow: "MlflowClient", run_id: str, values: list["Metric"]) -> None:
+    for start in range(0, len(values), _BATCH):
+        mlflow.log_batch(run_id, metrics=values[start:start + _BATCH])
 
 
 def _metrics(metrics: Mapping[str, Any], history: Any) -> list["Metric"]:
@@ -128,24 +155,45 @@ def log_run(mlflow: "MlflowClient", experiment_id: str, run_dir: Path | str, kno
     run_dir = Path(run_dir)
     metrics = read_metrics(run_dir)
     digest = files_digest(run_dir)
-    previous = known.get(metrics["run_id"])
-    if previous and previous[1] == digest:
-        return previous[0]
-    if previous:
-        mlflow.delete_run(previous[0])
+    current = _current_run(mlflow, known, metrics["run_id"], digest)
+    if current:
+        return current
     tags = {key: str(metrics.get(key, "")) for key in TAG_KEYS}
     tags |= {"config_id": metrics["run_id"], "files_digest": digest, "final_stage": str(metrics.get("final_stage", True))}
     name = f"{metrics['experiment']}/{metrics['dataset']}/{metrics['variant']}/{metrics['shape']}/G{metrics['grid']}/s{metrics['seed']}"
     run_id = mlflow.create_run(experiment_id, tags=tags, run_name=name).info.run_id
-    from mlflow.entities import Param
-
-    params = [Param(k, v[:6000]) for k, v in flatten(metrics["config"]).items()]
-    for start in range(0, len(params), _PARAM_BATCH):
-        mlflow.log_batch(run_id, params=params[start:start + _PARAM_BATCH])
-    values = _metrics(metrics, read_history(run_dir))
-    for start in range(0, len(values), _BATCH):
-        mlflow.log_batch(run_id, metrics=values[start:start + _BATCH])
+    _log_params(mlflow, run_id, metrics["config"])
+    _log_metrics(mlflow, run_id, _metrics(metrics, read_history(run_dir)))
     for path in [run_dir / METRICS, run_dir / MODEL, *artifacts]:
         mlflow.log_artifact(run_id, str(path))
     mlflow.set_terminated(run_id, "FINISHED" if metrics["status"] in ("ok", "early_stopped") else "FAILED")
+    return run_id
+
+
+def log_science_run(mlflow: "MlflowClient", experiment_id: str, result_dir: Path | str,
+                    known: Mapping[str, tuple[str, str]]) -> str:
+    """Log one science experiment's folder (tags and settings from its run record, its summary as
+    metrics, figures, tables and both JSON files as artifacts) unless it is already logged
+    unchanged; return the MLflow run id."""
+    from mlflow.entities import Metric
+
+    from kan.science.outputs import FIGURES, RUN_RECORD, SUMMARY, TABLES, read_run_record, read_summary
+
+    result_dir = Path(result_dir)
+    record = read_run_record(result_dir)
+    digest = files_digest(result_dir, (SUMMARY, RUN_RECORD))
+    current = _current_run(mlflow, known, record["config_id"], digest)
+    if current:
+        return current
+    tags = {key: str(record.get(key, "")) for key in SCIENCE_TAG_KEYS}
+    tags |= {"variant": "science", "files_digest": digest}
+    run_id = mlflow.create_run(experiment_id, tags=tags, run_name=f"science/{record['experiment']}").info.run_id
+    _log_params(mlflow, run_id, record["settings"])
+    now = int(time.time() * 1000)
+    _log_metrics(mlflow, run_id, [Metric(k, v, now, 0) for k, v in read_summary(result_dir).items() if v == v])
+    for path in (result_dir / SUMMARY, result_dir / RUN_RECORD):
+        mlflow.log_artifact(run_id, str(path))
+    for folder in (FIGURES, TABLES):
+        mlflow.log_artifacts(run_id, str(result_dir / folder), folder)
+    mlflow.set_terminated(run_id, "FINISHED")
     return run_id

@@ -1,5 +1,6 @@
-"""The ci profile end to end in a scratch directory: data, training, tables, reports, MLflow;
-its results compared with reports/reference/ci_expected.* (tight) and the paper (loose)."""
+"""The ci profile end to end in a scratch directory: data, training, science experiments, tables,
+reports, MLflow; its results compared with reports/reference/ci_expected* (tight) and the paper
+(loose)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import pandas as pd
 import pytest
 
 from kan.experiments.config import load_yaml
-from kan.experiments.regression import compare_expected, compare_paper, compare_trends
+from kan.experiments.regression import (
+    compare_expected, compare_paper, compare_science_expected, compare_science_paper, compare_trends,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -43,6 +46,22 @@ def reference(repo):
     return load_yaml(repo / "reports" / "reference" / "ci_expected.yaml")
 
 
+@pytest.fixture(scope="module")
+def science(ci_run, runs):
+    return pd.read_csv(ci_run[0] / "results" / "tables" / "science.csv")
+
+
+@pytest.fixture(scope="module")
+def science_names(repo):
+    return list(load_yaml(repo / "workflow" / "config" / "ci.yaml")["science"])
+
+
+def _science_ids(work: Path, names: list[str]) -> set[str]:
+    from kan.science.outputs import read_run_record
+
+    return {read_run_record(work / "results" / "science" / name)["config_id"] for name in names}
+
+
 def test_runs_match_the_expected_values(runs, repo, reference):
     expected = pd.read_csv(repo / "reports" / "reference" / "ci_expected.csv")
     failures = compare_expected(runs, expected, reference["rtol"])
@@ -63,13 +82,36 @@ def test_reports_are_written(ci_run, runs):
     assert "I.6.20" in (reports / "paper_vs_ours.md").read_text()
 
 
-def test_every_run_is_in_mlflow_once(ci_run, runs):
+def test_science_outputs_are_written(ci_run, science, science_names):
+    work = ci_run[0]
+    assert sorted(science["experiment"].unique()) == sorted(science_names)
+    for name in science_names:
+        assert (work / "results" / "science" / name / "summary.json").is_file(), name
+        assert list((work / "reports" / "figures" / "science" / name).glob("*.png")), name
+        assert list((work / "reports" / "tables" / "science" / name).glob("*.md")), name
+    text = (work / "reports" / "paper_vs_ours.md").read_text()
+    assert "## Science: PDE: Poisson equation (§3.4)" in text and "## Science: Knot theory (§4.3)" in text
+
+
+def test_science_matches_the_expected_values(science, repo, reference):
+    expected = pd.read_csv(repo / "reports" / "reference" / "ci_expected_science.csv")
+    failures = compare_science_expected(science, expected, reference["science_rtol"])
+    assert not failures, "ci science results differ from reports/reference/ci_expected_science.csv:\n" + "\n".join(failures)
+
+
+def test_science_is_near_the_papers_numbers_and_claims(science, repo, reference):
+    paper = load_yaml(repo / "reports" / "reference" / "paper.yaml")
+    failures = compare_science_paper(science, reference["science_paper_checks"], reference["science_claims"], paper)
+    assert not failures, "ci science results are too far from the paper:\n" + "\n".join(failures)
+
+
+def test_every_run_is_in_mlflow_once(ci_run, runs, science_names):
     from kan.tracking import client, logged_runs
 
     mlflow = client(f"sqlite:///{ci_run[0] / 'results' / 'mlflow.db'}")
     experiment = mlflow.get_experiment_by_name("kan-ci")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    assert set(logged_runs(mlflow, experiment.experiment_id)) == set(runs.run_id)
+    assert set(logged_runs(mlflow, experiment.experiment_id)) == set(runs.run_id) | _science_ids(ci_run[0], science_names)
 
 
 def test_rerun_has_nothing_to_do_and_html_report_builds(ci_run, runs, repo):
@@ -77,3 +119,18 @@ def test_rerun_has_nothing_to_do_and_html_report_builds(ci_run, runs, repo):
     assert "Nothing to be done" in _snakemake(repo, work, "-n").stdout
     result = _snakemake(repo, work, "--report", str(work / "report.html"))
     assert result.returncode == 0 and (work / "report.html").stat().st_size > 10_000, result.stderr[-3000:]
+
+
+def test_science_runs_stay_in_mlflow_once_after_relogging(ci_run, runs, repo, science_names):
+    from mlflow.entities import ViewType
+
+    from kan.tracking import client
+
+    work = ci_run[0]
+    result = _snakemake(repo, work, "--forcerun", "log_science", "results/tracking/science.json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    mlflow = client(f"sqlite:///{work / 'results' / 'mlflow.db'}")
+    experiment_id = mlflow.get_experiment_by_name("kan-ci").experiment_id
+    found = mlflow.search_runs([experiment_id], "tags.variant = 'science'", run_view_type=ViewType.ACTIVE_ONLY)
+    assert sorted(run.data.tags["config_id"] for run in found) == sorted(_science_ids(work, science_names))
+    assert {run.data.tags["experiment"] for run in found} == set(science_names)

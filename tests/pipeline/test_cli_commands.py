@@ -33,6 +33,24 @@ def test_expected_then_check_round_trip(two_runs, repo, tmp_path, capsys):
     assert "test_rmse = 0.4, expected 0.2" in capsys.readouterr().out
 
 
+def test_expected_and_check_cover_the_science_table_beside_the_runs(two_runs, repo, tmp_path, capsys):
+    runs_csv = tmp_path / "runs.csv"
+    runs_table(two_runs).to_csv(runs_csv, index=False)
+    science = pd.DataFrame({"experiment": ["pde"], "metric": ["kan.l2"], "value": [1e-3]})
+    science.to_csv(tmp_path / "science.csv", index=False)
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    shutil.copy(repo / "reports" / "reference" / "paper.yaml", reference)
+    (reference / "ci_expected.yaml").write_text("rtol: 1.0e-6\npaper_checks: []\ntrends: []\nscience_rtol: 1.0e-6\n"
+                                                "science_paper_checks: []\nscience_claims: []\n")
+    assert main(["expected", str(runs_csv), "--reference", str(reference)]) == 0
+    assert pd.read_csv(reference / "ci_expected_science.csv").equals(science)
+    assert main(["check", str(runs_csv), "--reference", str(reference)]) == 0
+    science.assign(value=2e-3).to_csv(tmp_path / "science.csv", index=False)
+    assert main(["check", str(runs_csv), "--reference", str(reference)]) == 1
+    assert "science pde: kan.l2 = 0.002, expected 0.001" in capsys.readouterr().out
+
+
 def test_ui_serves_the_pipeline_store_on_loopback_with_one_worker(monkeypatch, tmp_path):
     calls = []
     monkeypatch.chdir(tmp_path)

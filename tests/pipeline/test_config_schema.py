@@ -74,3 +74,16 @@ def test_data_spec_merges_family_then_task(tiny_config, load):
     config = load(tiny_config)
     assert data_spec(config, "synthetic", "xy") == {"n_train": 60, "n_test": 7}
     assert data_spec(config, "feynman", "I.6.20") == {}
+
+
+def test_science_settings_are_checked_against_the_option_dataclasses(tiny_config, error, load):
+    tiny_config["science"] = {"pde": {"kan_steps": 2}, "knots": {"source": "snappy", "kan_stepz": 3}}
+    message = error(tiny_config)
+    assert "science.knots" in message and "'kan_stepz'" in message and "science.pde" not in message
+    del tiny_config["science"]["knots"]["kan_stepz"]
+    assert load(tiny_config)["science"]["pde"] == {"kan_steps": 2}
+
+
+def test_unknown_science_experiment_is_named(tiny_config, error):
+    tiny_config["science"] = {"pdes": {}}
+    assert "science" in (message := error(tiny_config)) and "pdes" in message

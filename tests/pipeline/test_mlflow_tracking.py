@@ -63,3 +63,35 @@ def test_relogging_does_not_duplicate_and_changes_replace(store, two_runs):
     (two_runs[0] / METRICS).write_text(json.dumps({**metrics, "test_rmse": 0.01}))
     replaced = log_run(mlflow, experiment_id, two_runs[0], logged_runs(mlflow, experiment_id))
     assert replaced != first[0] and len(logged_runs(mlflow, experiment_id)) == 2
+
+
+@pytest.fixture
+def science_dir(tmp_path):
+    """A finished science experiment folder as the pipeline writes it (made-up numbers)."""
+    from kan.science.outputs import Outputs, write_run_record
+
+    out = Outputs(tmp_path / "science" / "pde")
+    out.summary({"kan.l2": 1e-3, "mlp.l2": float("nan")})
+    out.figure("pde_errors").write_bytes(b"png")
+    (out.root / "tables" / "errors.csv").write_text("model,l2\nKAN,0.001\n")
+    write_run_record(out.root, {"experiment": "pde", "config_id": "5c1e5c1e5c1e", "settings": {"kan_grids": [5, 10]},
+                                "family": "pde", "dataset": "poisson", "model": "kan,mlp", "section": "3.4",
+                                "status": "ok", "profile": "test", "git_commit": "abc", "seconds": 1.0})
+    return out.root
+
+
+def test_science_run_is_logged_once_and_replaced_when_its_files_change(store, science_dir):
+    from kan.science.outputs import SUMMARY
+    from kan.tracking import log_science_run
+
+    uri, experiment_id = store
+    mlflow = client(uri)
+    first = log_science_run(mlflow, experiment_id, science_dir, logged_runs(mlflow, experiment_id))
+    assert log_science_run(mlflow, experiment_id, science_dir, logged_runs(mlflow, experiment_id)) == first
+    run = mlflow.get_run(first)
+    assert {run.data.tags[k] for k in ("experiment", "variant", "config_id", "git_commit")} == {"pde", "science", "5c1e5c1e5c1e", "abc"}
+    assert run.data.params["kan_grids"] == "[5, 10]" and run.data.metrics == {"kan.l2": 1e-3}  # NaN left out
+    assert {a.path for a in mlflow.list_artifacts(first)} == {"summary.json", "run.json", "figures", "tables"}
+    (science_dir / SUMMARY).write_text(json.dumps({"kan.l2": 2e-3}))
+    replaced = log_science_run(mlflow, experiment_id, science_dir, logged_runs(mlflow, experiment_id))
+    assert replaced != first and list(logged_runs(mlflow, experiment_id)) == ["5c1e5c1e5c1e"]

@@ -1,10 +1,12 @@
-"""Regression comparisons name the experiment, the run and the numbers when they fail."""
+"""Regression comparisons name the experiment, the run (or science number) and the values when they fail."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from kan.experiments.regression import compare_expected, compare_paper, compare_trends, expected_table
+from kan.experiments.regression import (
+    compare_expected, compare_paper, compare_science_expected, compare_science_paper, compare_trends, expected_table,
+)
 
 
 def _runs():
@@ -49,3 +51,32 @@ def test_trend_check_wants_rmse_to_fall_with_the_grid():
     assert compare_trends(runs, [trend]) == []
     runs.loc[2, "test_rmse"] = 0.5
     assert "G=10: 0.5" in compare_trends(runs, [trend])[0]
+
+
+SCIENCE = pd.DataFrame([("continual", "kan.forgetting", 0.01), ("continual", "mlp_over_kan.forgetting", 300.0),
+                        ("localization", "gaam.exact.accuracy", 0.97), ("localization", "gaam.auto.accuracy", float("nan"))],
+                       columns=["experiment", "metric", "value"])
+
+
+def test_science_numbers_compare_tightly_and_name_the_metric():
+    assert compare_science_expected(SCIENCE, SCIENCE.copy(), rtol=1e-6) == []  # NaN equals NaN
+    timed = pd.concat([SCIENCE, pd.DataFrame([("continual", "kan.seconds", 3.0)], columns=SCIENCE.columns)])
+    assert compare_science_expected(timed, SCIENCE, rtol=1e-6) == []  # timings are not results
+    changed = SCIENCE.copy()
+    changed.loc[0, "value"] = 0.0100001
+    failures = compare_science_expected(changed.drop(index=3), SCIENCE, rtol=1e-9)
+    assert failures == ["missing science number: localization gaam.auto.accuracy (expected nan)",
+                        "science continual: kan.forgetting = 0.0100001, expected 0.01 (relative tolerance 1e-09)"]
+
+
+def test_science_paper_checks_use_the_paper_cell_of_the_metric(repo):
+    from kan.experiments.config import load_yaml
+
+    paper = load_yaml(repo / "reports" / "reference" / "paper.yaml")
+    near = [{"experiment": "localization", "metric": "gaam.exact.accuracy", "tolerance": 0.05}]  # paper: 0.992
+    claims = [{"experiment": "continual", "metric": "mlp_over_kan.forgetting"}]
+    assert compare_science_paper(SCIENCE, near, claims, paper) == []
+    failures = compare_science_paper(SCIENCE, [{**near[0], "tolerance": 0.01}], [], paper)
+    assert len(failures) == 1 and "97.0% against the paper's 99.2%" in failures[0]
+    absent = compare_science_paper(SCIENCE, [], [{"experiment": "continual", "metric": "kan.earlier_peak_height"}], paper)
+    assert absent == ["science continual: no claim on kan.earlier_peak_height to check"]

@@ -32,7 +32,8 @@ def test_default_dry_run_reaches_every_output(snakemake):
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     for rule in ("generate_dataset", "train_chunk", "aggregate_runs", "figures_pareto", "figures_scaling",
-                 "figures_staircase", "report_tables", "paper_vs_ours", "tracking_store", "log_runs", "all"):
+                 "figures_staircase", "report_tables", "paper_vs_ours", "tracking_store", "log_runs", "science",
+                 "aggregate_science", "log_science", "all"):
         assert f"rule {rule}:" in out or f"localrule {rule}:" in out, rule
 
 
@@ -48,4 +49,11 @@ def test_bad_config_stops_before_any_job(snakemake, tmp_path):
     result = snakemake("--cores", "1", "--config", "chunk_size=0")
     out = result.stdout + result.stderr
     assert result.returncode != 0 and "chunk_size" in out and "invalid pipeline config" in out
+    assert not (tmp_path / "datasets").exists() and not (tmp_path / "results").exists()
+
+
+def test_bad_science_key_stops_before_any_job(snakemake, tmp_path):
+    result = snakemake("--cores", "1", "--config", "science={pde: {kan_stepz: 3}}")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and "science.pde" in out and "'kan_stepz'" in out
     assert not (tmp_path / "datasets").exists() and not (tmp_path / "results").exists()

@@ -27,6 +27,7 @@ TRAININGS = expand(SETTINGS)
 CHUNKS = chunks(TRAININGS, SETTINGS["chunk_size"])
 DATA = datasets_used(TRAININGS)
 EXPERIMENTS = list(SETTINGS["experiments"])
+SCIENCE = list(SETTINGS["science"])
 TRACKING_URI = tracking_uri(SETTINGS["tracking"]["uri"], RESULTS)
 TRACKING_DB = sqlite_path(TRACKING_URI)
 ARTIFACTS = local(TRACKING_DB.parent / "mlartifacts") if TRACKING_DB else ""  # a server keeps its own
@@ -70,6 +71,11 @@ def chunk_datasets(wildcards):
     return {f"{t.family}/{t.dataset}": dataset_dir(t.family, t.dataset) for t in chunk_of(wildcards)}
 
 
+def science_results():
+    """The output folders of the configured science experiments."""
+    return [f"{RESULTS}/science/{name}" for name in SCIENCE]
+
+
 def tracking_target():
     """The marker written once the tracking store exists. The store (results/mlflow.db) is not
     an output itself, so Snakemake never deletes it when the rule reruns."""
@@ -85,4 +91,7 @@ def final_targets():
         f"{REPORTS}/tables",
         f"{REPORTS}/paper_vs_ours.md",
         *[f"{RESULTS}/tracking/logged/{experiment}.json" for experiment in EXPERIMENTS],
+        f"{RESULTS}/tables/science.csv",
+        *[f"{REPORTS}/figures/science/{name}" for name in SCIENCE],
+        *([f"{RESULTS}/tracking/science.json"] if SCIENCE else []),
     ]

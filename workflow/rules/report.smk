@@ -1,5 +1,6 @@
 """Reports: figures, markdown tables and the paper-vs-ours comparison, all from the
-aggregate tables (functions in kan.reporting). `snakemake --report` collects them."""
+aggregate tables and the science results (functions in kan.reporting). `snakemake --report`
+collects them."""
 
 
 rule figures_pareto:
@@ -78,6 +79,7 @@ rule figures_staircase:
 rule report_tables:
     input:
         runs=f"{RESULTS}/tables/runs.csv",
+        science=science_results(),
     output:
         report(
             directory(f"{REPORTS}/tables"),
@@ -100,6 +102,7 @@ rule report_tables:
 rule paper_vs_ours:
     input:
         runs=f"{RESULTS}/tables/runs.csv",
+        science=f"{RESULTS}/tables/science.csv",
         reference=PAPER_REFERENCE,
         datasets=[dataset_dir(family, name) for family, name in DATA],
     output:

@@ -9,4 +9,5 @@ from kan.reporting.compare import paper_vs_ours
 
 setup_logging(snakemake.log[0])
 deviations = report_deviations(snakemake.params.deviations, snakemake.input.datasets)
-paper_vs_ours(pd.read_csv(snakemake.input.runs), Path(snakemake.input.reference), deviations, Path(snakemake.output[0]))
+paper_vs_ours(pd.read_csv(snakemake.input.runs), Path(snakemake.input.reference), deviations, Path(snakemake.output[0]),
+              pd.read_csv(snakemake.input.science))

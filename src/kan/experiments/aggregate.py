@@ -58,3 +58,16 @@ def write_tables(manifests: Iterable[Path | str], runs_csv: Path | str, historie
     Path(runs_csv).parent.mkdir(parents=True, exist_ok=True)
     runs_table(run_dirs).to_csv(runs_csv, index=False)
     histories_table(run_dirs).to_parquet(histories_parquet, index=False)
+
+
+SCIENCE_COLUMNS = ("experiment", "metric", "value")
+
+
+def science_table(result_dirs: Iterable[Path | str]) -> pd.DataFrame:
+    """One row per science experiment (its folder name) and summary number, sorted."""
+    from kan.science.outputs import read_summary
+
+    rows = [{"experiment": Path(d).name, "metric": key, "value": value}
+            for d in result_dirs for key, value in read_summary(d).items()]
+    frame = pd.DataFrame(rows, columns=list(SCIENCE_COLUMNS)).astype({"value": "float64"})
+    return frame.sort_values(["experiment", "metric"], ignore_index=True)

@@ -118,9 +118,24 @@ def _check_specs(config: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _check_science(config: Mapping[str, Any]) -> list[str]:
+    """Every science experiment's settings against its option dataclasses (kan.science.registry)."""
+    if not config["science"]:
+        return []
+    from kan.science.registry import resolve_settings  # imports the science modules: only when needed
+
+    problems = []
+    for name, settings in config["science"].items():
+        try:
+            resolve_settings(name, settings)
+        except ValueError as error:
+            problems.append(f"science.{name}: {error}")
+    return problems
+
+
 def check_semantics(config: Mapping[str, Any]) -> None:
     """Checks beyond the schema; ConfigError lists every problem with its config path."""
-    problems = _check_specs(config)
+    problems = _check_specs(config) + _check_science(config)
     for key, experiment in config["experiments"].items():
         problems += _check_experiment(config, key, experiment)
     if problems:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -84,6 +85,18 @@ def _figures(run_dir: Path, out_dir: Path, dataset_root: Path) -> list[Path]:
     return paths
 
 
+def _tracking_store(uri: str, experiment: str) -> tuple[Any, str, dict[str, tuple[str, str]]]:
+    """(client, experiment id, runs already logged) of the store the tracking_store rule created."""
+    from kan.tracking import client, logged_runs, sqlite_path
+
+    database = sqlite_path(uri)
+    if database is not None and not database.is_file():
+        raise FileNotFoundError(f"{database} is missing; recreate it with `snakemake --forcerun tracking_store`")
+    mlflow = client(uri)
+    experiment_id = mlflow.get_experiment_by_name(experiment).experiment_id
+    return mlflow, experiment_id, logged_runs(mlflow, experiment_id)
+
+
 def log_runs(uri: str, experiment: str, manifests: Sequence[Path | str], diagrams: str,
              dataset_root: Path | str, out: Path | str) -> None:
     """Log every run listed by ``manifests`` to MLflow (idempotent); ``diagrams`` is
@@ -91,14 +104,9 @@ def log_runs(uri: str, experiment: str, manifests: Sequence[Path | str], diagram
     import matplotlib
 
     matplotlib.use("Agg")
-    from kan.tracking import client, log_run, logged_runs, sqlite_path
+    from kan.tracking import log_run
 
-    database = sqlite_path(uri)
-    if database is not None and not database.is_file():
-        raise FileNotFoundError(f"{database} is missing; recreate it with `snakemake --forcerun tracking_store`")
-    mlflow = client(uri)
-    experiment_id = mlflow.get_experiment_by_name(experiment).experiment_id
-    known = logged_runs(mlflow, experiment_id)
+    mlflow, experiment_id, known = _tracking_store(uri, experiment)
     logged = {}
     for run_dir in manifest_runs(manifests):
         with tempfile.TemporaryDirectory() as tmp:
@@ -106,4 +114,27 @@ def log_runs(uri: str, experiment: str, manifests: Sequence[Path | str], diagram
             figures = _figures(run_dir, Path(tmp), Path(dataset_root)) if wanted else []
             logged[run_dir.name] = log_run(mlflow, experiment_id, run_dir, known, figures)
     log.info("%d runs in MLflow experiment %s (%s)", len(logged), experiment, uri)
+    write_json(out, {"uri": uri, "experiment": experiment, "runs": logged})
+
+
+def run_science(name: str, settings: Mapping[str, Any], out_dir: Path | str, figures_dir: Path | str, profile: str) -> None:
+    """Run science experiment ``name`` into ``out_dir`` (:func:`kan.science.registry.run_recorded`)
+    and copy its figures to ``figures_dir`` for the reports."""
+    from kan.science.outputs import FIGURES
+    from kan.science.registry import run_recorded
+
+    summary = run_recorded(name, settings, out_dir, profile)
+    log.info("science %s: %s", name, summary)
+    Path(figures_dir).mkdir(parents=True, exist_ok=True)
+    for figure in sorted((Path(out_dir) / FIGURES).glob("*.png")):
+        shutil.copy2(figure, Path(figures_dir) / figure.name)
+
+
+def log_science(uri: str, experiment: str, result_dirs: Sequence[Path | str], out: Path | str) -> None:
+    """Log every science experiment folder to MLflow (idempotent, see :func:`kan.tracking.log_science_run`)."""
+    from kan.tracking import log_science_run
+
+    mlflow, experiment_id, known = _tracking_store(uri, experiment)
+    logged = {Path(d).name: log_science_run(mlflow, experiment_id, d, known) for d in result_dirs}
+    log.info("%d science runs in MLflow experiment %s (%s)", len(logged), experiment, uri)
     write_json(out, {"uri": uri, "experiment": experiment, "runs": logged})

@@ -1,6 +1,7 @@
-"""Regression checks of a runs table: against committed expected values of the same profile
-(tight: same code, same seeds) and against the paper's numbers (loose, documented factors).
-Every failure is a sentence naming the experiment, the run and the numbers.
+"""Regression checks of a runs table and of the science table (science.csv): against committed
+expected values of the same profile (tight: same code, same seeds) and against the paper's numbers
+(loose, documented factors). Every failure is a sentence naming the experiment, the run or
+number, and the values.
 """
 
 from __future__ import annotations
@@ -89,4 +90,61 @@ def compare_trends(runs: pd.DataFrame, trends: Iterable[Mapping[str, Any]]) -> l
         if len(values) < 2 or any(later >= earlier for earlier, later in zip(values, values[1:])):
             grids = ", ".join(f"G={g}: {v:.3g}" for g, v in zip(ladder["grid"], values))
             failures.append(f"{trend['experiment']}/{trend['dataset']} {trend['shape']}: {trend['claim']} fails ({grids or 'no runs'})")
+    return failures
+
+
+TIMING = "seconds"  # science metrics named *seconds measure time, not results: never compared
+
+
+def science_expected_table(science: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a science table that the expected-values file keeps (timings left out)."""
+    return science[~science["metric"].str.endswith(TIMING)].reset_index(drop=True)
+
+
+def _science_values(science: pd.DataFrame) -> dict[tuple[str, str], float]:
+    kept = science_expected_table(science)
+    return {(e, m): float(v) for e, m, v in zip(kept["experiment"], kept["metric"], kept["value"])}
+
+
+def compare_science_expected(science: pd.DataFrame, expected: pd.DataFrame, rtol: float) -> list[str]:
+    """Differences between two science tables (experiment, metric, value): missing or extra
+    numbers, and values whose relative difference exceeds ``rtol`` (NaN equals NaN); timings
+    (metrics named ``*seconds``) are not compared."""
+    ours, theirs = _science_values(science), _science_values(expected)
+    failures = [f"missing science number: {e} {m} (expected {theirs[(e, m)]:.6g})" for e, m in theirs if (e, m) not in ours]
+    failures += [f"unexpected science number: {e} {m} = {ours[(e, m)]:.6g}" for e, m in ours if (e, m) not in theirs]
+    for key in theirs.keys() & ours.keys():
+        a, b = ours[key], theirs[key]
+        if not math.isclose(a, b, rel_tol=rtol, abs_tol=1e-12) and not (math.isnan(a) and math.isnan(b)):
+            failures.append(f"science {key[0]}: {key[1]} = {a:.6g}, expected {b:.6g} (relative tolerance {rtol:g})")
+    return sorted(failures)
+
+
+def compare_science_paper(science: pd.DataFrame, checks: Iterable[Mapping[str, Any]], claims: Iterable[Mapping[str, Any]],
+                          reference: Mapping[str, Any]) -> list[str]:
+    """Loose checks of science numbers against the paper (parsed paper.yaml).
+
+    ``checks``: ``{experiment, metric, tolerance}``: our number against the paper cell that
+    paper.yaml maps to the same metric (accuracies: |ours - paper| <= tolerance; others:
+    ours/paper within [1/tolerance, tolerance]). ``claims``: ``{experiment, metric}``: the paper
+    claim that paper.yaml's ``checks`` state on that metric must hold.
+    """
+    from kan.reporting.science import SCIENCE_BLOCKS, claim_checks, number_comparisons, summaries
+
+    ours = summaries(science)
+    blocks = {experiment: name for name, (experiment, _) in SCIENCE_BLOCKS.items()}
+    failures = []
+    for check in checks:
+        block = {**reference[blocks[check["experiment"]]], "accuracy_tolerance": check["tolerance"],
+                 "tolerance_factor": check["tolerance"]}
+        found = [c for c in number_comparisons(ours.get(check["experiment"], {}), block)[0] if c.metric == check["metric"]]
+        if not found:
+            failures.append(f"science {check['experiment']}: no number {check['metric']} to compare with the paper")
+        failures += [f"science {check['experiment']}: {c.statement()[2:]}" for c in found if not c.within_tolerance]
+    for claim in claims:
+        found = [c for c in claim_checks(ours.get(claim["experiment"], {}), reference[blocks[claim["experiment"]]])[0]
+                 if c.metric == claim["metric"]]
+        if not found:
+            failures.append(f"science {claim['experiment']}: no claim on {claim['metric']} to check")
+        failures += [f"science {claim['experiment']}: {c.statement()[2:]}" for c in found if not c.holds]
     return failures

@@ -32,14 +32,14 @@ def is_finished(directory: Path | str) -> bool:
     return (Path(directory) / METRICS).is_file()
 
 
-def _json_ready(value: Any) -> Any:
-    """NaN/Inf become None so metrics.json stays strict JSON."""
+def json_ready(value: Any) -> Any:
+    """NaN/Inf become None (recursively) so JSON files stay strict."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
+        return {k: json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
+        return [json_ready(v) for v in value]
     return value
 
 
@@ -62,7 +62,7 @@ def write_run(directory: Path | str, metrics: Mapping[str, Any], history: Sequen
     try:
         history_frame(history).to_parquet(tmp / HISTORY, index=False)
         model.save(tmp / MODEL)
-        text = json.dumps(_json_ready(dict(metrics)), indent=2, sort_keys=True, allow_nan=False)
+        text = json.dumps(json_ready(dict(metrics)), indent=2, sort_keys=True, allow_nan=False)
         (tmp / METRICS).write_text(text + "\n", encoding="utf-8")
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old-{uuid.uuid4().hex}")

@@ -18,6 +18,7 @@ import pandas as pd
 from kan.reporting.markdown import is_missing, markdown_table, sci
 from kan.reporting.reference import FLAG_LISTS, Reference, load_reference
 from kan.reporting.runs import Table, format_shape, load_runs, usable_runs
+from kan.reporting.science import science_report
 from kan.reporting.summaries import feynman_summary, grid_summary, scaling_summary, special_summary
 
 FLAG = "⚑"
@@ -192,9 +193,13 @@ def _block_section(name: str, block: _Block, found: list[Comparison], absent: li
 
 def paper_vs_ours(
     runs: Table, reference_yaml: str | Path, deviations: Sequence[str], out_path: str | Path,
+    science: pd.DataFrame | str | Path | None = None,
 ) -> Path:
-    """Write the paper-vs-ours report (Markdown) to ``out_path`` and return the path."""
+    """Write the paper-vs-ours report (Markdown) to ``out_path`` and return the path; ``science``
+    (science.csv, see :mod:`kan.reporting.science`) adds the science experiments."""
     reference = load_reference(reference_yaml)
+    extra = science_report(science if science is not None else pd.DataFrame(columns=["experiment", "metric", "value"]),
+                           reference)
     usable, excluded = usable_runs(load_runs(runs))
     sections, every = [], []
     for name, block in COMPARED_BLOCKS.items():
@@ -213,11 +218,14 @@ def paper_vs_ours(
         f"{FLAG}: the copies of the paper disagree on this cell, so the paper value is uncertain.",
         f"- {len(numbers)} numbers compared: {len(numbers) - len(outside)} within tolerance, {len(outside)} outside "
         f"({sum(c.uncertain for c in outside)} of those on {FLAG} cells); "
-        f"{sum(c.is_shape and c.within_tolerance for c in every)} of {len(every) - len(numbers)} shapes the same.", "",
+        f"{sum(c.is_shape and c.within_tolerance for c in every)} of {len(every) - len(numbers)} shapes the same.",
+        *([f"- science experiments: accuracies are compared by their difference (ours − paper, in percentage "
+           f"points) within the block's tolerance, claims of the paper as bounds on our numbers.", extra.tally()]
+          if extra.sections else []), "",
     ]
-    others = [
-        f"- {name}: {reference[name]['source']}" for name in reference if name != "paper" and name not in COMPARED_BLOCKS
-    ]
+    covered = {*COMPARED_BLOCKS, *extra.blocks}
+    others = [f"- {name}: {reference[name]['source']}" for name in reference if name != "paper" and name not in covered]
+    sections += extra.sections
     footer = ["## Paper results without a counterpart in our runs yet", "", *others, "", "## Deviations", ""]
     footer += [f"- {d}" for d in deviations] or ["None recorded."]
     out_path = Path(out_path)

@@ -4,7 +4,8 @@ Every block but ``paper`` names its ``source``. Blocks compared with our runs ho
 keyed by ``dataset`` (and ``shape`` where one dataset has several shapes). Anywhere in the
 file: ``*_shape`` cells are lists of positive integers, ``*_rmse`` / ``*_exponent`` cells are
 positive numbers, ``*accuracy`` cells are fractions in [0, 1], and the ``uncertain`` (⚑) and
-``approximate`` lists name cells of the same mapping.
+``approximate`` lists name cells of the same mapping, as do the keys of an ``ours`` mapping
+(cell -> our science summary metric, see :mod:`kan.reporting.science`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import yaml
 
 BLOCKS = (
     "paper", "special_functions", "feynman", "toy_scaling", "grid_extension", "pde",
-    "continual_learning", "knot", "anderson", "speed",
+    "continual_learning", "interpretability", "unsupervised", "knot", "anderson", "speed",
 )
 FLAG_LISTS = ("uncertain", "approximate")
+OURS = "ours"
 
 Reference = dict[str, Any]
 
@@ -51,10 +53,14 @@ def _walk(node: Any, where: str) -> Iterator[str]:
         problem = _cell_problem(str(key), value)
         if problem:
             yield f"{where}.{key}: {problem}, got {value!r}"
-        if key in FLAG_LISTS:
-            unknown = [name for name in value if name not in node] if isinstance(value, list) else [value]
+        if key in FLAG_LISTS or key == OURS:
+            unknown = [name for name in value if name not in node] if isinstance(value, (list, dict)) else [value]
             if unknown:
                 yield f"{where}.{key}: names no cell of this mapping: {unknown}"
+        if key == OURS:
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                yield f"{where}.{key}: expected a mapping of cell -> metric name"
+            continue
         yield from _walk(value, f"{where}.{key}")
 
 

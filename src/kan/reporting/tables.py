@@ -1,11 +1,13 @@
-"""The paper's tables regenerated from our runs: one Markdown and one CSV file per table."""
+"""The paper's tables regenerated from our runs: one Markdown and one CSV file per table; the
+science experiments' own tables copied next to them."""
 
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import pandas as pd
 
@@ -78,4 +80,17 @@ def write_tables(runs: Table, out_dir: str | Path) -> list[Path]:
         excluded_note = f" {excluded} run(s) with a status other than \"ok\" are left out of all tables." if excluded else ""
         md_path.write_text(f"# {spec.title}\n\n{spec.note}{excluded_note}\n\n{body}", encoding="utf-8")
         written += [md_path, csv_path]
+    return written
+
+
+def copy_science_tables(result_dirs: Iterable[str | Path], out_dir: str | Path) -> list[Path]:
+    """Copy each science experiment's ``tables/*.{md,csv}`` to ``<out_dir>/science/<experiment>/``."""
+    from kan.science.outputs import TABLES
+
+    written = []
+    for result in map(Path, result_dirs):
+        target = Path(out_dir) / "science" / result.name
+        target.mkdir(parents=True, exist_ok=True)
+        for table in sorted((result / TABLES).glob("*.*")):
+            written.append(Path(shutil.copy2(table, target / table.name)))
     return written

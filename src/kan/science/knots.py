@@ -421,10 +421,11 @@ def known_relations(runs: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------- everything
 
 
-def run_knots(config: KnotConfig = KnotConfig()) -> dict[str, pd.DataFrame]:
+def run_knots(config: KnotConfig = KnotConfig(), data: KnotData | None = None) -> dict[str, pd.DataFrame]:
     """The whole knot study as tidy tables: ``models``, ``importance``, ``ablations``,
-    ``formulas``, ``relations``, ``unsupervised``, ``clusters``, ``known_relations``."""
-    data = load_knot_data(config)
+    ``formulas``, ``relations``, ``unsupervised``, ``clusters``, ``known_relations``.
+    ``data`` (loaded with ``config`` when None) lets the caller inspect what was loaded."""
+    data = load_knot_data(config) if data is None else data
     models, kan = model_comparison(data, config)
     own, _ = kan_signature_formula(data, config)
     runs = unsupervised_runs(data, config)

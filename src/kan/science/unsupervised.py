@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -25,7 +26,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from kan.data.synthetic import permuted_negatives
+from kan.data.synthetic import TASKS, permuted_negatives
 from kan.models import KAN
 from kan.train import TrainConfig, fit
 
@@ -140,3 +141,38 @@ def discover_relations(
     if not isinstance(config, DiscoveryConfig):
         config = DiscoveryConfig.from_dict(config or {})
     return pd.DataFrame([discover_one(frame, int(seed), config) for seed in seeds])
+
+
+def true_relations(task: str = "unsupervised_6var") -> dict[str, frozenset[str]]:
+    """The relations hidden in a synthetic task, named by their variables (e.g. ``"x1,x2,x3"``):
+    each output column with the variables of its formula."""
+    spec = TASKS[task]
+    order = list(spec.input_names)
+    found = {}
+    for column, expr in spec.outputs.items():
+        variables = frozenset({column, *(str(s) for s in expr.free_symbols)})
+        found[",".join(sorted(variables, key=order.index))] = variables
+    return found
+
+
+def plot_dependence_scores(table: pd.DataFrame, path: str | Path) -> Path:
+    """Heat map of every seed's relative input scores (rows: seeds, labelled with what they found)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = [c for c in table.columns if c.startswith("score_")]
+    scores = table[columns].to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(4.0 + 0.6 * len(columns), 1.2 + 0.45 * len(table)), constrained_layout=True)
+    image = ax.imshow(scores, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(columns)), [c.removeprefix("score_") for c in columns])
+    labels = [f"seed {r.seed}: {r.variables or 'none'} ({r.accuracy:.0%})" for r in table.itertuples()]
+    ax.set_yticks(range(len(table)), labels)
+    fig.colorbar(image, ax=ax, label="relative dependence score")
+    ax.set_title("Unsupervised discovery: the inputs each seed relates")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

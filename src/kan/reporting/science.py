@@ -1,0 +1,221 @@
+"""The science experiments (paper §3.4–4.4) next to the paper's numbers and claims.
+
+Our side is ``results/tables/science.csv`` (experiment, metric, value: every summary.json).
+The paper's side is the science blocks of ``paper.yaml``: a mapping with an ``ours`` entry puts
+each named cell next to our metric (accuracies by difference, within the block's
+``accuracy_tolerance``; other numbers by ratio, within its ``tolerance_factor``), and each entry
+of ``checks`` is a claim of the paper as a bound on one of our metrics.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import pandas as pd
+
+from kan.reporting.markdown import markdown_table
+from kan.reporting.reference import OURS, Reference
+
+FLAG = "⚑"
+SCIENCE_BLOCKS: Mapping[str, tuple[str, str]] = {  # paper.yaml block -> (our experiment, title)
+    "pde": ("pde", "PDE: Poisson equation (§3.4)"),
+    "continual_learning": ("continual", "Continual learning (§3.5)"),
+    "interpretability": ("interpretability", "Supervised interpretability (§4.1)"),
+    "unsupervised": ("unsupervised", "Unsupervised discovery (§4.2)"),
+    "knot": ("knots", "Knot theory (§4.3)"),
+    "anderson": ("localization", "Anderson localization: mobility edges (§4.4)"),
+}
+_LABEL_KEYS = ("system", "model", "id", "origin", "stage")
+
+Summary = Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class NumberComparison:
+    """One paper cell next to our metric; accuracies compare by difference, others by ratio."""
+
+    quantity: str
+    metric: str
+    paper: float
+    ours: float
+    is_accuracy: bool
+    tolerance: float  # accuracies: largest |ours - paper|; others: factor f of [1/f, f]
+    uncertain: bool = False
+    approximate: bool = False
+
+    @property
+    def within_tolerance(self) -> bool:
+        if self.is_accuracy:
+            return abs(self.ours - self.paper) <= self.tolerance
+        ratio = self.ours / self.paper
+        return 1 / self.tolerance <= ratio <= self.tolerance
+
+    def _text(self, value: float) -> str:
+        return f"{value:.1%}" if self.is_accuracy else f"{value:.3g}"
+
+    @property
+    def difference_text(self) -> str:
+        """``+2.1 pts`` for accuracies, ``×0.5`` otherwise."""
+        if self.is_accuracy:
+            return f"{100 * (self.ours - self.paper):+.1f} pts"
+        return f"×{self.ours / self.paper:.3g}"
+
+    @property
+    def tolerance_text(self) -> str:
+        return f"±{100 * self.tolerance:g} pts" if self.is_accuracy else f"×{self.tolerance:g}"
+
+    def row(self) -> dict[str, str]:
+        return {
+            "quantity": self.quantity, "paper": ("≈" if self.approximate else "") + self._text(self.paper),
+            "ours": self._text(self.ours), "ours vs paper": self.difference_text, FLAG: FLAG if self.uncertain else "",
+            "verdict": "within tolerance" if self.within_tolerance else f"outside {self.tolerance_text}",
+        }
+
+    def statement(self) -> str:
+        flag = f" (paper cell {FLAG}: uncertain)" if self.uncertain else ""
+        return (f"- {self.quantity}: ours {self._text(self.ours)} against the paper's {self._text(self.paper)} "
+                f"({self.difference_text}), beyond the tolerance {self.tolerance_text}{flag}.")
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    """A claim of the paper as ``metric >= bound`` (``at_least``) or ``metric <= bound`` (``at_most``)."""
+
+    claim: str
+    metric: str
+    ours: float
+    relation: str  # "≥" or "≤"
+    bound: float
+    bound_text: str
+
+    @property
+    def holds(self) -> bool:
+        return self.ours >= self.bound if self.relation == "≥" else self.ours <= self.bound
+
+    def row(self) -> dict[str, str]:
+        return {"claim": self.claim, "ours": f"{self.metric} = {self.ours:.4g}", "needs": f"{self.relation} {self.bound_text}",
+                "verdict": "holds" if self.holds else "does not hold"}
+
+    def statement(self) -> str:
+        return f"- not reproduced: {self.claim} (ours: {self.metric} = {self.ours:.4g}, needs {self.relation} {self.bound_text})."
+
+
+def summaries(science: pd.DataFrame | str | Path) -> dict[str, dict[str, float]]:
+    """experiment -> metric -> value, from science.csv (a frame or its path)."""
+    frame = science if isinstance(science, pd.DataFrame) else pd.read_csv(science)
+    return {name: dict(zip(part["metric"], part["value"].astype(float))) for name, part in frame.groupby("experiment")}
+
+
+def _label(node: Mapping[str, Any], key: str) -> str:
+    return node.get("label") or " ".join(str(node[k]) for k in _LABEL_KEYS if k in node) or key
+
+
+def _cells_with_ours(node: Any, key: str = "", inherited: frozenset[str] = frozenset()) -> Iterator[tuple[str, Mapping, bool]]:
+    """(label, mapping, approximate by its parent) of every mapping below ``node`` with an ``ours`` entry."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _cells_with_ours(item, key, inherited)
+    elif isinstance(node, dict):
+        if OURS in node:
+            yield _label(node, key), node, key in inherited
+        approximate = frozenset(node.get("approximate", ()))
+        for child_key, child in node.items():
+            if child_key != OURS:
+                yield from _cells_with_ours(child, child_key, approximate)
+
+
+def number_comparisons(summary: Summary, block: Mapping[str, Any]) -> tuple[list[NumberComparison], list[str]]:
+    """Every ``ours`` cell of ``block`` against ``summary``, and the metrics our summary lacks."""
+    found, missing = [], []
+    for label, node, parent_approximate in _cells_with_ours(block):
+        for cell, metric in node[OURS].items():
+            if metric not in summary or math.isnan(summary[metric]):
+                missing.append(metric)
+                continue
+            is_accuracy = cell.endswith("accuracy")
+            found.append(NumberComparison(
+                quantity=f"{label}: {cell}", metric=metric, paper=float(node[cell]), ours=summary[metric],
+                is_accuracy=is_accuracy,
+                tolerance=float(block["accuracy_tolerance"] if is_accuracy else block["tolerance_factor"]),
+                uncertain=cell in node.get("uncertain", ()),
+                approximate=parent_approximate or cell in node.get("approximate", ()),
+            ))
+    return found, missing
+
+
+def claim_checks(summary: Summary, block: Mapping[str, Any]) -> tuple[list[ClaimCheck], list[str]]:
+    """Every entry of ``block["checks"]`` against ``summary``, and the metrics our summary lacks."""
+    found, missing = [], []
+    for check in block.get("checks", ()):
+        relation, bound = ("≥", check["at_least"]) if "at_least" in check else ("≤", check["at_most"])
+        names = [check["metric"], *([bound] if isinstance(bound, str) else [])]
+        absent = [name for name in names if name not in summary]
+        if absent:
+            missing += absent
+            continue
+        value = summary[bound] if isinstance(bound, str) else float(bound)
+        text = f"{bound} ({value:.4g})" if isinstance(bound, str) else f"{value:g}"
+        found.append(ClaimCheck(check["claim"], check["metric"], summary[check["metric"]], relation, value, text))
+    return found, missing
+
+
+def _section(title: str, source: str, experiment: str, numbers: list[NumberComparison], checks: list[ClaimCheck],
+             missing: list[str]) -> str:
+    lines = [f"## {title}", "", f"Paper: {source}. Ours: `results/science/{experiment}/` "
+             f"(tables in `reports/tables/science/{experiment}/`, figures in `reports/figures/science/{experiment}/`).", ""]
+    for rows in ([c.row() for c in numbers], [c.row() for c in checks]):
+        if rows:
+            lines.append(markdown_table(pd.DataFrame(rows), {column: str for column in rows[0]}))
+    differs = [c.statement() for c in numbers if not c.within_tolerance] + [c.statement() for c in checks if not c.holds]
+    if differs:
+        lines += ["Where ours differs from the paper:", "", *differs, ""]
+    elif numbers or checks:
+        lines += ["Every number is within the tolerance and every claim holds.", ""]
+    if missing:
+        lines += [f"Not in our summary (not compared): {', '.join(dict.fromkeys(missing))}.", ""]
+    return "\n".join(lines)
+
+
+def _headline_section(experiment: str, summary: Summary) -> str:
+    frame = pd.DataFrame({"metric": list(summary), "ours": [f"{v:.4g}" for v in summary.values()]})
+    return "\n".join([f"## Science: {experiment}", "",
+                      "No numbers of the paper are transcribed for this experiment; our headline numbers:", "",
+                      markdown_table(frame, {column: str for column in frame.columns}), ""])
+
+
+@dataclass(frozen=True)
+class ScienceReport:
+    """The Markdown sections, the paper.yaml blocks they cover, and the tallies for the header."""
+
+    sections: list[str]
+    blocks: list[str]
+    numbers: list[NumberComparison]
+    checks: list[ClaimCheck]
+
+    def tally(self) -> str:
+        within = sum(c.within_tolerance for c in self.numbers)
+        holding = sum(c.holds for c in self.checks)
+        return (f"- science experiments: {len(self.numbers)} numbers compared ({within} within tolerance), "
+                f"{len(self.checks)} claims checked ({holding} hold).")
+
+
+def science_report(science: pd.DataFrame | str | Path, reference: Reference) -> ScienceReport:
+    """The science part of paper_vs_ours.md for every experiment in ``science``."""
+    ours = summaries(science)
+    sections, blocks, numbers, checks = [], [], [], []
+    for block_name, (experiment, title) in SCIENCE_BLOCKS.items():
+        if experiment not in ours:
+            continue
+        block = reference[block_name]
+        found, missing = number_comparisons(ours[experiment], block)
+        claims, absent = claim_checks(ours[experiment], block)
+        sections.append(_section(f"Science: {title}", block["source"], experiment, found, claims, missing + absent))
+        blocks.append(block_name)
+        numbers += found
+        checks += claims
+    covered = {experiment for experiment, _ in SCIENCE_BLOCKS.values()}
+    sections += [_headline_section(name, values) for name, values in ours.items() if name not in covered]
+    return ScienceReport(sections, blocks, numbers, checks)

@@ -1,0 +1,202 @@
+"""Adapters from the science modules to the pipeline: each runner takes the experiment's
+options (built from the settings by :mod:`kan.science.registry`) and the output folder, runs the
+module, writes its tables, figures and ``summary.json`` (:mod:`kan.science.outputs`) and returns
+the summary, whose keys are ``<what>.<quantity>``.
+
+Options that are not the modules' own (data sizes, seeds, systems, the knot data fallback) are
+the small dataclasses below.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from kan.data import generate
+from kan.data.knot import TASKS as KNOT_TASKS
+from kan.data.knot import resolve
+from kan.science.continual import ContinualConfig, plot_continual, run_continual
+from kan.science.knot_plots import plot_accuracies, plot_importance
+from kan.science.knots import KnotConfig, load_knot_data, run_knots
+from kan.science.localization import SYSTEMS, LocalizationConfig, plot_mobility_edges, run_localization
+from kan.science.outputs import Outputs
+from kan.science.pde import PDEConfig, plot_pde_scaling, run_pde_experiment
+from kan.science.unsupervised import DiscoveryConfig, discover_relations, plot_dependence_scores, true_relations
+
+log = logging.getLogger(__name__)
+Summary = dict[str, float]
+
+
+def slug(text: str) -> str:
+    """``"KAN [17,1,C]"`` -> ``"kan_17_1_c"``: a name usable in summary keys."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+# ---------------------------------------------------------------- PDE (§3.4)
+
+
+def run_pde(config: PDEConfig, out_dir: Path) -> Summary:
+    """Poisson PINN: errors of the KAN at its finest grid and of the most accurate MLP."""
+    table = run_pde_experiment(config)
+    out = Outputs(out_dir)
+    out.table("errors", table)
+    plot_pde_scaling(table, out.figure("pde_errors"))
+    kan = table[table["model"] == "KAN"].iloc[-1]  # the finest grid
+    mlps = table[table["model"] == "MLP"].sort_values("l2")
+    values: dict[str, float] = {"kan.grid": kan["grid"]}
+    for name, row in {"kan": kan, **({"mlp": mlps.iloc[0]} if len(mlps) else {})}.items():
+        values |= {f"{name}.l2": row["l2"], f"{name}.h1": row["h1"], f"{name}.l2_squared": row["l2"] ** 2,
+                   f"{name}.params": row["n_params"]}
+    if len(mlps):
+        values["mlp_over_kan.l2_squared"] = values["mlp.l2_squared"] / values["kan.l2_squared"]
+    return out.summary(values)
+
+
+# ---------------------------------------------------------------- continual learning (§3.5)
+
+
+def run_continual_learning(config: ContinualConfig, out_dir: Path) -> Summary:
+    """Five peaks in sequence: forgetting (RMSE on earlier peaks) and kept peak heights, mean over seeds."""
+    result = run_continual(config)
+    out = Outputs(out_dir)
+    out.table("forgetting", result.forgetting())
+    out.table("phases", result.summary)
+    out.table("peaks", result.errors)
+    plot_continual(result.predictions, out.figure("continual"))
+    last = result.summary["phase"].max()
+    final = result.summary[result.summary["phase"] == last].groupby("model")
+    earlier = result.errors[(result.errors["phase"] == last) & (result.errors["peak"] < last)].groupby("model")
+    values: dict[str, float] = {}
+    for model, forgetting in result.forgetting().groupby("model")["forgetting"].mean().items():
+        key = model.lower()
+        values |= {f"{key}.forgetting": forgetting, f"{key}.rmse_current": final["rmse_current"].mean()[model],
+                   f"{key}.earlier_peak_height": earlier["height"].mean()[model]}
+    if {"kan.forgetting", "mlp.forgetting"} <= values.keys():
+        values["mlp_over_kan.forgetting"] = values["mlp.forgetting"] / values["kan.forgetting"]
+    return out.summary(values)
+
+
+# ---------------------------------------------------------------- unsupervised discovery (§4.2)
+
+
+@dataclass(frozen=True)
+class DiscoveryData:
+    """The synthetic 6-variable set and the seeds (the paper reports seeds 0 and 2024)."""
+
+    seeds: tuple[int, ...] = (0, 2024)
+    n_samples: int = 1000
+    data_seed: int = 0
+
+
+def run_unsupervised(config: DiscoveryConfig, data: DiscoveryData, out_dir: Path) -> Summary:
+    """One discovery per seed; which seed found which true relation (1/0), and counts."""
+    frame = generate("synthetic", "unsupervised_6var", {"n_train": data.n_samples, "n_test": 10}, data.data_seed).train
+    table = discover_relations(frame, data.seeds, config)
+    out = Outputs(out_dir)
+    out.table("discoveries", table)
+    plot_dependence_scores(table, out.figure("dependence_scores"))
+    relations = true_relations()
+    found = [frozenset(v.split(",")) if v else frozenset() for v in table["variables"]]
+    values: dict[str, float] = {}
+    for seed, variables, accuracy in zip(table["seed"], found, table["accuracy"]):
+        values[f"seed_{seed}.accuracy"] = accuracy
+        values |= {f"seed_{seed}.found.{slug(name)}": float(variables == true) for name, true in relations.items()}
+    values |= {f"seeds.{slug(name)}": float(found.count(true)) for name, true in relations.items()}
+    values["seeds.none"] = float(found.count(frozenset()))
+    values["seeds.other"] = float(sum(v not in relations.values() and bool(v) for v in found))
+    return out.summary(values)
+
+
+# ---------------------------------------------------------------- knots (§4.3)
+
+
+@dataclass(frozen=True)
+class KnotFallback:
+    """``fallback_source``: the knot task to use when DeepMind's data are not at the configured
+    path (e.g. ``snappy``, the shipped table); None: a missing file is an error."""
+
+    fallback_source: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.fallback_source is not None and self.fallback_source not in KNOT_TASKS:
+            raise ValueError(f"fallback_source must be one of {', '.join(KNOT_TASKS)}, got {self.fallback_source!r}")
+
+
+def knot_source(config: KnotConfig, fallback: KnotFallback) -> KnotConfig:
+    """``config``, or a copy reading ``fallback.fallback_source`` when its DeepMind path is missing."""
+    if config.source != "deepmind" or fallback.fallback_source is None:
+        return config
+    path = resolve(config.path or KNOT_TASKS["deepmind"].defaults["path"])
+    if path.exists():
+        return config
+    log.warning("DeepMind knot data not found at %s; using the %s table instead", path, fallback.fallback_source)
+    return replace(config, source=fallback.fallback_source, path=None)
+
+
+def _knot_summary(tables: Mapping[str, pd.DataFrame], data: Any) -> Summary:
+    values: dict[str, float] = {
+        "data.deepmind": float(data.meta["name"] == "deepmind"), "data.fit_rows": len(data.fit),
+        "data.test_rows": len(data.test), "data.classes": len(data.classes),
+    }
+    for row in pd.concat([tables["models"], tables["ablations"]]).itertuples():
+        values[f"{slug(row.model)}.accuracy"] = row.test_accuracy
+        if row.model != "majority class":
+            values[f"{slug(row.model)}.params"] = row.params
+    ranks = tables["importance"].set_index("name")["rank"]
+    values |= {f"rank.{name}": ranks[name] for name in ("mu_r", "mu_i", "lambda")}
+    for row in tables["formulas"].itertuples():
+        values |= {f"formula.{slug(row.formula)}.accuracy": row.fitted_accuracy,
+                   f"formula.{slug(row.formula)}.raw_accuracy": row.raw_accuracy}
+    known = tables["known_relations"]
+    values["unsupervised.runs"] = len(tables["unsupervised"])
+    values["unsupervised.clusters"] = len(tables["clusters"])
+    values |= {f"unsupervised.{slug(r.relation)}": r.runs_containing for r in known.itertuples()}
+    return values
+
+
+def run_knot_study(config: KnotConfig, fallback: KnotFallback, out_dir: Path) -> Summary:
+    """KAN vs DeepMind's MLP on the signature, ablations, formulas and unsupervised relations."""
+    config = knot_source(config, fallback)
+    data = load_knot_data(config)
+    tables = run_knots(config, data)
+    out = Outputs(out_dir)
+    for name, frame in tables.items():
+        out.table(name, frame)
+    files = ", ".join(f"{f['file']} ({f['sha256'][:12]})" for f in data.meta["files"])
+    out.table("data", pd.DataFrame([{"source": data.meta["name"], "files": files, "fit_rows": len(data.fit),
+                                     "val_rows": len(data.val), "test_rows": len(data.test),
+                                     "classes": " ".join(map(str, data.classes))}]))
+    plot_importance(tables["importance"], out.figure("feature_importance"))
+    plot_accuracies(pd.concat([tables["models"], tables["ablations"]]), out.figure("accuracies"))
+    return out.summary(_knot_summary(tables, data))
+
+
+# ---------------------------------------------------------------- Anderson localization (§4.4)
+
+
+@dataclass(frozen=True)
+class Systems:
+    """Which quasiperiodic models to study."""
+
+    systems: tuple[str, ...] = ("mosaic", "gaam", "maam")
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.systems if s not in SYSTEMS]
+        if unknown or not self.systems:
+            raise ValueError(f"systems must be a non-empty subset of {', '.join(SYSTEMS)}, got {list(self.systems)}")
+
+
+def run_mobility_edges(config: LocalizationConfig, systems: Systems, out_dir: Path) -> Summary:
+    """Per system: test accuracy of the exact edge, the KAN and its auto and guided formulas."""
+    table, results = run_localization(config, systems.systems)
+    out = Outputs(out_dir)
+    out.table("accuracy", table)
+    plot_mobility_edges(results, out.figure("mobility_edges"))
+    values = {f"{r.system}.{r.method.lower()}.accuracy": r.test_accuracy for r in table.itertuples()}
+    values |= {f"{r.system}.kan.params": r.params for r in table[table["method"] == "KAN"].itertuples()}
+    return out.summary(values)

@@ -1,0 +1,64 @@
+"""The science registry: settings checked against the option dataclasses, one runner contract,
+the files every experiment writes, and the knot data fallback."""
+
+import json
+
+import pytest
+
+from kan.data.knot import TASKS
+from kan.science import registry, runners
+from kan.science.knots import KnotConfig
+from kan.science.options import freeze
+
+
+def test_every_experiment_resolves_its_defaults():
+    for name in registry.REGISTRY:
+        values = registry.resolve_settings(name, {})
+        assert values and all(not isinstance(v, list) for v in values.values()), name
+
+
+def test_unknown_key_names_the_key_and_the_experiment():
+    with pytest.raises(ValueError) as info:
+        registry.run("pde", {"n_interiour": 10}, "/nonexistent")
+    message = str(info.value)
+    assert "'n_interiour'" in message and "'pde'" in message and "n_interior" in message  # valid options listed
+
+
+def test_bad_value_and_unknown_experiment_are_errors():
+    with pytest.raises(ValueError, match="continual.*optimizer"):
+        registry.resolve_settings("continual", {"optimizer": "sgd"})
+    with pytest.raises(ValueError, match="systems"):
+        registry.resolve_settings("localization", {"systems": ["mosaic", "nope"]})
+    with pytest.raises(ValueError, match="unknown science experiment 'pdes'"):
+        registry.resolve_settings("pdes", {})
+
+
+def test_settings_are_split_over_the_option_classes_and_frozen():
+    values = registry.resolve_settings("unsupervised", {"seeds": [3, 4], "steps": 7})
+    assert values["seeds"] == (3, 4) and values["steps"] == 7 and values["n_samples"] == 1000
+    assert freeze({"a": [[1, 2], [3]]}) == {"a": ((1, 2), (3,))}
+
+
+def test_knot_fallback_only_when_the_deepmind_data_are_missing(tmp_path):
+    missing = KnotConfig(path=str(tmp_path / "absent"))
+    assert runners.knot_source(missing, runners.KnotFallback("snappy")).source == "snappy"
+    assert runners.knot_source(missing, runners.KnotFallback()) is missing  # no fallback: the loader will fail
+    (tmp_path / "present").mkdir()
+    present = KnotConfig(path=str(tmp_path / "present"))
+    assert runners.knot_source(present, runners.KnotFallback("snappy")) is present
+    with pytest.raises(ValueError, match="fallback_source"):
+        runners.KnotFallback("nope")
+    assert set(TASKS) == {"deepmind", "snappy"}
+
+
+def test_run_writes_tables_figures_and_the_summary(tmp_path):
+    settings = {"seeds": [0], "steps_per_phase": 2, "n_per_phase": 30, "n_grid": 100, "kan_grid": 20, "mlp_width": [1, 8, 1]}
+    summary = registry.run_recorded("continual", settings, tmp_path, profile="test")
+    assert json.loads((tmp_path / "summary.json").read_text()) == pytest.approx(summary)
+    assert {"kan.forgetting", "mlp.forgetting", "mlp_over_kan.forgetting"} <= set(summary)
+    assert summary["mlp_over_kan.forgetting"] == pytest.approx(summary["mlp.forgetting"] / summary["kan.forgetting"])
+    assert {p.name for p in (tmp_path / "tables").iterdir()} >= {"forgetting.csv", "forgetting.md", "phases.csv"}
+    assert (tmp_path / "figures" / "continual.png").stat().st_size > 1000
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["experiment"] == "continual" and record["profile"] == "test" and len(record["config_id"]) == 12
+    assert record["settings"]["seeds"] == [0] and record["settings"]["optimizer"] == "lbfgs"  # defaults recorded
