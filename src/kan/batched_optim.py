@@ -27,6 +27,8 @@ from typing import Callable, Generator, Sequence
 import torch
 from torch import Tensor
 
+from kan.optim import keep_inside
+
 # (loss [M], gradient [M, n]) at trial parameters [M, n]
 Evaluate = Callable[[Tensor], tuple[Tensor, Tensor]]
 
@@ -101,15 +103,7 @@ def strong_wolfe(
         if (right - left) * d_max < tolerance_change:
             break
         t = _cubic_minimum(bracket[0], bracket[1], left, right)
-        margin = 0.1 * (right - left)
-        if min(right - t, t - left) < margin:  # too close to an end: move inside unless making progress
-            if insufficient_progress or t >= right or t <= left:
-                t = right - margin if abs(t - right) < abs(t - left) else left + margin
-                insufficient_progress = False
-            else:
-                insufficient_progress = True
-        else:
-            insufficient_progress = False
+        t, insufficient_progress = keep_inside(t, left, right, insufficient_progress)
         point = yield t
         evals += 1
         if too_long(point, bracket[lo].f):

@@ -92,6 +92,17 @@ def _cubic_minimum(t1: float, f1: float, g1: float, t2: float, f2: float, g2: fl
     return min(max(t, low), high) if math.isfinite(t) else (low + high) / 2
 
 
+def keep_inside(t: float, left: float, right: float, insufficient_progress: bool) -> tuple[float, bool]:
+    """Move a zoom trial ``t`` 10% inside ``[left, right]`` when it lies too close to an end and the
+    previous trial made too little progress (Moré–Thuente safeguard); returns ``(t, insufficient)``."""
+    margin = 0.1 * (right - left)
+    if min(right - t, t - left) >= margin:
+        return t, False
+    if insufficient_progress or t >= right or t <= left:
+        return (right - margin if abs(t - right) < abs(t - left) else left + margin), False
+    return t, True
+
+
 def strong_wolfe(
     evaluate: Evaluate, t: float, f0: float, g0: np.ndarray, slope0: float, d_max: float,
     c1: float = 1e-4, c2: float = 0.9, tolerance_change: float = 1e-9, max_ls: int = 25,
@@ -139,15 +150,7 @@ def strong_wolfe(
             break
         left, right = min(t_a, t_b), max(t_a, t_b)
         t = _cubic_minimum(t_a, f_a, s_a, t_b, f_b, s_b, left, right)
-        margin = 0.1 * (right - left)
-        if min(right - t, t - left) < margin:  # too close to an end: move inside unless making progress
-            if insufficient_progress or t >= right or t <= left:
-                t = right - margin if abs(t - right) < abs(t - left) else left + margin
-                insufficient_progress = False
-            else:
-                insufficient_progress = True
-        else:
-            insufficient_progress = False
+        t, insufficient_progress = keep_inside(t, left, right, insufficient_progress)
         f, g, slope = probe(t)
         evals += 1
         if too_long(t, f, bracket[lo][1]):
