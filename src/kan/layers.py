@@ -30,6 +30,9 @@ SPARSE_WIDTH_RATIO = 8
 LARGE_LAYER_SPARSE_RATIO, LARGE_LAYER_EDGES = 6, 2500
 # Bases of inputs that need no gradient are cached (two per layer) up to this size.
 BASIS_CACHE_BYTES = 16 * 2**20
+# Layers with few outputs gather each sample's weights per output instead of building a basis:
+# always up to GATHER_ALWAYS_OUTPUTS, on sparse layouts up to GATHER_SPARSE_OUTPUTS (measured on CPU).
+GATHER_ALWAYS_OUTPUTS, GATHER_SPARSE_OUTPUTS = 2, 5
 
 _fast_path = True
 
@@ -149,7 +152,7 @@ class _LocalBasis:
 
     @property
     def gathers(self) -> bool:
-        """Whether the contraction gathers weights at ``rows`` (one-output layers)."""
+        """Whether the contraction gathers weights at ``rows`` (layers with few outputs)."""
         return self.dense is None and self.by_sample is None
 
     @property
@@ -235,12 +238,12 @@ def _fused_forward(
         rows, values = local.by_sample
         out = F.embedding_bag(rows, weight, per_sample_weights=values, mode="sum")
         out = torch.addmm(out, local.activated.mT, base_weight)
-    else:  # one output: gather each sample's k + 1 weights per input
-        batch = local.x_t.shape[1]
-        weight = _row_weight(layout, coef, spline_scale, None).view(-1).index_select(0, local.rows.view(-1))
-        weight = weight.view_as(local.values)  # [k + 1, in, batch]
-        spline_out = torch.linalg.vecdot(weight.view(-1, batch), local.values.view(-1, batch), dim=0)
-        out = torch.addmm(spline_out.unsqueeze(0), base_weight.mT, local.activated).mT
+    else:  # few outputs: gather each sample's k + 1 weights per input and output
+        batch, n_out = local.x_t.shape[1], spline_scale.shape[1]
+        by_output = _row_weight(layout, coef, spline_scale, None).mT
+        weight = by_output.index_select(1, local.rows.view(-1)).view(n_out, -1, batch)  # [out, (k+1)·in, batch]
+        spline_out = (weight * local.values.view(1, -1, batch)).sum(dim=1)
+        out = torch.addmm(spline_out, base_weight.mT, local.activated).mT
     return out, _FusedState(layout, local, coef, numeric, spline_scale, base_weight, weight)
 
 
@@ -254,23 +257,25 @@ def _spline_grad(state: _FusedState, grad_out: Tensor, grad_t: Tensor) -> tuple[
     base_grad = local.activated @ grad_out
     if local.by_sample is not None:
         return _sparse_weight_grad(local, grad_out, layout).mT, base_grad
-    weighted = (local.values * grad_t).view(-1)
-    return grad_t.new_zeros(spline_rows).index_add_(0, local.rows.view(-1), weighted).unsqueeze(0), base_grad
+    n_out, batch = grad_t.shape
+    weighted = (local.values.view(1, -1, batch) * grad_t.view(n_out, 1, batch)).view(n_out, -1)
+    return grad_t.new_zeros(n_out, spline_rows).index_add_(1, local.rows.view(-1), weighted), base_grad
 
 
 def _input_grad(state: _FusedState, grad_t: Tensor) -> Tensor:
     """Gradient of the input, ``[batch, in]``, from ``grad_t = grad_outᵀ`` ``[out, batch]``."""
     layout, local = state.layout, state.local
     (n_in, batch), k = local.x_t.shape, layout.order
-    if local.gathers:  # one output: the weights at rows, times grad_out below
-        per_value = state.weight
+    if local.gathers:  # the weights at rows, summed over outputs against grad_out
+        n_out = grad_t.shape[0]
+        per_value = state.weight if n_out == 1 else (state.weight * grad_t.view(n_out, 1, batch)).sum(dim=0)
     elif local.dense is not None:
         by_row = grad_t.mT @ state.weight[: layout.width * n_in].mT  # [batch, width·in]
         per_value = by_row.gather(1, local.rows.view(-1, batch).mT).mT.contiguous()
     else:
         per_value = _sparse_value_grad(local, grad_t.mT, state.weight).mT.contiguous()
     spline_part = torch.linalg.vecdot(per_value.view(k + 1, n_in, batch), local.slopes, dim=0) * layout.scale
-    if local.gathers:
+    if local.gathers and grad_t.shape[0] == 1:  # one output: grad_out applied after the sum
         spline_part = spline_part * grad_t
     return (spline_part + _BASE_GRADS[layout.activation](state.base_weight @ grad_t, local.x_t)).mT
 
@@ -413,7 +418,8 @@ class KANLayer(nn.Module):
         """Basis of ``x``. Without derivatives it is kept for the last two input tensors (a
         full-batch fit evaluates the same training and test tensors over and over). One-output
         layers gather weights (no dense basis to build) unless the same input comes back."""
-        gather = self.out_dim == 1
+        limit = GATHER_SPARSE_OUTPUTS if layout.sparse else GATHER_ALWAYS_OUTPUTS
+        gather = self.out_dim <= limit
         if derivative:
             with torch.no_grad():
                 return _LocalBasis.build(x, layout, derivative=True, gather=gather)

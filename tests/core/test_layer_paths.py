@@ -35,10 +35,11 @@ def _grads(layer, x, fast):
     return out.detach(), grads
 
 
-@pytest.mark.parametrize("G", [5, 40])  # dense and sparse contraction
+@pytest.mark.parametrize("G", [5, 40])  # dense and sparse layouts
+@pytest.mark.parametrize("out_dim", [1, 4, 8])  # weight gathers (few outputs) or a basis contraction
 @pytest.mark.parametrize("activation", ["silu", "identity", "zero"])
-def test_fused_and_plain_paths_agree(G, activation):
-    layer, x = _layer(G=G, activation=activation), _inputs()
+def test_fused_and_plain_paths_agree(G, out_dim, activation):
+    layer, x = _layer(out_dim=out_dim, G=G, activation=activation), _inputs()
     assert layers._UniformLayout.build(layer.grid, 3, activation).sparse == (G == 40)
     out_fast, grads_fast = _grads(layer, x, True)
     out_plain, grads_plain = _grads(layer, x, False)
