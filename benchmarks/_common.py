@@ -17,6 +17,7 @@ import time
 from typing import Callable
 
 import numpy as np
+import torch
 
 LAYER_SHAPES = ([2, 5, 1], [4, 4, 2, 1], [17, 1, 14], [100, 100])
 GRIDS = (5, 20, 100)
@@ -81,3 +82,19 @@ def peak_memory_mb(fn: Callable[[], object]) -> float:
     before = _status_kib("VmRSS")
     fn()
     return (_status_kib("VmHWM") - before) * 1024 / 1e6
+
+
+def layer_calls(model: torch.nn.Module, width: list[int], batch: int, device: str = "cpu") -> tuple[Callable, Callable]:
+    """Forward (no grad) and forward+backward of ``model`` on a fixed batch in [-1, 1]."""
+    model = model.to(device)
+    x = (torch.rand(batch, width[0], generator=torch.Generator().manual_seed(0)) * 2 - 1).to(device)
+
+    def forward() -> None:
+        with torch.no_grad():
+            model(x)
+
+    def forward_backward() -> None:
+        model.zero_grad()
+        model(x).sum().backward()
+
+    return forward, forward_backward

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from _common import FIT, cpu_time, layer_cases, peak_memory_mb, release_large_blocks, toy_dataset
+from _common import FIT, cpu_time, layer_calls, layer_cases, peak_memory_mb, release_large_blocks, toy_dataset
 
 SLOW_CALL_S = 20.0  # a call slower than this is timed once (after a warm-up), not best of N
 
@@ -24,21 +24,6 @@ def _model(width: list[int], grid: int):
     model = KAN(width=list(width), grid=grid, k=3, seed=0, auto_save=False)
     model.save_act, model.symbolic_enabled = False, False
     return model
-
-
-def _calls(width: list[int], grid: int, batch: int):
-    model = _model(width, grid)
-    x = torch.rand(batch, width[0], generator=torch.Generator().manual_seed(0)) * 2 - 1
-
-    def forward() -> None:
-        with torch.no_grad():
-            model(x)
-
-    def forward_backward() -> None:
-        model.zero_grad()
-        model(x).sum().backward()
-
-    return forward, forward_backward
 
 
 def _time(fn) -> float:
@@ -58,12 +43,12 @@ def main() -> None:
     result: dict[str, object] = {}
     if mode == "layers":
         for width, grid, batch in layer_cases(quick):
-            forward, forward_backward = _calls(width, grid, batch)
+            forward, forward_backward = layer_calls(_model(width, grid), width, batch)
             result[f"{width}|{grid}|{batch}"] = {"fwd": _time(forward), "fwd_bwd": _time(forward_backward)}
     elif mode == "memory":
         release_large_blocks()
         for width, grid, batch in layer_cases(quick):
-            result[f"{width}|{grid}|{batch}"] = peak_memory_mb(_calls(width, grid, batch)[1])
+            result[f"{width}|{grid}|{batch}"] = peak_memory_mb(layer_calls(_model(width, grid), width, batch)[1])
     elif mode == "fit":
         data = {k: torch.from_numpy(v) for k, v in toy_dataset(FIT["n_train"], FIT["n_test"], FIT["seed"]).items()}
         model = _model(FIT["width"], FIT["grid"])

@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from _common import FIT, cpu_time, layer_cases, peak_memory_mb, release_large_blocks, toy_dataset
+from _common import FIT, cpu_time, layer_calls, layer_cases, peak_memory_mb, release_large_blocks, toy_dataset
 from kan import KAN, MLP
 from kan.train import TrainConfig, fit
 
@@ -69,22 +69,6 @@ def mlp_like(width: list[int], params: int) -> MLP:
 
     hidden = min(range(1, 4000), key=lambda h: abs(count(h) - params))
     return MLP([width[0], *[hidden] * (depth - 1), width[-1]])
-
-
-def layer_calls(model: torch.nn.Module, width: list[int], batch: int, device: str) -> tuple[Callable, Callable]:
-    """Forward (no grad) and forward+backward of ``model`` on a fixed batch in [-1, 1]."""
-    model = model.to(device)
-    x = (torch.rand(batch, width[0], generator=torch.Generator().manual_seed(0)) * 2 - 1).to(device)
-
-    def forward() -> None:
-        with torch.no_grad():
-            model(x)
-
-    def forward_backward() -> None:
-        model.zero_grad()
-        model(x).sum().backward()
-
-    return forward, forward_backward
 
 
 def models_for(width: list[int], grid: int) -> dict[str, torch.nn.Module]:

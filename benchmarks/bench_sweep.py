@@ -29,14 +29,17 @@ from torch import Tensor, nn
 
 from kan import KAN, MLP
 from kan.batched import fit_many
-from kan.data import feynman, generate_to_dir, read_dataset, to_tensors
+from kan.cli import SCHEMA
+from kan.data import family_module, generate_to_dir, read_dataset, to_tensors
+from kan.experiments.config import load_config
+from kan.experiments.sweep import Training, expand, total_steps
 from kan.train import FitResult, TrainConfig, fit
 
 SEEDS = (0, 1, 2)
 DEPTHS = (2, 3, 4, 5, 6)
-PAPER_SCHEDULE = (3, 5, 10, 20, 50, 100, 200)
-TOY_SCHEDULE = PAPER_SCHEDULE + (500, 1000)
-PROBE_GRIDS = (3, 10, 50, 200)  # per-step cost vs G, interpolated in log G in between
+ROOT = Path(__file__).resolve().parents[1]
+PAPER_CONFIG = ROOT / "workflow" / "config" / "paper.yaml"
+PROBE_GRIDS = (3, 10, 50, 200, 1000)  # per-step cost vs G, interpolated in log G in between
 
 
 def feynman_data(name: str = "I.6.20", seed: int = 0) -> dict[str, Tensor]:
@@ -143,41 +146,46 @@ def interpolate_log(points: Mapping[int, float], x: int) -> float:
     raise AssertionError("unreachable")
 
 
+def paper_trainings(config: Path = PAPER_CONFIG) -> list[Training]:
+    """Every training of the paper profile, expanded from its config as the workflow does."""
+    return expand(load_config(config, ROOT / SCHEMA))
+
+
+def kan_depth(training: Training) -> int:
+    """Layers of a KAN training: its hidden widths + 1, or the dataset's paper shape."""
+    if training.model["hidden"] != "paper":
+        return len(training.model["hidden"]) + 1
+    shape = family_module(training.family).TASKS[training.dataset].shape
+    return len(shape) - 1 if shape else 2
+
+
+def phases(training: Training) -> list[tuple[int | None, int]]:
+    """(G or None for MLPs, steps) per training phase; the pruned variant's sparsification phase
+    runs at the first G."""
+    steps, schedule = training.train["steps"], list(training.train["grid_schedule"])
+    if training.kind == "mlp":
+        return [(None, steps * len(schedule))]
+    return ([(schedule[0], steps)] if training.prune else []) + [(g, steps) for g in schedule]
+
+
 @dataclass
-class FitCount:
-    """``count`` fits of one kind, with the grid of each phase (None: MLP) and steps per phase."""
+class CostModel:
+    """Measured seconds per model and optimizer step, (sequential, batched) each."""
 
-    label: str
-    count: int
-    kind: str  # "kan" or "mlp"
-    depth: int
-    phases: tuple[int | None, ...]
-    steps_per_phase: int = 200
-    mlp_width: int = 0
+    kan: Mapping[int, tuple[float, float]]  # width-5 KAN by depth, G in 3..10
+    grid_factor: Mapping[int, tuple[float, float]]  # depth-4 KAN at G relative to G in 3..10
+    mlp: Mapping[int, tuple[float, float]]  # [2, w, w, w, 1] MLP by width w
 
+    def step_cost(self, training: Training, grid: int | None, runner: int) -> float:
+        if training.kind == "kan":
+            depth = min(max(kan_depth(training), DEPTHS[0]), DEPTHS[-1])
+            factors = {g: f[runner] for g, f in self.grid_factor.items()}
+            return self.kan[depth][runner] * interpolate_log(factors, grid)  # type: ignore[arg-type]
+        width = training.model["hidden"][0]
+        return interpolate_log({w: c[runner] for w, c in self.mlp.items()}, width) * (len(training.model["hidden"]) + 1) / 4
 
-def paper_profile() -> list[FitCount]:
-    """The fits of the paper profile, as counted in the brief (see the printed assumptions)."""
-    kan, mlp = PAPER_SCHEDULE, (None,) * len(PAPER_SCHEDULE)
-    pruned = (3,) + kan  # sparsification phase at G = 3 with λ, then the schedule on the pruned KAN
-    rows = []
-    for depth in DEPTHS:
-        rows += [
-            FitCount(f"special KAN d={depth} unpruned", 15 * 3, "kan", depth, kan),
-            FitCount(f"special KAN d={depth} pruned (2 λ)", 15 * 3 * 2, "kan", depth, pruned),
-            FitCount(f"special MLP d={depth} w=5", 15 * 3, "mlp", depth, mlp, mlp_width=5),
-            FitCount(f"special MLP d={depth} w=100", 15 * 3, "mlp", depth, mlp, mlp_width=100),
-            FitCount(f"Feynman KAN d={depth} unpruned", 27 * 3, "kan", depth, kan),
-            FitCount(f"Feynman KAN d={depth} pruned (2 λ)", 27 * 3 * 2, "kan", depth, pruned),
-            FitCount(f"Feynman MLP d={depth} w=20 (3 act.)", 27 * 3 * 3, "mlp", depth, mlp, mlp_width=20),
-        ]
-    human: dict[int, int] = {}
-    for task in feynman.TASKS.values():
-        depth = len(task.shape) - 1
-        human[depth] = human.get(depth, 0) + 3
-    rows += [FitCount(f"Feynman human KAN d={d}", n, "kan", d, kan) for d, n in sorted(human.items())]
-    rows += [FitCount(f"toy KAN d={d}", n, "kan", d, TOY_SCHEDULE) for d, n in ((1, 1), (2, 3), (3, 1))]
-    return rows
+    def seconds(self, training: Training, runner: int) -> float:
+        return sum(steps * self.step_cost(training, grid, runner) for grid, steps in phases(training))
 
 
 def print_table(timings: Sequence[Timing], models: int, steps: int) -> None:
@@ -204,12 +212,11 @@ def main() -> None:
     print_table(timings, len(SEEDS) * len(DEPTHS), total_steps)
 
     torch.set_num_threads(1)
-    kan_cost = timings[0].per_depth
-    grid_factor = grid_factors(data, args.probe_steps)
     mlp_cost = {width: per_step_seconds(lambda w=width: [MLP([2, w, w, w, 1], seed=s, dtype=torch.float64)
                                                            for s in SEEDS], data, args.probe_steps, None, 2)
                 for width in (5, 20, 100)}
-    print_estimate(kan_cost, grid_factor, mlp_cost)
+    costs = CostModel(timings[0].per_depth, grid_factors(data, args.probe_steps), mlp_cost)
+    print_estimate(costs, paper_trainings())
 
 
 def grid_factors(data: Mapping[str, Tensor], steps: int) -> dict[int, tuple[float, float]]:
@@ -220,57 +227,49 @@ def grid_factors(data: Mapping[str, Tensor], steps: int) -> dict[int, tuple[floa
     return {g: (c[0] / base[0], c[1] / base[1]) for g, c in measured.items()}
 
 
-def print_estimate(kan_cost: Mapping[int, tuple[float, float]], grid_factor: Mapping[int, tuple[float, float]],
-                   mlp_cost: Mapping[int, tuple[float, float]]) -> None:
+def print_estimate(costs: CostModel, trainings: Sequence[Training]) -> None:
     print("\n## Measured per-step costs (1 thread, seconds per model and L-BFGS step)\n")
     print("| model | sequential | fit_many (groups of 3) | speed-up |")
     print("|---|---|---|---|")
-    for depth, (seq, bat) in kan_cost.items():
+    for depth, (seq, bat) in costs.kan.items():
         print(f"| KAN depth {depth}, G in 3..10 | {seq:.4f} | {bat:.4f} | {seq / bat:.2f}x |")
-    for g, (fs, fb) in sorted(grid_factor.items()):
+    for g, (fs, fb) in sorted(costs.grid_factor.items()):
         print(f"| KAN depth 4, G = {g} (relative to G 3..10) | x{fs:.2f} | x{fb:.2f} | |")
-    for width, (seq, bat) in mlp_cost.items():
+    for width, (seq, bat) in costs.mlp.items():
         print(f"| MLP [2,{width},{width},{width},1] | {seq:.4f} | {bat:.4f} | {seq / bat:.2f}x |")
 
-    totals = {"sequential": 0.0, "batched": 0.0}
-    fits = steps = 0
-    for row in paper_profile():
-        for phase_grid in row.phases:
-            for i, name in enumerate(totals):
-                if row.kind == "kan":
-                    depth = min(max(row.depth, DEPTHS[0]), DEPTHS[-1])
-                    factors = {g: f[i] for g, f in grid_factor.items()}
-                    per_step = kan_cost[depth][i] * interpolate_log(factors, phase_grid)  # type: ignore[arg-type]
-                else:
-                    per_step = mlp_cost[row.mlp_width][i] * row.depth / 4
-                totals[name] += row.count * row.steps_per_phase * per_step
-        fits += row.count
-        steps += row.count * row.steps_per_phase * len(row.phases)
-    print(f"\n## Paper-profile estimate: {fits} fits, {steps / 1e6:.2f} M L-BFGS steps\n")
-    for name, seconds in totals.items():
-        print(f"- {name}: {seconds / 3600:.1f} CPU-hours at 1 thread -> {seconds / 7200:.1f} h on 2 cores "
-              f"(two single-thread processes)")
+    steps = sum(map(total_steps, trainings))
+    print(f"\n## Paper-profile estimate: {len(trainings)} trainings, {steps / 1e6:.2f} M L-BFGS steps "
+          f"(expanded from {PAPER_CONFIG.relative_to(ROOT)})\n")
+    print("| experiment | trainings | M steps | sequential CPU-h | fit_many CPU-h | best of both CPU-h |")
+    print("|---|---|---|---|---|---|")
+    totals = [0.0, 0.0, 0.0]
+    for experiment in dict.fromkeys(t.experiment for t in trainings):
+        mine = [t for t in trainings if t.experiment == experiment]
+        seconds = [sum(costs.seconds(t, r) for t in mine) for r in (0, 1)]
+        seconds.append(sum(min(costs.seconds(t, 0), costs.seconds(t, 1)) for t in mine))
+        totals = [a + b for a, b in zip(totals, seconds)]
+        print(f"| {experiment} | {len(mine)} | {sum(map(total_steps, mine)) / 1e6:.2f} | "
+              + " | ".join(f"{x / 3600:.1f}" for x in seconds) + " |")
+    print(f"| total | {len(trainings)} | {steps / 1e6:.2f} | " + " | ".join(f"{x / 3600:.1f}" for x in totals) + " |")
+    print(f"\nOn 2 cores (two single-thread processes): sequential {totals[0] / 7200:.1f} h, fit_many "
+          f"{totals[1] / 7200:.1f} h, best of both {totals[2] / 7200:.1f} h.")
     print("\nCounting and assumptions:")
     for line in ASSUMPTIONS:
         print(f"- {line}")
 
 
 ASSUMPTIONS = (
-    "special functions: 15 × (MLP widths {5,100} × depths 2-6 × 3 seeds = 30 fits; KAN depths 2-6 × 3 seeds × "
-    "{unpruned, λ=1e-2, λ=1e-3} = 45 fits); paper.yaml also sweeps 3 MLP activations there (×3 MLPs), not counted",
-    "Feynman: 27 × (human-shape KAN × 3 seeds + KAN depths 2-6 × 3 seeds × {unpruned, 2 λ} + MLP width 20 × "
-    "depths 2-6 × {tanh, relu, silu} × 3 seeds) = 27 × 93 fits",
-    "toy scaling: 5 KAN fits of the paper shapes, 1 seed, G up to 1000 (9 phases × 200 steps); toy MLP baselines "
-    "not counted",
-    "depth d = d layers (d + 1 widths); KAN phases 200 steps on G = 3, 5, 10, 20, 50, 100, 200 (1400 steps); "
-    "pruned variants add one 200-step sparsification phase at G = 3 (this pipeline's choice: 1600 steps); "
-    "MLPs get the same 1400 steps",
-    "KAN cost per step = measured width-5 cost at that depth (G 3..10) × measured depth-4 factor for the phase's "
-    "G (log-interpolated; G > 200 priced as 200); human-shape, pruned and toy KANs priced as width-5 KANs of "
-    "their depth (an over-estimate for narrow shapes; depth clipped to 2..6)",
-    "MLP cost per step = measured depth-4 cost of that width × depth / 4",
-    "fit_many priced at groups of 3 (seeds of one configuration, as the runner groups them); larger groups "
-    "(e.g. several datasets of one family) amortise more",
+    "the trainings are the workflow's own expansion of the paper config (kan.experiments.sweep.expand), the same "
+    "list `python -m kan plan workflow/config/paper.yaml` counts; science experiments are not included",
+    "one step = one optimizer step of up to 20 L-BFGS inner iterations; a KAN trains `steps` per G of its "
+    "schedule, the pruned variant one more sparsification phase at the first G; an MLP trains the same total",
+    "KAN cost per step = measured width-5 cost at that depth (G 3..10; depth clipped to 2..6) x measured "
+    "depth-4 factor for the phase's G (log-interpolated, held constant beyond the probes); human-shape, pruned "
+    "and toy KANs are priced as width-5 KANs of their depth (an over-estimate for narrow and pruned shapes, an "
+    "under-estimate for the 100-input toy task)",
+    "MLP cost per step = measured [2,w,w,w,1] cost, log-interpolated in w, x (hidden layers + 1) / 4",
+    "fit_many priced at groups of 3 (the seeds of one configuration, as the runner groups them)",
     "2 cores = two independent single-thread processes, no contention between them (optimistic on this machine)",
 )
 

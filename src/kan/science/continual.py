@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from kan.data.synthetic import PEAK_CENTERS, PEAK_HALF_WIDTH, generate
 from kan.models import KAN, MLP
 from kan.optim import LBFGS
+from kan.science.options import build_options
 
 CENTERS = tuple(float(c) for c in PEAK_CENTERS)
 
@@ -51,15 +52,9 @@ class ContinualConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "ContinualConfig":
-        """Build from a (YAML) mapping; sequences become tuples, unknown keys are an error."""
-        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown continual-learning option(s) {unknown}")
-        values = dict(values)
-        for key in ("mlp_width", "seeds"):
-            if key in values:
-                values[key] = tuple(int(v) for v in values[key])
-        return cls(**values)
+        """Build from a (YAML) mapping; lists become tuples, an unknown key is a ValueError naming it."""
+        (config,) = build_options("continual", (cls,), values)
+        return config
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from kan.models import KAN, MLP
 from kan.optim import LBFGS
+from kan.science.options import build_options
 
 PI = math.pi
 Field = Callable[[Tensor], Tensor]  # [batch, 2] -> [batch, 1]
@@ -177,17 +178,9 @@ class PDEConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "PDEConfig":
-        """Build from a (YAML) mapping; sequences become tuples, unknown keys are an error."""
-        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown PDE option(s) {unknown}")
-        values = dict(values)
-        for key in ("kan_width", "kan_grids"):
-            if key in values:
-                values[key] = tuple(int(v) for v in values[key])
-        if "mlp_widths" in values:
-            values["mlp_widths"] = tuple(tuple(int(v) for v in w) for w in values["mlp_widths"])
-        return cls(**values)
+        """Build from a (YAML) mapping; lists become tuples, an unknown key is a ValueError naming it."""
+        (config,) = build_options("pde", (cls,), values)
+        return config
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

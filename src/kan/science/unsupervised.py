@@ -28,6 +28,7 @@ from torch import Tensor
 
 from kan.data.synthetic import TASKS, permuted_negatives
 from kan.models import KAN
+from kan.science.options import build_options
 from kan.train import TrainConfig, fit
 
 
@@ -49,11 +50,9 @@ class DiscoveryConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "DiscoveryConfig":
-        """Build from a (YAML) mapping; unknown keys are an error."""
-        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown discovery option(s) {unknown}")
-        return cls(**values)
+        """Build from a (YAML) mapping; lists become tuples, an unknown key is a ValueError naming it."""
+        (config,) = build_options("unsupervised", (cls,), values)
+        return config
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
