@@ -26,7 +26,6 @@ from kan.train import TrainConfig, fit
 
 HERE = Path(__file__).resolve().parent
 PYKAN_SITE = Path(os.environ.get("PYKAN_SITE", "/tmp/pykan_site"))
-QUICK_FIT_STEPS = 50
 
 
 def log(message: str) -> None:
@@ -191,7 +190,7 @@ def fit_rows(fits: dict, steps: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a small subset and a 50-step fit (< 2 min)")
+    parser.add_argument("--quick", action="store_true", help="a subset of the layer cases (a few minutes)")
     parser.add_argument("--no-pykan", action="store_true", help="skip the pykan columns")
     parser.add_argument("--memory-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -200,7 +199,7 @@ def main() -> None:
         return
     torch.set_num_threads(1)
     flags = ["--quick"] if args.quick else []
-    steps = QUICK_FIT_STEPS if args.quick else FIT["steps"]
+    steps = FIT["steps"]
     note = "pykan skipped (--no-pykan)" if args.no_pykan else ensure_pykan()
     worker, pykan_path = HERE / "_pykan_worker.py", [PYKAN_SITE, HERE]
     fits = {"ours": fit_ours(steps)}

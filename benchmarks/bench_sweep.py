@@ -168,6 +168,39 @@ def phases(training: Training) -> list[tuple[int | None, int]]:
     return ([(schedule[0], steps)] if training.prune else []) + [(g, steps) for g in schedule]
 
 
+def mlp_widths(training: Training) -> list[int]:
+    """Full MLP shape: the task's inputs, the hidden widths, its targets."""
+    task = family_module(training.family).TASKS[training.dataset]
+    n_in = len(getattr(task, "input_names", task.ranges))
+    return [n_in, *training.model["hidden"], len(getattr(task, "target_names", ("y",)))]
+
+
+def mlp_flop_floor(trainings: Sequence[Training], iterations: int = 20) -> float:
+    """FLOPs the MLP trainings need at the very least: 6 per parameter and training point per
+    forward+backward (2 forward, 4 backward), one evaluation per L-BFGS inner iteration."""
+    total = 0.0
+    for training in trainings:
+        if training.kind != "mlp":
+            continue
+        widths = mlp_widths(training)
+        params = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+        task = family_module(training.family).TASKS[training.dataset]
+        n_train = {**task.defaults(), **training.data["spec"]}["n_train"]
+        total += 6.0 * params * n_train * iterations * total_steps(training)
+    return total
+
+
+def matmul_gflops(size: int = 1024, repeats: int = 5) -> float:
+    """Best float64 matrix-product rate of one thread, GFLOP/s (a ceiling for dense MLP work)."""
+    a, b = torch.rand(size, size, dtype=torch.float64), torch.rand(size, size, dtype=torch.float64)
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
+
+
 @dataclass
 class CostModel:
     """Measured seconds per model and optimizer step, (sequential, batched) each."""
@@ -254,6 +287,11 @@ def print_estimate(costs: CostModel, trainings: Sequence[Training]) -> None:
     print(f"| total | {len(trainings)} | {steps / 1e6:.2f} | " + " | ".join(f"{x / 3600:.1f}" for x in totals) + " |")
     print(f"\nOn 2 cores (two single-thread processes): sequential {totals[0] / 7200:.1f} h, fit_many "
           f"{totals[1] / 7200:.1f} h, best of both {totals[2] / 7200:.1f} h.")
+    floor, rate = mlp_flop_floor(trainings), matmul_gflops()
+    print(f"\nCompute floor: the MLP trainings alone need at least {floor / 1e15:.0f} PFLOP (6 FLOP per parameter, "
+          f"training point and L-BFGS iteration, 20 iterations per step); at this machine's measured float64 "
+          f"matrix-product peak ({rate:.0f} GFLOP/s per thread) that is {floor / (2 * rate * 1e9) / 3600:.1f} h on "
+          f"2 cores, before any KAN.")
     print("\nCounting and assumptions:")
     for line in ASSUMPTIONS:
         print(f"- {line}")

@@ -11,7 +11,9 @@ L-BFGS whose rows keep independent state and line searches (:mod:`kan.batched_op
 switches refit every model's splines by least squares in one batched call. A model whose loss
 turns non-finite is restored to its last finite state and frozen ("diverged") without affecting
 the others. Everything else (Adam, minibatches, non-uniform grids, symbolic edges, other model
-types, single models) goes through :func:`kan.train.fit` one at a time.
+types, single models) goes through :func:`kan.train.fit` one at a time, and so, by default
+(``batch="auto"``), all models on CPU, where the fused single-model path beats the stacked
+program for the paper's shapes (benchmarks/bench_sweep.py); ``batch="always"`` stacks anyway.
 
 What differs from ``fit`` (by rounding only, or where ``fit`` has no counterpart):
 
@@ -45,19 +47,24 @@ _TOLERANCE_CHANGE = 1e-32
 _CURVATURE_EPS = 1e-32
 
 
+BATCH_MODES = ("auto", "always", "never")
+
+
 def fit_many(
     models: Sequence[nn.Module], datasets: Sequence[Mapping[str, Tensor]],
-    config: TrainConfig | Sequence[TrainConfig] | None = None,
+    config: TrainConfig | Sequence[TrainConfig] | None = None, batch: str = "auto",
 ) -> list[FitResult]:
     """Train every model on its dataset (``config`` for all, or one config per model); models are
-    trained in place and results come back in input order."""
+    trained in place and results come back in input order. ``batch``: "always" trains every
+    compatible group as one batched program, "never" trains one model at a time, "auto" batches
+    where it is expected to be faster (see :func:`batching_pays`)."""
     configs = _per_model(config, len(models))
     if len(models) != len(datasets):
         raise ValueError(f"fit_many got {len(models)} models but {len(datasets)} datasets")
     for model, data, cfg in zip(models, datasets, configs):
         check_dataset(data, model, cfg.loss)
     results: list[FitResult | None] = [None] * len(models)
-    for members in group_indices(models, datasets, configs):
+    for members in group_indices(models, datasets, configs, batch):
         if len(members) == 1:
             results[members[0]] = fit(models[members[0]], datasets[members[0]], configs[members[0]])
             continue
@@ -77,15 +84,26 @@ def _per_model(config: TrainConfig | Sequence[TrainConfig] | None, count: int) -
 
 
 def group_indices(
-    models: Sequence[nn.Module], datasets: Sequence[Mapping[str, Tensor]], configs: Sequence[TrainConfig]
+    models: Sequence[nn.Module], datasets: Sequence[Mapping[str, Tensor]], configs: Sequence[TrainConfig],
+    batch: str = "auto",
 ) -> list[list[int]]:
     """Indices of the models trained together, each group in input order, groups ordered by their
-    first member; a model that cannot be batched is a group of its own."""
+    first member; a model that cannot (or, by ``batch``, should not) be batched is a group of its own."""
+    if batch not in BATCH_MODES:
+        raise ValueError(f"unknown batch mode {batch!r}; valid modes: {', '.join(BATCH_MODES)}")
     groups: dict[Hashable, list[int]] = {}
     for i, (model, data, cfg) in enumerate(zip(models, datasets, configs)):
-        key = batch_key(model, data, cfg)
+        wanted = batch == "always" or batch == "auto" and batching_pays(data)
+        key = batch_key(model, data, cfg) if wanted else None
         groups.setdefault(("single", i) if key is None else key, []).append(i)
     return list(groups.values())
+
+
+def batching_pays(data: Mapping[str, Tensor]) -> bool:
+    """Whether stacking is expected to beat one fit at a time: on a GPU (per-op launch costs
+    dominate small fits there), not on CPU, where the fused single-model path was faster for
+    every paper-profile shape measured by benchmarks/bench_sweep.py."""
+    return data["train_input"].device.type != "cpu"
 
 
 def batch_key(model: nn.Module, data: Mapping[str, Tensor], config: TrainConfig) -> Hashable | None:

@@ -145,7 +145,7 @@ def test_fit_many_follows_individual_fits():
     single = [KAN([2, 3, 1], seed=s, dtype=F64) for s in range(3)]
     batched = copy.deepcopy(single)
     expected = [fit(model, data, config) for model in single]
-    results = fit_many(batched, [data] * 3, config)
+    results = fit_many(batched, [data] * 3, config, batch="always")
     for ours, ref in zip(results, expected):
         assert ours.status == ref.status == "ok"
         assert [list(h) for h in ours.history] == [list(h) for h in ref.history]
@@ -171,8 +171,8 @@ def test_mixed_lambdas_mlps_and_classification_follow_individual_fits():
     datasets = [data] * 4 + [classes] * 2
     all_configs = configs + [TrainConfig(steps=2)] * 2 + [ce] * 2
     expected = [fit(m, d, c) for m, d, c in zip(copy.deepcopy(models), datasets, all_configs)]
-    results = fit_many(models, datasets, all_configs)
-    assert group_indices(models, datasets, all_configs) == [[0, 1], [2, 3], [4, 5]]
+    results = fit_many(models, datasets, all_configs, batch="always")
+    assert group_indices(models, datasets, all_configs, "always") == [[0, 1], [2, 3], [4, 5]]
     for ours, ref in zip(results, expected):
         assert list(ours.final) == list(ref.final)
         assert _relative(ours.history[0]["train_loss"], ref.history[0]["train_loss"]) < 1e-8
@@ -187,8 +187,8 @@ def test_diverging_member_is_frozen_without_disturbing_the_others():
     models = [KAN([2, 3, 1], seed=s, dtype=F64) for s in range(3)]
     initial = copy.deepcopy(models[1].state_dict())
     clean = [copy.deepcopy(models[0]), copy.deepcopy(models[2])]
-    results = fit_many(models, [data] * 3, config)
-    reference = fit_many(clean, [data] * 2, [config[0], config[2]])
+    results = fit_many(models, [data] * 3, config, batch="always")
+    reference = fit_many(clean, [data] * 2, [config[0], config[2]], batch="always")
     assert results[1].status == "diverged" and "non-finite" in results[1].message and results[1].history == []
     assert all(torch.equal(v, initial[k]) for k, v in models[1].state_dict().items() if isinstance(v, torch.Tensor))
     for ours, ref in zip([results[0], results[2]], reference):
@@ -206,7 +206,7 @@ def test_early_stop_and_sparse_records_match_individual_fits():
                    TrainConfig(steps=3, grid_schedule=(3, 4), eval_every=2, grid_update_every=2)):
         models = [KAN([2, 4, 1], seed=s, dtype=F64) for s in range(2)]
         expected = [fit(m, noisy, config) for m in copy.deepcopy(models)]
-        results = fit_many(models, [noisy] * 2, config)
+        results = fit_many(models, [noisy] * 2, config, batch="always")
         for ours, ref, model in zip(results, expected, models):
             assert (ours.status, ours.message) == (ref.status, ref.message)
             assert [h["step"] for h in ours.history] == [h["step"] for h in ref.history]
@@ -231,13 +231,25 @@ def test_grouping_splits_incompatible_models_and_keeps_order():
     datasets = [data] * 5 + [small] + [data] * 4
     configs = [TrainConfig(steps=1)] * 10
     configs[3] = TrainConfig(steps=1, optimizer="adam", lr=0.01)
-    groups = group_indices(models, datasets, configs)
+    groups = group_indices(models, datasets, configs, "always")
     assert groups == [[0], [1, 8], [2], [3], [4], [5], [6], [7], [9]]
     configs[3] = configs[0]
-    assert group_indices(models, datasets, configs)[0] == [0, 3]
-    results = fit_many(models, datasets, configs)
+    assert group_indices(models, datasets, configs, "always")[0] == [0, 3]
+    results = fit_many(models, datasets, configs, batch="always")
     assert [r.status for r in results] == ["ok"] * 10
     assert [r.final["grid"] for r in results] == [3.0, 0.0, 3.0, 3.0, 3.0, 3.0, 3.0, 5.0, 0.0, 0.0]
+
+
+def test_batch_mode_decides_which_groups_are_stacked():
+    data = _data()
+    models = [KAN([2, 3, 1], seed=0, dtype=F64), KAN([2, 3, 1], seed=1, dtype=F64),
+              MLP([2, 8, 1], seed=0, dtype=F64), MLP([2, 8, 1], seed=1, dtype=F64)]
+    configs = [TrainConfig(steps=1)] * 4
+    assert group_indices(models, [data] * 4, configs, "always") == [[0, 1], [2, 3]]
+    assert group_indices(models, [data] * 4, configs, "auto") == [[0], [1], [2], [3]]  # CPU: one at a time
+    assert group_indices(models, [data] * 4, configs, "never") == [[0], [1], [2], [3]]
+    with pytest.raises(ValueError, match="unknown batch mode 'sometimes'"):
+        fit_many(models, [data] * 4, configs, batch="sometimes")
 
 
 def test_same_inputs_give_identical_results():
@@ -245,7 +257,7 @@ def test_same_inputs_give_identical_results():
     runs = []
     for _ in range(2):
         models = [KAN([2, 3, 1], seed=s, dtype=F64) for s in range(3)]
-        results = fit_many(models, [data] * 3, config)
+        results = fit_many(models, [data] * 3, config, batch="always")
         runs.append(([r.history for r in results], [m.state_dict() for m in models]))
     assert runs[0][0] == runs[1][0]
     for a, b in zip(runs[0][1], runs[1][1]):
@@ -255,7 +267,7 @@ def test_same_inputs_give_identical_results():
 def test_parameters_are_written_back(tmp_path):
     data, config = _data(), TrainConfig(steps=2, grid_schedule=(3, 6))
     models = [KAN([2, 3, 1], seed=s, dtype=F64) for s in range(2)]
-    results = fit_many(models, [data] * 2, config)
+    results = fit_many(models, [data] * 2, config, batch="always")
     for model, result in zip(models, results):
         assert model.num_intervals == 6 and model.layers[0].coef.shape[-1] == 9
         rmse = torch.sqrt(torch.mean((model(data["test_input"]) - data["test_label"]) ** 2)).item()
@@ -271,8 +283,8 @@ def test_cuda_group_matches_cpu():
     data, config = _data(), TrainConfig(steps=1, grid_schedule=(3, 5))
     cpu = [KAN([2, 3, 1], seed=s, dtype=F64) for s in range(2)]
     gpu = [copy.deepcopy(m).to("cuda") for m in cpu]
-    on_cpu = fit_many(cpu, [data] * 2, config)
-    on_gpu = fit_many(gpu, [{k: v.cuda() for k, v in data.items()}] * 2, config)
+    on_cpu = fit_many(cpu, [data] * 2, config, batch="always")
+    on_gpu = fit_many(gpu, [{k: v.cuda() for k, v in data.items()}] * 2, config, batch="always")
     assert all(m.layers[0].coef.device.type == "cuda" for m in gpu)
     for a, b in zip(on_cpu, on_gpu):
         assert _relative(a.history[0]["train_loss"], b.history[0]["train_loss"]) < 1e-8

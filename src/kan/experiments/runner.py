@@ -1,8 +1,8 @@
 """Train one chunk of trainings in one process and write every run's files.
 
 A chunk's trainings share a dataset and training options, so they advance in lockstep: each
-grid phase is one :func:`kan.batched.fit_many` call over every live model (it batches the
-compatible ones), and after each phase every KAN writes the run of that phase; an MLP writes
+grid phase is one :func:`kan.batched.fit_many` call over every live model (it stacks the
+compatible ones where that is faster), and after each phase every KAN writes the run of that phase; an MLP writes
 its single run after the last phase. Training phase by phase is the same as one call with the
 whole schedule (the optimizer restarts at every phase either way; with minibatches, each phase
 restarts the minibatch order). Finished trainings are skipped, so a rerun after a killed job
