@@ -1,5 +1,6 @@
-"""Sequential ``kan.train.fit`` vs batched ``kan.batched.fit_many`` on a fixed mini-sweep, and an
-estimate of the paper profile's total training time from measured per-step costs.
+"""Sequential ``kan.train.fit`` vs batched ``kan.batched.fit_many`` on a fixed mini-sweep, an
+estimate of the paper profile's total training time from measured per-step costs, and a compute
+floor for it from FLOP counts and the machine's measured matrix-product rate.
 
 Run: ``.venv/bin/python benchmarks/bench_sweep.py`` (``--help`` for options). Everything is
 float64 on 1000 training / 1000 test points, as the paper profile (workflow/config/paper.yaml).
@@ -7,8 +8,8 @@ float64 on 1000 training / 1000 test points, as the paper profile (workflow/conf
 Mini-sweep: 15 KANs on Feynman I.6.20 (θ, σ → exp(-θ²/2σ²)/√(2πσ²)): 3 seeds × depths 2–6 of
 width 5, where depth d means d layers (shape with d + 1 entries: [2,5,1], [2,5,5,1], …,
 [2,5,5,5,5,5,1]); grid schedule G = 3, 5, 10 with 67 L-BFGS steps per phase (201 steps in all;
-one step = one optimizer step of up to 20 inner iterations). ``fit_many`` groups the 15 models
-by shape into 5 batched programs of 3 models; the benchmark times these 5 programs one by one,
+one step = one optimizer step of up to 20 inner iterations). ``fit_many(batch="always")`` groups
+the 15 models by shape into 5 batched programs of 3 models; the benchmark times these 5 programs one by one,
 each right after the sequential fits of the same 3 models.
 """
 
@@ -59,7 +60,7 @@ def run_sequential(models: Sequence[nn.Module], data: Mapping[str, Tensor], conf
 
 
 def run_batched(models: Sequence[nn.Module], data: Mapping[str, Tensor], config: TrainConfig) -> list[FitResult]:
-    return fit_many(models, [data] * len(models), config)
+    return fit_many(models, [data] * len(models), config, batch="always")
 
 
 Runner = Callable[[Sequence[nn.Module], Mapping[str, Tensor], TrainConfig], list[FitResult]]
