@@ -169,9 +169,8 @@ def phases(training: Training) -> list[tuple[int | None, int]]:
     return ([(schedule[0], steps)] if training.prune else []) + [(g, steps) for g in schedule]
 
 
-def mlp_widths(training: Training) -> list[int]:
+def mlp_widths(training: Training, task: object) -> list[int]:
     """Full MLP shape: the task's inputs, the hidden widths, its targets."""
-    task = family_module(training.family).TASKS[training.dataset]
     n_in = len(getattr(task, "input_names", task.ranges))
     return [n_in, *training.model["hidden"], len(getattr(task, "target_names", ("y",)))]
 
@@ -183,9 +182,9 @@ def mlp_flop_floor(trainings: Sequence[Training], iterations: int = 20) -> float
     for training in trainings:
         if training.kind != "mlp":
             continue
-        widths = mlp_widths(training)
-        params = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
         task = family_module(training.family).TASKS[training.dataset]
+        widths = mlp_widths(training, task)
+        params = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
         n_train = {**task.defaults(), **training.data["spec"]}["n_train"]
         total += 6.0 * params * n_train * iterations * total_steps(training)
     return total
@@ -280,8 +279,8 @@ def print_estimate(costs: CostModel, trainings: Sequence[Training]) -> None:
     totals = [0.0, 0.0, 0.0]
     for experiment in dict.fromkeys(t.experiment for t in trainings):
         mine = [t for t in trainings if t.experiment == experiment]
-        seconds = [sum(costs.seconds(t, r) for t in mine) for r in (0, 1)]
-        seconds.append(sum(min(costs.seconds(t, 0), costs.seconds(t, 1)) for t in mine))
+        pairs = [(costs.seconds(t, 0), costs.seconds(t, 1)) for t in mine]
+        seconds = [sum(p[0] for p in pairs), sum(p[1] for p in pairs), sum(min(p) for p in pairs)]
         totals = [a + b for a, b in zip(totals, seconds)]
         print(f"| {experiment} | {len(mine)} | {sum(map(total_steps, mine)) / 1e6:.2f} | "
               + " | ".join(f"{x / 3600:.1f}" for x in seconds) + " |")

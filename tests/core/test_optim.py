@@ -115,17 +115,21 @@ def _toy(seed, n=1000):
     return x[:n], y[:n], x[n:], y[n:]
 
 
-def _fit_rmse(make_optimizer, seed, steps):
-    x, y, x_test, y_test = _toy(seed)
-    model = KAN([2, 5, 1], num_intervals=5, dtype=F64, seed=seed)
-    optimizer = make_optimizer(list(model.parameters()))
-
+def _mse_closure(model, optimizer, x, y):
     def closure():
         optimizer.zero_grad()
         loss = torch.mean((model(x) - y) ** 2)
         loss.backward()
         return loss
 
+    return closure
+
+
+def _fit_rmse(make_optimizer, seed, steps):
+    x, y, x_test, y_test = _toy(seed)
+    model = KAN([2, 5, 1], num_intervals=5, dtype=F64, seed=seed)
+    optimizer = make_optimizer(list(model.parameters()))
+    closure = _mse_closure(model, optimizer, x, y)
     for _ in range(steps):
         optimizer.step(closure)
     with torch.no_grad():
@@ -150,14 +154,7 @@ def test_one_step_runs_max_iter_iterations_like_torch():
                                              tolerance_change=1e-32)):
         model = KAN([2, 3, 1], dtype=F64)
         optimizer = make(list(model.parameters()))
-
-        def closure():
-            optimizer.zero_grad()
-            loss = torch.mean((model(x) - y) ** 2)
-            loss.backward()
-            return loss
-
-        optimizer.step(closure)
+        optimizer.step(_mse_closure(model, optimizer, x, y))
         state = getattr(optimizer, "iterations", None)
         counts.append(state if state is not None else optimizer.state[optimizer._params[0]]["n_iter"])
     assert counts == [20, 20]

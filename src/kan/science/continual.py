@@ -12,9 +12,9 @@ strictly local; the MLP is [1, 64, 64, 1] with SiLU. Both use the same optimizer
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import pandas as pd
@@ -25,14 +25,16 @@ from torch import Tensor, nn
 from kan.data.synthetic import PEAK_CENTERS, PEAK_HALF_WIDTH, generate
 from kan.models import KAN, MLP
 from kan.optim import LBFGS
-from kan.science.options import build_options
+from kan.science.options import MappingOptions
 
 CENTERS = tuple(float(c) for c in PEAK_CENTERS)
 
 
 @dataclass(frozen=True)
-class ContinualConfig:
+class ContinualConfig(MappingOptions):
     """Sizes and training budget; the defaults are the paper's data (100 points per phase)."""
+
+    EXPERIMENT: ClassVar[str] = "continual"
 
     n_per_phase: int = 100
     n_grid: int = 1000
@@ -49,15 +51,6 @@ class ContinualConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in ("lbfgs", "adam"):
             raise ValueError(f"optimizer must be 'lbfgs' or 'adam', got {self.optimizer!r}")
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "ContinualConfig":
-        """Build from a (YAML) mapping; lists become tuples, an unknown key is a ValueError naming it."""
-        (config,) = build_options("continual", (cls,), values)
-        return config
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -141,8 +134,7 @@ def _phase_errors(
 
 def run_continual(config: ContinualConfig | Mapping[str, Any] | None = None) -> ContinualResult:
     """Train KAN and MLP phase by phase for every seed; predictions and forgetting tables."""
-    if not isinstance(config, ContinualConfig):
-        config = ContinualConfig.from_dict(config or {})
+    config = ContinualConfig.coerce(config)
     dtype = getattr(torch, config.dtype)
     predictions, errors, summary = [], [], []
     for seed in config.seeds:

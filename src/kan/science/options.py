@@ -7,7 +7,7 @@ ValueError naming the key and the experiment. YAML lists become tuples (the data
 from __future__ import annotations
 
 from dataclasses import asdict, fields
-from typing import Any, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 
 def freeze(value: Any) -> Any:
@@ -47,3 +47,20 @@ def resolved(instances: Sequence[Any]) -> dict[str, Any]:
     for instance in instances:
         values.update(asdict(instance))
     return values
+
+
+class MappingOptions:
+    """Base of an experiment's own option dataclass, which sets ``EXPERIMENT`` (the name errors use)."""
+
+    EXPERIMENT: ClassVar[str]
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Any:
+        """Build from a (YAML) mapping; lists become tuples, an unknown key is a ValueError naming it."""
+        (options,) = build_options(cls.EXPERIMENT, (cls,), values)
+        return options
+
+    @classmethod
+    def coerce(cls, options: Any) -> Any:
+        """``options`` itself when it already is an instance, else built from a mapping (None: defaults)."""
+        return options if isinstance(options, cls) else cls.from_dict(options or {})

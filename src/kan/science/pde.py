@@ -14,9 +14,9 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import pandas as pd
 import torch
@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from kan.models import KAN, MLP
 from kan.optim import LBFGS
-from kan.science.options import build_options
+from kan.science.options import MappingOptions
 
 PI = math.pi
 Field = Callable[[Tensor], Tensor]  # [batch, 2] -> [batch, 1]
@@ -146,13 +146,15 @@ def train_pinn(
 
 
 @dataclass(frozen=True)
-class PDEConfig:
+class PDEConfig(MappingOptions):
     """One KAN/MLP comparison on the Poisson problem. Defaults run in minutes on 2 CPU cores;
     :meth:`paper` gives the paper's sampling (10000 interior, 800 boundary points).
 
     The KAN trains ``kan_steps`` L-BFGS steps per grid in ``kan_grids`` (grid extension,
     after a grid update on all collocation points); each MLP gets the KAN's total step budget.
     """
+
+    EXPERIMENT: ClassVar[str] = "pde"
 
     n_interior: int = 1000
     n_boundary: int = 200
@@ -175,15 +177,6 @@ class PDEConfig:
                         (2, 100, 100, 100, 100, 1)),
         )
         return cls(**{**values, **overrides})
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "PDEConfig":
-        """Build from a (YAML) mapping; lists become tuples, an unknown key is a ValueError naming it."""
-        (config,) = build_options("pde", (cls,), values)
-        return config
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -214,8 +207,7 @@ def run_pde_experiment(config: PDEConfig | Mapping[str, Any] | None = None) -> p
 
     Columns: model, shape, grid (KAN only), n_params, l2, h1, loss, steps, seconds.
     """
-    if not isinstance(config, PDEConfig):
-        config = PDEConfig.from_dict(config or {})
+    config = PDEConfig.coerce(config)
     dtype = getattr(torch, config.dtype)
     points = sample_collocation(config.n_interior, config.n_boundary, config.seed, dtype)
     every_point = torch.cat([points.interior, points.boundary])

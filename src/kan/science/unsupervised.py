@@ -17,9 +17,9 @@ which makes the fit commit to one relation instead of a mixture of both.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,13 +28,15 @@ from torch import Tensor
 
 from kan.data.synthetic import TASKS, permuted_negatives
 from kan.models import KAN
-from kan.science.options import build_options
+from kan.science.options import MappingOptions
 from kan.train import TrainConfig, fit
 
 
 @dataclass(frozen=True)
-class DiscoveryConfig:
+class DiscoveryConfig(MappingOptions):
     """Model, training and read-off settings (paper silent on sizes; recorded as choices)."""
+
+    EXPERIMENT: ClassVar[str] = "unsupervised"
 
     num_intervals: int = 3
     gaussian_width: float = 1 / math.sqrt(2)  # w: σ(h) = exp(-h²/(2w²)); a = 1 gives exp(-h²)
@@ -47,15 +49,6 @@ class DiscoveryConfig:
     min_accuracy: float = 0.75  # below this held-out accuracy no relation is claimed
     test_fraction: float = 0.2
     dtype: str = "float64"
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "DiscoveryConfig":
-        """Build from a (YAML) mapping; lists become tuples, an unknown key is a ValueError naming it."""
-        (config,) = build_options("unsupervised", (cls,), values)
-        return config
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def contrastive_dataset(frame: pd.DataFrame, rng: np.random.Generator, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
@@ -137,8 +130,7 @@ def discover_relations(
 ) -> pd.DataFrame:
     """One discovery per seed (model init, split and negatives): a row with seed, the variables
     found (comma-joined), accuracy on held-out positives/negatives, and every input's relative score."""
-    if not isinstance(config, DiscoveryConfig):
-        config = DiscoveryConfig.from_dict(config or {})
+    config = DiscoveryConfig.coerce(config)
     return pd.DataFrame([discover_one(frame, int(seed), config) for seed in seeds])
 
 
