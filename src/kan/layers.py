@@ -8,6 +8,7 @@ symbolic function ``c·f(a·x + b) + d`` has ``symbolic_mask = 1`` and skips its
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import warnings
 import weakref
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kan import spline
+from kan import native, spline
 from kan.symbolic_library import get_function
 
 BASE_ACTIVATIONS = {"silu": F.silu, "identity": lambda x: x, "zero": torch.zeros_like}
@@ -33,6 +34,8 @@ BASIS_CACHE_BYTES = 16 * 2**20
 # Layers with few outputs gather each sample's weights per output instead of building a basis:
 # always up to GATHER_ALWAYS_OUTPUTS, on sparse layouts up to GATHER_SPARSE_OUTPUTS (measured on CPU).
 GATHER_ALWAYS_OUTPUTS, GATHER_SPARSE_OUTPUTS = 2, 5
+# CPU layers whose batch · edges · (k + 2) is at most this run the compiled kernel (kan.native).
+NATIVE_MAX_WORK = 2**23  # measured: [100, 100] at batch 1024 (5e7) is faster through BLAS
 
 _fast_path = True
 
@@ -94,7 +97,11 @@ class _UniformLayout:
     order: int
     num_basis: int  # G + k
     activation: str
-    edges: int  # in · out
+    n_out: int
+
+    @property
+    def edges(self) -> int:
+        return self.scale.shape[0] * self.n_out
 
     @property
     def width(self) -> int:
@@ -113,7 +120,21 @@ class _UniformLayout:
         positions = torch.arange(1, order + 2, device=grid.device)[:, None, None] * n_in
         offsets = positions + torch.arange(n_in, device=grid.device)[:, None]
         shift = -grid[:, :1] / step
-        return cls(grid, grid._version, 1 / step, shift, offsets, order, num_basis, activation, n_in * n_out)
+        return cls(grid, grid._version, 1 / step, shift, offsets, order, num_basis, activation, n_out)
+
+    @functools.cached_property
+    def native_constants(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Float64 scale and shift ``[in]`` and local polynomials for :mod:`kan.native`."""
+        poly = spline.local_value_slope_matrix(self.order, torch.float64, torch.device("cpu"))
+        return _cpu_float64(self.scale), _cpu_float64(self.shift), poly.contiguous()
+
+    def native_shape(self, batch: int) -> native.Shape:
+        """The compiled kernel's description of a call on ``batch`` samples."""
+        return native.call_shape(batch, self.n_out, self.num_basis, self.order, self.activation, self.native_constants)
+
+
+def _cpu_float64(values: Tensor) -> Tensor:
+    return values.detach().reshape(-1).to("cpu", torch.float64).contiguous()
 
 
 @dataclass(frozen=True, eq=False)
@@ -208,6 +229,10 @@ class _FusedState:
     base_weight: Tensor  # [in, out] = scale_base · numeric mask
     weight: Tensor  # basis rows -> outputs, [rows, out]; gather contractions: the weights at rows
 
+    def backward(self, grad_out: Tensor, need: tuple[bool, ...]) -> tuple[Tensor | None, ...]:
+        """Gradients of (x, coef, scale_base, scale_spline), as far as ``need`` asks."""
+        return _fused_backward(self, grad_out, need)
+
 
 def _row_weight(layout: _UniformLayout, coef: Tensor, spline_scale: Tensor, base_weight: Tensor | None) -> Tensor:
     """Basis rows -> outputs, ``[width·in, out]`` with row ``w·in + i`` for padded column w of
@@ -221,6 +246,61 @@ def _row_weight(layout: _UniformLayout, coef: Tensor, spline_scale: Tensor, base
     return weight.view(-1, n_out)
 
 
+def _edge_scales(scale_base: Tensor, scale_spline: Tensor, numeric: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Spline and base scales ``[in, out]`` of numeric edges (zero elsewhere)."""
+    if numeric is None:
+        return scale_spline, scale_base
+    return scale_spline * numeric, scale_base * numeric
+
+
+def _parameter_grads(
+    grad_weight: Tensor, base_grad: Tensor, coef: Tensor, spline_scale: Tensor, numeric: Tensor | None,
+    need: tuple[bool, ...],
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """Gradients of (coef, scale_base, scale_spline) from those of the scaled spline weights
+    ``[in, out, G + k]`` and of the base weights ``[in, out]``, as far as ``need[1:4]`` asks."""
+    grad_coef = grad_base = grad_spline = None
+    if need[1]:
+        grad_coef = grad_weight * spline_scale.unsqueeze(-1)
+    if need[2]:
+        grad_base = base_grad if numeric is None else base_grad * numeric
+    if need[3]:
+        grad_spline = torch.linalg.vecdot(grad_weight, coef)
+        grad_spline = grad_spline if numeric is None else grad_spline * numeric
+    return grad_coef, grad_base, grad_spline
+
+
+@dataclass(frozen=True, eq=False)
+class _NativeState:
+    """What the compiled kernel's backward needs from its forward (see :mod:`kan.native`)."""
+
+    layout: _UniformLayout
+    shape: native.Shape
+    x: Tensor  # contiguous [batch, in]
+    coef: Tensor
+    scale_spline: Tensor
+    numeric: Tensor | None
+    packed: Tensor  # the scaled weights the forward used
+
+    def backward(self, grad_out: Tensor, need: tuple[bool, ...]) -> tuple[Tensor | None, ...]:
+        """Gradients of (x, coef, scale_base, scale_spline); x only if ``need[0]``."""
+        return native.layer_backward(
+            self.shape, self.x, self.coef, self.scale_spline, self.numeric, self.packed, grad_out, need[0]
+        )
+
+
+def _native_forward(
+    layout: _UniformLayout, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, numeric: Tensor | None,
+) -> tuple[Tensor, _NativeState]:
+    """Numeric-edge layer output ``[batch, out]`` from the compiled kernel."""
+    x, coef = x.contiguous(), coef.contiguous()
+    scale_base, scale_spline = scale_base.contiguous(), scale_spline.contiguous()
+    numeric = None if numeric is None else numeric.contiguous()
+    shape = layout.native_shape(x.shape[0])
+    out, packed = native.layer_forward(shape, x, coef, scale_base, scale_spline, numeric)
+    return out, _NativeState(layout, shape, x, coef, scale_spline, numeric, packed)
+
+
 def _fused_forward(
     layout: _UniformLayout, local: _LocalBasis, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,
     numeric: Tensor | None,
@@ -228,8 +308,7 @@ def _fused_forward(
     """Numeric-edge layer output ``[batch, out]`` (a view of a feature-major product, so the next
     layer needs no transpose). Small grids multiply the dense basis, which also holds the base
     activations; large grids gather with ``embedding_bag``; one-output layers gather the weights."""
-    spline_scale = scale_spline if numeric is None else scale_spline * numeric
-    base_weight = scale_base if numeric is None else scale_base * numeric
+    spline_scale, base_weight = _edge_scales(scale_base, scale_spline, numeric)
     if local.dense is not None:
         weight = _row_weight(layout, coef, spline_scale, base_weight)
         out = (weight.mT @ local.dense.mT).mT
@@ -291,27 +370,19 @@ def _fused_backward(state: _FusedState, grad_out: Tensor, need: tuple[bool, ...]
     spline_grad, base_grad = _spline_grad(state, grad_out, grad_t)
     grad_weight = spline_grad.view(n_out, width, n_in)[:, k + 1 : k + 1 + num_basis].permute(2, 0, 1)
     grad_x = _input_grad(state, grad_t) if need[0] else None
-    grad_coef = grad_base = grad_spline = None
-    if need[1]:
-        grad_coef = grad_weight * state.spline_scale.unsqueeze(-1)
-    if need[2]:
-        grad_base = base_grad if state.numeric is None else base_grad * state.numeric
-    if need[3]:
-        grad_spline = torch.linalg.vecdot(grad_weight, state.coef)
-        grad_spline = grad_spline if state.numeric is None else grad_spline * state.numeric
-    return grad_x, grad_coef, grad_base, grad_spline
+    return grad_x, *_parameter_grads(grad_weight, base_grad, state.coef, state.spline_scale, state.numeric, need)
 
 
 class _FusedUniformLayer(torch.autograd.Function):
-    """Autograd wrapper of :func:`_fused_forward` / :func:`_fused_backward`. Under
+    """Autograd wrapper of :meth:`KANLayer.fused_forward` and its state's backward. Under
     ``create_graph`` the backward re-runs the plain ops, so higher derivatives are exact."""
 
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, numeric: Tensor | None,
-        layout: _UniformLayout, local: _LocalBasis,
+        layer: "KANLayer", input_grad: bool,
     ) -> Tensor:
-        out, ctx.state = _fused_forward(layout, local, coef, scale_base, scale_spline, numeric)
+        out, ctx.state = layer.fused_forward(x, input_grad)
         ctx.save_for_backward(x, coef, scale_base, scale_spline, numeric)
         return out
 
@@ -326,7 +397,7 @@ class _FusedUniformLayer(torch.autograd.Function):
             wanted = [t for t, n in zip((x, coef, scale_base, scale_spline), need) if n]
             grads = iter(torch.autograd.grad(out, wanted, grad_out, create_graph=True, allow_unused=True))
             return (*(next(grads) if n else None for n in need), None, None, None)
-        return (*_fused_backward(ctx.state, grad_out, need), None, None, None)
+        return (*ctx.state.backward(grad_out, need), None, None, None)
 
 
 def check_input(x: Tensor, width: int, owner: str) -> None:
@@ -443,30 +514,40 @@ class KANLayer(nn.Module):
         """Whether :meth:`fused_forward` applies: fast path on, uniform grid, no symbolic edge."""
         return _fast_path and self.uniform and not self.symbolic_names
 
-    def fused_forward(self, x: Tensor, input_grad: bool) -> tuple[Tensor, _FusedState]:
+    def _runs_native(self, x: Tensor, layout: _UniformLayout) -> bool:
+        """Whether the compiled kernel computes this layer on ``x`` (CPU layers up to NATIVE_MAX_WORK)."""
+        work = x.shape[0] * layout.edges * (layout.order + 2)
+        return (
+            work <= NATIVE_MAX_WORK and native.supports(x, self.coef.dtype, self.order, self.base_activation)
+            and native.available()
+        )
+
+    def fused_forward(self, x: Tensor, input_grad: bool) -> tuple[Tensor, _FusedState | _NativeState]:
         """Output ``[batch, out]`` computed without autograd, and the state :meth:`fused_backward`
         needs (``input_grad``: whether it must return the gradient of x). Needs :attr:`fusable`."""
         layout = self._uniform_layout()
-        local = self._local_basis(x, layout, derivative=input_grad)
-        return _fused_forward(layout, local, self.coef, self.scale_base, self.scale_spline, self._cached_numeric_mask())
+        params = (self.coef, self.scale_base, self.scale_spline, self._cached_numeric_mask())
+        if self._runs_native(x, layout):
+            return _native_forward(layout, x, *params)
+        return _fused_forward(layout, self._local_basis(x, layout, derivative=input_grad), *params)
 
     @staticmethod
-    def fused_backward(state: _FusedState, grad_out: Tensor, input_grad: bool) -> tuple[Tensor | None, ...]:
+    def fused_backward(
+        state: _FusedState | _NativeState, grad_out: Tensor, input_grad: bool
+    ) -> tuple[Tensor | None, ...]:
         """Gradients of (x or None, coef, scale_base, scale_spline) for ``grad_out`` ``[batch, out]``."""
-        return _fused_backward(state, grad_out, (input_grad, True, True, True))
+        return state.backward(grad_out, (input_grad, True, True, True))
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.in_dim, "KANLayer")
         numeric = self._cached_numeric_mask()
         if self.uniform and _fast_path:
-            layout = self._uniform_layout()
             input_grad = x.requires_grad and torch.is_grad_enabled()
-            local = self._local_basis(x, layout, derivative=input_grad)
             params = (self.coef, self.scale_base, self.scale_spline)
             if input_grad or torch.is_grad_enabled() and any(p.requires_grad for p in params):
-                out = _FusedUniformLayer.apply(x, *params, numeric, layout, local)
+                out = _FusedUniformLayer.apply(x, *params, numeric, self, input_grad)
             else:  # nothing to differentiate: skip the autograd wrapper
-                out = _fused_forward(layout, local, *params, numeric)[0]
+                out = self.fused_forward(x, input_grad=False)[0]
         else:
             out = spline_base_plain(
                 x, self.grid, self.coef, self.scale_base, self.scale_spline, numeric, self.order,

@@ -107,7 +107,7 @@ def _local_matrix(order: int, dtype: torch.dtype, device: torch.device) -> Tenso
 
 
 @functools.lru_cache(maxsize=None)
-def _local_value_slope_matrix(order: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+def local_value_slope_matrix(order: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """``[2(k+1), k+1]``: rows r give value_r, rows k+1+r its derivative, as coefficients of 1, f, f², ..."""
     exact = _local_polynomials(order)
     slopes = [[(p + 1) * exact[p + 1][r] for p in range(order)] + [Fraction(0)] for r in range(order + 1)]
@@ -162,7 +162,7 @@ def uniform_local_basis(
     while len(powers) <= order:
         powers.append(powers[-1] * frac)
     rows = order + 1
-    matrix = _local_value_slope_matrix(order, x_t.dtype, x_t.device)
+    matrix = local_value_slope_matrix(order, x_t.dtype, x_t.device)
     block = ((matrix if derivative else matrix[:rows]) @ torch.cat(powers[:rows])).view(-1, *x_t.shape)
     cell = floor.long().clamp_(-1, num_basis + order)  # NaN/inf convert to some integer: clamped too
     return block[:rows], block[rows:] if derivative else None, cell

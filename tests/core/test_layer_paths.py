@@ -1,14 +1,25 @@
-"""The fused uniform-grid layer path against the plain differentiable path."""
+"""The fused uniform-grid layer path against the plain differentiable path. Every test runs
+twice: with the compiled kernel (kan.native) and with the PyTorch contractions it replaces."""
 
 import math
 
 import pytest
 import torch
 
-from kan import KAN, layers, spline
+from kan import KAN, layers, native, spline
 from kan.layers import KANLayer
 
 F64 = torch.float64
+
+
+@pytest.fixture(autouse=True, params=["compiled", "pytorch"])
+def fused_kernel(request):
+    """Run the test with the compiled kernel on (skipped where it cannot be built) or off."""
+    compiled = request.param == "compiled"
+    if compiled and not native.available():
+        pytest.skip("compiled kernel unavailable (no C compiler)")
+    with native.use_native(compiled):
+        yield request.param
 
 
 def _layer(in_dim=3, out_dim=4, G=5, activation="silu", seed=0):

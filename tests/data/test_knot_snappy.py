@@ -12,7 +12,7 @@ import pytest
 from kan.data import knot_snappy as ks
 
 SHIPPED = Path(__file__).resolve().parents[2] / "datasets" / "knot" / "knots.csv.gz"
-SLOW_KNOT = "K13a347"  # short geodesic only in quad-double: ~30 s here
+SLOW_NAME, SLOW_S = "sleeps", 60.0  # a task that would outlast the timeout by far
 
 
 def test_figure_eight_matches_deepmind_row():
@@ -59,17 +59,29 @@ def test_seifert_signature_is_exact():
     assert ks.seifert_signature([[1, 0], [-1, -1]]) == 0  # figure-eight
 
 
-def test_timeout_kills_the_worker_and_the_run_goes_on(tmp_path):
-    # 4_1 first: as the very first knot of a fresh process SLOW_KNOT sometimes takes < 1 s
-    # (seen in CI), after another knot it took ~30 s in every trial here.
-    start = time.monotonic()
-    rows, skips = ks.generate_snappy_table(tmp_path, ["4_1", SLOW_KNOT, "3_1"], workers=1,
-                                           timeout_s=1.0)
-    assert time.monotonic() - start < 30
-    assert list(rows["name"]) == ["4_1"]
-    reasons = dict(zip(skips["name"], skips["reason"]))
-    assert reasons[SLOW_KNOT] == "timeout after 1 s"
-    assert reasons["3_1"].startswith("not hyperbolic")
+def sleepy_knot_row(name: str) -> dict:
+    """``knot_row``, but SLOW_NAME sleeps SLOW_S first (imported by name in the workers)."""
+    if name == SLOW_NAME:
+        time.sleep(SLOW_S)
+    return ks.knot_row(name)
+
+
+def test_timeout_kills_the_worker_and_the_run_goes_on():
+    results = []  # (kind, name, payload, time of arrival)
+
+    def on_result(kind, name, payload):
+        results.append((kind, name, payload, time.monotonic()))
+
+    ks.run_pool(["4_1", SLOW_NAME, "3_1"], workers=1, timeout_s=1.0, on_result=on_result,
+                task=sleepy_knot_row)
+    assert [(kind, name) for kind, name, *_ in results] == [
+        ("row", "4_1"), ("skip", SLOW_NAME), ("skip", "3_1")
+    ]
+    (_, _, row, t_row), (_, _, timeout, t_timeout), (_, _, reason, t_last) = results
+    assert row["volume"] == pytest.approx(2.029883, abs=1e-6)
+    assert timeout == "timeout after 1 s" and t_timeout - t_row >= 1.0
+    assert reason.startswith("not hyperbolic")
+    assert t_last - t_row < SLOW_S / 2  # the sleeping worker was killed, not waited for
 
 
 def test_resume_after_interruption_gives_the_same_rows(tmp_path):

@@ -240,14 +240,16 @@ def ht_knot_names(
 
 # ---- worker pool with per-knot timeouts ------------------------------------------------
 
+KnotTask = Callable[[str], dict[str, Any]]  # what a worker computes for one knot name
 
-def _worker_main(conn: Connection) -> None:
+
+def _worker_main(conn: Connection, task: KnotTask) -> None:
     import snappy  # noqa: F401  (imported before "ready" so it does not eat the timeout)
 
     conn.send(("ready", "", None))
     while (name := conn.recv()) is not None:
         try:
-            conn.send(("row", name, knot_row(name)))
+            conn.send(("row", name, task(name)))
         except KnotSkipped as skipped:
             conn.send(("skip", name, str(skipped)))
         except Exception as error:  # noqa: BLE001  (any SnapPy failure is a skip reason)
@@ -257,9 +259,10 @@ def _worker_main(conn: Connection) -> None:
 class _Slot:
     """One worker process, the knot it is working on and that knot's deadline."""
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Any, task: KnotTask) -> None:
+        self.task = task
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child,), daemon=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, task), daemon=True)
         self.proc.start()
         child.close()
         self.ready = False
@@ -284,19 +287,20 @@ def run_pool(
     workers: int,
     timeout_s: float,
     on_result: Callable[[str, str, Any], None],
+    task: KnotTask = knot_row,
 ) -> None:
     """Compute ``knot_row`` for every name in ``workers`` processes.
 
     ``on_result(kind, name, payload)`` is called in the parent with kind "row" (payload:
     the row dict) or "skip" (payload: the reason). A knot still running ``timeout_s``
     seconds after it was handed out is recorded as a timeout; its worker is killed and
-    replaced.
+    replaced. ``task`` is the per-knot function (module-level: it is pickled to workers).
     """
     if not names:
         return
     ctx = _context()
     pending = deque(names)
-    slots = [_Slot(ctx) for _ in range(max(1, min(workers, len(pending))))]
+    slots = [_Slot(ctx, task) for _ in range(max(1, min(workers, len(pending))))]
     try:
         while pending or any(s.name is not None for s in slots):
             for slot in slots:
@@ -311,7 +315,7 @@ def run_pool(
                 elif slot.name is not None and time.monotonic() >= slot.deadline:
                     on_result("skip", slot.name, f"timeout after {timeout_s:g} s")
                     slot.stop(kill=True)
-                    slots[index] = _Slot(ctx)
+                    slots[index] = _Slot(ctx, task)
     finally:
         for slot in slots:
             slot.stop(kill=slot.name is not None or not slot.proc.is_alive())
@@ -334,7 +338,7 @@ def _receive(ctx: Any, slot: _Slot, on_result: Callable[[str, str, Any], None]) 
         if slot.name is not None:
             on_result("skip", slot.name, f"worker died (exit code {slot.proc.exitcode})")
         slot.stop(kill=True)
-        return _Slot(ctx)
+        return _Slot(ctx, slot.task)
     if kind == "ready":
         slot.ready = True
     else:

@@ -7,9 +7,10 @@ is called extended when the output exceeds 1/2. The mobility edge is then extrac
 
 - ``auto``: :func:`kan.symbolic.auto_symbolic` over a small per-system library;
 - ``guided``: the paper's manual steps on the trained KAN — chosen first-layer edges are fixed
-  (linear E, α, λ; ``cosh`` for p in MAAM; ``1/x`` for λ in Mosaic, where the paper fixes it
-  linear but our KANs learn a 1/λ activation) or cut (φ), hidden edges are fixed to x², the
-  model is retrained, and anything left is snapped as in ``auto``.
+  (linear E, α, λ; ``cosh`` for p in MAAM; ``1/x`` for λ and ``abs`` for E in Mosaic, where the
+  paper fixes λ linear but our KANs learn a 1/λ activation and a V-shaped E edge, as the exact
+  edge λ|E| = 2 has) or cut (φ), hidden edges are fixed to x², the model is retrained, and
+  anything left is snapped as in ``auto``.
 
 Symbolic fits use the train states nearest the learned edge. After snapping, all parameters
 (now the affine ones) are refitted by a short LBFGS run. Every formula is scored
@@ -55,7 +56,7 @@ class System:
 
 
 SYSTEMS: dict[str, System] = {
-    "mosaic": System((2, 1, 1), ("x", "x^2", "1/x", "1/x^2", "abs"), (("lambda", "1/x"),)),
+    "mosaic": System((2, 1, 1), ("x", "x^2", "1/x", "1/x^2", "abs"), (("lambda", "1/x"), ("E", "abs"))),
     "gaam": System(
         (4, 2, 1, 1), ("x", "x^2"), (("E", "x"), ("alpha", "x"), ("lambda", "x"), ("phi", "0")), "x^2",
         {"exact": 0.992, "KAN": 0.987, "auto": 0.990},

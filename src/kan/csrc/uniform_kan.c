@@ -1,0 +1,120 @@
+/* Fused KAN layer on per-input uniform grids: forward and backward without tensor temporaries.
+ *
+ * Layouts (row-major, contiguous): x [batch][in]; out and grad_out [batch][out];
+ * weight [in][width][out], width = num_basis + 2 (k + 1): the spline coefficients times their
+ * scales in rows k+1 .. k+num_basis and zero rows around them, so that samples off the grid
+ * read zeros and no bounds test is needed; base_weight [in][out]; scale and shift [in] with
+ * u = x * scale + shift the position in knot intervals (knot 0 at u = 0); poly [2 (k+1)][k+1]:
+ * row r is the local polynomial of value r in powers of the fractional part of u, row k+1+r
+ * its derivative d/du. Value r in interval `cell` belongs to basis function cell - k + r.
+ *
+ * Work runs input by input over blocks of samples, so consecutive updates hit different rows
+ * (no store-to-load chains). Basis values are computed in double; every sum has a fixed order,
+ * so results are deterministic (compile with -ffp-contract=off to be independent of FMA).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ORDER 15
+#define BLOCK 256
+enum { ACT_SILU = 0, ACT_IDENTITY = 1, ACT_ZERO = 2 };
+
+typedef struct {
+    long batch, n_in, n_out, num_basis;
+    int order, activation;
+    const double *scale, *shift, *poly;
+} kan_shape;
+
+/* Per-sample quantities of one input over one block of samples (structure of arrays). */
+typedef struct {
+    int row[BLOCK];                       /* padded weight row of value 0 */
+    double value[MAX_ORDER + 1][BLOCK];   /* basis values */
+    double slope[MAX_ORDER + 1][BLOCK];   /* their derivatives d/du (backward only) */
+    double act[BLOCK], act_slope[BLOCK];  /* base activation and its derivative */
+} local_block;
+
+#define INLINE static inline __attribute__((always_inline))
+
+#define LANES 4        /* copies of a small weight gradient, see accumulate_weight_grad */
+#define LANE_SIZE 512  /* doubles per copy */
+static __thread double lane_buffer[LANES][LANE_SIZE];
+
+/* Basis values (and slopes) of one input over a block, in loops that vectorise. The interval
+ * is clamped to [-1, num_basis + k], which only reaches zero padding rows; a non-finite u has a
+ * NaN fractional part, so NaN reaches the output (0 * NaN = NaN). */
+INLINE void fill_block(const kan_shape *s, int rows, const double *poly, const double *u, long count, int slopes,
+                       local_block *restrict blk) {
+    const double top = (double)(s->num_basis + rows - 1);
+    double f[BLOCK];
+    for (long b = 0; b < count; b++) {
+        double cell = floor(u[b]);
+        f[b] = u[b] - cell;
+        cell = cell >= -1.0 ? cell : -1.0; /* NaN too */
+        blk->row[b] = (int)(cell <= top ? cell : top) + 1; /* (cell - k) + (k + 1) */
+    }
+    for (int r = 0; r < (slopes ? 2 * rows : rows); r++) {
+        const double *c = poly + r * rows;
+        double *out = r < rows ? blk->value[r] : blk->slope[r - rows];
+        for (long b = 0; b < count; b++) {
+            double v = c[rows - 1];
+            for (int p = rows - 2; p >= 0; p--) v = v * f[b] + c[p];
+            out[b] = v;
+        }
+    }
+}
+
+/* exp(x) for |x| <= 708 to about 1 ulp (NaN stays NaN), written so that it vectorises:
+ * x = n ln2 + t with |t| <= ln2 / 2, exp(t) by its Taylor polynomial of degree 13, and 2^n
+ * built in the exponent bits (adding 1.5 * 2^52 leaves n in the low bits of the sum). */
+INLINE double exp_bounded(double x) {
+    const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10, shifter = 0x1.8p52;
+    double rounded = x * 1.44269504088896338700 + shifter, n = rounded - shifter, scale;
+    double t = (x - n * ln2_hi) - n * ln2_lo;
+    double sum = 1.0 / 6227020800.0;
+    sum = sum * t + 1.0 / 479001600;
+    sum = sum * t + 1.0 / 39916800;
+    sum = sum * t + 1.0 / 3628800;
+    sum = sum * t + 1.0 / 362880;
+    sum = sum * t + 1.0 / 40320;
+    sum = sum * t + 1.0 / 5040;
+    sum = sum * t + 1.0 / 720;
+    sum = sum * t + 1.0 / 120;
+    sum = sum * t + 1.0 / 24;
+    sum = sum * t + 1.0 / 6;
+    sum = sum * t + 1.0 / 2;
+    sum = sum * t + 1.0;
+    sum = sum * t + 1.0;
+    unsigned long long bits;
+    memcpy(&bits, &rounded, sizeof bits);
+    bits = (bits + 1023) << 52;
+    memcpy(&scale, &bits, sizeof bits);
+    return sum * scale;
+}
+
+/* Base activation and its derivative over a block. */
+INLINE void activate_block(int activation, const double *x, long count, local_block *restrict blk) {
+    if (activation == ACT_SILU) {
+        for (long b = 0; b < count; b++) {
+            double minus = -x[b] < -708.0 ? -708.0 : -x[b]; /* NaN stays NaN */
+            double sig = 1.0 / (1.0 + exp_bounded(minus > 708.0 ? 708.0 : minus));
+            blk->act[b] = x[b] * sig;
+            blk->act_slope[b] = sig * (1.0 + x[b] * (1.0 - sig));
+        }
+        return;
+    }
+    for (long b = 0; b < count; b++) {
+        blk->act[b] = activation == ACT_IDENTITY ? x[b] : 0.0;
+        blk->act_slope[b] = activation == ACT_IDENTITY ? 1.0 : 0.0;
+    }
+}
+
+#define T double
+#define SUFFIX f64
+#include "uniform_kan_body.h"
+#undef T
+#undef SUFFIX
+
+#define T float
+#define SUFFIX f32
+#include "uniform_kan_body.h"

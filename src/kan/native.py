@@ -1,0 +1,168 @@
+"""Optional compiled kernel for KAN layers on per-input uniform grids (CPU, float32/float64).
+
+The C source (``csrc/uniform_kan.c``) is built with the system C compiler on first use and
+cached under ``$KAN_NATIVE_CACHE`` (default ``~/.cache/kan-repro``), keyed by source, compiler,
+flags and CPU. Without a compiler, or with ``KAN_NATIVE=0``, layers use the PyTorch path; the
+two agree to rounding. Small layers gain most: one C call replaces dozens of tensor operations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from torch import Tensor
+
+SOURCE = Path(__file__).resolve().parent / "csrc" / "uniform_kan.c"
+HEADERS = (SOURCE.with_name("uniform_kan_body.h"),)
+FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared")
+MAX_ORDER = 15  # as MAX_ORDER in the C source
+ACTIVATIONS = {"silu": 0, "identity": 1, "zero": 2}
+_SUFFIXES = {torch.float64: "f64", torch.float32: "f32"}
+
+_enabled = os.environ.get("KAN_NATIVE", "1") != "0"
+
+
+class Shape(ctypes.Structure):
+    """``kan_shape`` of the C source."""
+
+    _fields_ = [
+        ("batch", ctypes.c_long), ("n_in", ctypes.c_long), ("n_out", ctypes.c_long), ("num_basis", ctypes.c_long),
+        ("order", ctypes.c_int), ("activation", ctypes.c_int),
+        ("scale", ctypes.c_void_p), ("shift", ctypes.c_void_p), ("poly", ctypes.c_void_p),
+    ]
+
+
+@contextlib.contextmanager
+def use_native(enabled: bool) -> Iterator[None]:
+    """Switch the compiled kernel on or off inside the block (for cross-checks and benchmarks)."""
+    global _enabled
+    previous, _enabled = _enabled, enabled
+    try:
+        yield
+    finally:
+        _enabled = previous
+
+
+def _cache_dir() -> Path:
+    configured = os.environ.get("KAN_NATIVE_CACHE")
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kan-repro"
+
+
+def _cpu_signature() -> str:
+    """Model and feature flags of this CPU (``-march=native`` code is only valid on such CPUs)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    return "\n".join(sorted({line for line in lines if line.startswith(("model name", "flags"))}))
+
+
+def _build(compiler: str) -> Path:
+    """Compile the source into the cache (atomically: concurrent first builds are safe)."""
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
+    key = hashlib.sha256(
+        "\0".join([SOURCE.read_text(), *(h.read_text() for h in HEADERS), compiler, version, *FLAGS, platform.machine(), _cpu_signature()]).encode()
+    ).hexdigest()[:16]
+    target = _cache_dir() / f"uniform_kan-{key}.so"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        built = Path(scratch) / target.name
+        done = subprocess.run([compiler, *FLAGS, "-o", str(built), str(SOURCE), "-lm"], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{compiler} failed: {done.stderr.strip()[-500:]}")
+        os.replace(built, target)
+    return target
+
+
+@functools.lru_cache(maxsize=1)
+def _library() -> ctypes.CDLL | None:
+    compiler = shutil.which(os.environ.get("CC", "cc"))
+    try:
+        if compiler is None:
+            raise RuntimeError("no C compiler found (set CC)")
+        library = ctypes.CDLL(str(_build(compiler)))
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
+        warnings.warn(f"kan: compiled layer kernel unavailable ({error}); using the PyTorch path", stacklevel=3)
+        return None
+    for suffix in _SUFFIXES.values():
+        getattr(library, f"kan_layer_forward_{suffix}").restype = None
+        getattr(library, f"kan_layer_backward_{suffix}").restype = ctypes.c_int
+    return library
+
+
+def available() -> bool:
+    """Whether the compiled kernel is switched on and built (builds it on the first call)."""
+    return _enabled and _library() is not None
+
+
+def supports(x: Tensor, weight_dtype: torch.dtype, order: int, activation: str) -> bool:
+    """Whether the kernel can run a layer with weights of ``weight_dtype`` on ``x`` (see also
+    :func:`available`)."""
+    return (
+        x.device.type == "cpu" and x.dtype == weight_dtype and x.dtype in _SUFFIXES and order <= MAX_ORDER
+        and activation in ACTIVATIONS
+    )
+
+
+def call_shape(batch: int, n_out: int, num_basis: int, order: int, activation: str, constants: tuple[Tensor, ...]) -> Shape:
+    """The kernel's description of one call; ``constants`` are float64 CPU tensors (scale and shift
+    ``[in]``, the local polynomial matrix ``[2(k+1), k+1]``) that must outlive it."""
+    scale, shift, poly = constants
+    return Shape(batch, scale.numel(), n_out, num_basis, order, ACTIVATIONS[activation],
+                 scale.data_ptr(), shift.data_ptr(), poly.data_ptr())
+
+
+def _pointer(tensor: Tensor | None) -> ctypes.c_void_p | None:
+    return None if tensor is None else ctypes.c_void_p(tensor.data_ptr())
+
+
+def _kernel(name: str, dtype: torch.dtype) -> ctypes._CFuncPtr:
+    return getattr(_library(), f"{name}_{_SUFFIXES[dtype]}")
+
+
+def layer_forward(
+    shape: Shape, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, mask: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """Layer output ``[batch, out]`` and the packed weights its backward reads. Every tensor is
+    contiguous, on the CPU and of one dtype; ``mask`` (``[in, out]``, None: all edges numeric)
+    multiplies both branches."""
+    width = shape.num_basis + 2 * (shape.order + 1)
+    packed = x.new_empty(shape.n_in * shape.n_out * (width + 1))
+    out = x.new_empty(shape.batch, shape.n_out)
+    _kernel("kan_layer_forward", x.dtype)(
+        ctypes.byref(shape), *map(_pointer, (x, coef, scale_base, scale_spline, mask, packed, out))
+    )
+    return out, packed
+
+
+def layer_backward(
+    shape: Shape, x: Tensor, coef: Tensor, scale_spline: Tensor, mask: Tensor | None, packed: Tensor,
+    grad_out: Tensor, input_grad: bool,
+) -> tuple[Tensor | None, Tensor, Tensor, Tensor]:
+    """Gradients of (x or None, coef, scale_base, scale_spline) for ``grad_out`` ``[batch, out]``;
+    sums over the batch run in float64."""
+    grad_out = grad_out.contiguous()  # a name keeps it alive during the call
+    grad_x = torch.empty_like(x) if input_grad else None
+    grads = (torch.empty_like(coef), torch.empty_like(scale_spline), torch.empty_like(scale_spline))
+    status = _kernel("kan_layer_backward", x.dtype)(
+        ctypes.byref(shape), *map(_pointer, (x, coef, scale_spline, mask, packed, grad_out, *grads, grad_x))
+    )
+    if status != 0:
+        raise MemoryError("kan.native: no memory for the layer gradient")
+    return grad_x, *grads

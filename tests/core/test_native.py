@@ -1,0 +1,101 @@
+"""The compiled layer kernel (kan.native): same numbers as the PyTorch path, deterministic,
+cached builds, and a clean fallback where no C compiler exists."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from kan import KAN, native
+from kan.layers import KANLayer
+
+pytestmark = pytest.mark.skipif(not native.available(), reason="compiled kernel unavailable (no C compiler)")
+
+TOLERANCE = {torch.float64: 1e-11, torch.float32: 2e-5}
+
+
+def _layer(dtype, order, out_dim, activation="silu", in_dim=3, G=7):
+    gen = torch.Generator().manual_seed(3)
+    layer = KANLayer(in_dim, out_dim, G, order, (-1.0, 1.0), 0.5, activation, gen, dtype)
+    with torch.no_grad():
+        layer.scale_spline.uniform_(0.5, 1.5, generator=gen)
+        layer.mask[0, 0] = 0.0  # a pruned edge
+    return layer
+
+
+def _outputs_and_grads(layer, x, compiled):
+    x = x.clone().requires_grad_(True)
+    weights = torch.randn(x.shape[0], layer.out_dim, dtype=x.dtype, generator=torch.Generator().manual_seed(5))
+    with native.use_native(compiled):
+        out = layer(x)
+        grads = torch.autograd.grad((out * weights).sum(), [x, layer.coef, layer.scale_base, layer.scale_spline])
+    return [out.detach(), *grads]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("order", [1, 2, 3, 5])
+@pytest.mark.parametrize("out_dim", [1, 3])
+@pytest.mark.parametrize("activation", ["silu", "identity", "zero"])
+def test_compiled_kernel_matches_the_pytorch_path(dtype, order, out_dim, activation):
+    layer = _layer(dtype, order, out_dim, activation)
+    x = (torch.rand(700, 3, generator=torch.Generator().manual_seed(1), dtype=dtype) * 2 - 1) * 1.6  # some off grid
+    x[:2] = torch.tensor([-1.0, 1.0], dtype=dtype)[:, None]  # knots exactly
+    compiled, reference = _outputs_and_grads(layer, x, True), _outputs_and_grads(layer, x, False)
+    for name, a, b in zip(["output", "x", "coef", "scale_base", "scale_spline"], compiled, reference):
+        scale = b.abs().max().clamp_min(1.0)
+        assert (a - b).abs().max() <= TOLERANCE[dtype] * scale, name
+    assert compiled[2][0, 0].abs().max() == 0 and compiled[3][0, 0] == 0  # the pruned edge learns nothing
+
+
+def test_non_finite_inputs_give_nan_rows():
+    layer = _layer(torch.float64, 3, 2)
+    x = torch.rand(10, 3, dtype=torch.float64)
+    x[4, 1], x[5, 2] = float("nan"), float("-inf")
+    with torch.no_grad():
+        out = layer(x)
+    assert torch.isnan(out[4]).all() and torch.isnan(out[5]).all() and torch.isfinite(out[[0, 1, 2, 3, 6]]).all()
+
+
+def test_kernel_is_deterministic():
+    model = KAN([3, 4, 1], num_intervals=9, seed=2)
+    x = torch.rand(3000, 3, generator=torch.Generator().manual_seed(0))
+    runs = []
+    for _ in range(2):
+        model.zero_grad()
+        out = model(x)
+        out.square().sum().backward()
+        runs.append([out.detach(), *(p.grad.clone() for p in model.parameters() if p.grad is not None)])
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env},
+                          timeout=300)
+
+
+PROBE = (
+    "import torch; from kan import KAN, native; m = KAN([2, 3, 1], seed=0); "
+    "y = m(torch.rand(5, 2)); print(native.available(), bool(torch.isfinite(y).all()))"
+)
+
+
+def test_without_a_compiler_layers_use_the_pytorch_path(tmp_path):
+    done = _python(PROBE, CC=str(tmp_path / "no-such-cc"), KAN_NATIVE_CACHE=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]
+    assert "compiled layer kernel unavailable (no C compiler found" in done.stderr
+
+
+def test_switched_off_by_environment(tmp_path):
+    done = _python(PROBE, KAN_NATIVE="0", KAN_NATIVE_CACHE=str(tmp_path))
+    assert done.stdout.split() == ["False", "True"] and "unavailable" not in done.stderr
+    assert not list(tmp_path.iterdir())  # nothing was built
+
+
+def test_build_is_cached(tmp_path):
+    for _ in range(2):
+        done = _python(PROBE, KAN_NATIVE_CACHE=str(tmp_path))
+        assert done.stdout.split() == ["True", "True"], done.stderr
+    assert [p.suffix for p in tmp_path.iterdir()] == [".so"]  # built once, no scratch left
