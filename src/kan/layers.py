@@ -246,30 +246,6 @@ def _row_weight(layout: _UniformLayout, coef: Tensor, spline_scale: Tensor, base
     return weight.view(-1, n_out)
 
 
-def _edge_scales(scale_base: Tensor, scale_spline: Tensor, numeric: Tensor | None) -> tuple[Tensor, Tensor]:
-    """Spline and base scales ``[in, out]`` of numeric edges (zero elsewhere)."""
-    if numeric is None:
-        return scale_spline, scale_base
-    return scale_spline * numeric, scale_base * numeric
-
-
-def _parameter_grads(
-    grad_weight: Tensor, base_grad: Tensor, coef: Tensor, spline_scale: Tensor, numeric: Tensor | None,
-    need: tuple[bool, ...],
-) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-    """Gradients of (coef, scale_base, scale_spline) from those of the scaled spline weights
-    ``[in, out, G + k]`` and of the base weights ``[in, out]``, as far as ``need[1:4]`` asks."""
-    grad_coef = grad_base = grad_spline = None
-    if need[1]:
-        grad_coef = grad_weight * spline_scale.unsqueeze(-1)
-    if need[2]:
-        grad_base = base_grad if numeric is None else base_grad * numeric
-    if need[3]:
-        grad_spline = torch.linalg.vecdot(grad_weight, coef)
-        grad_spline = grad_spline if numeric is None else grad_spline * numeric
-    return grad_coef, grad_base, grad_spline
-
-
 @dataclass(frozen=True, eq=False)
 class _NativeState:
     """What the compiled kernel's backward needs from its forward (see :mod:`kan.native`)."""
@@ -308,7 +284,8 @@ def _fused_forward(
     """Numeric-edge layer output ``[batch, out]`` (a view of a feature-major product, so the next
     layer needs no transpose). Small grids multiply the dense basis, which also holds the base
     activations; large grids gather with ``embedding_bag``; one-output layers gather the weights."""
-    spline_scale, base_weight = _edge_scales(scale_base, scale_spline, numeric)
+    spline_scale = scale_spline if numeric is None else scale_spline * numeric
+    base_weight = scale_base if numeric is None else scale_base * numeric
     if local.dense is not None:
         weight = _row_weight(layout, coef, spline_scale, base_weight)
         out = (weight.mT @ local.dense.mT).mT
@@ -370,7 +347,15 @@ def _fused_backward(state: _FusedState, grad_out: Tensor, need: tuple[bool, ...]
     spline_grad, base_grad = _spline_grad(state, grad_out, grad_t)
     grad_weight = spline_grad.view(n_out, width, n_in)[:, k + 1 : k + 1 + num_basis].permute(2, 0, 1)
     grad_x = _input_grad(state, grad_t) if need[0] else None
-    return grad_x, *_parameter_grads(grad_weight, base_grad, state.coef, state.spline_scale, state.numeric, need)
+    grad_coef = grad_base = grad_spline = None
+    if need[1]:
+        grad_coef = grad_weight * state.spline_scale.unsqueeze(-1)
+    if need[2]:
+        grad_base = base_grad if state.numeric is None else base_grad * state.numeric
+    if need[3]:
+        grad_spline = torch.linalg.vecdot(grad_weight, state.coef)
+        grad_spline = grad_spline if state.numeric is None else grad_spline * state.numeric
+    return grad_x, grad_coef, grad_base, grad_spline
 
 
 class _FusedUniformLayer(torch.autograd.Function):
@@ -379,11 +364,11 @@ class _FusedUniformLayer(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, numeric: Tensor | None,
-        layer: "KANLayer", input_grad: bool,
+        ctx: Any, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, layer: "KANLayer",
+        input_grad: bool,
     ) -> Tensor:
         out, ctx.state = layer.fused_forward(x, input_grad)
-        ctx.save_for_backward(x, coef, scale_base, scale_spline, numeric)
+        ctx.save_for_backward(x, coef, scale_base, scale_spline, ctx.state.numeric)
         return out
 
     @staticmethod
@@ -396,8 +381,8 @@ class _FusedUniformLayer(torch.autograd.Function):
                                     layout.activation, True)
             wanted = [t for t, n in zip((x, coef, scale_base, scale_spline), need) if n]
             grads = iter(torch.autograd.grad(out, wanted, grad_out, create_graph=True, allow_unused=True))
-            return (*(next(grads) if n else None for n in need), None, None, None)
-        return (*ctx.state.backward(grad_out, need), None, None, None)
+            return (*(next(grads) if n else None for n in need), None, None)
+        return (*ctx.state.backward(grad_out, need), None, None)
 
 
 def check_input(x: Tensor, width: int, owner: str) -> None:
@@ -540,17 +525,16 @@ class KANLayer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.in_dim, "KANLayer")
-        numeric = self._cached_numeric_mask()
         if self.uniform and _fast_path:
             input_grad = x.requires_grad and torch.is_grad_enabled()
             params = (self.coef, self.scale_base, self.scale_spline)
             if input_grad or torch.is_grad_enabled() and any(p.requires_grad for p in params):
-                out = _FusedUniformLayer.apply(x, *params, numeric, self, input_grad)
+                out = _FusedUniformLayer.apply(x, *params, self, input_grad)
             else:  # nothing to differentiate: skip the autograd wrapper
                 out = self.fused_forward(x, input_grad=False)[0]
         else:
             out = spline_base_plain(
-                x, self.grid, self.coef, self.scale_base, self.scale_spline, numeric, self.order,
+                x, self.grid, self.coef, self.scale_base, self.scale_spline, self._cached_numeric_mask(), self.order,
                 self.base_activation, self.uniform,
             )
         if self.symbolic_names:

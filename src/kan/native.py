@@ -74,9 +74,9 @@ def _cpu_signature() -> str:
 def _build(compiler: str) -> Path:
     """Compile the source into the cache (atomically: concurrent first builds are safe)."""
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
-    key = hashlib.sha256(
-        "\0".join([SOURCE.read_text(), *(h.read_text() for h in HEADERS), compiler, version, *FLAGS, platform.machine(), _cpu_signature()]).encode()
-    ).hexdigest()[:16]
+    sources = [path.read_text() for path in (SOURCE, *HEADERS)]
+    parts = [*sources, compiler, version, *FLAGS, platform.machine(), _cpu_signature()]
+    key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
     target = _cache_dir() / f"uniform_kan-{key}.so"
     if target.is_file():
         return target
@@ -120,7 +120,9 @@ def supports(x: Tensor, weight_dtype: torch.dtype, order: int, activation: str) 
     )
 
 
-def call_shape(batch: int, n_out: int, num_basis: int, order: int, activation: str, constants: tuple[Tensor, ...]) -> Shape:
+def call_shape(
+    batch: int, n_out: int, num_basis: int, order: int, activation: str, constants: tuple[Tensor, ...]
+) -> Shape:
     """The kernel's description of one call; ``constants`` are float64 CPU tensors (scale and shift
     ``[in]``, the local polynomial matrix ``[2(k+1), k+1]``) that must outlive it."""
     scale, shift, poly = constants
