@@ -18,12 +18,11 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-import numpy as np
 import sympy
 import torch
-from scipy.optimize import least_squares
 from torch import Tensor
 
+from kan.levenberg import levenberg_marquardt
 from kan.models import KAN
 from kan.symbolic_library import LIBRARY, SymbolicFunction, get_function
 
@@ -91,25 +90,17 @@ def _r2(prediction: Tensor, y: Tensor) -> float:
 def _polish(f: SymbolicFunction, x: Tensor, y: Tensor, params: Affine) -> Affine:
     """Levenberg-Marquardt on all four parameters from the grid's best point (autograd Jacobian)."""
 
-    def values(p: np.ndarray) -> tuple[Tensor, Tensor]:
-        pre = (float(p[0]) * x + float(p[1])).requires_grad_()
+    def residual_and_jacobian(p: Tensor) -> tuple[Tensor, Tensor]:
+        a, b, c, d = p.tolist()
+        pre = (a * x + b).requires_grad_()
         with torch.enable_grad():
             out = f.torch_fn(pre)
             (slope,) = torch.autograd.grad(out.sum(), pre, allow_unused=True)
-        return out.detach(), torch.zeros_like(x) if slope is None else slope
+        out = out.detach()
+        slope = torch.zeros_like(x) if slope is None else slope
+        return c * out + d - y, torch.stack([c * slope * x, c * slope, out, torch.ones_like(x)], dim=1)
 
-    def residual(p: np.ndarray) -> np.ndarray:
-        out, _ = values(p)
-        return torch.nan_to_num(float(p[2]) * out + float(p[3]) - y, nan=1e150, posinf=1e150, neginf=-1e150).numpy()
-
-    def jacobian(p: np.ndarray) -> np.ndarray:
-        out, slope = values(p)
-        c = float(p[2])
-        jac = torch.stack([c * slope * x, c * slope, out, torch.ones_like(x)], dim=1)
-        return torch.nan_to_num(jac, nan=0.0, posinf=0.0, neginf=0.0).numpy()
-
-    solution = least_squares(residual, np.array(params), jac=jacobian, method="lm", xtol=1e-14, ftol=1e-14, max_nfev=100)
-    a, b, c, d = (float(v) for v in solution.x)
+    a, b, c, d = levenberg_marquardt(residual_and_jacobian, torch.tensor(params, dtype=torch.float64)).tolist()
     return a, b, c, d
 
 
