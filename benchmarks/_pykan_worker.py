@@ -1,7 +1,7 @@
 """Measurements of pykan 0.2.8, run as ``PYTHONPATH=<pykan site> python _pykan_worker.py MODE [--quick]``.
 
 Prints one JSON line. MODE: ``layers`` (CPU times), ``memory`` (peak memory) or ``fit``
-(``--steps=N`` LBFGS steps).
+(``--steps=N`` LBFGS steps from model seed ``--seed=S``).
 pykan is used as its ``fit`` uses it: ``save_act`` and the symbolic branch off (lamb = 0).
 """
 
@@ -18,10 +18,10 @@ from _common import FIT, cpu_time, layer_calls, layer_cases, peak_memory_mb, rel
 SLOW_CALL_S = 20.0  # a call slower than this is timed once (after a warm-up), not best of N
 
 
-def _model(width: list[int], grid: int):
+def _model(width: list[int], grid: int, seed: int = 0):
     from kan import KAN  # pykan: the worker runs with pykan first on the path
 
-    model = KAN(width=list(width), grid=grid, k=3, seed=0, auto_save=False)
+    model = KAN(width=list(width), grid=grid, k=3, seed=seed, auto_save=False)
     model.save_act, model.symbolic_enabled = False, False
     return model
 
@@ -39,6 +39,7 @@ def _time(fn) -> float:
 def main() -> None:
     mode, quick = sys.argv[1], "--quick" in sys.argv
     steps = next((int(a.split("=")[1]) for a in sys.argv if a.startswith("--steps=")), FIT["steps"])
+    seed = next((int(a.split("=")[1]) for a in sys.argv if a.startswith("--seed=")), 0)
     torch.set_num_threads(1)
     result: dict[str, object] = {}
     if mode == "layers":
@@ -51,7 +52,7 @@ def main() -> None:
             result[f"{width}|{grid}|{batch}"] = peak_memory_mb(layer_calls(_model(width, grid), width, batch)[1])
     elif mode == "fit":
         data = {k: torch.from_numpy(v) for k, v in toy_dataset(FIT["n_train"], FIT["n_test"], FIT["seed"]).items()}
-        model = _model(FIT["width"], FIT["grid"])
+        model = _model(FIT["width"], FIT["grid"], seed)
         wall, cpu = time.perf_counter(), time.process_time()
         model.fit(data, opt="LBFGS", steps=steps)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu

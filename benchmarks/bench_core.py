@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -129,10 +130,10 @@ def memory_worker(quick: bool) -> None:
     print(json.dumps(out))
 
 
-def fit_ours(steps: int) -> dict[str, float]:
+def fit_ours(steps: int, seed: int) -> dict[str, float]:
     """The toy fit with pykan's fit defaults mirrored: grid updates every 5 steps up to step 50."""
     data = {k: torch.from_numpy(v) for k, v in toy_dataset(FIT["n_train"], FIT["n_test"], FIT["seed"]).items()}
-    model = KAN(FIT["width"], num_intervals=FIT["grid"], seed=FIT["seed"])
+    model = KAN(FIT["width"], num_intervals=FIT["grid"], seed=seed)
     config = TrainConfig(steps=steps, grid_update_every=5, grid_update_until=50)
     wall, cpu = time.perf_counter(), time.process_time()
     result = fit(model, data, config)
@@ -172,10 +173,18 @@ def layer_rows(times: dict, pykan: dict | None, memory: dict, pykan_memory: dict
     return lines
 
 
+def median_fit(runs: list[dict[str, float]]) -> dict[str, Any]:
+    """Median CPU time, wall time and test RMSE over one fit per model seed, and the RMSEs."""
+    summary: dict[str, Any] = {key: statistics.median(run[key] for run in runs) for key in ("cpu", "wall", "test_rmse")}
+    summary["rmse_by_seed"] = [run["test_rmse"] for run in runs]
+    return summary
+
+
 def fit_rows(fits: dict, steps: int) -> list[str]:
     lines = []
     theirs = fits.get("pykan")
-    for field, label in (("cpu", "CPU s"), ("wall", "wall s"), ("test_rmse", "test RMSE")):
+    seeds = f"median of {len(FIT['model_seeds'])} seeds"
+    for field, label in (("cpu", f"CPU s, {seeds}"), ("wall", f"wall s, {seeds}"), ("test_rmse", f"test RMSE, {seeds}")):
         mine, other = fits["ours"][field], (theirs[field] if theirs else None)
         if field == "test_rmse":
             compared = "—" if other is None else f"ours/pykan {mine / other:.2f}"
@@ -202,12 +211,13 @@ def main() -> None:
     steps = FIT["steps"]
     note = "pykan skipped (--no-pykan)" if args.no_pykan else ensure_pykan()
     worker, pykan_path = HERE / "_pykan_worker.py", [PYKAN_SITE, HERE]
-    fits = {"ours": fit_ours(steps)}
-    log(f"our fit: {fits['ours']}")
+    fits = {"ours": median_fit([fit_ours(steps, seed) for seed in FIT["model_seeds"]])}
+    log(f"our fits: {fits['ours']}")
     pykan = pykan_memory = None
     if note is None:
-        fits["pykan"] = run_worker(worker, ["fit", f"--steps={steps}"], pykan_path)
-        log(f"pykan fit: {fits['pykan']}")
+        runs = [run_worker(worker, ["fit", f"--steps={steps}", f"--seed={seed}"], pykan_path) for seed in FIT["model_seeds"]]
+        fits["pykan"] = median_fit(runs)
+        log(f"pykan fits: {fits['pykan']}")
     times, _ = measure_ours(args.quick, "cpu")
     memory = run_worker(Path(__file__), ["--memory-worker", *flags], [HERE])
     if note is None:
@@ -221,6 +231,9 @@ def main() -> None:
         lines += layer_rows(cuda_times, None, cuda_memory, None, "cuda")
     lines += fit_rows(fits, steps)
     print("\n".join(lines))
+    for name, summary in fits.items():
+        rmses = ", ".join(f"{value:.3g}" for value in summary["rmse_by_seed"])
+        print(f"\nfit test RMSE by model seed {FIT['model_seeds']}, {name}: {rmses}")
     if note:
         print(f"\nNote: {note}.")
 

@@ -12,8 +12,8 @@ import functools
 import math
 import warnings
 import weakref
-from dataclasses import dataclass
-from typing import Any, Iterator
+from dataclasses import dataclass, replace
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +36,9 @@ BASIS_CACHE_BYTES = 16 * 2**20
 GATHER_ALWAYS_OUTPUTS, GATHER_SPARSE_OUTPUTS = 2, 5
 # CPU layers whose batch · edges · (k + 2) is at most this run the compiled kernel (kan.native).
 NATIVE_MAX_WORK = 2**23  # measured: [100, 100] at batch 1024 (5e7) is faster through BLAS
+# The kernel keeps per-sample basis values for the backward, and for inputs that come back
+# (the training and test inputs of the first layer), in buffers up to this size.
+NATIVE_LOCAL_BYTES = 64 * 2**20
 
 _fast_path = True
 
@@ -257,24 +260,40 @@ class _NativeState:
     scale_spline: Tensor
     numeric: Tensor | None
     packed: Tensor  # the scaled weights the forward used
+    local: Tensor | None  # per-sample basis values the forward filled or read (None: recompute)
 
     def backward(self, grad_out: Tensor, need: tuple[bool, ...]) -> tuple[Tensor | None, ...]:
         """Gradients of (x, coef, scale_base, scale_spline); x only if ``need[0]``."""
         return native.layer_backward(
-            self.shape, self.x, self.coef, self.scale_spline, self.numeric, self.packed, grad_out, need[0]
+            self.shape, self.x, self.coef, self.scale_spline, self.numeric, self.packed, grad_out, need[0], self.local
         )
+
+
+@dataclass(frozen=True, eq=False)
+class _NativeLocal:
+    """A per-sample buffer of the compiled kernel for one input tensor (weakly referenced)."""
+
+    x: weakref.ref
+    version: int
+    layout: _UniformLayout
+    buffer: Tensor | None  # None: seen once without a backward, not filled
+
+    def matches(self, x: Tensor, layout: _UniformLayout) -> bool:
+        return self.x() is x and self.version == x._version and self.layout is layout
 
 
 def _native_forward(
     layout: _UniformLayout, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, numeric: Tensor | None,
+    local: tuple[Tensor | None, int, bool],
 ) -> tuple[Tensor, _NativeState]:
-    """Numeric-edge layer output ``[batch, out]`` from the compiled kernel."""
+    """Numeric-edge layer output ``[batch, out]`` from the compiled kernel; ``local`` is
+    ``(buffer, mode, slopes)`` as :func:`kan.native.layer_forward` takes them."""
     x, coef = x.contiguous(), coef.contiguous()
     scale_base, scale_spline = scale_base.contiguous(), scale_spline.contiguous()
     numeric = None if numeric is None else numeric.contiguous()
     shape = layout.native_shape(x.shape[0])
-    out, packed = native.layer_forward(shape, x, coef, scale_base, scale_spline, numeric)
-    return out, _NativeState(layout, shape, x, coef, scale_spline, numeric, packed)
+    out, packed = native.layer_forward(shape, x, coef, scale_base, scale_spline, numeric, *local)
+    return out, _NativeState(layout, shape, x, coef, scale_spline, numeric, packed, local[0])
 
 
 def _fused_forward(
@@ -358,31 +377,62 @@ def _fused_backward(state: _FusedState, grad_out: Tensor, need: tuple[bool, ...]
     return grad_x, grad_coef, grad_base, grad_spline
 
 
-class _FusedUniformLayer(torch.autograd.Function):
-    """Autograd wrapper of :meth:`KANLayer.fused_forward` and its state's backward. Under
-    ``create_graph`` the backward re-runs the plain ops, so higher derivatives are exact."""
+class _FusedUniformLayers(torch.autograd.Function):
+    """Autograd wrapper of consecutive layers' :meth:`KANLayer.fused_forward` and their states'
+    backwards: one graph node for a whole KAN. Under ``create_graph`` the backward re-runs the
+    plain ops, so higher derivatives are exact."""
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, layer: "KANLayer",
-        input_grad: bool,
+        ctx: Any, x: Tensor, layers: tuple["KANLayer", ...], input_grad: bool, *params: Tensor
     ) -> Tensor:
-        out, ctx.state = layer.fused_forward(x, input_grad)
-        ctx.save_for_backward(x, coef, scale_base, scale_spline, ctx.state.numeric)
-        return out
+        ctx.layers, ctx.input_grad, ctx.states = layers, input_grad, []
+        ctx.save_for_backward(x, *params)
+        for index, layer in enumerate(layers):
+            x, state = layer.fused_forward(x, input_grad or index > 0)
+            ctx.states.append(state)
+        return x
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        need = ctx.needs_input_grad[:4]
+        need = ctx.needs_input_grad
         if torch.is_grad_enabled():  # create_graph: differentiate the plain ops instead
-            x, coef, scale_base, scale_spline, numeric = ctx.saved_tensors
-            layout = ctx.state.layout
-            out = spline_base_plain(x, layout.grid, coef, scale_base, scale_spline, numeric, layout.order,
-                                    layout.activation, True)
-            wanted = [t for t, n in zip((x, coef, scale_base, scale_spline), need) if n]
-            grads = iter(torch.autograd.grad(out, wanted, grad_out, create_graph=True, allow_unused=True))
-            return (*(next(grads) if n else None for n in need), None, None)
-        return (*ctx.state.backward(grad_out, need), None, None)
+            return _plain_backward(ctx, grad_out)
+        grads: list[Tensor | None] = []
+        for index in range(len(ctx.layers) - 1, -1, -1):
+            layer_need = (ctx.input_grad or index > 0, *need[3 + 3 * index: 6 + 3 * index])
+            grad_out, *param_grads = ctx.states[index].backward(grad_out, layer_need)
+            grads[:0] = param_grads
+        return (grad_out if ctx.input_grad else None, None, None, *grads)
+
+
+def _plain_backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+    """:class:`_FusedUniformLayers`'s backward through the plain differentiable ops."""
+    x, *params = ctx.saved_tensors
+    out = x
+    for index, state in enumerate(ctx.states):
+        coef, scale_base, scale_spline = params[3 * index: 3 * index + 3]
+        layout = state.layout
+        out = spline_base_plain(out, layout.grid, coef, scale_base, scale_spline, state.numeric, layout.order,
+                                layout.activation, True)
+    need = ctx.needs_input_grad
+    inputs = (x, *params)
+    flags = (need[0], *need[3:])
+    wanted = [t for t, n in zip(inputs, flags) if n]
+    grads = iter(torch.autograd.grad(out, wanted, grad_out, create_graph=True, allow_unused=True))
+    found = [next(grads) if n else None for n in flags]
+    return (found[0], None, None, *found[1:])
+
+
+def fused_layers_forward(layers: Sequence["KANLayer"], x: Tensor) -> Tensor:
+    """``x`` through consecutive :attr:`KANLayer.fusable` layers as one autograd node."""
+    input_grad = x.requires_grad and torch.is_grad_enabled()
+    params = [p for layer in layers for p in (layer.coef, layer.scale_base, layer.scale_spline)]
+    if input_grad or torch.is_grad_enabled() and any(p.requires_grad for p in params):
+        return _FusedUniformLayers.apply(x, tuple(layers), input_grad, *params)
+    for layer in layers:  # nothing to differentiate: skip the autograd wrapper
+        x = layer.fused_forward(x, input_grad=False, backward=False)[0]
+    return x
 
 
 def check_input(x: Tensor, width: int, owner: str) -> None:
@@ -507,13 +557,38 @@ class KANLayer(nn.Module):
             and native.available()
         )
 
-    def fused_forward(self, x: Tensor, input_grad: bool) -> tuple[Tensor, _FusedState | _NativeState]:
+    def _native_local(self, x: Tensor, layout: _UniformLayout, input_grad: bool, backward: bool) -> tuple[Tensor | None, int, bool]:
+        """The kernel's per-sample buffer for ``x``: ``(buffer, mode, slopes)``. A backward gets a
+        filled buffer (with slopes for the gradient of x); an input without gradient that comes
+        back (the last two per layer are remembered) is computed once and read afterwards.
+        Buffers over NATIVE_LOCAL_BYTES are not kept: the kernel recomputes."""
+        shape = layout.native_shape(x.shape[0])
+        if native.local_buffer_bytes(shape) > NATIVE_LOCAL_BYTES:
+            return None, native.LOCAL_NONE, False
+        if input_grad:  # a hidden activation in training: it never comes back
+            return native.local_buffer(shape), native.LOCAL_FILL, True
+        entries: list[_NativeLocal] = self.__dict__.setdefault("_native_local_cache", [])
+        for index, entry in enumerate(entries):
+            if entry.matches(x, layout):
+                if entry.buffer is None:  # seen before: worth keeping now
+                    entries[index] = replace(entry, buffer=native.local_buffer(shape))
+                    return entries[index].buffer, native.LOCAL_FILL, False
+                return entry.buffer, native.LOCAL_READ, False
+        buffer = native.local_buffer(shape) if backward else None
+        alive = [entry for entry in entries if entry.x() is not None]
+        entries[:] = [_NativeLocal(weakref.ref(x), x._version, layout, buffer), *alive[:1]]
+        return buffer, native.LOCAL_FILL if buffer is not None else native.LOCAL_NONE, False
+
+    def fused_forward(
+        self, x: Tensor, input_grad: bool, backward: bool = True
+    ) -> tuple[Tensor, _FusedState | _NativeState]:
         """Output ``[batch, out]`` computed without autograd, and the state :meth:`fused_backward`
-        needs (``input_grad``: whether it must return the gradient of x). Needs :attr:`fusable`."""
+        needs (``input_grad``: whether it must return the gradient of x; ``backward``: whether a
+        backward will follow at all). Needs :attr:`fusable`."""
         layout = self._uniform_layout()
         params = (self.coef, self.scale_base, self.scale_spline, self._cached_numeric_mask())
         if self._runs_native(x, layout):
-            return _native_forward(layout, x, *params)
+            return _native_forward(layout, x, *params, self._native_local(x, layout, input_grad, backward))
         return _fused_forward(layout, self._local_basis(x, layout, derivative=input_grad), *params)
 
     @staticmethod
@@ -526,12 +601,7 @@ class KANLayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.in_dim, "KANLayer")
         if self.uniform and _fast_path:
-            input_grad = x.requires_grad and torch.is_grad_enabled()
-            params = (self.coef, self.scale_base, self.scale_spline)
-            if input_grad or torch.is_grad_enabled() and any(p.requires_grad for p in params):
-                out = _FusedUniformLayer.apply(x, *params, self, input_grad)
-            else:  # nothing to differentiate: skip the autograd wrapper
-                out = self.fused_forward(x, input_grad=False)[0]
+            out = fused_layers_forward((self,), x)
         else:
             out = spline_base_plain(
                 x, self.grid, self.coef, self.scale_base, self.scale_spline, self._cached_numeric_mask(), self.order,

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from kan.layers import KANLayer, check_input
+from kan.layers import KANLayer, check_input, fused_layers_forward
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -92,6 +92,8 @@ class KAN(_SavableModel):
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.width[0], "KAN")
+        if all(layer.fusable for layer in self.layers):  # one autograd node for the whole model
+            return fused_layers_forward(self.layers, x)
         for layer in self.layers:
             x = layer(x)
         return x

@@ -28,6 +28,8 @@ SOURCE = Path(__file__).resolve().parent / "csrc" / "uniform_kan.c"
 HEADERS = (SOURCE.with_name("uniform_kan_body.h"),)
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared")
 MAX_ORDER = 15  # as MAX_ORDER in the C source
+BLOCK = 256  # as BLOCK in the C source
+LOCAL_NONE, LOCAL_FILL, LOCAL_READ = 0, 1, 2  # what a forward does with the per-sample buffer
 ACTIVATIONS = {"silu": 0, "identity": 1, "zero": 2}
 _SUFFIXES = {torch.float64: "f64", torch.float32: "f32"}
 
@@ -100,9 +102,12 @@ def _library() -> ctypes.CDLL | None:
     except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
         warnings.warn(f"kan: compiled layer kernel unavailable ({error}); using the PyTorch path", stacklevel=3)
         return None
+    pointer, shape = ctypes.c_void_p, ctypes.POINTER(Shape)
     for suffix in _SUFFIXES.values():
-        getattr(library, f"kan_layer_forward_{suffix}").restype = None
-        getattr(library, f"kan_layer_backward_{suffix}").restype = ctypes.c_int
+        forward, backward = getattr(library, f"kan_layer_forward_{suffix}"), getattr(library, f"kan_layer_backward_{suffix}")
+        forward.restype, backward.restype = None, ctypes.c_int
+        forward.argtypes = [shape, *[pointer] * 8, ctypes.c_int, ctypes.c_int]
+        backward.argtypes = [shape, *[pointer] * 11]
     return library
 
 
@@ -130,8 +135,24 @@ def call_shape(
                  scale.data_ptr(), shift.data_ptr(), poly.data_ptr())
 
 
-def _pointer(tensor: Tensor | None) -> ctypes.c_void_p | None:
-    return None if tensor is None else ctypes.c_void_p(tensor.data_ptr())
+def _local_doubles(shape: Shape) -> int:
+    blocks, rows = -(-shape.batch // BLOCK), shape.order + 1
+    return blocks * shape.n_in * ((2 * rows + 2) * BLOCK + BLOCK // 2)
+
+
+def local_buffer_bytes(shape: Shape) -> int:
+    """Size of :func:`local_buffer` for ``shape``."""
+    return 8 * _local_doubles(shape)
+
+
+def local_buffer(shape: Shape) -> Tensor:
+    """An empty per-sample buffer for calls of ``shape`` (float64; see the C source's header):
+    the forward fills it, the backward and later forwards on the same input read it."""
+    return torch.empty(_local_doubles(shape), dtype=torch.float64)
+
+
+def _pointer(tensor: Tensor | None) -> int | None:
+    return None if tensor is None else tensor.data_ptr()
 
 
 def _kernel(name: str, dtype: torch.dtype) -> ctypes._CFuncPtr:
@@ -139,31 +160,35 @@ def _kernel(name: str, dtype: torch.dtype) -> ctypes._CFuncPtr:
 
 
 def layer_forward(
-    shape: Shape, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, mask: Tensor | None
+    shape: Shape, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, mask: Tensor | None,
+    local: Tensor | None = None, mode: int = LOCAL_NONE, slopes: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Layer output ``[batch, out]`` and the packed weights its backward reads. Every tensor is
     contiguous, on the CPU and of one dtype; ``mask`` (``[in, out]``, None: all edges numeric)
-    multiplies both branches."""
+    multiplies both branches. ``local`` (from :func:`local_buffer`) is filled (``LOCAL_FILL``,
+    with the basis slopes if ``slopes``) or read (``LOCAL_READ``)."""
     width = shape.num_basis + 2 * (shape.order + 1)
     packed = x.new_empty(shape.n_in * shape.n_out * (width + 1))
     out = x.new_empty(shape.batch, shape.n_out)
     _kernel("kan_layer_forward", x.dtype)(
-        ctypes.byref(shape), *map(_pointer, (x, coef, scale_base, scale_spline, mask, packed, out))
+        ctypes.byref(shape), *map(_pointer, (x, coef, scale_base, scale_spline, mask, packed, out, local)),
+        mode if local is not None else LOCAL_NONE, int(slopes),
     )
     return out, packed
 
 
 def layer_backward(
     shape: Shape, x: Tensor, coef: Tensor, scale_spline: Tensor, mask: Tensor | None, packed: Tensor,
-    grad_out: Tensor, input_grad: bool,
+    grad_out: Tensor, input_grad: bool, local: Tensor | None = None,
 ) -> tuple[Tensor | None, Tensor, Tensor, Tensor]:
     """Gradients of (x or None, coef, scale_base, scale_spline) for ``grad_out`` ``[batch, out]``;
-    sums over the batch run in float64."""
+    sums over the batch run in float64. ``local``: the buffer the forward filled (with slopes if
+    ``input_grad``), or None to recompute."""
     grad_out = grad_out.contiguous()  # a name keeps it alive during the call
     grad_x = torch.empty_like(x) if input_grad else None
     grads = (torch.empty_like(coef), torch.empty_like(scale_spline), torch.empty_like(scale_spline))
     status = _kernel("kan_layer_backward", x.dtype)(
-        ctypes.byref(shape), *map(_pointer, (x, coef, scale_spline, mask, packed, grad_out, *grads, grad_x))
+        ctypes.byref(shape), *map(_pointer, (x, coef, scale_spline, mask, packed, grad_out, *grads, grad_x, local))
     )
     if status != 0:
         raise MemoryError("kan.native: no memory for the layer gradient")

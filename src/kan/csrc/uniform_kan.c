@@ -11,6 +11,11 @@
  * Work runs input by input over blocks of samples, so consecutive updates hit different rows
  * (no store-to-load chains). Basis values are computed in double; every sum has a fixed order,
  * so results are deterministic (compile with -ffp-contract=off to be independent of FMA).
+ *
+ * Per-sample quantities (weight row, basis values and slopes, activation and its slope) can be
+ * kept in a caller-owned `local` buffer of LOCAL_CHUNK doubles per block of samples and input:
+ * the forward fills it (or reads it when the same input comes back) and the backward reads it
+ * instead of recomputing.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -34,28 +39,51 @@ typedef struct {
     double act[BLOCK], act_slope[BLOCK];  /* base activation and its derivative */
 } local_block;
 
+/* Where one block's quantities live: in a local_block or in a chunk of the caller's buffer;
+ * value and slope hold rows r at r * BLOCK. */
+typedef struct {
+    int *row;
+    double *value, *slope, *act, *act_slope;
+} block_view;
+
+/* doubles per (block, input) chunk of the local buffer: rows as ints, then the rest */
+#define LOCAL_CHUNK(rows) ((2 * (rows) + 2) * BLOCK + BLOCK / 2)
+enum { LOCAL_NONE = 0, LOCAL_FILL = 1, LOCAL_READ = 2 };
+
 #define INLINE static inline __attribute__((always_inline))
 
 #define LANES 4        /* copies of a small weight gradient, see accumulate_weight_grad */
 #define LANE_SIZE 512  /* doubles per copy */
 static __thread double lane_buffer[LANES][LANE_SIZE];
 
+static block_view scratch_view(local_block *blk) {
+    block_view v = {blk->row, blk->value[0], blk->slope[0], blk->act, blk->act_slope};
+    return v;
+}
+
+static block_view chunk_view(double *local, int rows, long chunk) {
+    double *c = local + chunk * LOCAL_CHUNK(rows);
+    block_view v = {(int *)c, c + BLOCK / 2, c + BLOCK / 2 + rows * BLOCK, c + BLOCK / 2 + 2 * rows * BLOCK,
+                    c + BLOCK / 2 + (2 * rows + 1) * BLOCK};
+    return v;
+}
+
 /* Basis values (and slopes) of one input over a block, in loops that vectorise. The interval
  * is clamped to [-1, num_basis + k], which only reaches zero padding rows; a non-finite u has a
  * NaN fractional part, so NaN reaches the output (0 * NaN = NaN). */
 INLINE void fill_block(const kan_shape *s, int rows, const double *poly, const double *u, long count, int slopes,
-                       local_block *restrict blk) {
+                       block_view blk) {
     const double top = (double)(s->num_basis + rows - 1);
     double f[BLOCK];
     for (long b = 0; b < count; b++) {
         double cell = floor(u[b]);
         f[b] = u[b] - cell;
         cell = cell >= -1.0 ? cell : -1.0; /* NaN too */
-        blk->row[b] = (int)(cell <= top ? cell : top) + 1; /* (cell - k) + (k + 1) */
+        blk.row[b] = (int)(cell <= top ? cell : top) + 1; /* (cell - k) + (k + 1) */
     }
     for (int r = 0; r < (slopes ? 2 * rows : rows); r++) {
         const double *c = poly + r * rows;
-        double *out = r < rows ? blk->value[r] : blk->slope[r - rows];
+        double *out = r < rows ? blk.value + r * BLOCK : blk.slope + (r - rows) * BLOCK;
         for (long b = 0; b < count; b++) {
             double v = c[rows - 1];
             for (int p = rows - 2; p >= 0; p--) v = v * f[b] + c[p];
@@ -65,26 +93,19 @@ INLINE void fill_block(const kan_shape *s, int rows, const double *poly, const d
 }
 
 /* exp(x) for |x| <= 708 to about 1 ulp (NaN stays NaN), written so that it vectorises:
- * x = n ln2 + t with |t| <= ln2 / 2, exp(t) by its Taylor polynomial of degree 13, and 2^n
- * built in the exponent bits (adding 1.5 * 2^52 leaves n in the low bits of the sum). */
+ * x = n ln2 + t with |t| <= ln2 / 2, exp(t) = 1 + t + t^2 q(t) with q from the Taylor series
+ * (degree 11) in Estrin's scheme (a short dependency chain), and 2^n built in the exponent bits (adding
+ * 1.5 * 2^52 leaves n in the low bits of the sum). */
 INLINE double exp_bounded(double x) {
     const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10, shifter = 0x1.8p52;
     double rounded = x * 1.44269504088896338700 + shifter, n = rounded - shifter, scale;
     double t = (x - n * ln2_hi) - n * ln2_lo;
-    double sum = 1.0 / 6227020800.0;
-    sum = sum * t + 1.0 / 479001600;
-    sum = sum * t + 1.0 / 39916800;
-    sum = sum * t + 1.0 / 3628800;
-    sum = sum * t + 1.0 / 362880;
-    sum = sum * t + 1.0 / 40320;
-    sum = sum * t + 1.0 / 5040;
-    sum = sum * t + 1.0 / 720;
-    sum = sum * t + 1.0 / 120;
-    sum = sum * t + 1.0 / 24;
-    sum = sum * t + 1.0 / 6;
-    sum = sum * t + 1.0 / 2;
-    sum = sum * t + 1.0;
-    sum = sum * t + 1.0;
+    double t2 = t * t, t4 = t2 * t2, t8 = t4 * t4;
+    double p0 = 1.0 / 2 + t * (1.0 / 6), p1 = 1.0 / 24 + t * (1.0 / 120), p2 = 1.0 / 720 + t * (1.0 / 5040);
+    double p3 = 1.0 / 40320 + t * (1.0 / 362880), p4 = 1.0 / 3628800 + t * (1.0 / 39916800);
+    double p5 = 1.0 / 479001600 + t * (1.0 / 6227020800.0);
+    double tail = ((p0 + t2 * p1) + t4 * (p2 + t2 * p3)) + t8 * (p4 + t2 * p5); /* (exp(t) - 1 - t) / t^2 */
+    double sum = 1.0 + (t + t2 * tail);
     unsigned long long bits;
     memcpy(&bits, &rounded, sizeof bits);
     bits = (bits + 1023) << 52;
@@ -93,19 +114,19 @@ INLINE double exp_bounded(double x) {
 }
 
 /* Base activation and its derivative over a block. */
-INLINE void activate_block(int activation, const double *x, long count, local_block *restrict blk) {
+INLINE void activate_block(int activation, const double *x, long count, block_view blk) {
     if (activation == ACT_SILU) {
         for (long b = 0; b < count; b++) {
             double minus = -x[b] < -708.0 ? -708.0 : -x[b]; /* NaN stays NaN */
             double sig = 1.0 / (1.0 + exp_bounded(minus > 708.0 ? 708.0 : minus));
-            blk->act[b] = x[b] * sig;
-            blk->act_slope[b] = sig * (1.0 + x[b] * (1.0 - sig));
+            blk.act[b] = x[b] * sig;
+            blk.act_slope[b] = sig * (1.0 + x[b] * (1.0 - sig));
         }
         return;
     }
     for (long b = 0; b < count; b++) {
-        blk->act[b] = activation == ACT_IDENTITY ? x[b] : 0.0;
-        blk->act_slope[b] = activation == ACT_IDENTITY ? 1.0 : 0.0;
+        blk.act[b] = activation == ACT_IDENTITY ? x[b] : 0.0;
+        blk.act_slope[b] = activation == ACT_IDENTITY ? 1.0 : 0.0;
     }
 }
 

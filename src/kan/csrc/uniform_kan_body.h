@@ -4,7 +4,7 @@
 
 /* Fills blk for input i of samples start .. start + count - 1. */
 INLINE void NAME(load_block, SUFFIX)(const kan_shape *s, int rows, const double *poly, const T *restrict x, long start,
-                                     long count, long i, int slopes, local_block *restrict blk) {
+                                     long count, long i, int slopes, block_view blk) {
     double xi[BLOCK], u[BLOCK], scale = s->scale[i], shift = s->shift[i];
     for (long b = 0; b < count; b++) {
         xi[b] = (double)x[(start + b) * s->n_in + i];
@@ -14,8 +14,19 @@ INLINE void NAME(load_block, SUFFIX)(const kan_shape *s, int rows, const double 
     activate_block(s->activation, xi, count, blk);
 }
 
+/* The quantities of input i over the block at start: read from `local` (LOCAL_READ), computed
+ * into it (LOCAL_FILL) or computed into the thread's scratch block (LOCAL_NONE). */
+INLINE block_view NAME(block_at, SUFFIX)(const kan_shape *s, int rows, const double *poly, const T *restrict x,
+                                         long start, long count, long i, int slopes, double *local, int mode,
+                                         local_block *scratch) {
+    block_view v = mode == LOCAL_NONE ? scratch_view(scratch) : chunk_view(local, rows, (start / BLOCK) * s->n_in + i);
+    if (mode != LOCAL_READ) NAME(load_block, SUFFIX)(s, rows, poly, x, start, count, i, slopes, v);
+    return v;
+}
+
 INLINE void NAME(forward_body, SUFFIX)(const kan_shape *s, int rows, long n_out, const T *restrict x,
-                                       const T *restrict weight, const T *restrict base_weight, T *restrict out) {
+                                       const T *restrict weight, const T *restrict base_weight, T *restrict out,
+                                       double *local, int mode, int slopes) {
     const long width = s->num_basis + 2 * rows;
     double poly[2 * (MAX_ORDER + 1) * (MAX_ORDER + 1)];
     static __thread local_block blk;
@@ -24,14 +35,14 @@ INLINE void NAME(forward_body, SUFFIX)(const kan_shape *s, int rows, long n_out,
     for (long start = 0; start < s->batch; start += BLOCK) {
         long count = s->batch - start < BLOCK ? s->batch - start : BLOCK;
         for (long i = 0; i < s->n_in; i++) {
-            NAME(load_block, SUFFIX)(s, rows, poly, x, start, count, i, 0, &blk);
+            block_view v = NAME(block_at, SUFFIX)(s, rows, poly, x, start, count, i, slopes, local, mode, &blk);
             const T *bw = base_weight + i * n_out, *w_in = weight + i * width * n_out;
             for (long b = 0; b < count; b++) {
                 T *row = out + (start + b) * n_out;
-                const T *w = w_in + blk.row[b] * n_out;
+                const T *w = w_in + v.row[b] * n_out;
                 for (long o = 0; o < n_out; o++) {
-                    double sum = blk.act[b] * bw[o];
-                    for (int r = 0; r < rows; r++) sum += blk.value[r][b] * w[r * n_out + o];
+                    double sum = v.act[b] * bw[o];
+                    for (int r = 0; r < rows; r++) sum += v.value[r * BLOCK + b] * w[r * n_out + o];
                     row[o] += (T)sum;
                 }
             }
@@ -40,19 +51,20 @@ INLINE void NAME(forward_body, SUFFIX)(const kan_shape *s, int rows, long n_out,
 }
 
 /* Entry points: common shapes (cubic splines, one output) get code specialised for them. */
-static void NAME(kan_forward, SUFFIX)(const kan_shape *s, const T *x, const T *weight, const T *base_weight, T *out) {
+static void NAME(kan_forward, SUFFIX)(const kan_shape *s, const T *x, const T *weight, const T *base_weight, T *out,
+                                      double *local, int mode, int slopes) {
     if (s->order == 3 && s->n_out == 1)
-        NAME(forward_body, SUFFIX)(s, 4, 1, x, weight, base_weight, out);
+        NAME(forward_body, SUFFIX)(s, 4, 1, x, weight, base_weight, out, local, mode, slopes);
     else if (s->order == 3)
-        NAME(forward_body, SUFFIX)(s, 4, s->n_out, x, weight, base_weight, out);
+        NAME(forward_body, SUFFIX)(s, 4, s->n_out, x, weight, base_weight, out, local, mode, slopes);
     else
-        NAME(forward_body, SUFFIX)(s, s->order + 1, s->n_out, x, weight, base_weight, out);
+        NAME(forward_body, SUFFIX)(s, s->order + 1, s->n_out, x, weight, base_weight, out, local, mode, slopes);
 }
 
 /* Adds value[r][b] * grad_out[b] to the weight rows of one input, over a block. Consecutive
  * samples often share rows; small layers give sample b its own copy (lane b % LANES), summed
  * afterwards, so that updates do not wait on each other. */
-INLINE void NAME(accumulate_weight_grad, SUFFIX)(const local_block *blk, int rows, long count, long n_out, long width,
+INLINE void NAME(accumulate_weight_grad, SUFFIX)(block_view blk, int rows, long count, long n_out, long width,
                                                  const T *restrict grad_out, double *restrict grad_weight) {
     long size = width * n_out;
     int lanes = size <= LANE_SIZE ? LANES : 1;
@@ -61,9 +73,9 @@ INLINE void NAME(accumulate_weight_grad, SUFFIX)(const local_block *blk, int row
     for (int l = 0; l < lanes && lanes > 1; l++) memset(lane_buffer[l], 0, sizeof(double) * size);
     for (long b = 0; b < count; b++) {
         const T *g = grad_out + b * n_out;
-        double *gw = target[b % LANES] + blk->row[b] * n_out;
+        double *gw = target[b % LANES] + blk.row[b] * n_out;
         for (int r = 0; r < rows; r++)
-            for (long o = 0; o < n_out; o++) gw[r * n_out + o] += blk->value[r][b] * (double)g[o];
+            for (long o = 0; o < n_out; o++) gw[r * n_out + o] += blk.value[r * BLOCK + b] * (double)g[o];
     }
     if (lanes == 1) return;
     for (long q = 0; q < size; q++)
@@ -75,7 +87,7 @@ INLINE void NAME(accumulate_weight_grad, SUFFIX)(const local_block *blk, int row
 INLINE void NAME(backward_body, SUFFIX)(const kan_shape *s, int rows, long n_out, const T *restrict x,
                                         const T *restrict weight, const T *restrict base_weight,
                                         const T *restrict grad_out, double *restrict grad_weight,
-                                        double *restrict grad_base, T *restrict grad_x) {
+                                        double *restrict grad_base, T *restrict grad_x, double *local) {
     const long n_in = s->n_in, width = s->num_basis + 2 * rows;
     double poly[2 * (MAX_ORDER + 1) * (MAX_ORDER + 1)];
     static __thread local_block blk;
@@ -83,7 +95,8 @@ INLINE void NAME(backward_body, SUFFIX)(const kan_shape *s, int rows, long n_out
     for (long start = 0; start < s->batch; start += BLOCK) {
         long count = s->batch - start < BLOCK ? s->batch - start : BLOCK;
         for (long i = 0; i < n_in; i++) {
-            NAME(load_block, SUFFIX)(s, rows, poly, x, start, count, i, grad_x != 0, &blk);
+            block_view v = NAME(block_at, SUFFIX)(s, rows, poly, x, start, count, i, grad_x != 0, local,
+                                                  local ? LOCAL_READ : LOCAL_NONE, &blk);
             const T *bw = base_weight + i * n_out, *w_in = weight + i * width * n_out;
             double *gw_in = grad_weight + i * width * n_out, *gb = grad_base + i * n_out;
             for (long o = 0; o < n_out; o++) { /* four partial sums: no chain of dependent additions */
@@ -91,20 +104,20 @@ INLINE void NAME(backward_body, SUFFIX)(const kan_shape *s, int rows, long n_out
                 double sum[4] = {0.0, 0.0, 0.0, 0.0};
                 long b = 0;
                 for (; b + 4 <= count; b += 4)
-                    for (int l = 0; l < 4; l++) sum[l] += blk.act[b + l] * (double)g[(b + l) * n_out];
-                for (; b < count; b++) sum[0] += blk.act[b] * (double)g[b * n_out];
+                    for (int l = 0; l < 4; l++) sum[l] += v.act[b + l] * (double)g[(b + l) * n_out];
+                for (; b < count; b++) sum[0] += v.act[b] * (double)g[b * n_out];
                 gb[o] += (sum[0] + sum[1]) + (sum[2] + sum[3]);
             }
-            NAME(accumulate_weight_grad, SUFFIX)(&blk, rows, count, n_out, width, grad_out + start * n_out, gw_in);
+            NAME(accumulate_weight_grad, SUFFIX)(v, rows, count, n_out, width, grad_out + start * n_out, gw_in);
             if (!grad_x) continue;
             double scale = s->scale[i];
             for (long b = 0; b < count; b++) {
-                const T *g = grad_out + (start + b) * n_out, *w = w_in + blk.row[b] * n_out;
+                const T *g = grad_out + (start + b) * n_out, *w = w_in + v.row[b] * n_out;
                 double dx = 0.0;
                 for (long o = 0; o < n_out; o++) {
                     double spline = 0.0;
-                    for (int r = 0; r < rows; r++) spline += blk.slope[r][b] * w[r * n_out + o];
-                    dx += (double)g[o] * (spline * scale + blk.act_slope[b] * bw[o]);
+                    for (int r = 0; r < rows; r++) spline += v.slope[r * BLOCK + b] * w[r * n_out + o];
+                    dx += (double)g[o] * (spline * scale + v.act_slope[b] * bw[o]);
                 }
                 grad_x[(start + b) * n_in + i] = (T)dx;
             }
@@ -113,23 +126,26 @@ INLINE void NAME(backward_body, SUFFIX)(const kan_shape *s, int rows, long n_out
 }
 
 static void NAME(kan_backward, SUFFIX)(const kan_shape *s, const T *x, const T *weight, const T *base_weight,
-                                const T *grad_out, double *grad_weight, double *grad_base, T *grad_x) {
+                                const T *grad_out, double *grad_weight, double *grad_base, T *grad_x, double *local) {
     if (s->order == 3 && s->n_out == 1)
-        NAME(backward_body, SUFFIX)(s, 4, 1, x, weight, base_weight, grad_out, grad_weight, grad_base, grad_x);
+        NAME(backward_body, SUFFIX)(s, 4, 1, x, weight, base_weight, grad_out, grad_weight, grad_base, grad_x, local);
     else if (s->order == 3)
-        NAME(backward_body, SUFFIX)(s, 4, s->n_out, x, weight, base_weight, grad_out, grad_weight, grad_base, grad_x);
+        NAME(backward_body, SUFFIX)(s, 4, s->n_out, x, weight, base_weight, grad_out, grad_weight, grad_base, grad_x,
+                                    local);
     else
         NAME(backward_body, SUFFIX)(s, s->order + 1, s->n_out, x, weight, base_weight, grad_out, grad_weight, grad_base,
-                                    grad_x);
+                                    grad_x, local);
 }
 
 
 /* Layer-level entry points: parameters in, parameter gradients out, so that a layer needs one
  * call per pass. coef [in][out][num_basis], scale_base / scale_spline / mask [in][out] (mask may
  * be null: all edges numeric); packed [in][width][out] followed by [in][out] base weights, filled
- * by the forward and read by the backward. */
+ * by the forward and read by the backward. local: null, or the per-sample buffer (see the top of
+ * uniform_kan.c) to fill (mode LOCAL_FILL, with slopes if `slopes`) or to read (LOCAL_READ). */
 void NAME(kan_layer_forward, SUFFIX)(const kan_shape *s, const T *x, const T *coef, const T *scale_base,
-                                     const T *scale_spline, const T *mask, T *packed, T *out) {
+                                     const T *scale_spline, const T *mask, T *packed, T *out, double *local, int mode,
+                                     int slopes) {
     const long n_in = s->n_in, n_out = s->n_out, nb = s->num_basis, rows = s->order + 1, width = nb + 2 * rows;
     T *base = packed + n_in * width * n_out;
     memset(packed, 0, sizeof(T) * n_in * width * n_out);
@@ -141,18 +157,20 @@ void NAME(kan_layer_forward, SUFFIX)(const kan_shape *s, const T *x, const T *co
             T spline_scale = scale_spline[edge] * keep;
             for (long j = 0; j < nb; j++) packed[(i * width + rows + j) * n_out + o] = coef[edge * nb + j] * spline_scale;
         }
-    NAME(kan_forward, SUFFIX)(s, x, packed, base, out);
+    NAME(kan_forward, SUFFIX)(s, x, packed, base, out, local, local ? mode : LOCAL_NONE, slopes);
 }
 
-/* Returns 0, or -1 when scratch memory could not be allocated. grad_x may be null. */
+/* Returns 0, or -1 when scratch memory could not be allocated. grad_x may be null; local: null
+ * (recompute) or a buffer the forward filled, with slopes when grad_x is wanted. */
 int NAME(kan_layer_backward, SUFFIX)(const kan_shape *s, const T *x, const T *coef, const T *scale_spline,
                                      const T *mask, const T *packed, const T *grad_out, T *grad_coef,
-                                     T *grad_scale_base, T *grad_scale_spline, T *grad_x) {
+                                     T *grad_scale_base, T *grad_scale_spline, T *grad_x, double *local) {
     const long n_in = s->n_in, n_out = s->n_out, nb = s->num_basis, rows = s->order + 1, width = nb + 2 * rows;
     double *grad_weight = calloc((size_t)(n_in * width * n_out + n_in * n_out), sizeof(double));
     if (!grad_weight) return -1;
     double *grad_base = grad_weight + n_in * width * n_out;
-    NAME(kan_backward, SUFFIX)(s, x, packed, packed + n_in * width * n_out, grad_out, grad_weight, grad_base, grad_x);
+    NAME(kan_backward, SUFFIX)(s, x, packed, packed + n_in * width * n_out, grad_out, grad_weight, grad_base, grad_x,
+                               local);
     for (long i = 0; i < n_in; i++)
         for (long o = 0; o < n_out; o++) {
             long edge = i * n_out + o;
