@@ -12,7 +12,7 @@ import functools
 import math
 import warnings
 import weakref
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 import torch
@@ -269,29 +269,43 @@ class _NativeState:
         )
 
 
-@dataclass(frozen=True, eq=False)
-class _NativeLocal:
-    """A per-sample buffer of the compiled kernel for one input tensor (weakly referenced)."""
+_MISSING = object()
 
-    x: weakref.ref
-    version: int
-    layout: _UniformLayout
-    buffer: Tensor | None  # None: seen once without a backward, not filled
 
-    def matches(self, x: Tensor, layout: _UniformLayout) -> bool:
-        return self.x() is x and self.version == x._version and self.layout is layout
+class _InputMemo:
+    """Values a layer derived from its last two input tensors (weakly referenced): an input
+    matches while it is unmodified (same ``_version``) and the grid layout is the same; a
+    full-batch fit evaluates the same training and test tensors over and over."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[weakref.ref, int, _UniformLayout, Any]] = []
+
+    def find(self, x: Tensor, layout: _UniformLayout, default: Any = None) -> Any:
+        for entry in self.entries:
+            if self._matches(entry, x, layout):
+                return entry[3]
+        return default
+
+    def put(self, x: Tensor, layout: _UniformLayout, value: Any) -> None:
+        """Remember ``value`` for ``x``, replacing its entry or the older of the other two."""
+        alive = [e for e in self.entries if e[0]() is not None and not self._matches(e, x, layout)]
+        self.entries = [(weakref.ref(x), x._version, layout, value), *alive[:1]]
+
+    @staticmethod
+    def _matches(entry: tuple[weakref.ref, int, _UniformLayout, Any], x: Tensor, layout: _UniformLayout) -> bool:
+        ref, version, cached_layout, _ = entry
+        return ref() is x and version == x._version and cached_layout is layout
 
 
 def _native_forward(
-    layout: _UniformLayout, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, numeric: Tensor | None,
-    local: tuple[Tensor | None, int, bool],
+    layout: _UniformLayout, shape: native.Shape, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,
+    numeric: Tensor | None, local: tuple[Tensor | None, int, bool],
 ) -> tuple[Tensor, _NativeState]:
     """Numeric-edge layer output ``[batch, out]`` from the compiled kernel; ``local`` is
     ``(buffer, mode, slopes)`` as :func:`kan.native.layer_forward` takes them."""
     x, coef = x.contiguous(), coef.contiguous()
     scale_base, scale_spline = scale_base.contiguous(), scale_spline.contiguous()
     numeric = None if numeric is None else numeric.contiguous()
-    shape = layout.native_shape(x.shape[0])
     out, packed = native.layer_forward(shape, x, coef, scale_base, scale_spline, numeric, *local)
     return out, _NativeState(layout, shape, x, coef, scale_spline, numeric, packed, local[0])
 
@@ -529,19 +543,18 @@ class KANLayer(nn.Module):
         if derivative:
             with torch.no_grad():
                 return _LocalBasis.build(x, layout, derivative=True, gather=gather)
-        entries: list = self.__dict__.setdefault("_basis_cache", [])
-        for index, (ref, version, cached_layout, local) in enumerate(entries):
-            if ref() is x and version == x._version and cached_layout is layout:
-                if local.gathers and not layout.sparse:  # seen twice: a dense basis pays off
-                    with torch.no_grad():
-                        local = _LocalBasis.build(x, layout, derivative=False, gather=False)
-                    entries[index] = (ref, version, layout, local)
-                return local
+        memo: _InputMemo = self.__dict__.setdefault("_basis_memo", _InputMemo())
+        local = memo.find(x, layout)
+        if local is not None:
+            if local.gathers and not layout.sparse:  # seen twice: a dense basis pays off
+                with torch.no_grad():
+                    local = _LocalBasis.build(x, layout, derivative=False, gather=False)
+                memo.put(x, layout, local)
+            return local
         with torch.no_grad():
             local = _LocalBasis.build(x, layout, derivative=False, gather=gather)
         if local.nbytes <= BASIS_CACHE_BYTES:
-            alive = [entry for entry in entries if entry[0]() is not None]
-            entries[:] = [(weakref.ref(x), x._version, layout, local), *alive[:1]]
+            memo.put(x, layout, local)
         return local
 
     @property
@@ -557,26 +570,24 @@ class KANLayer(nn.Module):
             and native.available()
         )
 
-    def _native_local(self, x: Tensor, layout: _UniformLayout, input_grad: bool, backward: bool) -> tuple[Tensor | None, int, bool]:
+    def _native_local(
+        self, x: Tensor, layout: _UniformLayout, shape: native.Shape, input_grad: bool, backward: bool
+    ) -> tuple[Tensor | None, int, bool]:
         """The kernel's per-sample buffer for ``x``: ``(buffer, mode, slopes)``. A backward gets a
         filled buffer (with slopes for the gradient of x); an input without gradient that comes
         back (the last two per layer are remembered) is computed once and read afterwards.
         Buffers over NATIVE_LOCAL_BYTES are not kept: the kernel recomputes."""
-        shape = layout.native_shape(x.shape[0])
         if native.local_buffer_bytes(shape) > NATIVE_LOCAL_BYTES:
             return None, native.LOCAL_NONE, False
         if input_grad:  # a hidden activation in training: it never comes back
             return native.local_buffer(shape), native.LOCAL_FILL, True
-        entries: list[_NativeLocal] = self.__dict__.setdefault("_native_local_cache", [])
-        for index, entry in enumerate(entries):
-            if entry.matches(x, layout):
-                if entry.buffer is None:  # seen before: worth keeping now
-                    entries[index] = replace(entry, buffer=native.local_buffer(shape))
-                    return entries[index].buffer, native.LOCAL_FILL, False
-                return entry.buffer, native.LOCAL_READ, False
-        buffer = native.local_buffer(shape) if backward else None
-        alive = [entry for entry in entries if entry.x() is not None]
-        entries[:] = [_NativeLocal(weakref.ref(x), x._version, layout, buffer), *alive[:1]]
+        memo: _InputMemo = self.__dict__.setdefault("_native_memo", _InputMemo())
+        buffer = memo.find(x, layout, _MISSING)
+        if buffer is not _MISSING and buffer is not None:
+            return buffer, native.LOCAL_READ, False
+        # seen before without a buffer (None): worth keeping now; first sight: only for a backward
+        buffer = native.local_buffer(shape) if buffer is None or backward else None
+        memo.put(x, layout, buffer)
         return buffer, native.LOCAL_FILL if buffer is not None else native.LOCAL_NONE, False
 
     def fused_forward(
@@ -588,7 +599,9 @@ class KANLayer(nn.Module):
         layout = self._uniform_layout()
         params = (self.coef, self.scale_base, self.scale_spline, self._cached_numeric_mask())
         if self._runs_native(x, layout):
-            return _native_forward(layout, x, *params, self._native_local(x, layout, input_grad, backward))
+            shape = layout.native_shape(x.shape[0])
+            local = self._native_local(x, layout, shape, input_grad, backward)
+            return _native_forward(layout, shape, x, *params, local)
         return _fused_forward(layout, self._local_basis(x, layout, derivative=input_grad), *params)
 
     @staticmethod

@@ -172,7 +172,7 @@ def layer_forward(
     out = x.new_empty(shape.batch, shape.n_out)
     _kernel("kan_layer_forward", x.dtype)(
         ctypes.byref(shape), *map(_pointer, (x, coef, scale_base, scale_spline, mask, packed, out, local)),
-        mode if local is not None else LOCAL_NONE, int(slopes),
+        mode, int(slopes),  # the kernel ignores mode without a buffer
     )
     return out, packed
 
