@@ -39,8 +39,12 @@ NATIVE_MAX_WORK = 2**23  # measured: [100, 100] at batch 1024 (5e7) is faster th
 # The kernel keeps per-sample basis values for the backward, and for inputs that come back
 # (the training and test inputs of the first layer), in buffers up to this size.
 NATIVE_LOCAL_BYTES = 64 * 2**20
+# A grid layout keeps the kernel calls for this many (batch size, dtype) pairs.
+NATIVE_CALLS_KEPT = 8
 
 _fast_path = True
+# What a layer derives from its tensors and inputs and keeps in its __dict__ (never copied).
+_DERIVED_CACHES = ("_numeric_cache", "_layout_cache", "_basis_memo", "_native_memo")
 
 
 @contextlib.contextmanager
@@ -131,9 +135,17 @@ class _UniformLayout:
         poly = spline.local_value_slope_matrix(self.order, torch.float64, torch.device("cpu"))
         return _cpu_float64(self.scale), _cpu_float64(self.shift), poly.contiguous()
 
-    def native_shape(self, batch: int) -> native.Shape:
-        """The compiled kernel's description of a call on ``batch`` samples."""
-        return native.call_shape(batch, self.n_out, self.num_basis, self.order, self.activation, self.native_constants)
+    def native_call(self, batch: int, dtype: torch.dtype) -> native.LayerCall:
+        """The compiled kernel's call on ``batch`` samples of ``dtype`` (kept for the layout's life)."""
+        calls: dict[tuple[int, torch.dtype], native.LayerCall] = self.__dict__.setdefault("_native_calls", {})
+        call = calls.get((batch, dtype))
+        if call is None:
+            if len(calls) >= NATIVE_CALLS_KEPT:
+                calls.clear()
+            call = native.LayerCall(batch, self.n_out, self.num_basis, self.order, self.activation,
+                                    self.native_constants, dtype)
+            calls[batch, dtype] = call
+        return call
 
 
 def _cpu_float64(values: Tensor) -> Tensor:
@@ -249,12 +261,12 @@ def _row_weight(layout: _UniformLayout, coef: Tensor, spline_scale: Tensor, base
     return weight.view(-1, n_out)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, slots=True)
 class _NativeState:
     """What the compiled kernel's backward needs from its forward (see :mod:`kan.native`)."""
 
     layout: _UniformLayout
-    shape: native.Shape
+    call: native.LayerCall
     x: Tensor  # contiguous [batch, in]
     coef: Tensor
     scale_spline: Tensor
@@ -264,8 +276,8 @@ class _NativeState:
 
     def backward(self, grad_out: Tensor, need: tuple[bool, ...]) -> tuple[Tensor | None, ...]:
         """Gradients of (x, coef, scale_base, scale_spline); x only if ``need[0]``."""
-        return native.layer_backward(
-            self.shape, self.x, self.coef, self.scale_spline, self.numeric, self.packed, grad_out, need[0], self.local
+        return self.call.backward(
+            self.x, self.coef, self.scale_spline, self.numeric, self.packed, grad_out, need[0], self.local
         )
 
 
@@ -298,16 +310,16 @@ class _InputMemo:
 
 
 def _native_forward(
-    layout: _UniformLayout, shape: native.Shape, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,
+    layout: _UniformLayout, call: native.LayerCall, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,
     numeric: Tensor | None, local: tuple[Tensor | None, int, bool],
 ) -> tuple[Tensor, _NativeState]:
     """Numeric-edge layer output ``[batch, out]`` from the compiled kernel; ``local`` is
-    ``(buffer, mode, slopes)`` as :func:`kan.native.layer_forward` takes them."""
+    ``(buffer, mode, slopes)`` as :meth:`kan.native.LayerCall.forward` takes them."""
     x, coef = x.contiguous(), coef.contiguous()
     scale_base, scale_spline = scale_base.contiguous(), scale_spline.contiguous()
     numeric = None if numeric is None else numeric.contiguous()
-    out, packed = native.layer_forward(shape, x, coef, scale_base, scale_spline, numeric, *local)
-    return out, _NativeState(layout, shape, x, coef, scale_spline, numeric, packed, local[0])
+    out, packed = call.forward(x, coef, scale_base, scale_spline, numeric, *local)
+    return out, _NativeState(layout, call, x, coef, scale_spline, numeric, packed, local[0])
 
 
 def _fused_forward(
@@ -499,6 +511,11 @@ class KANLayer(nn.Module):
         affine = torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=dtype).repeat(in_dim, out_dim, 1)
         self.symbolic_affine = nn.Parameter(affine)  # [in, out, 4] = (a, b, c, d)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling and deep copies leave out the derived caches (rebuilt on use; the kernel calls
+        hold raw pointers into this layer's constants)."""
+        return {key: value for key, value in super().__getstate__().items() if key not in _DERIVED_CACHES}
+
     @property
     def num_intervals(self) -> int:
         """G, the number of grid intervals."""
@@ -519,13 +536,16 @@ class KANLayer(nn.Module):
 
     def _cached_numeric_mask(self) -> Tensor | None:
         """:meth:`_numeric_mask`, or None when every edge is numeric; rebuilt only after the masks change."""
-        key = (self.mask, self.mask._version, self.symbolic_mask, self.symbolic_mask._version)
+        mask, symbolic = self.mask, self.symbolic_mask
         cached = self.__dict__.get("_numeric_cache")
-        if cached is None or any(a is not b if isinstance(a, Tensor) else a != b for a, b in zip(cached[0], key)):
+        if (
+            cached is None or cached[0] is not mask or cached[1] != mask._version or cached[2] is not symbolic
+            or cached[3] != symbolic._version
+        ):
             numeric = self._numeric_mask()
-            cached = (key, None if bool((numeric == 1).all()) else numeric)
+            cached = (mask, mask._version, symbolic, symbolic._version, None if bool((numeric == 1).all()) else numeric)
             self.__dict__["_numeric_cache"] = cached
-        return cached[1]
+        return cached[4]
 
     def _uniform_layout(self) -> _UniformLayout:
         cached = self.__dict__.get("_layout_cache")
@@ -562,31 +582,34 @@ class KANLayer(nn.Module):
         """Whether :meth:`fused_forward` applies: fast path on, uniform grid, no symbolic edge."""
         return _fast_path and self.uniform and not self.symbolic_names
 
-    def _runs_native(self, x: Tensor, layout: _UniformLayout) -> bool:
-        """Whether the compiled kernel computes this layer on ``x`` (CPU layers up to NATIVE_MAX_WORK)."""
+    def _native_call(self, x: Tensor, layout: _UniformLayout) -> native.LayerCall | None:
+        """The compiled kernel's call for this layer on ``x``, or None where the kernel does not
+        compute it (not on the CPU, layers over NATIVE_MAX_WORK, no compiler)."""
         work = x.shape[0] * layout.edges * (layout.order + 2)
-        return (
+        if (
             work <= NATIVE_MAX_WORK and native.supports(x, self.coef.dtype, self.order, self.base_activation)
             and native.available()
-        )
+        ):
+            return layout.native_call(x.shape[0], x.dtype)
+        return None
 
     def _native_local(
-        self, x: Tensor, layout: _UniformLayout, shape: native.Shape, input_grad: bool, backward: bool
+        self, x: Tensor, layout: _UniformLayout, call: native.LayerCall, input_grad: bool, backward: bool
     ) -> tuple[Tensor | None, int, bool]:
         """The kernel's per-sample buffer for ``x``: ``(buffer, mode, slopes)``. A backward gets a
         filled buffer (with slopes for the gradient of x); an input without gradient that comes
         back (the last two per layer are remembered) is computed once and read afterwards.
         Buffers over NATIVE_LOCAL_BYTES are not kept: the kernel recomputes."""
-        if native.local_buffer_bytes(shape) > NATIVE_LOCAL_BYTES:
+        if call.local_bytes > NATIVE_LOCAL_BYTES:
             return None, native.LOCAL_NONE, False
         if input_grad:  # a hidden activation in training: it never comes back
-            return native.local_buffer(shape), native.LOCAL_FILL, True
+            return call.local_buffer(), native.LOCAL_FILL, True
         memo: _InputMemo = self.__dict__.setdefault("_native_memo", _InputMemo())
         buffer = memo.find(x, layout, _MISSING)
         if buffer is not _MISSING and buffer is not None:
             return buffer, native.LOCAL_READ, False
         # seen before without a buffer (None): worth keeping now; first sight: only for a backward
-        buffer = native.local_buffer(shape) if buffer is None or backward else None
+        buffer = call.local_buffer() if buffer is None or backward else None
         memo.put(x, layout, buffer)
         return buffer, native.LOCAL_FILL if buffer is not None else native.LOCAL_NONE, False
 
@@ -598,10 +621,10 @@ class KANLayer(nn.Module):
         backward will follow at all). Needs :attr:`fusable`."""
         layout = self._uniform_layout()
         params = (self.coef, self.scale_base, self.scale_spline, self._cached_numeric_mask())
-        if self._runs_native(x, layout):
-            shape = layout.native_shape(x.shape[0])
-            local = self._native_local(x, layout, shape, input_grad, backward)
-            return _native_forward(layout, shape, x, *params, local)
+        call = self._native_call(x, layout)
+        if call is not None:
+            local = self._native_local(x, layout, call, input_grad, backward)
+            return _native_forward(layout, call, x, *params, local)
         return _fused_forward(layout, self._local_basis(x, layout, derivative=input_grad), *params)
 
     @staticmethod

@@ -91,10 +91,11 @@ class KAN(_SavableModel):
         return {"width": self.width, **self._init_args, "num_intervals": self.num_intervals}
 
     def forward(self, x: Tensor) -> Tensor:
-        check_input(x, self.width[0], "KAN")
-        if all(layer.fusable for layer in self.layers):  # one autograd node for the whole model
-            return fused_layers_forward(self.layers, x)
-        for layer in self.layers:
+        layers = self.layers
+        check_input(x, layers[0].in_dim, "KAN")
+        if all(layer.fusable for layer in layers):  # one autograd node for the whole model
+            return fused_layers_forward(layers, x)
+        for layer in layers:
             x = layer(x)
         return x
 

@@ -120,76 +120,79 @@ def supports(x: Tensor, weight_dtype: torch.dtype, order: int, activation: str) 
     """Whether the kernel can run a layer with weights of ``weight_dtype`` on ``x`` (see also
     :func:`available`)."""
     return (
-        x.device.type == "cpu" and x.dtype == weight_dtype and x.dtype in _SUFFIXES and order <= MAX_ORDER
+        x.is_cpu and x.dtype == weight_dtype and x.dtype in _SUFFIXES and order <= MAX_ORDER
         and activation in ACTIVATIONS
     )
 
 
-def call_shape(
-    batch: int, n_out: int, num_basis: int, order: int, activation: str, constants: tuple[Tensor, ...]
-) -> Shape:
-    """The kernel's description of one call; ``constants`` are float64 CPU tensors (scale and shift
-    ``[in]``, the local polynomial matrix ``[2(k+1), k+1]``) that must outlive it."""
-    scale, shift, poly = constants
-    return Shape(batch, scale.numel(), n_out, num_basis, order, ACTIVATIONS[activation],
-                 scale.data_ptr(), shift.data_ptr(), poly.data_ptr())
+class LayerCall:
+    """The kernel's forward and backward of one layer shape on batches of one size and dtype.
+    ``constants`` are float64 CPU tensors (scale and shift ``[in]``, the local polynomial matrix
+    ``[2(k+1), k+1]``) that must outlive the call; every tensor passed is contiguous, on the CPU
+    and of ``dtype``."""
 
+    __slots__ = ("shape", "n_out", "packed_size", "local_size", "_forward", "_backward")
 
-def _local_doubles(shape: Shape) -> int:
-    blocks, rows = -(-shape.batch // BLOCK), shape.order + 1
-    return blocks * shape.n_in * ((2 * rows + 2) * BLOCK + BLOCK // 2)
+    def __init__(
+        self, batch: int, n_out: int, num_basis: int, order: int, activation: str, constants: tuple[Tensor, ...],
+        dtype: torch.dtype,
+    ) -> None:
+        scale, shift, poly = constants
+        n_in, rows = scale.numel(), order + 1
+        self.shape = Shape(batch, n_in, n_out, num_basis, order, ACTIVATIONS[activation],
+                           scale.data_ptr(), shift.data_ptr(), poly.data_ptr())
+        self.n_out = n_out
+        self.packed_size = n_in * n_out * (num_basis + 2 * rows + 1)
+        self.local_size = -(-batch // BLOCK) * n_in * ((2 * rows + 2) * BLOCK + BLOCK // 2)  # doubles
+        library, suffix = _library(), _SUFFIXES[dtype]
+        self._forward = getattr(library, f"kan_layer_forward_{suffix}")
+        self._backward = getattr(library, f"kan_layer_backward_{suffix}")
 
+    @property
+    def local_bytes(self) -> int:
+        """Size of :meth:`local_buffer`."""
+        return 8 * self.local_size
 
-def local_buffer_bytes(shape: Shape) -> int:
-    """Size of :func:`local_buffer` for ``shape``."""
-    return 8 * _local_doubles(shape)
+    def local_buffer(self) -> Tensor:
+        """An empty per-sample buffer (float64; see the C source's header): the forward fills it,
+        the backward and later forwards on the same input read it."""
+        return torch.empty(self.local_size, dtype=torch.float64)
 
+    def forward(
+        self, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, mask: Tensor | None,
+        local: Tensor | None = None, mode: int = LOCAL_NONE, slopes: bool = False,
+    ) -> tuple[Tensor, Tensor]:
+        """Layer output ``[batch, out]`` and the packed weights the backward reads. ``mask``
+        (``[in, out]``, None: all edges numeric) multiplies both branches. ``local`` (from
+        :meth:`local_buffer`) is filled (``LOCAL_FILL``, with the basis slopes if ``slopes``) or
+        read (``LOCAL_READ``); the kernel ignores ``mode`` without a buffer."""
+        packed = x.new_empty(self.packed_size)
+        out = x.new_empty(self.shape.batch, self.n_out)
+        self._forward(
+            self.shape, x.data_ptr(), coef.data_ptr(), scale_base.data_ptr(), scale_spline.data_ptr(), _pointer(mask),
+            packed.data_ptr(), out.data_ptr(), _pointer(local), mode, slopes,
+        )
+        return out, packed
 
-def local_buffer(shape: Shape) -> Tensor:
-    """An empty per-sample buffer for calls of ``shape`` (float64; see the C source's header):
-    the forward fills it, the backward and later forwards on the same input read it."""
-    return torch.empty(_local_doubles(shape), dtype=torch.float64)
+    def backward(
+        self, x: Tensor, coef: Tensor, scale_spline: Tensor, mask: Tensor | None, packed: Tensor, grad_out: Tensor,
+        input_grad: bool, local: Tensor | None = None,
+    ) -> tuple[Tensor | None, Tensor, Tensor, Tensor]:
+        """Gradients of (x or None, coef, scale_base, scale_spline) for ``grad_out`` ``[batch, out]``;
+        sums over the batch run in float64. ``local``: the buffer the forward filled (with slopes if
+        ``input_grad``), or None to recompute."""
+        grad_out = grad_out.contiguous()  # a name keeps it alive during the call
+        grad_x = torch.empty_like(x) if input_grad else None
+        grad_coef, grad_base, grad_spline = torch.empty_like(coef), torch.empty_like(scale_spline), torch.empty_like(scale_spline)
+        status = self._backward(
+            self.shape, x.data_ptr(), coef.data_ptr(), scale_spline.data_ptr(), _pointer(mask), packed.data_ptr(),
+            grad_out.data_ptr(), grad_coef.data_ptr(), grad_base.data_ptr(), grad_spline.data_ptr(), _pointer(grad_x),
+            _pointer(local),
+        )
+        if status != 0:
+            raise MemoryError("kan.native: no memory for the layer gradient")
+        return grad_x, grad_coef, grad_base, grad_spline
 
 
 def _pointer(tensor: Tensor | None) -> int | None:
     return None if tensor is None else tensor.data_ptr()
-
-
-def _kernel(name: str, dtype: torch.dtype) -> ctypes._CFuncPtr:
-    return getattr(_library(), f"{name}_{_SUFFIXES[dtype]}")
-
-
-def layer_forward(
-    shape: Shape, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, mask: Tensor | None,
-    local: Tensor | None = None, mode: int = LOCAL_NONE, slopes: bool = False,
-) -> tuple[Tensor, Tensor]:
-    """Layer output ``[batch, out]`` and the packed weights its backward reads. Every tensor is
-    contiguous, on the CPU and of one dtype; ``mask`` (``[in, out]``, None: all edges numeric)
-    multiplies both branches. ``local`` (from :func:`local_buffer`) is filled (``LOCAL_FILL``,
-    with the basis slopes if ``slopes``) or read (``LOCAL_READ``)."""
-    width = shape.num_basis + 2 * (shape.order + 1)
-    packed = x.new_empty(shape.n_in * shape.n_out * (width + 1))
-    out = x.new_empty(shape.batch, shape.n_out)
-    _kernel("kan_layer_forward", x.dtype)(
-        ctypes.byref(shape), *map(_pointer, (x, coef, scale_base, scale_spline, mask, packed, out, local)),
-        mode, int(slopes),  # the kernel ignores mode without a buffer
-    )
-    return out, packed
-
-
-def layer_backward(
-    shape: Shape, x: Tensor, coef: Tensor, scale_spline: Tensor, mask: Tensor | None, packed: Tensor,
-    grad_out: Tensor, input_grad: bool, local: Tensor | None = None,
-) -> tuple[Tensor | None, Tensor, Tensor, Tensor]:
-    """Gradients of (x or None, coef, scale_base, scale_spline) for ``grad_out`` ``[batch, out]``;
-    sums over the batch run in float64. ``local``: the buffer the forward filled (with slopes if
-    ``input_grad``), or None to recompute."""
-    grad_out = grad_out.contiguous()  # a name keeps it alive during the call
-    grad_x = torch.empty_like(x) if input_grad else None
-    grads = (torch.empty_like(coef), torch.empty_like(scale_spline), torch.empty_like(scale_spline))
-    status = _kernel("kan_layer_backward", x.dtype)(
-        ctypes.byref(shape), *map(_pointer, (x, coef, scale_spline, mask, packed, grad_out, *grads, grad_x, local))
-    )
-    if status != 0:
-        raise MemoryError("kan.native: no memory for the layer gradient")
-    return grad_x, *grads

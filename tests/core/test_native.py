@@ -1,7 +1,9 @@
 """The compiled layer kernel (kan.native): same numbers as the PyTorch path, deterministic,
 cached builds, and a clean fallback where no C compiler exists."""
 
+import copy
 import os
+import pickle
 import subprocess
 import sys
 
@@ -99,3 +101,16 @@ def test_build_is_cached(tmp_path):
         done = _python(PROBE, KAN_NATIVE_CACHE=str(tmp_path))
         assert done.stdout.split() == ["True", "True"], done.stderr
     assert [p.suffix for p in tmp_path.iterdir()] == [".so"]  # built once, no scratch left
+
+
+def test_copies_of_a_used_model_do_not_share_kernel_state():
+    model = KAN([2, 3, 1], num_intervals=6, seed=1)
+    x = torch.rand(50, 2, generator=torch.Generator().manual_seed(2))
+    model(x).sum().backward()  # fills the layers' caches (kernel calls hold raw pointers)
+    expected = model(x).detach()
+    copies = [copy.deepcopy(model), pickle.loads(pickle.dumps(model))]
+    with torch.no_grad():
+        model.layers[0].grid.mul_(2.0)  # the original's constants change; the copies must not see it
+        for other in copies:
+            assert torch.equal(other(x), expected)
+        assert not torch.equal(model(x), expected)

@@ -51,6 +51,7 @@ typedef struct {
 enum { LOCAL_NONE = 0, LOCAL_FILL = 1, LOCAL_READ = 2 };
 
 #define INLINE static inline __attribute__((always_inline))
+typedef double vec4 __attribute__((vector_size(4 * sizeof(double)))); /* GCC/Clang vector extension */
 
 #define LANES 4        /* copies of a small weight gradient, see accumulate_weight_grad */
 #define LANE_SIZE 512  /* doubles per copy */
@@ -113,17 +114,45 @@ INLINE double exp_bounded(double x) {
     return sum * scale;
 }
 
-/* Base activation and its derivative over a block. */
-INLINE void activate_block(int activation, const double *x, long count, block_view blk) {
-    if (activation == ACT_SILU) {
-        for (long b = 0; b < count; b++) {
-            double minus = -x[b] < -708.0 ? -708.0 : -x[b]; /* NaN stays NaN */
-            double sig = 1.0 / (1.0 + exp_bounded(minus > 708.0 ? 708.0 : minus));
-            blk.act[b] = x[b] * sig;
-            blk.act_slope[b] = sig * (1.0 + x[b] * (1.0 - sig));
-        }
-        return;
+/* exp(x) for |x| <= 87 in single precision to about 1 ulp (NaN stays NaN), as exp_bounded:
+ * Cody-Waite reduction with a 9-bit ln2_hi (n ln2_hi is exact), q of degree 5 (Taylor). */
+INLINE float exp_bounded_f(float x) {
+    const float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f, shifter = 0x1.8p23f;
+    float rounded = x * 1.44269504f + shifter, n = rounded - shifter, scale;
+    float t = (x - n * ln2_hi) - n * ln2_lo;
+    float t2 = t * t, t4 = t2 * t2;
+    float p0 = 1.0f / 2 + t * (1.0f / 6), p1 = 1.0f / 24 + t * (1.0f / 120), p2 = 1.0f / 720 + t * (1.0f / 5040);
+    float tail = (p0 + t2 * p1) + t4 * p2; /* (exp(t) - 1 - t) / t^2 */
+    float sum = 1.0f + (t + t2 * tail);
+    unsigned int bits;
+    memcpy(&bits, &rounded, sizeof bits);
+    bits = (bits + 127) << 23;
+    memcpy(&scale, &bits, sizeof bits);
+    return sum * scale;
+}
+
+/* silu and its derivative over a block, in double (float64 layers) or single precision
+ * (float32 layers: twice the lanes; the layer's own precision). */
+INLINE void silu_block_f64(const double *x, long count, block_view blk) {
+    for (long b = 0; b < count; b++) {
+        double minus = -x[b] < -708.0 ? -708.0 : -x[b]; /* NaN stays NaN */
+        double sig = 1.0 / (1.0 + exp_bounded(minus > 708.0 ? 708.0 : minus));
+        blk.act[b] = x[b] * sig;
+        blk.act_slope[b] = sig * (1.0 + x[b] * (1.0 - sig));
     }
+}
+
+INLINE void silu_block_f32(const float *x, long count, block_view blk) {
+    for (long b = 0; b < count; b++) {
+        float minus = -x[b] < -87.0f ? -87.0f : -x[b]; /* NaN stays NaN */
+        float sig = 1.0f / (1.0f + exp_bounded_f(minus > 87.0f ? 87.0f : minus));
+        blk.act[b] = (double)(x[b] * sig);
+        blk.act_slope[b] = (double)(sig * (1.0f + x[b] * (1.0f - sig)));
+    }
+}
+
+/* The identity and zero activations and their derivatives over a block. */
+INLINE void plain_activation_block(int activation, long count, const double *x, block_view blk) {
     for (long b = 0; b < count; b++) {
         blk.act[b] = activation == ACT_IDENTITY ? x[b] : 0.0;
         blk.act_slope[b] = activation == ACT_IDENTITY ? 1.0 : 0.0;

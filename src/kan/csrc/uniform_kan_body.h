@@ -6,12 +6,17 @@
 INLINE void NAME(load_block, SUFFIX)(const kan_shape *s, int rows, const double *poly, const T *restrict x, long start,
                                      long count, long i, int slopes, block_view blk) {
     double xi[BLOCK], u[BLOCK], scale = s->scale[i], shift = s->shift[i];
+    T xt[BLOCK];
     for (long b = 0; b < count; b++) {
-        xi[b] = (double)x[(start + b) * s->n_in + i];
+        xt[b] = x[(start + b) * s->n_in + i];
+        xi[b] = (double)xt[b];
         u[b] = xi[b] * scale + shift;
     }
     fill_block(s, rows, poly, u, count, slopes, blk);
-    activate_block(s->activation, xi, count, blk);
+    if (s->activation == ACT_SILU)
+        NAME(silu_block, SUFFIX)(xt, count, blk);
+    else
+        plain_activation_block(s->activation, count, xi, blk);
 }
 
 /* The quantities of input i over the block at start: read from `local` (LOCAL_READ), computed
@@ -71,12 +76,21 @@ INLINE void NAME(accumulate_weight_grad, SUFFIX)(block_view blk, int rows, long 
     double *target[LANES];
     for (int l = 0; l < LANES; l++) target[l] = lanes > 1 ? lane_buffer[l] : grad_weight;
     for (int l = 0; l < lanes && lanes > 1; l++) memset(lane_buffer[l], 0, sizeof(double) * size);
-    for (long b = 0; b < count; b++) {
-        const T *g = grad_out + b * n_out;
-        double *gw = target[b % LANES] + blk.row[b] * n_out;
-        for (int r = 0; r < rows; r++)
-            for (long o = 0; o < n_out; o++) gw[r * n_out + o] += blk.value[r * BLOCK + b] * (double)g[o];
-    }
+    if (rows == 4 && n_out == 1) /* cubic splines, one output: the four rows are adjacent */
+        for (long b = 0; b < count; b++) {
+            double g = (double)grad_out[b], *gw = target[b % LANES] + blk.row[b];
+            vec4 value = {blk.value[b], blk.value[BLOCK + b], blk.value[2 * BLOCK + b], blk.value[3 * BLOCK + b]}, sum;
+            memcpy(&sum, gw, sizeof sum);
+            sum += value * g;
+            memcpy(gw, &sum, sizeof sum);
+        }
+    else
+        for (long b = 0; b < count; b++) {
+            const T *g = grad_out + b * n_out;
+            double *gw = target[b % LANES] + blk.row[b] * n_out;
+            for (int r = 0; r < rows; r++)
+                for (long o = 0; o < n_out; o++) gw[r * n_out + o] += blk.value[r * BLOCK + b] * (double)g[o];
+        }
     if (lanes == 1) return;
     for (long q = 0; q < size; q++)
         grad_weight[q] += (lane_buffer[0][q] + lane_buffer[1][q]) + (lane_buffer[2][q] + lane_buffer[3][q]);
