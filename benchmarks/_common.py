@@ -2,7 +2,9 @@
 
 Timing: thread CPU time (``time.thread_time``) at one torch thread, best of N blocks; each block
 repeats the call often enough to last >= ~20 ms. CPU time rather than wall time because the
-machine is shared; wall times of the whole fits are reported too.
+machine is shared; wall times of the whole fits are reported too. The layer table repeats all
+of this in rounds that alternate between ours and pykan and keeps each figure's best round: on a
+shared virtual machine a noisy spell can last minutes and slow everything measured in it.
 Peak memory: growth of the process' peak resident set (VmHWM, reset through
 ``/proc/self/clear_refs``) during one call, with glibc told to hand blocks >= 64 KiB straight
 back to the OS so that the resident set follows the live tensors.

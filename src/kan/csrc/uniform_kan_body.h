@@ -45,7 +45,17 @@ INLINE void NAME(forward_body, SUFFIX)(const kan_shape *s, int rows, long n_out,
             for (long b = 0; b < count; b++) {
                 T *row = out + (start + b) * n_out;
                 const T *w = w_in + v.row[b] * n_out;
-                for (long o = 0; o < n_out; o++) {
+                long o = 0;
+                for (; o + 4 <= n_out; o += 4) { /* four outputs at once, each summed as below */
+                    vec4 base = {bw[o], bw[o + 1], bw[o + 2], bw[o + 3]}, sum = v.act[b] * base;
+                    for (int r = 0; r < rows; r++) {
+                        const T *wr = w + r * n_out + o;
+                        vec4 weights = {wr[0], wr[1], wr[2], wr[3]};
+                        sum += v.value[r * BLOCK + b] * weights;
+                    }
+                    for (int l = 0; l < 4; l++) row[o + l] += (T)sum[l];
+                }
+                for (; o < n_out; o++) {
                     double sum = v.act[b] * bw[o];
                     for (int r = 0; r < rows; r++) sum += v.value[r * BLOCK + b] * w[r * n_out + o];
                     row[o] += (T)sum;
@@ -127,13 +137,27 @@ INLINE void NAME(backward_body, SUFFIX)(const kan_shape *s, int rows, long n_out
             double scale = s->scale[i];
             for (long b = 0; b < count; b++) {
                 const T *g = grad_out + (start + b) * n_out, *w = w_in + v.row[b] * n_out;
-                double dx = 0.0;
-                for (long o = 0; o < n_out; o++) {
+                /* output o adds to lane o % 4: four outputs at once, then the rest one by one */
+                vec4 lanes = {0.0, 0.0, 0.0, 0.0};
+                long o = 0;
+                for (; o + 4 <= n_out; o += 4) {
+                    vec4 spline = {0.0, 0.0, 0.0, 0.0};
+                    for (int r = 0; r < rows; r++) {
+                        const T *wr = w + r * n_out + o;
+                        vec4 weights = {wr[0], wr[1], wr[2], wr[3]};
+                        spline += v.slope[r * BLOCK + b] * weights;
+                    }
+                    vec4 grads = {g[o], g[o + 1], g[o + 2], g[o + 3]}, base = {bw[o], bw[o + 1], bw[o + 2], bw[o + 3]};
+                    lanes += grads * (spline * scale + v.act_slope[b] * base);
+                }
+                double dx[4];
+                memcpy(dx, &lanes, sizeof dx);
+                for (; o < n_out; o++) {
                     double spline = 0.0;
                     for (int r = 0; r < rows; r++) spline += v.slope[r * BLOCK + b] * w[r * n_out + o];
-                    dx += (double)g[o] * (spline * scale + v.act_slope[b] * bw[o]);
+                    dx[o % 4] += (double)g[o] * (spline * scale + v.act_slope[b] * bw[o]);
                 }
-                grad_x[(start + b) * n_in + i] = (T)dx;
+                grad_x[(start + b) * n_in + i] = (T)((dx[0] + dx[1]) + (dx[2] + dx[3]));
             }
         }
     }
