@@ -412,24 +412,18 @@ class _FusedUniformLayers(torch.autograd.Function):
     def forward(  # type: ignore[override]
         ctx: Any, x: Tensor, layers: tuple["KANLayer", ...], input_grad: bool, *params: Tensor
     ) -> Tensor:
-        ctx.layers, ctx.input_grad, ctx.states = layers, input_grad, []
+        ctx.layers, ctx.input_grad = layers, input_grad
         ctx.save_for_backward(x, *params)
-        for index, layer in enumerate(layers):
-            x, state = layer.fused_forward(x, input_grad or index > 0)
-            ctx.states.append(state)
-        return x
+        out, ctx.states = fused_layers_run(layers, x, input_grad)
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         need = ctx.needs_input_grad
         if torch.is_grad_enabled():  # create_graph: differentiate the plain ops instead
             return _plain_backward(ctx, grad_out)
-        grads: list[Tensor | None] = []
-        for index in range(len(ctx.layers) - 1, -1, -1):
-            layer_need = (ctx.input_grad or index > 0, *need[3 + 3 * index: 6 + 3 * index])
-            grad_out, *param_grads = ctx.states[index].backward(grad_out, layer_need)
-            grads[:0] = param_grads
-        return (grad_out if ctx.input_grad else None, None, None, *grads)
+        grad_x, grads = fused_layers_backprop(ctx.states, grad_out, ctx.input_grad, need[3:])
+        return (grad_x, None, None, *grads)
 
 
 def _plain_backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
@@ -448,6 +442,34 @@ def _plain_backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
     grads = iter(torch.autograd.grad(out, wanted, grad_out, create_graph=True, allow_unused=True))
     found = [next(grads) if n else None for n in flags]
     return (found[0], None, None, *found[1:])
+
+
+def fused_layers_run(
+    layers: Sequence["KANLayer"], x: Tensor, input_grad: bool
+) -> tuple[Tensor, list[_FusedState | _NativeState]]:
+    """``x`` through consecutive :attr:`KANLayer.fusable` layers without autograd, and every
+    layer's state for :func:`fused_layers_backprop` (``input_grad``: whether it must return the
+    gradient of x)."""
+    states = []
+    for index, layer in enumerate(layers):
+        x, state = layer.fused_forward(x, input_grad or index > 0)
+        states.append(state)
+    return x, states
+
+
+def fused_layers_backprop(
+    states: Sequence[_FusedState | _NativeState], grad_out: Tensor, input_grad: bool,
+    param_need: Sequence[bool] | None = None,
+) -> tuple[Tensor | None, list[Tensor | None]]:
+    """Gradient of the input (None unless ``input_grad``) and of (coef, scale_base, scale_spline)
+    of every layer, in layer order, from the states of :func:`fused_layers_run`; ``param_need``
+    (3 flags per layer, default all) skips gradients nobody wants."""
+    grads: list[Tensor | None] = []
+    for index in range(len(states) - 1, -1, -1):
+        wanted = (True, True, True) if param_need is None else tuple(param_need[3 * index: 3 * index + 3])
+        grad_out, *param_grads = states[index].backward(grad_out, (input_grad or index > 0, *wanted))
+        grads[:0] = param_grads
+    return (grad_out if input_grad else None), grads
 
 
 def fused_layers_forward(layers: Sequence["KANLayer"], x: Tensor) -> Tensor:
@@ -616,8 +638,8 @@ class KANLayer(nn.Module):
     def fused_forward(
         self, x: Tensor, input_grad: bool, backward: bool = True
     ) -> tuple[Tensor, _FusedState | _NativeState]:
-        """Output ``[batch, out]`` computed without autograd, and the state :meth:`fused_backward`
-        needs (``input_grad``: whether it must return the gradient of x; ``backward``: whether a
+        """Output ``[batch, out]`` computed without autograd, and the state whose ``backward``
+        gives the gradients (``input_grad``: whether it must return the gradient of x; ``backward``: whether a
         backward will follow at all). Needs :attr:`fusable`."""
         layout = self._uniform_layout()
         params = (self.coef, self.scale_base, self.scale_spline, self._cached_numeric_mask())
@@ -626,13 +648,6 @@ class KANLayer(nn.Module):
             local = self._native_local(x, layout, call, input_grad, backward)
             return _native_forward(layout, call, x, *params, local)
         return _fused_forward(layout, self._local_basis(x, layout, derivative=input_grad), *params)
-
-    @staticmethod
-    def fused_backward(
-        state: _FusedState | _NativeState, grad_out: Tensor, input_grad: bool
-    ) -> tuple[Tensor | None, ...]:
-        """Gradients of (x or None, coef, scale_base, scale_spline) for ``grad_out`` ``[batch, out]``."""
-        return state.backward(grad_out, (input_grad, True, True, True))
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.in_dim, "KANLayer")

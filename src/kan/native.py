@@ -131,7 +131,7 @@ class LayerCall:
     ``[2(k+1), k+1]``) that must outlive the call; every tensor passed is contiguous, on the CPU
     and of ``dtype``."""
 
-    __slots__ = ("shape", "n_out", "packed_size", "local_size", "_forward", "_backward")
+    __slots__ = ("shape", "packed_size", "local_size", "_forward", "_backward")
 
     def __init__(
         self, batch: int, n_out: int, num_basis: int, order: int, activation: str, constants: tuple[Tensor, ...],
@@ -141,7 +141,6 @@ class LayerCall:
         n_in, rows = scale.numel(), order + 1
         self.shape = Shape(batch, n_in, n_out, num_basis, order, ACTIVATIONS[activation],
                            scale.data_ptr(), shift.data_ptr(), poly.data_ptr())
-        self.n_out = n_out
         self.packed_size = n_in * n_out * (num_basis + 2 * rows + 1)
         self.local_size = -(-batch // BLOCK) * n_in * ((2 * rows + 2) * BLOCK + BLOCK // 2)  # doubles
         library, suffix = _library(), _SUFFIXES[dtype]
@@ -167,7 +166,7 @@ class LayerCall:
         :meth:`local_buffer`) is filled (``LOCAL_FILL``, with the basis slopes if ``slopes``) or
         read (``LOCAL_READ``); the kernel ignores ``mode`` without a buffer."""
         packed = x.new_empty(self.packed_size)
-        out = x.new_empty(self.shape.batch, self.n_out)
+        out = x.new_empty(self.shape.batch, self.shape.n_out)
         self._forward(
             self.shape, x.data_ptr(), coef.data_ptr(), scale_base.data_ptr(), scale_spline.data_ptr(), _pointer(mask),
             packed.data_ptr(), out.data_ptr(), _pointer(local), mode, slopes,

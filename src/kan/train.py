@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kan.layers import fused_layers_backprop, fused_layers_run
 from kan.models import KAN
 from kan.optim import LBFGS
 
@@ -186,18 +187,14 @@ class _FusedKANGradient:
 
     @torch.no_grad()
     def _evaluate(self, inputs: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        layers, states, hidden = self.model.layers, [], inputs
-        for index, layer in enumerate(layers):
-            hidden, state = layer.fused_forward(hidden, input_grad=index > 0)
-            states.append(state)
-        value, grad = _loss_and_output_grad(hidden, labels, self.loss)
+        layers = self.model.layers
+        output, states = fused_layers_run(layers, inputs, input_grad=False)
+        value, grad = _loss_and_output_grad(output, labels, self.loss)
         if not math.isfinite(float(value)):  # as the autograd closure: no backward, zero gradient
             return value, torch.cat(list(self.zeros.values()))
-        found: dict[int, Tensor] = {}
-        for index in range(len(layers) - 1, -1, -1):
-            layer = layers[index]
-            grad, *param_grads = layer.fused_backward(states[index], grad, input_grad=index > 0)
-            found.update(zip(map(id, (layer.coef, layer.scale_base, layer.scale_spline)), param_grads))
+        param_grads = fused_layers_backprop(states, grad, input_grad=False)[1]
+        touched = (p for layer in layers for p in (layer.coef, layer.scale_base, layer.scale_spline))
+        found = dict(zip(map(id, touched), param_grads))
         return value, torch.cat([found[id(p)].reshape(-1) if id(p) in found else self.zeros[id(p)] for p in self.params])
 
 
