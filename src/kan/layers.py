@@ -34,8 +34,10 @@ BASIS_CACHE_BYTES = 16 * 2**20
 # Layers with few outputs gather each sample's weights per output instead of building a basis:
 # always up to GATHER_ALWAYS_OUTPUTS, on sparse layouts up to GATHER_SPARSE_OUTPUTS (measured on CPU).
 GATHER_ALWAYS_OUTPUTS, GATHER_SPARSE_OUTPUTS = 2, 5
-# CPU layers whose batch · edges · (k + 2) is at most this run the compiled kernel (kan.native).
-NATIVE_MAX_WORK = 2**23  # measured: [100, 100] at batch 1024 (5e7) is faster through BLAS
+# CPU layers run the compiled kernel (kan.native) when their batch · edges · (k + 2) is at most
+# NATIVE_MAX_WORK or they have at least native.WIDE_OUTPUTS outputs (measured: the kernel's wide
+# path runs [100, 100] at G = 5 .. 100 faster than BLAS, its narrow path [16, 16] at batch 10000 not).
+NATIVE_MAX_WORK = 2**23
 # The kernel keeps per-sample basis values for the backward, and for inputs that come back
 # (the training and test inputs of the first layer), in buffers up to this size.
 NATIVE_LOCAL_BYTES = 64 * 2**20
@@ -606,10 +608,11 @@ class KANLayer(nn.Module):
 
     def _native_call(self, x: Tensor, layout: _UniformLayout) -> native.LayerCall | None:
         """The compiled kernel's call for this layer on ``x``, or None where the kernel does not
-        compute it (not on the CPU, layers over NATIVE_MAX_WORK, no compiler)."""
+        compute it (not on the CPU, narrow layers over NATIVE_MAX_WORK, no compiler)."""
         work = x.shape[0] * layout.edges * (layout.order + 2)
         if (
-            work <= NATIVE_MAX_WORK and native.supports(x, self.coef.dtype, self.order, self.base_activation)
+            (work <= NATIVE_MAX_WORK or self.out_dim >= native.WIDE_OUTPUTS)
+            and native.supports(x, self.coef.dtype, self.order, self.base_activation)
             and native.available()
         ):
             return layout.native_call(x.shape[0], x.dtype)

@@ -38,11 +38,22 @@ def _outputs_and_grads(layer, x, compiled):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("order", [1, 2, 3, 5])
-@pytest.mark.parametrize("out_dim", [1, 3])
+# 1 and 3 outputs: the narrow kernel; 8 and more (native.WIDE_OUTPUTS): the wide one, whose
+# vectors (8 floats or 4 doubles) leave a half vector and scalars over at 14 and 37 outputs
+@pytest.mark.parametrize("out_dim", [1, 3, 8, 14, 37])
 @pytest.mark.parametrize("activation", ["silu", "identity", "zero"])
 def test_compiled_kernel_matches_the_pytorch_path(dtype, order, out_dim, activation):
-    layer = _layer(dtype, order, out_dim, activation)
-    x = (torch.rand(700, 3, generator=torch.Generator().manual_seed(1), dtype=dtype) * 2 - 1) * 1.6  # some off grid
+    _check_against_pytorch(_layer(dtype, order, out_dim, activation), batch=700)
+
+
+def test_wide_kernel_matches_over_several_runs_of_samples():
+    """Batches beyond WIDE_RUN samples (the wide backward's float32 partial sums), in float32."""
+    _check_against_pytorch(_layer(torch.float32, 3, 20), batch=2600)
+
+
+def _check_against_pytorch(layer, batch):
+    dtype = layer.coef.dtype
+    x = (torch.rand(batch, 3, generator=torch.Generator().manual_seed(1), dtype=dtype) * 2 - 1) * 1.6  # some off grid
     x[:2] = torch.tensor([-1.0, 1.0], dtype=dtype)[:, None]  # knots exactly
     compiled, reference = _outputs_and_grads(layer, x, True), _outputs_and_grads(layer, x, False)
     for name, a, b in zip(["output", "x", "coef", "scale_base", "scale_spline"], compiled, reference):
@@ -51,8 +62,9 @@ def test_compiled_kernel_matches_the_pytorch_path(dtype, order, out_dim, activat
     assert compiled[2][0, 0].abs().max() == 0 and compiled[3][0, 0] == 0  # the pruned edge learns nothing
 
 
-def test_non_finite_inputs_give_nan_rows():
-    layer = _layer(torch.float64, 3, 2)
+@pytest.mark.parametrize("out_dim", [2, 14])
+def test_non_finite_inputs_give_nan_rows(out_dim):
+    layer = _layer(torch.float64, 3, out_dim)
     x = torch.rand(10, 3, dtype=torch.float64)
     x[4, 1], x[5, 2] = float("nan"), float("-inf")
     with torch.no_grad():
@@ -60,8 +72,9 @@ def test_non_finite_inputs_give_nan_rows():
     assert torch.isnan(out[4]).all() and torch.isnan(out[5]).all() and torch.isfinite(out[[0, 1, 2, 3, 6]]).all()
 
 
-def test_kernel_is_deterministic():
-    model = KAN([3, 4, 1], num_intervals=9, seed=2)
+@pytest.mark.parametrize("width", [[3, 4, 1], [3, 12, 9]])
+def test_kernel_is_deterministic(width):
+    model = KAN(width, num_intervals=9, seed=2)
     x = torch.rand(3000, 3, generator=torch.Generator().manual_seed(0))
     runs = []
     for _ in range(2):

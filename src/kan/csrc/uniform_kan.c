@@ -52,6 +52,13 @@ enum { LOCAL_NONE = 0, LOCAL_FILL = 1, LOCAL_READ = 2 };
 
 #define INLINE static inline __attribute__((always_inline))
 typedef double vec4 __attribute__((vector_size(4 * sizeof(double)))); /* GCC/Clang vector extension */
+typedef double vec_f64 __attribute__((vector_size(32)));                /* wide layers' vectors of T */
+typedef float vec_f32 __attribute__((vector_size(32)));
+typedef double half_f64 __attribute__((vector_size(16))); /* and half vectors */
+typedef float half_f32 __attribute__((vector_size(16)));
+#define LOAD_AS(V, p) ({ V loaded_; memcpy(&loaded_, (p), sizeof loaded_); loaded_; }) /* unaligned */
+#define WIDE_OUTPUTS 8 /* layers with this many outputs use forward_wide / backward_wide */
+#define WIDE_RUN 1024   /* samples whose gradients backward_wide sums in the layer's precision */
 
 #define LANES 4        /* copies of a small weight gradient, see accumulate_weight_grad */
 #define LANE_SIZE 512  /* doubles per copy */
