@@ -35,8 +35,10 @@ BASIS_CACHE_BYTES = 16 * 2**20
 # always up to GATHER_ALWAYS_OUTPUTS, on sparse layouts up to GATHER_SPARSE_OUTPUTS (measured on CPU).
 GATHER_ALWAYS_OUTPUTS, GATHER_SPARSE_OUTPUTS = 2, 5
 # CPU layers run the compiled kernel (kan.native) when their batch · edges · (k + 2) is at most
-# NATIVE_MAX_WORK or they have at least native.WIDE_OUTPUTS outputs (measured: the kernel's wide
-# path runs [100, 100] at G = 5 .. 100 faster than BLAS, its narrow path [16, 16] at batch 10000 not).
+# NATIVE_MAX_WORK or they have at least native.WIDE_OUTPUTS outputs. The limit predates the wide
+# path (then [100, 100] at batch 1024 was faster through BLAS); measured since, at G = 20: wide
+# layers beat the PyTorch path at every size tried ([100, 100] 2-3x, [16, 16] and [64, 16] at
+# batch 10000 4-5x), a narrow one above the limit about ties ([400, 4] at batch 10000).
 NATIVE_MAX_WORK = 2**23
 # The kernel keeps per-sample basis values for the backward, and for inputs that come back
 # (the training and test inputs of the first layer), in buffers up to this size.

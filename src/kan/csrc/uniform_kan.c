@@ -57,7 +57,7 @@ typedef float vec_f32 __attribute__((vector_size(32)));
 typedef double half_f64 __attribute__((vector_size(16))); /* and half vectors */
 typedef float half_f32 __attribute__((vector_size(16)));
 #define LOAD_AS(V, p) ({ V loaded_; memcpy(&loaded_, (p), sizeof loaded_); loaded_; }) /* unaligned */
-#define WIDE_OUTPUTS 8 /* layers with this many outputs use forward_wide / backward_wide */
+#define WIDE_OUTPUTS 8 /* layers with this many outputs use wide_forward_sample / backward_wide */
 #define WIDE_RUN 1024   /* samples whose gradients backward_wide sums in the layer's precision */
 
 #define LANES 4        /* copies of a small weight gradient, see accumulate_weight_grad */

@@ -75,7 +75,6 @@ INLINE void NAME(group_by_row, SUFFIX)(block_view v, int rows, long count, long 
     for (long b = 0; b < count; b++) next[v.row[b] + 1]++;
     for (long r = 1; r <= width; r++) next[r] += next[r - 1];
     for (long b = 0; b < count; b++) q->sample[next[v.row[b]]++] = (int)b; /* now next[R] == old next[R + 1] */
-    first[0] = 0;
     for (long k = 0; k < count; k++) {
         long b = q->sample[k];
         q->act[k] = (T)v.act[b];
@@ -139,10 +138,8 @@ static void NAME(kan_forward, SUFFIX)(const kan_shape *s, const T *x, const T *w
     int wide = s->n_out >= WIDE_OUTPUTS;
     if (s->order == 3 && s->n_out == 1)
         NAME(forward_body, SUFFIX)(s, 4, 1, x, weight, base_weight, out, local, mode, slopes, 0);
-    else if (s->order == 3 && wide)
-        NAME(forward_body, SUFFIX)(s, 4, s->n_out, x, weight, base_weight, out, local, mode, slopes, 1);
     else if (s->order == 3)
-        NAME(forward_body, SUFFIX)(s, 4, s->n_out, x, weight, base_weight, out, local, mode, slopes, 0);
+        NAME(forward_body, SUFFIX)(s, 4, s->n_out, x, weight, base_weight, out, local, mode, slopes, wide);
     else
         NAME(forward_body, SUFFIX)(s, s->order + 1, s->n_out, x, weight, base_weight, out, local, mode, slopes, wide);
 }
@@ -299,20 +296,25 @@ INLINE void NAME(backward_wide_group, SUFFIX)(const NAME(row_groups, SUFFIX) *re
 }
 
 /* Wide layers' backward. Over each run of up to WIDE_RUN samples, an input's gradients add up in
- * T in `acc` ([width + 1][out]: weight rows, then the base row; small enough to stay in cache;
- * then n_out zeros), which then joins the float64 gradients. A sample's input gradient sums its
+ * T in a scratch `acc` ([width + 1][out]: weight rows, then the base row; small enough to stay in
+ * cache; then n_out zeros), which then joins the float64 gradients. A sample's input gradient sums its
  * VT tiles in VLEN lanes, then its half-vector tile into the first lanes, the lanes pairwise, then
  * its remaining outputs. Returns 0, or -1 without memory. */
 INLINE int NAME(backward_wide, SUFFIX)(const kan_shape *s, int rows, const T *restrict x, const T *restrict weight,
                                        const T *restrict base_weight, const T *restrict grad_out,
                                        double *restrict grad_weight, double *restrict grad_base, T *restrict grad_x,
-                                       double *local, T *restrict acc) {
+                                       double *local) {
     const long n_in = s->n_in, n_out = s->n_out, width = s->num_basis + 2 * rows;
     double poly[2 * (MAX_ORDER + 1) * (MAX_ORDER + 1)];
     static __thread local_block blk;
     static __thread NAME(row_groups, SUFFIX) q;
     int *first = malloc(sizeof(int) * (width + 2));
-    if (!first) return -1;
+    T *acc = malloc(sizeof(T) * (size_t)((width + 2) * n_out));
+    if (!first || !acc) {
+        free(first);
+        free(acc);
+        return -1;
+    }
     memcpy(poly, s->poly, sizeof(double) * 2 * rows * rows);
     T *acc_base = acc + width * n_out, *zeros = acc + (width + 1) * n_out;
     memset(zeros, 0, sizeof(T) * n_out);
@@ -326,7 +328,7 @@ INLINE int NAME(backward_wide, SUFFIX)(const kan_shape *s, int rows, const T *re
                 block_view v = NAME(block_at, SUFFIX)(s, rows, poly, x, start, count, i, grad_x != 0, local,
                                                       local ? LOCAL_READ : LOCAL_NONE, &blk);
                 NAME(group_by_row, SUFFIX)(v, rows, count, width, grad_x != 0, first, &q);
-                for (long row = 0; row < width; row++) {
+                for (long row = 0; row < width; row++) { /* two calls: with_dx a constant in each */
                     if (first[row] == first[row + 1]) continue;
                     const T *w = weight + (i * width + row) * n_out, *grad_block = grad_out + start * n_out;
                     if (grad_x)
@@ -344,19 +346,20 @@ INLINE int NAME(backward_wide, SUFFIX)(const kan_shape *s, int rows, const T *re
         }
     }
     free(first);
+    free(acc);
     return 0;
 }
 
-/* acc: scratch of (width + 2) * n_out T for wide layers (see backward_wide), else unused. */
+/* Returns 0, or -1 without scratch memory. */
 static int NAME(kan_backward, SUFFIX)(const kan_shape *s, const T *x, const T *weight, const T *base_weight,
                                       const T *grad_out, double *grad_weight, double *grad_base, T *grad_x,
-                                      double *local, T *acc) {
+                                      double *local) {
     if (s->n_out >= WIDE_OUTPUTS && s->order == 3)
         return NAME(backward_wide, SUFFIX)(s, 4, x, weight, base_weight, grad_out, grad_weight, grad_base, grad_x,
-                                           local, acc);
+                                           local);
     if (s->n_out >= WIDE_OUTPUTS)
         return NAME(backward_wide, SUFFIX)(s, s->order + 1, x, weight, base_weight, grad_out, grad_weight, grad_base,
-                                           grad_x, local, acc);
+                                           grad_x, local);
     if (s->order == 3 && s->n_out == 1)
         NAME(backward_body, SUFFIX)(s, 4, 1, x, weight, base_weight, grad_out, grad_weight, grad_base, grad_x, local);
     else if (s->order == 3)
@@ -397,15 +400,10 @@ int NAME(kan_layer_backward, SUFFIX)(const kan_shape *s, const T *x, const T *co
                                      T *grad_scale_base, T *grad_scale_spline, T *grad_x, double *local) {
     const long n_in = s->n_in, n_out = s->n_out, nb = s->num_basis, rows = s->order + 1, width = nb + 2 * rows;
     double *grad_weight = calloc((size_t)(n_in * width * n_out + n_in * n_out), sizeof(double));
-    T *acc = n_out >= WIDE_OUTPUTS ? malloc(sizeof(T) * (size_t)((width + 2) * n_out)) : NULL;
-    if (!grad_weight || (n_out >= WIDE_OUTPUTS && !acc)) {
-        free(grad_weight);
-        free(acc);
-        return -1;
-    }
+    if (!grad_weight) return -1;
     double *grad_base = grad_weight + n_in * width * n_out;
     int status = NAME(kan_backward, SUFFIX)(s, x, packed, packed + n_in * width * n_out, grad_out, grad_weight,
-                                            grad_base, grad_x, local, acc);
+                                            grad_base, grad_x, local);
     for (long i = 0; i < n_in; i++)
         for (long o = 0; o < n_out; o++) {
             long edge = i * n_out + o;
@@ -419,7 +417,6 @@ int NAME(kan_layer_backward, SUFFIX)(const kan_shape *s, const T *x, const T *co
             grad_scale_base[edge] = (T)(grad_base[edge] * keep);
         }
     free(grad_weight);
-    free(acc);
     return status;
 }
 
