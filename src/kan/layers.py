@@ -34,12 +34,6 @@ BASIS_CACHE_BYTES = 16 * 2**20
 # Layers with few outputs gather each sample's weights per output instead of building a basis:
 # always up to GATHER_ALWAYS_OUTPUTS, on sparse layouts up to GATHER_SPARSE_OUTPUTS (measured on CPU).
 GATHER_ALWAYS_OUTPUTS, GATHER_SPARSE_OUTPUTS = 2, 5
-# CPU layers run the compiled kernel (kan.native) when their batch · edges · (k + 2) is at most
-# NATIVE_MAX_WORK or they have at least native.WIDE_OUTPUTS outputs. The limit predates the wide
-# path (then [100, 100] at batch 1024 was faster through BLAS); measured since, at G = 20: wide
-# layers beat the PyTorch path at every size tried ([100, 100] 2-3x, [16, 16] and [64, 16] at
-# batch 10000 4-5x), a narrow one above the limit about ties ([400, 4] at batch 10000).
-NATIVE_MAX_WORK = 2**23
 # The kernel keeps per-sample basis values for the backward, and for inputs that come back
 # (the training and test inputs of the first layer), in buffers up to this size.
 NATIVE_LOCAL_BYTES = 64 * 2**20
@@ -610,13 +604,10 @@ class KANLayer(nn.Module):
 
     def _native_call(self, x: Tensor, layout: _UniformLayout) -> native.LayerCall | None:
         """The compiled kernel's call for this layer on ``x``, or None where the kernel does not
-        compute it (not on the CPU, narrow layers over NATIVE_MAX_WORK, no compiler)."""
-        work = x.shape[0] * layout.edges * (layout.order + 2)
-        if (
-            (work <= NATIVE_MAX_WORK or self.out_dim >= native.WIDE_OUTPUTS)
-            and native.supports(x, self.coef.dtype, self.order, self.base_activation)
-            and native.available()
-        ):
+        compute it (not on the CPU, unsupported order or activation, no compiler). Where it applies
+        it is the fastest CPU path at every size measured (narrow layers included: [400, 4] and
+        [1000, 1] at batch 10000, 7-10x faster than the PyTorch path's basis product)."""
+        if native.supports(x, self.coef.dtype, self.order, self.base_activation) and native.available():
             return layout.native_call(x.shape[0], x.dtype)
         return None
 

@@ -29,7 +29,6 @@ HEADERS = (SOURCE.with_name("uniform_kan_body.h"),)
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared")
 MAX_ORDER = 15  # as MAX_ORDER in the C source
 BLOCK = 256  # as BLOCK in the C source
-WIDE_OUTPUTS = 8  # as WIDE_OUTPUTS in the C source: layers this wide sum over outputs in vectors
 LOCAL_NONE, LOCAL_FILL, LOCAL_READ = 0, 1, 2  # what a forward does with the per-sample buffer
 ACTIVATIONS = {"silu": 0, "identity": 1, "zero": 2}
 _SUFFIXES = {torch.float64: "f64", torch.float32: "f32"}

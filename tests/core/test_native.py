@@ -38,7 +38,7 @@ def _outputs_and_grads(layer, x, compiled):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("order", [1, 2, 3, 5])
-# 1 and 3 outputs: the narrow kernel; 8 and more (native.WIDE_OUTPUTS): the wide one, whose
+# 1 and 3 outputs: the narrow kernel; 8 and more (WIDE_OUTPUTS in uniform_kan.c): the wide one, whose
 # vectors (8 floats or 4 doubles) leave a half vector and scalars over at 14 and 37 outputs
 @pytest.mark.parametrize("out_dim", [1, 3, 8, 14, 37])
 @pytest.mark.parametrize("activation", ["silu", "identity", "zero"])

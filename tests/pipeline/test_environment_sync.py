@@ -15,10 +15,10 @@ def _normalise(requirement: str) -> str:
 
 def test_environment_matches_pyproject(repo):
     project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
-    declared = {_normalise(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    declared = sorted(_normalise(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"])
     environment = yaml.safe_load((repo / "environment.yml").read_text())
     pip = next(item["pip"] for item in environment["dependencies"] if isinstance(item, dict))
-    assert {_normalise(r) for r in pip} == declared
+    assert sorted(_normalise(r) for r in pip) == declared  # lists: a repeated line is a difference too
     assert f"python{project['requires-python']}" in environment["dependencies"]
 
 
