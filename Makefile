@@ -45,7 +45,7 @@ report: install  ## HTML report of figures and tables: reports/report.html
 ui: install  ## MLflow UI on http://127.0.0.1:$(PORT) for results/mlflow.db (or $$MLFLOW_TRACKING_URI)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m kan ui --port $(PORT)
 
-ci-expected: install  ## rerun the ci profile in a scratch dir and rewrite reports/reference/ci_expected*.csv
+ci-expected: install  ## rerun the ci profile in a scratch dir and rewrite this machine kind's rows of reports/reference/ci_expected*.csv
 	tmp=$$(mktemp -d) && \
 	$(BIN)/snakemake -s $(CURDIR)/Snakefile --directory $$tmp --profile profiles/ci results/tables/runs.csv results/tables/science.csv && \
 	$(BIN)/python -m kan expected $$tmp/results/tables/runs.csv && rm -rf $$tmp

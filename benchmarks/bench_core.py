@@ -10,6 +10,7 @@ installed there on first use. Method notes are in ``_common.py`` and the README'
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import statistics
@@ -64,11 +65,17 @@ def mlp_like(width: list[int], params: int) -> MLP:
     hidden size whose parameter count is closest to ``params``."""
     depth = max(2, len(width) - 1)
 
-    def count(hidden: int) -> int:
-        return MLP([width[0], *[hidden] * (depth - 1), width[-1]]).num_parameters()
+    def shape(hidden: int) -> list[int]:
+        return [width[0], *[hidden] * (depth - 1), width[-1]]
 
-    hidden = min(range(1, 4000), key=lambda h: abs(count(h) - params))
-    return MLP([width[0], *[hidden] * (depth - 1), width[-1]])
+    def count(hidden: int) -> int:  # weights and biases, without building (and initialising) the model
+        return sum((n_in + 1) * n_out for n_in, n_out in zip(shape(hidden)[:-1], shape(hidden)[1:]))
+
+    first_not_below = bisect.bisect_left(range(1, 10**7), params, key=count) + 1  # count grows with hidden
+    hidden = min({max(1, first_not_below - 1), first_not_below}, key=lambda h: (abs(count(h) - params), h))
+    mlp = MLP(shape(hidden))
+    assert mlp.num_parameters() == count(hidden)
+    return mlp
 
 
 def models_for(width: list[int], grid: int) -> dict[str, torch.nn.Module]:

@@ -2,7 +2,8 @@
 
   plan      size of a config's sweep: trainings, runs and optimizer steps per experiment
   check     compare a ci-profile runs table (and science.csv beside it) with reports/reference/ci_expected*
-  expected  rewrite reports/reference/ci_expected.csv (and ci_expected_science.csv) from a ci-profile run
+  expected  rewrite this machine kind's rows of reports/reference/ci_expected.csv (and
+            ci_expected_science.csv) from a ci-profile run
   ui        the MLflow UI on 127.0.0.1 for the pipeline's tracking store
 """
 
@@ -11,7 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCHEMA = Path("workflow/schemas/config.schema.yaml")
 REFERENCE = Path("reports/reference")
@@ -42,13 +46,20 @@ def _check(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from kan.experiments.config import load_yaml
+    from kan.experiments.provenance import machine_kind
     from kan.experiments.regression import (
         compare_expected, compare_paper, compare_science_expected, compare_science_paper, compare_trends,
+        rows_for_machine,
     )
 
+    machine = machine_kind()
     runs = pd.read_csv(args.runs)
     spec = load_yaml(args.reference / "ci_expected.yaml")
-    failures = compare_expected(runs, pd.read_csv(args.reference / "ci_expected.csv"), spec["rtol"])
+    expected, recorded = rows_for_machine(pd.read_csv(args.reference / "ci_expected.csv"), machine)
+    if not recorded:
+        print(f"no expected values recorded on a {machine} machine: floats not compared, only which runs and "
+              "numbers exist and their exact columns (`make ci-expected` on such a machine records them)")
+    failures = compare_expected(runs, expected, spec["rtol"] if recorded else None)
     paper = load_yaml(args.reference / "paper.yaml")
     failures += compare_paper(runs, spec["paper_checks"], paper) + compare_trends(runs, spec["trends"])
     science = _science_table(args.runs)
@@ -56,7 +67,8 @@ def _check(args: argparse.Namespace) -> int:
         print(f"no science.csv beside {args.runs}: science numbers not checked")
     else:
         table = pd.read_csv(science)
-        failures += compare_science_expected(table, pd.read_csv(args.reference / SCIENCE_EXPECTED), spec["science_rtol"])
+        expected, recorded = rows_for_machine(pd.read_csv(args.reference / SCIENCE_EXPECTED), machine)
+        failures += compare_science_expected(table, expected, spec["science_rtol"] if recorded else None)
         failures += compare_science_paper(table, spec["science_paper_checks"], spec["science_claims"], paper)
     for failure in failures:
         print(failure)
@@ -64,20 +76,30 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _record(path: Path, table: pd.DataFrame, machine: str) -> None:
+    """Replace ``machine``'s rows of the expected-values file at ``path`` with ``table``."""
+    import pandas as pd
+
+    from kan.experiments.regression import record_for_machine
+
+    existing = pd.read_csv(path) if path.is_file() else None
+    record_for_machine(existing, table, machine).to_csv(path, index=False)
+    print(f"wrote the {machine} rows of {path}")
+
+
 def _expected(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from kan.experiments.provenance import machine_kind
     from kan.experiments.regression import expected_table, science_expected_table
 
-    out = args.reference / "ci_expected.csv"
-    expected_table(pd.read_csv(args.runs)).to_csv(out, index=False)
-    print(f"wrote {out}")
+    machine = machine_kind()
+    _record(args.reference / "ci_expected.csv", expected_table(pd.read_csv(args.runs)), machine)
     science = _science_table(args.runs)
     if science is None:
         print(f"no science.csv beside {args.runs}: {SCIENCE_EXPECTED} left as it is (build results/tables/science.csv too)")
     else:
-        science_expected_table(pd.read_csv(science)).to_csv(args.reference / SCIENCE_EXPECTED, index=False)
-        print(f"wrote {args.reference / SCIENCE_EXPECTED}")
+        _record(args.reference / SCIENCE_EXPECTED, science_expected_table(pd.read_csv(science)), machine)
     return 0
 
 

@@ -8,6 +8,7 @@ import pandas as pd
 
 from kan.cli import main
 from kan.experiments.aggregate import runs_table
+from kan.experiments.provenance import machine_kind
 
 
 def test_plan_prints_sizes_and_the_step_definition(repo, capsys, monkeypatch):
@@ -44,7 +45,8 @@ def test_expected_and_check_cover_the_science_table_beside_the_runs(two_runs, re
     (reference / "ci_expected.yaml").write_text("rtol: 1.0e-6\npaper_checks: []\ntrends: []\nscience_rtol: 1.0e-6\n"
                                                 "science_paper_checks: []\nscience_claims: []\n")
     assert main(["expected", str(runs_csv), "--reference", str(reference)]) == 0
-    assert pd.read_csv(reference / "ci_expected_science.csv").equals(science)
+    recorded = pd.read_csv(reference / "ci_expected_science.csv")
+    assert recorded["machine"].tolist() == [machine_kind()] and recorded.drop(columns="machine").equals(science)
     assert main(["check", str(runs_csv), "--reference", str(reference)]) == 0
     science.assign(value=2e-3).to_csv(tmp_path / "science.csv", index=False)
     assert main(["check", str(runs_csv), "--reference", str(reference)]) == 1

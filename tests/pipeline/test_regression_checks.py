@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 
+import pytest
+
+from kan.experiments.provenance import machine_kind
 from kan.experiments.regression import (
     compare_expected, compare_paper, compare_science_expected, compare_science_paper, compare_trends, expected_table,
+    record_for_machine, rows_for_machine,
 )
 
 
@@ -32,6 +36,37 @@ def test_differences_are_named_with_their_numbers():
     assert any("missing run: grid_extension/exp_sin_sq human [2,1,1] G=3" in f for f in failures)
     assert any("G=5" in f and "test_rmse = 0.02, expected 0.01" in f for f in failures)
     assert any("G=10" in f and "n_params is 99, expected 100" in f for f in failures)
+
+
+def test_floats_recorded_on_another_machine_kind_are_not_compared():
+    runs, expected = _runs(), expected_table(_runs())
+    runs.loc[1, "test_rmse"] = 0.02
+    assert compare_expected(runs, expected, rtol=None) == []
+    runs.loc[2, "status"] = "nan"
+    assert compare_expected(runs, expected, rtol=None) == [
+        "grid_extension/exp_sin_sq human [2,1,1] G=10 seed=0 (run r3): status is nan, expected ok"]
+
+
+def test_expected_files_keep_one_set_of_rows_per_machine_kind():
+    amd = record_for_machine(None, expected_table(_runs()), "x86_64-AuthenticAMD-avx2")
+    changed = _runs().assign(test_rmse=lambda t: t.test_rmse * 2)
+    both = record_for_machine(amd, expected_table(changed), "x86_64-GenuineIntel-avx512")
+    again = record_for_machine(both, expected_table(changed), "x86_64-GenuineIntel-avx512")  # replaces, keeps AMD
+    assert again.equals(both) and sorted(both["machine"].unique()) == ["x86_64-AuthenticAMD-avx2", "x86_64-GenuineIntel-avx512"]
+    rows, recorded = rows_for_machine(both, "x86_64-GenuineIntel-avx512")
+    assert recorded and compare_expected(changed, rows, rtol=1e-9) == []
+    rows, recorded = rows_for_machine(both, "aarch64")  # unknown kind: the first kind's rows, floats not comparable
+    assert not recorded and rows["test_rmse"].tolist() == _runs()["test_rmse"].tolist()
+    with pytest.raises(ValueError, match="no 'machine' column"):
+        rows_for_machine(expected_table(_runs()), "aarch64")
+
+
+def test_machine_kind_names_architecture_vendor_and_vector_extension(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx avx2 fma\n\n"
+                       "processor\t: 1\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx avx2 fma\n")
+    assert machine_kind.__wrapped__(cpuinfo).endswith("-AuthenticAMD-avx2")
+    assert machine_kind.__wrapped__(tmp_path / "absent") not in ("", machine_kind.__wrapped__(cpuinfo))
 
 
 def test_paper_check_uses_the_factor():
@@ -67,6 +102,7 @@ def test_science_numbers_compare_tightly_and_name_the_metric():
     failures = compare_science_expected(changed.drop(index=3), SCIENCE, rtol=1e-9)
     assert failures == ["missing science number: localization gaam.auto.accuracy (expected nan)",
                         "science continual: kan.forgetting = 0.0100001, expected 0.01 (relative tolerance 1e-09)"]
+    assert compare_science_expected(changed.drop(index=3), SCIENCE, rtol=None) == [failures[0]]  # another machine kind
 
 
 def test_science_paper_checks_use_the_paper_cell_of_the_metric(repo):

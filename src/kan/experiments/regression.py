@@ -1,7 +1,12 @@
 """Regression checks of a runs table and of the science table (science.csv): against committed
-expected values of the same profile (tight: same code, same seeds) and against the paper's numbers
-(loose, documented factors). Every failure is a sentence naming the experiment, the run or
-number, and the values.
+expected values of the same profile (tight: same code, same seeds, same kind of machine) and
+against the paper's numbers (loose, documented factors). Every failure is a sentence naming the
+experiment, the run or number, and the values.
+
+The expected-values files keep one set of rows per machine kind (column ``machine``, see
+:func:`kan.experiments.provenance.machine_kind`): results are bitwise repeatable on one kind of
+CPU but not across kinds, so floats are compared only with values recorded on the same kind;
+which runs and numbers exist, and the exact columns, are compared on every machine.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
+MACHINE = "machine"
 KEY = "run_id"
 EXACT = ("experiment", "dataset", "model", "variant", "shape", "grid", "seed", "n_params", "steps", "status")
 CLOSE = ("train_rmse", "test_rmse")
@@ -27,9 +33,33 @@ def _label(row: Mapping[str, Any]) -> str:
     return f"{row['experiment']}/{row['dataset']} {row['variant']} {row['shape']} G={row['grid']} seed={row['seed']} (run {row[KEY]})"
 
 
-def compare_expected(runs: pd.DataFrame, expected: pd.DataFrame, rtol: float) -> list[str]:
-    """Differences between ``runs`` and ``expected``: missing or extra runs, any change in the
-    exact columns, and RMSEs whose relative difference exceeds ``rtol``."""
+def record_for_machine(existing: pd.DataFrame | None, table: pd.DataFrame, machine: str) -> pd.DataFrame:
+    """An expected-values file (``existing``, or none yet) with the rows of ``machine`` replaced
+    by ``table``; the other kinds' rows are kept."""
+    new = table.assign(**{MACHINE: machine})[[MACHINE, *table.columns]]
+    if existing is None:
+        return new
+    if MACHINE not in existing.columns:
+        raise ValueError(f"expected-values file has no '{MACHINE}' column: rewrite it with `make ci-expected`")
+    kept = existing[existing[MACHINE] != machine]
+    return pd.concat([kept, new], ignore_index=True).sort_values(MACHINE, kind="stable", ignore_index=True)
+
+
+def rows_for_machine(expected: pd.DataFrame, machine: str) -> tuple[pd.DataFrame, bool]:
+    """``(rows, recorded)``: the expected rows recorded on ``machine`` (``recorded`` True) or,
+    where that kind has none, those of the first kind on file, for the comparisons that hold
+    across machines (``recorded`` False)."""
+    if MACHINE not in expected.columns or expected.empty:
+        raise ValueError(f"expected-values file has no '{MACHINE}' column or no rows: rewrite it with `make ci-expected`")
+    kinds = sorted(expected[MACHINE].unique())
+    chosen = machine if machine in kinds else kinds[0]
+    return expected[expected[MACHINE] == chosen].drop(columns=MACHINE).reset_index(drop=True), chosen == machine
+
+
+def compare_expected(runs: pd.DataFrame, expected: pd.DataFrame, rtol: float | None) -> list[str]:
+    """Differences between ``runs`` and ``expected`` (one machine kind's rows): missing or extra
+    runs, any change in the exact columns, and RMSEs whose relative difference exceeds ``rtol``
+    (not compared when ``rtol`` is None: values recorded on another kind of machine)."""
     ours = runs.set_index(KEY)
     theirs = expected.set_index(KEY)
     failures = [f"missing run: {_label(row)}" for _, row in expected[~expected[KEY].isin(ours.index)].iterrows()]
@@ -40,7 +70,7 @@ def compare_expected(runs: pd.DataFrame, expected: pd.DataFrame, rtol: float) ->
         for column in EXACT:
             if str(want[column]) != str(got[column]):
                 failures.append(f"{label}: {column} is {got[column]}, expected {want[column]}")
-        for column in CLOSE:
+        for column in CLOSE if rtol is not None else ():
             a, b = float(got[column]), float(want[column])
             if not math.isclose(a, b, rel_tol=rtol, abs_tol=0.0) and not (math.isnan(a) and math.isnan(b)):
                 failures.append(f"{label}: {column} = {a:.6g}, expected {b:.6g} (relative tolerance {rtol:g})")
@@ -106,14 +136,14 @@ def _science_values(science: pd.DataFrame) -> dict[tuple[str, str], float]:
     return {(e, m): float(v) for e, m, v in zip(kept["experiment"], kept["metric"], kept["value"])}
 
 
-def compare_science_expected(science: pd.DataFrame, expected: pd.DataFrame, rtol: float) -> list[str]:
+def compare_science_expected(science: pd.DataFrame, expected: pd.DataFrame, rtol: float | None) -> list[str]:
     """Differences between two science tables (experiment, metric, value): missing or extra
-    numbers, and values whose relative difference exceeds ``rtol`` (NaN equals NaN); timings
-    (metrics named ``*seconds``) are not compared."""
+    numbers, and values whose relative difference exceeds ``rtol`` (NaN equals NaN; not compared
+    when ``rtol`` is None); timings (metrics named ``*seconds``) are not compared."""
     ours, theirs = _science_values(science), _science_values(expected)
     failures = [f"missing science number: {e} {m} (expected {theirs[(e, m)]:.6g})" for e, m in theirs if (e, m) not in ours]
     failures += [f"unexpected science number: {e} {m} = {ours[(e, m)]:.6g}" for e, m in ours if (e, m) not in theirs]
-    for key in theirs.keys() & ours.keys():
+    for key in theirs.keys() & ours.keys() if rtol is not None else ():
         a, b = ours[key], theirs[key]
         if not math.isclose(a, b, rel_tol=rtol, abs_tol=1e-12) and not (math.isnan(a) and math.isnan(b)):
             failures.append(f"science {key[0]}: {key[1]} = {a:.6g}, expected {b:.6g} (relative tolerance {rtol:g})")
