@@ -63,28 +63,6 @@ def _science_ids(work: Path, names: list[str]) -> set[str]:
     return {read_run_record(work / "results" / "science" / name)["config_id"] for name in names}
 
 
-def _expected(repo: Path, name: str) -> tuple[pd.DataFrame, bool]:
-    return rows_for_machine(pd.read_csv(repo / "reports" / "reference" / name), machine_kind())
-
-
-def _skip_unless_recorded(recorded: bool, name: str) -> None:
-    if not recorded:
-        pytest.skip(f"no values in reports/reference/{name} recorded on a {machine_kind()} machine (results are "
-                    "bitwise repeatable on one kind of CPU only; `make ci-expected` on such a machine records them)")
-
-
-def test_runs_and_their_counts_are_the_expected_ones(runs, repo):
-    failures = compare_expected(runs, _expected(repo, "ci_expected.csv")[0], rtol=None)
-    assert not failures, "ci runs differ from reports/reference/ci_expected.csv:\n" + "\n".join(failures)
-
-
-def test_runs_match_the_expected_values_of_this_machine_kind(runs, repo, reference):
-    expected, recorded = _expected(repo, "ci_expected.csv")
-    _skip_unless_recorded(recorded, "ci_expected.csv")
-    failures = compare_expected(runs, expected, reference["rtol"])
-    assert not failures, f"ci results differ from reports/reference/ci_expected.csv ({machine_kind()}):\n" + "\n".join(failures)
-
-
 def test_runs_are_near_the_papers_numbers(runs, reference, repo):
     paper = load_yaml(repo / "reports" / "reference" / "paper.yaml")
     failures = compare_paper(runs, reference["paper_checks"], paper) + compare_trends(runs, reference["trends"])
@@ -110,17 +88,32 @@ def test_science_outputs_are_written(ci_run, science, science_names):
     assert "## Science: PDE: Poisson equation (§3.4)" in text and "## Science: Knot theory (§4.3)" in text
 
 
-def test_science_numbers_are_the_expected_ones(science, repo):
-    failures = compare_science_expected(science, _expected(repo, "ci_expected_science.csv")[0], rtol=None)
-    assert not failures, "ci science numbers differ from reports/reference/ci_expected_science.csv:\n" + "\n".join(failures)
+# table fixture -> (expected-values file, comparison, its tolerance in ci_expected.yaml)
+EXPECTED_FILES = {"runs": ("ci_expected.csv", compare_expected, "rtol"),
+                  "science": ("ci_expected_science.csv", compare_science_expected, "science_rtol")}
 
 
-def test_science_matches_the_expected_values_of_this_machine_kind(science, repo, reference):
-    expected, recorded = _expected(repo, "ci_expected_science.csv")
-    _skip_unless_recorded(recorded, "ci_expected_science.csv")
-    failures = compare_science_expected(science, expected, reference["science_rtol"])
-    assert not failures, (f"ci science results differ from reports/reference/ci_expected_science.csv ({machine_kind()}):\n"
-                          + "\n".join(failures))
+def _expected(repo: Path, name: str) -> tuple[pd.DataFrame, bool]:
+    return rows_for_machine(pd.read_csv(repo / "reports" / "reference" / name), machine_kind())
+
+
+@pytest.mark.parametrize("table", EXPECTED_FILES)
+def test_the_expected_runs_and_numbers_exist(table, request, repo):
+    """Which runs and numbers exist, and the exact columns: the same on every machine."""
+    name, compare, _ = EXPECTED_FILES[table]
+    failures = compare(request.getfixturevalue(table), _expected(repo, name)[0], None)
+    assert not failures, f"ci {table} differ from reports/reference/{name}:\n" + "\n".join(failures)
+
+
+@pytest.mark.parametrize("table", EXPECTED_FILES)
+def test_values_match_those_recorded_on_this_machine_kind(table, request, repo, reference):
+    name, compare, tolerance = EXPECTED_FILES[table]
+    expected, recorded = _expected(repo, name)
+    if not recorded:
+        pytest.skip(f"no values in reports/reference/{name} recorded on a {machine_kind()} machine (results are "
+                    "bitwise repeatable on one kind of CPU only; `make ci-expected` on such a machine records them)")
+    failures = compare(request.getfixturevalue(table), expected, reference[tolerance])
+    assert not failures, f"ci {table} differ from reports/reference/{name} ({machine_kind()}):\n" + "\n".join(failures)
 
 
 def test_science_is_near_the_papers_numbers_and_claims(science, repo, reference):
