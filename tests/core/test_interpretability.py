@@ -2,10 +2,13 @@
 
 Recipe (float64, 1000 train / 1000 test points, data seed 0): a [2,5,1] KAN with G = 5 is
 trained 20 LBFGS steps with λ = 0.01 and μ2 = 10 (λ = 0.003 for xy, whose output is 3× smaller),
-then pruned at θ = 1e-2. Sparsification lands in the minimal network from roughly half of the
-initial seeds (the rest keep a second, split hidden node: a local minimum that more steps, grid
-updates or λ schedules did not remove), so :func:`_sparsest` restarts from the next model seed
-until the pruned network reaches the expected width, at most five times.
+then pruned at θ = 1e-2. One round of this lands in the minimal network from only some initial
+seeds, and which ones depends on the CPU (about half on the AVX2 AMD machine of earlier sessions,
+2 of seeds 0–7 on an AVX-512 Intel one): the rest keep a second, split hidden node, a local
+minimum. As in the paper's interactive loop, :func:`_sparsest` then sparsifies the pruned network
+again and prunes it (up to ROUNDS rounds; on the Intel machine every seed 0–7 reached [2,1,1]
+within three and went on to the exact formula), and restarts from the next model seed only if
+that fails.
 """
 
 import math
@@ -33,19 +36,26 @@ def _dataset(fn: Callable[[Tensor], Tensor], low: float, high: float) -> dict[st
     return {"train_input": x_train, "train_label": fn(x_train), "test_input": x_test, "test_label": fn(x_test)}
 
 
+ROUNDS = 3  # sparsify-and-prune rounds per model seed
+
+
 def _sparsest(data: dict[str, Tensor], width: list[int], lamb: float, grid_range: tuple[float, float]) -> KAN:
-    """Sparsify and prune from model seeds 0, 1, … until the pruned KAN has ``width``."""
+    """Sparsify and prune, again on the pruned network while it keeps extra nodes, from model
+    seeds 0, 1, … until the pruned KAN has ``width``."""
     x = data["train_input"]
     found = []
     for seed in range(5):
         model = KAN([2, 5, 1], num_intervals=5, grid_range=grid_range, seed=seed, dtype=F64)
-        fit(model, data, TrainConfig(steps=20, lamb=lamb, lamb_entropy=10.0))
-        with warnings.catch_warnings(record=True) as collapsed:  # no node passed: a failed seed too
-            warnings.simplefilter("always", RuntimeWarning)
-            pruned = prune(model, x)
-        if pruned.width == width and not collapsed:
-            return pruned
-        found.append(pruned.width)
+        for _ in range(ROUNDS):
+            fit(model, data, TrainConfig(steps=20, lamb=lamb, lamb_entropy=10.0))
+            with warnings.catch_warnings(record=True) as collapsed:  # no node passed: a failed seed too
+                warnings.simplefilter("always", RuntimeWarning)
+                model = prune(model, x)
+            found.append(model.width)
+            if collapsed or model.width == width or any(got < want for got, want in zip(model.width, width)):
+                break
+        if model.width == width and not collapsed:
+            return model
     pytest.fail(f"no seed pruned to {width}; got {found}")
 
 
