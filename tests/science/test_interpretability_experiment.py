@@ -47,6 +47,7 @@ def test_table_figures_and_summary_agree(small_run):
     ({"widths": {"xz": [2, 5, 1]}}, "xz"),
     ({"tasks": ["xy"], "widths": {"xy": [3, 5, 1]}}, "xy"),
     ({"libraries": {"xy": ["x", "warp"]}}, "warp"),
+    ({"prune_rounds": 0}, "prune_rounds"),
 ])
 def test_bad_settings_raise_a_clear_error(tmp_path, settings, named):
     with pytest.raises(ValueError, match="interpretability") as error:
@@ -60,6 +61,13 @@ def test_per_task_settings_replace_only_their_own_defaults():
     assert config.widths["dist_4d"] == (4, 5, 5, 1) and config.widths["xy"] == (2, 5, 1)
     assert config.lambs["xy"] == 0.02 and config.lambs["x_div_y"] == interp.DEFAULT_LAMBS["x_div_y"]
     assert config.library_of("first_digit") == ("gaussian",) and "0" not in config.library_of("xy")
+
+
+def test_further_prune_rounds_reach_the_minimal_shape_of_the_interactive_example():
+    """One round often keeps a second, split hidden node on exp(sin(πx) + y²); more rounds remove it."""
+    config = interp.InterpretabilityConfig(tasks=("exp_sin_sq",), prune_rounds=3, refine_steps=10)
+    candidate = interp.sparsify_and_prune("exp_sin_sq", interp.task_data("exp_sin_sq", config), 0, config)
+    assert candidate.model.width == [2, 1, 1] and candidate.train_rmse < 1e-2
 
 
 def _candidate(width, rmse):

@@ -2,7 +2,8 @@
 
 Per task (data from :mod:`kan.data.synthetic`) a KAN of the task's starting shape is trained with
 the sparsification penalty λ, pruned at θ = 1e-2 (the paper's node rule, :func:`kan.prune.prune`)
-and refined on finer grids. This runs from ``restarts`` model seeds and keeps the sparsest pruned
+and refined on finer grids; with ``prune_rounds`` > 1 the pruned KAN is sparsified and pruned
+again while that removes nodes (see :func:`sparsify_and_prune`). This runs from ``restarts`` model seeds and keeps the sparsest pruned
 KAN (fewest hidden nodes) among those whose refined train RMSE is within ``accept_factor`` of the
 best restart's, so a restart that pruned away a needed node cannot win.
 
@@ -138,6 +139,7 @@ class InterpretabilityConfig:
     between_steps: int = 30  # after snapping a layer, before snapping the next
     retrain_steps: int = 10  # affine parameters alone, after the last layer is snapped
     restarts: int = 3
+    prune_rounds: int = 1  # sparsify-and-prune rounds, see sparsify_and_prune
     accept_factor: float = 4.0
     threshold: float = 1e-2  # θ of the node pruning rule
     symbolic_samples: int = 300  # train points each edge fit sees (its cost grows with them)
@@ -166,8 +168,9 @@ class InterpretabilityConfig:
         unknown_fns = sorted(set(self.library).union(*self.libraries.values()) - set(LIBRARY))
         if unknown_fns:
             raise ValueError(f"unknown symbolic function(s) {unknown_fns}; known: {', '.join(LIBRARY)}")
-        if self.restarts < 1 or self.accept_factor < 1:
-            raise ValueError(f"need restarts >= 1 and accept_factor >= 1, got {self.restarts} and {self.accept_factor}")
+        if self.restarts < 1 or self.prune_rounds < 1 or self.accept_factor < 1:
+            raise ValueError(f"need restarts >= 1, prune_rounds >= 1 and accept_factor >= 1, got {self.restarts}, "
+                             f"{self.prune_rounds} and {self.accept_factor}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
@@ -222,14 +225,24 @@ class Candidate:
 
 
 def sparsify_and_prune(name: str, data: TaskData, seed: int, config: InterpretabilityConfig) -> Candidate:
-    """Train with the penalty from model seed ``seed``, prune at θ, refine the pruned KAN."""
+    """Train with the penalty from model seed ``seed``, prune at θ, refine the pruned KAN. With
+    ``prune_rounds`` > 1 a copy of the pruned KAN is trained with the penalty and pruned again,
+    and kept if that removed a node (the paper's interactive loop: one round often leaves a second,
+    split hidden node on exp(sin(πx) + y²), which a further round removes); a round that removes
+    nothing is discarded and ends the loop."""
     tensors = data.tensors
     model = KAN(config.widths[name], num_intervals=config.grids[name], grid_range=data.grid_range, seed=seed,
                 dtype=config.dtype)
-    fit(model, tensors, config.sparsify(name))
-    with warnings.catch_warnings():  # a hidden layer where no node passes keeps its strongest one
-        warnings.simplefilter("ignore", RuntimeWarning)
-        pruned = prune(model, tensors["train_input"], config.threshold)
+    pruned = None
+    for _ in range(config.prune_rounds):
+        trained = model if pruned is None else copy.deepcopy(pruned)
+        fit(trained, tensors, config.sparsify(name))
+        with warnings.catch_warnings():  # a hidden layer where no node passes keeps its strongest one
+            warnings.simplefilter("ignore", RuntimeWarning)
+            smaller = prune(trained, tensors["train_input"], config.threshold)
+        if pruned is not None and smaller.width == pruned.width:
+            break
+        pruned = smaller
     fit(pruned, tensors, config.refine(name))
     rmse = evaluate(pruned, tensors["train_input"], tensors["train_label"], "mse")["rmse"]
     return Candidate(pruned, rmse if math.isfinite(rmse) else math.inf, seed)
