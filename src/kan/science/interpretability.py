@@ -3,9 +3,10 @@
 Per task (data from :mod:`kan.data.synthetic`) a KAN of the task's starting shape is trained with
 the sparsification penalty λ, pruned at θ = 1e-2 (the paper's node rule, :func:`kan.prune.prune`)
 and refined on finer grids; with ``prune_rounds`` > 1 the pruned KAN is sparsified and pruned
-again while that removes nodes (see :func:`sparsify_and_prune`). This runs from ``restarts`` model seeds and keeps the sparsest pruned
-KAN (fewest hidden nodes) among those whose refined train RMSE is within ``accept_factor`` of the
-best restart's, so a restart that pruned away a needed node cannot win.
+again while that removes nodes (see :func:`sparsify_and_prune`). This runs from ``restarts``
+model seeds and keeps the sparsest pruned KAN (fewest hidden nodes) among those whose refined
+train RMSE is within ``accept_factor`` of the best restart's, so a restart that pruned away a
+needed node cannot win.
 
 The kept KAN is snapped layer by layer: every live edge of a layer becomes its best function of
 the library (:func:`kan.symbolic.suggest_symbolic`), then the model retrains so that the next
@@ -233,7 +234,7 @@ def sparsify_and_prune(name: str, data: TaskData, seed: int, config: Interpretab
     tensors = data.tensors
     model = KAN(config.widths[name], num_intervals=config.grids[name], grid_range=data.grid_range, seed=seed,
                 dtype=config.dtype)
-    pruned = None
+    pruned: KAN | None = None
     for _ in range(config.prune_rounds):
         trained = model if pruned is None else copy.deepcopy(pruned)
         fit(trained, tensors, config.sparsify(name))
