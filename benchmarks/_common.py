@@ -78,9 +78,13 @@ def release_large_blocks() -> None:
     libc.mallopt(-1, 65536)  # M_TRIM_THRESHOLD
 
 
-def peak_memory_mb(fn: Callable[[], object]) -> float:
-    """Growth of the peak resident set during one call of ``fn`` (after a warm-up call), in MB."""
-    fn()
+def peak_memory_mb(make_call: Callable[[], Callable[[], object]]) -> float:
+    """Growth of the peak resident set during the first call of a fresh ``make_call()``, in MB.
+    A warm-up call of another one comes first, so one-time costs (building the kernel, the
+    allocator's arenas) are not counted; what the measured call allocates and keeps (a model's
+    cached per-sample buffers) is."""
+    make_call()()
+    fn = make_call()
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")  # reset VmHWM to the current resident set
     before = _status_kib("VmRSS")

@@ -49,7 +49,7 @@ def main() -> None:
     elif mode == "memory":
         release_large_blocks()
         for width, grid, batch in layer_cases(quick):
-            result[f"{width}|{grid}|{batch}"] = peak_memory_mb(layer_calls(_model(width, grid), width, batch)[1])
+            result[f"{width}|{grid}|{batch}"] = peak_memory_mb(lambda: layer_calls(_model(width, grid), width, batch)[1])
     elif mode == "fit":
         data = {k: torch.from_numpy(v) for k, v in toy_dataset(FIT["n_train"], FIT["n_test"], FIT["seed"]).items()}
         model = _model(FIT["width"], FIT["grid"], seed)

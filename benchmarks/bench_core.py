@@ -131,8 +131,8 @@ def memory_worker(quick: bool) -> None:
     out = {}
     for width, grid, batch in layer_cases(quick):
         out[f"{width}|{grid}|{batch}"] = {
-            name: peak_memory_mb(layer_calls(model, width, batch, "cpu")[1])
-            for name, model in models_for(width, grid).items()
+            name: peak_memory_mb(lambda name=name: layer_calls(models_for(width, grid)[name], width, batch, "cpu")[1])
+            for name in ("ours", "mlp")
         }
     print(json.dumps(out))
 
