@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import itertools
 import json
 import os
 import statistics
@@ -69,7 +70,7 @@ def mlp_like(width: list[int], params: int) -> MLP:
         return [width[0], *[hidden] * (depth - 1), width[-1]]
 
     def count(hidden: int) -> int:  # weights and biases, without building (and initialising) the model
-        return sum((n_in + 1) * n_out for n_in, n_out in zip(shape(hidden)[:-1], shape(hidden)[1:]))
+        return sum((n_in + 1) * n_out for n_in, n_out in itertools.pairwise(shape(hidden)))
 
     first_not_below = bisect.bisect_left(range(1, 10**7), params, key=count) + 1  # count grows with hidden
     hidden = min({max(1, first_not_below - 1), first_not_below}, key=lambda h: (abs(count(h) - params), h))

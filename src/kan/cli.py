@@ -52,14 +52,19 @@ def _check(args: argparse.Namespace) -> int:
         rows_for_machine,
     )
 
+    def expected_rows(name: str, rtol: float) -> tuple[pd.DataFrame, float | None]:
+        """This machine kind's rows of reports/reference/``name`` and the tolerance to compare
+        floats with (None: no rows of this kind, floats not compared)."""
+        rows, recorded = rows_for_machine(pd.read_csv(args.reference / name), machine)
+        if not recorded:
+            print(f"{name}: no values recorded on a {machine} machine: floats not compared, only which runs and "
+                  "numbers exist and their exact columns (`make ci-expected` on such a machine records them)")
+        return rows, rtol if recorded else None
+
     machine = machine_kind()
     runs = pd.read_csv(args.runs)
     spec = load_yaml(args.reference / "ci_expected.yaml")
-    expected, recorded = rows_for_machine(pd.read_csv(args.reference / "ci_expected.csv"), machine)
-    if not recorded:
-        print(f"no expected values recorded on a {machine} machine: floats not compared, only which runs and "
-              "numbers exist and their exact columns (`make ci-expected` on such a machine records them)")
-    failures = compare_expected(runs, expected, spec["rtol"] if recorded else None)
+    failures = compare_expected(runs, *expected_rows("ci_expected.csv", spec["rtol"]))
     paper = load_yaml(args.reference / "paper.yaml")
     failures += compare_paper(runs, spec["paper_checks"], paper) + compare_trends(runs, spec["trends"])
     science = _science_table(args.runs)
@@ -67,8 +72,7 @@ def _check(args: argparse.Namespace) -> int:
         print(f"no science.csv beside {args.runs}: science numbers not checked")
     else:
         table = pd.read_csv(science)
-        expected, recorded = rows_for_machine(pd.read_csv(args.reference / SCIENCE_EXPECTED), machine)
-        failures += compare_science_expected(table, expected, spec["science_rtol"] if recorded else None)
+        failures += compare_science_expected(table, *expected_rows(SCIENCE_EXPECTED, spec["science_rtol"]))
         failures += compare_science_paper(table, spec["science_paper_checks"], spec["science_claims"], paper)
     for failure in failures:
         print(failure)
