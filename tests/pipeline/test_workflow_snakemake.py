@@ -57,3 +57,34 @@ def test_bad_science_key_stops_before_any_job(snakemake, tmp_path):
     out = result.stdout + result.stderr
     assert result.returncode != 0 and "science.pde" in out and "'kan_stepz'" in out
     assert not (tmp_path / "datasets").exists() and not (tmp_path / "results").exists()
+
+
+def _planned_jobs(out: str) -> list[dict[str, str]]:
+    """Each job of a dry run's output as ``{"rule": ..., "input": ..., "output": ..., ...}``."""
+    jobs: list[dict[str, str]] = []
+    for line in out.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            jobs.append({"rule": line.split()[1].rstrip(":")})
+        elif jobs and line.startswith("    ") and ": " in line:
+            key, value = line.strip().split(": ", 1)
+            jobs[-1][key] = value
+    return jobs
+
+
+def test_default_dry_run_generates_the_science_datasets(snakemake, repo):
+    """The knot table and the Anderson states are generate_dataset jobs, and exactly the inputs of
+    the knots / localization science jobs (what the configured settings read)."""
+    from kan.experiments.config import load_yaml
+    from kan.science.registry import datasets
+
+    result = snakemake("-n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = _planned_jobs(result.stdout + result.stderr)
+    generated = {job["output"] for job in jobs if job["rule"] == "generate_dataset"}
+    science = {job["wildcards"]: job.get("input", "") for job in jobs if job["rule"] == "science"}
+    settings = load_yaml(repo / "workflow" / "config" / "default.yaml")["science"]
+    for name, family in (("knots", "knot"), ("localization", "anderson")):
+        folders = {f"datasets/generated/{r.key}" for r in datasets(name, settings[name])}
+        assert folders and all(f.startswith(f"datasets/generated/{family}/") for f in folders), folders
+        assert folders <= generated, name
+        assert set(science[f"name={name}"].split(", ")) == folders, name

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from kan.data import with_requests
 from kan.experiments.config import ConfigError, load_config
 from kan.experiments.sweep import chunks, datasets_used, expand
 from kan.tracking import sqlite_path, tracking_uri
@@ -25,7 +26,6 @@ REPORTS = "reports"
 DATASETS = "datasets/generated"
 TRAININGS = expand(SETTINGS)
 CHUNKS = chunks(TRAININGS, SETTINGS["chunk_size"])
-DATA = datasets_used(TRAININGS)
 EXPERIMENTS = list(SETTINGS["experiments"])
 SCIENCE = list(SETTINGS["science"])
 TRACKING_URI = tracking_uri(SETTINGS["tracking"]["uri"], RESULTS)
@@ -40,6 +40,22 @@ wildcard_constraints:
     dataset="[^/]+",
     index=r"\d+",
     family="[a-z]+",
+
+
+def science_data():
+    """Per configured science experiment, the datasets it reads (kan.science.registry.datasets)."""
+    if not SCIENCE:
+        return {}
+    from kan.science.registry import datasets  # imports the science modules: only when configured
+
+    return {name: datasets(name, SETTINGS["science"][name]) for name in SCIENCE}
+
+
+SCIENCE_DATA = science_data()
+try:  # (family, name) -> {"spec", "seed"} of every folder generate_dataset writes
+    DATA = with_requests(datasets_used(TRAININGS), [r for requests in SCIENCE_DATA.values() for r in requests])
+except ValueError as error:
+    raise WorkflowError(str(error)) from None
 
 
 def dataset_dir(family, name):
@@ -69,6 +85,11 @@ def chunk_of(wildcards):
 def chunk_datasets(wildcards):
     """The dataset folders a chunk trains on, keyed "<family>/<name>"."""
     return {f"{t.family}/{t.dataset}": dataset_dir(t.family, t.dataset) for t in chunk_of(wildcards)}
+
+
+def science_datasets(wildcards):
+    """The dataset folders science experiment ``wildcards.name`` reads, keyed "<family>/<name>"."""
+    return {r.key: dataset_dir(r.family, r.name) for r in SCIENCE_DATA[wildcards.name]}
 
 
 def science_results():

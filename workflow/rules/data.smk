@@ -1,4 +1,5 @@
-"""Datasets: one folder per task, generated once and shared by every experiment."""
+"""Datasets: one folder per task, generated once and shared by every experiment: the training
+sweep's and those the science experiments read (knot table, Anderson localization states)."""
 
 
 rule generate_dataset:

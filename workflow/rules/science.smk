@@ -1,10 +1,13 @@
 """Science experiments of the paper (sections 3.4-4.4): one job per configured experiment runs
-it through kan.science.registry into results/science/<name>/ (tables, figures, summary.json,
+it, on the dataset folders it reads (knots, localization: from generate_dataset), through
+kan.science.registry into results/science/<name>/ (tables, figures, summary.json,
 run.json) and copies its figures to reports/figures/science/<name>/; one table collects every
 summary; one job logs them to MLflow (idempotent, by config id)."""
 
 
 rule science:
+    input:
+        unpack(science_datasets),
     output:
         results=directory(f"{RESULTS}/science/{{name}}"),
         figures=report(
@@ -19,6 +22,7 @@ rule science:
     params:
         settings=lambda w: SETTINGS["science"][w.name],  # functions: config text is not a wildcard pattern
         profile=lambda w: SETTINGS["profile"],
+        datasets=science_datasets,
     log:
         "logs/science/{name}.log",
     threads: 1

@@ -3,14 +3,20 @@
 Each family module (``kan.data.<family>``) exposes ``TASKS`` (name -> task definition)
 and ``generate(name, spec, seed) -> GeneratedData``. Modules are imported lazily so one
 family's import error cannot break the others. Generated datasets live by convention in
-``datasets/generated/<family>/<name>/`` (see ``dataset_dir``).
+``datasets/generated/<family>/<name>/`` (see ``dataset_dir``); a ``DatasetRequest`` names one
+(task, spec overrides, seed) so that a consumer can read the folder the pipeline wrote or
+generate the same data in memory.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from kan.data.io import GeneratedData, read_dataset, to_tensors, write_dataset
 
@@ -18,6 +24,7 @@ FAMILIES = ("synthetic", "feynman", "special", "knot", "anderson")
 
 __all__ = [
     "FAMILIES",
+    "DatasetRequest",
     "GeneratedData",
     "dataset_dir",
     "family_module",
@@ -26,6 +33,7 @@ __all__ = [
     "read_dataset",
     "task_names",
     "to_tensors",
+    "with_requests",
     "write_dataset",
 ]
 
@@ -57,3 +65,63 @@ def generate_to_dir(
 def dataset_dir(root: Path | str, family: str, name: str) -> Path:
     """Conventional location ``<root>/generated/<family>/<name>`` of a generated dataset."""
     return Path(root) / "generated" / family / name
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` as JSON would store it (tuples become lists), for comparisons with meta.json."""
+    return json.loads(json.dumps(value))
+
+
+@dataclass(frozen=True)
+class DatasetRequest:
+    """One dataset a consumer reads: task ``name`` of ``family`` generated with the spec
+    overrides ``spec`` and ``seed`` (the data rule's folder ``<family>/<name>``)."""
+
+    family: str
+    name: str
+    spec: Mapping[str, Any]
+    seed: int
+
+    @property
+    def key(self) -> str:
+        """``"<family>/<name>"``, the folder below the datasets root."""
+        return f"{self.family}/{self.name}"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """``{"spec", "seed"}``: what the data rule generates the folder with."""
+        return {"spec": _canonical(dict(self.spec)), "seed": self.seed}
+
+    def check(self, data: GeneratedData) -> GeneratedData:
+        """``data`` itself; ValueError naming the difference when it is another task, spec or seed."""
+        meta = data.meta
+        found = {"task": f"{meta['family']}/{meta['name']}", "seed": meta["seed"],
+                 **{f"spec '{k}'": meta["spec"].get(k) for k in self.spec}}
+        wanted = {"task": self.key, "seed": self.seed, **{f"spec '{k}'": v for k, v in self.spec.items()}}
+        wrong = [f"{k} is {_canonical(found[k])!r}, not {_canonical(v)!r}" for k, v in wanted.items()
+                 if _canonical(found[k]) != _canonical(v)]
+        if wrong:
+            raise ValueError(f"dataset does not match {self.key}: {'; '.join(wrong)}; regenerate it")
+        return data
+
+    def load(self, source: GeneratedData | Path | str | None = None) -> GeneratedData:
+        """The data: ``source`` (in memory or a dataset folder) checked against this request,
+        or generated in memory when None."""
+        if source is None:
+            return generate(self.family, self.name, dict(self.spec), self.seed)
+        return self.check(source if isinstance(source, GeneratedData) else read_dataset(source))
+
+
+def with_requests(
+    table: Mapping[tuple[str, str], Mapping[str, Any]], requests: Iterable[DatasetRequest]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """``table`` ((family, name) -> ``{"spec", "seed"}``) with ``requests`` added; ValueError
+    when one folder is wanted with two different specs or seeds."""
+    merged = {key: dict(value) for key, value in table.items()}
+    for request in requests:
+        key, params = (request.family, request.name), request.params
+        if key in merged and _canonical(merged[key]) != params:
+            raise ValueError(f"dataset {request.key} is wanted with two different specs or seeds: "
+                             f"{_canonical(merged[key])} and {params}; make them agree")
+        merged[key] = params
+    return merged

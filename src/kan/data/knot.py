@@ -22,6 +22,7 @@ duplicates inside a split stay. ``dedup: false`` keeps the paper's undeduplicate
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from kan.data.io import GeneratedData, sha256_file
 from kan.data.knot_snappy import INPUT_COLUMNS, INTEGER_COLUMNS, TARGET
 from kan.data.spec import lookup_task, make_rng, merge_spec
 
+log = logging.getLogger(__name__)
 FAMILY = "knot"
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CLASS_COLUMN = "signature_class"
@@ -74,6 +76,18 @@ TASKS: dict[str, Task] = {
 def resolve(path: str) -> Path:
     """A spec path: absolute, or relative to the repository root."""
     return (REPO_ROOT / path).resolve() if not Path(path).is_absolute() else Path(path)
+
+
+def available_task(name: str, path: str | None, fallback: str | None) -> str:
+    """The knot task to generate: ``name``, or ``fallback`` when ``name`` is ``deepmind`` and
+    its data (``path``; None: the task's default) are missing. None: never fall back."""
+    if name != "deepmind" or fallback is None:
+        return name
+    found = resolve(path or TASKS[name].defaults["path"])
+    if found.exists():
+        return name
+    log.warning("DeepMind knot data not found at %s; using the %s table instead", found, fallback)
+    return fallback
 
 
 def read_knot_csv(path: Path, id_column: str) -> pd.DataFrame:

@@ -117,13 +117,15 @@ def log_runs(uri: str, experiment: str, manifests: Sequence[Path | str], diagram
     write_json(out, {"uri": uri, "experiment": experiment, "runs": logged})
 
 
-def run_science(name: str, settings: Mapping[str, Any], out_dir: Path | str, figures_dir: Path | str, profile: str) -> None:
+def run_science(name: str, settings: Mapping[str, Any], out_dir: Path | str, figures_dir: Path | str, profile: str,
+                datasets: Mapping[str, str] | None = None) -> None:
     """Run science experiment ``name`` into ``out_dir`` (:func:`kan.science.registry.run_recorded`)
+    on the dataset folders ``datasets`` ("<family>/<name>" -> folder; None: generated in memory)
     and copy its figures to ``figures_dir`` for the reports."""
     from kan.science.outputs import FIGURES
     from kan.science.registry import run_recorded
 
-    summary = run_recorded(name, settings, out_dir, profile)
+    summary = run_recorded(name, settings, out_dir, profile, datasets)
     log.info("science %s: %s", name, summary)
     Path(figures_dir).mkdir(parents=True, exist_ok=True)
     for figure in sorted((Path(out_dir) / FIGURES).glob("*.png")):

@@ -19,6 +19,7 @@ column keeps scale 1). A formula ``f`` predicts the signature ``2·round(s·f/2)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -27,7 +28,7 @@ import sympy
 import torch
 from torch import Tensor
 
-from kan.data import generate
+from kan.data import DatasetRequest, GeneratedData
 from kan.data.knot import CLASS_COLUMN
 from kan.data.knot_snappy import INPUT_COLUMNS, TARGET
 from kan.data.synthetic import permuted_negatives
@@ -105,6 +106,13 @@ class KnotConfig:
         }
         return cls(**{**values, **overrides})
 
+    def dataset(self) -> DatasetRequest:
+        """The knot dataset these settings read: task ``source`` with its spec, split by ``split_seed``."""
+        spec = {"dedup": self.dedup, **self.extra}
+        if self.path is not None:
+            spec["path"] = self.path
+        return DatasetRequest("knot", self.source, spec, self.split_seed)
+
 
 @dataclass
 class KnotData:
@@ -142,12 +150,10 @@ def _tensor(values: np.ndarray, dtype: torch.dtype) -> Tensor:
     return torch.tensor(np.ascontiguousarray(values), dtype=dtype)
 
 
-def load_knot_data(config: KnotConfig = KnotConfig()) -> KnotData:
-    """Load and split the configured knot source through :func:`kan.data.generate`."""
-    spec = {"dedup": config.dedup, **config.extra}
-    if config.path is not None:
-        spec["path"] = config.path
-    data = generate("knot", config.source, spec, config.split_seed)
+def load_knot_data(config: KnotConfig = KnotConfig(), dataset: GeneratedData | Path | str | None = None) -> KnotData:
+    """Split the configured knot source into fit / validation / test rows: ``dataset`` (in memory
+    or a dataset folder, checked against ``config``), or generated in memory when None."""
+    data = config.dataset().load(dataset)
     train = data.train
     return KnotData(
         fit=train[train["split"] == "train"].reset_index(drop=True),

@@ -34,7 +34,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from torch import Tensor
 
-from kan.data.anderson import exact_extended, generate
+from kan.data import DatasetRequest
+from kan.data.anderson import exact_extended
 from kan.data.io import GeneratedData
 from kan.models import KAN
 from kan.symbolic import auto_symbolic, fix_symbolic, symbolic_formula
@@ -97,6 +98,10 @@ class LocalizationConfig:
     def data_spec(self) -> dict[str, int]:
         return {"n_sites": self.n_sites, "n_realizations": self.n_realizations,
                 "n_train": self.n_train, "n_test": self.n_test}
+
+    def dataset(self, system: str) -> DatasetRequest:
+        """The Anderson dataset of ``system`` these settings read (``data_spec``, ``data_seed``)."""
+        return DatasetRequest("anderson", system, self.data_spec(), self.data_seed)
 
 
 @dataclass
@@ -237,11 +242,14 @@ def snap_guided(model: KAN, dataset: Mapping[str, Tensor], system: System, input
     return replace(snap_auto(guided, dataset, system, inputs, config), method="guided")
 
 
-def run_system(name: str, config: LocalizationConfig = LocalizationConfig()) -> LocalizationResult:
-    """Generate ``name``'s states, train the sigmoid-output KAN (grids follow the activations during
-    the first half of training), extract the edge in ``auto`` and ``guided`` mode."""
+def run_system(name: str, config: LocalizationConfig = LocalizationConfig(),
+               dataset: GeneratedData | Path | str | None = None) -> LocalizationResult:
+    """Train the sigmoid-output KAN on ``name``'s states (grids follow the activations during the
+    first half of training), extract the edge in ``auto`` and ``guided`` mode. The states are
+    ``dataset`` (in memory or a dataset folder, checked against ``config``), or generated in
+    memory when None."""
     system = SYSTEMS[name]
-    data = generate(name, config.data_spec(), config.data_seed)
+    data = config.dataset(name).load(dataset)
     inputs = list(data.meta["inputs"])
     dataset = tensors(data)
     model = build_model(tuple(config.widths.get(name, system.width)), dataset["train_input"], config)
@@ -279,10 +287,12 @@ def accuracy_table(result: LocalizationResult) -> pd.DataFrame:
 
 
 def run_localization(
-    config: LocalizationConfig = LocalizationConfig(), systems: tuple[str, ...] = tuple(SYSTEMS)
+    config: LocalizationConfig = LocalizationConfig(), systems: tuple[str, ...] = tuple(SYSTEMS),
+    datasets: Mapping[str, GeneratedData | Path | str] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, LocalizationResult]]:
-    """All ``systems``: one tidy accuracy table and the results (for plotting)."""
-    results = {name: run_system(name, config) for name in systems}
+    """All ``systems``: one tidy accuracy table and the results (for plotting). ``datasets`` maps
+    a system to its data (see :func:`run_system`); systems not in it are generated in memory."""
+    results = {name: run_system(name, config, (datasets or {}).get(name)) for name in systems}
     return pd.concat([accuracy_table(r) for r in results.values()], ignore_index=True), results
 
 

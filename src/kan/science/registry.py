@@ -1,7 +1,10 @@
 """The science experiments of the paper (§3.4–4.4) behind one contract for the pipeline:
 every registered experiment has ``run(settings, out_dir) -> summary``, which builds its options
 from ``settings`` (a config mapping; unknown keys are a ValueError naming key and experiment),
-runs it and writes ``out_dir/{tables,figures}/`` and ``out_dir/summary.json``.
+runs it and writes ``out_dir/{tables,figures}/`` and ``out_dir/summary.json``. Experiments that
+read datasets (knots, localization) name them with ``inputs(settings)``; the pipeline generates
+those folders and passes them as ``run(settings, out_dir, folders)``, a library call without
+folders generates the same data in memory.
 """
 
 from __future__ import annotations
@@ -11,19 +14,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from kan.data import DatasetRequest
 from kan.experiments.ids import config_id
 from kan.experiments.provenance import git_commit
 from kan.science import interpretability, runners
 from kan.science.options import build_options, resolved
 from kan.science.outputs import write_run_record
 
-Runner = Callable[[Mapping[str, Any], Path], dict[str, float]]
+Runner = Callable[..., dict[str, float]]  # (settings, out_dir[, folders]) -> summary
+Inputs = Callable[[Mapping[str, Any]], list[DatasetRequest]]  # settings -> the datasets the runner reads
+
+
+def _no_inputs(settings: Mapping[str, Any]) -> list[DatasetRequest]:
+    """An experiment that reads no datasets (it makes its own samples)."""
+    return []
 
 
 @dataclass(frozen=True)
 class ScienceExperiment:
     """A registered experiment: where it is in the paper, what it runs on (MLflow tags), the
-    option dataclasses its settings are checked against, and its runner."""
+    option dataclasses its settings are checked against, its runner and the datasets it reads."""
 
     section: str
     family: str
@@ -31,15 +41,22 @@ class ScienceExperiment:
     models: str
     options: tuple[type, ...]
     run: Runner
+    inputs: Inputs = _no_inputs
 
 
 def _adapted(name: str, section: str, family: str, dataset: str, models: str, options: tuple[type, ...],
-             runner: Callable[..., dict[str, float]]) -> tuple[str, ScienceExperiment]:
-    """``(name, experiment)`` whose runner builds the options and calls ``runner(*options, out_dir)``."""
-    def run(settings: Mapping[str, Any], out_dir: Path) -> dict[str, float]:
-        return runner(*build_options(name, options, settings), Path(out_dir))
+             runner: Runner, inputs: Callable[..., list[DatasetRequest]] | None = None) -> tuple[str, ScienceExperiment]:
+    """``(name, experiment)`` whose runner builds the options and calls ``runner(*options, out_dir)``,
+    or ``runner(*options, out_dir, folders)`` when folders are given; ``inputs(*options)``: the
+    datasets it reads."""
+    def run(settings: Mapping[str, Any], out_dir: Path, folders: runners.Folders | None = None) -> dict[str, float]:
+        built = build_options(name, options, settings)
+        return runner(*built, Path(out_dir)) if folders is None else runner(*built, Path(out_dir), folders)
 
-    return name, ScienceExperiment(section, family, dataset, models, options, run)
+    def requests(settings: Mapping[str, Any]) -> list[DatasetRequest]:
+        return inputs(*build_options(name, options, settings)) if inputs else []
+
+    return name, ScienceExperiment(section, family, dataset, models, options, run, requests)
 
 
 REGISTRY: dict[str, ScienceExperiment] = dict([
@@ -51,9 +68,9 @@ REGISTRY: dict[str, ScienceExperiment] = dict([
     _adapted("unsupervised", "4.2", "synthetic", "unsupervised_6var", "kan", (runners.DiscoveryConfig, runners.DiscoveryData),
              runners.run_unsupervised),
     _adapted("knots", "4.3", "knot", "signature", "kan,mlp", (runners.KnotConfig, runners.KnotFallback),
-             runners.run_knot_study),
+             runners.run_knot_study, runners.knot_datasets),
     _adapted("localization", "4.4", "anderson", "mosaic,gaam,maam", "kan", (runners.LocalizationConfig, runners.Systems),
-             runners.run_mobility_edges),
+             runners.run_mobility_edges, runners.localization_datasets),
 ])
 
 
@@ -69,18 +86,34 @@ def resolve_settings(name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     return resolved(build_options(name, experiment(name).options, settings))
 
 
-def run(name: str, settings: Mapping[str, Any], out_dir: Path | str) -> dict[str, float]:
-    """Run science experiment ``name`` with ``settings``, writing into ``out_dir``; its summary."""
-    return experiment(name).run(settings, Path(out_dir))
+def datasets(name: str, settings: Mapping[str, Any]) -> list[DatasetRequest]:
+    """The datasets science experiment ``name`` reads with ``settings`` (none for most)."""
+    return experiment(name).inputs(settings)
 
 
-def run_recorded(name: str, settings: Mapping[str, Any], out_dir: Path | str, profile: str) -> dict[str, float]:
+def run(name: str, settings: Mapping[str, Any], out_dir: Path | str,
+        folders: runners.Folders | None = None) -> dict[str, float]:
+    """Run science experiment ``name`` with ``settings``, writing into ``out_dir``; its summary.
+    ``folders`` ("<family>/<name>" -> dataset folder) must hold exactly the :func:`datasets` it
+    reads; without them (None or empty) the data are generated in memory."""
+    entry = experiment(name)
+    if not folders:
+        return entry.run(settings, Path(out_dir))
+    wanted = sorted(r.key for r in entry.inputs(settings))
+    if sorted(folders) != wanted:
+        raise ValueError(f"science experiment '{name}' reads the datasets {wanted or 'none'}, "
+                         f"got folders for {sorted(folders)}")
+    return entry.run(settings, Path(out_dir), folders)
+
+
+def run_recorded(name: str, settings: Mapping[str, Any], out_dir: Path | str, profile: str,
+                 folders: runners.Folders | None = None) -> dict[str, float]:
     """:func:`run`, then ``run.json``: the resolved settings, their config id, the MLflow tags
     (section, data family, dataset, models, profile, git commit), wall and CPU seconds taken."""
     entry = experiment(name)
     options = resolve_settings(name, settings)
     started, cpu = time.perf_counter(), time.process_time()
-    summary = run(name, settings, out_dir)
+    summary = run(name, settings, out_dir, folders)
     write_run_record(out_dir, {
         "experiment": name, "config_id": config_id({"science": name, "settings": options}), "settings": options,
         "section": entry.section, "family": entry.family, "dataset": entry.dataset, "model": entry.models,

@@ -4,12 +4,13 @@ module, writes its tables, figures and ``summary.json`` (:mod:`kan.science.outpu
 the summary, whose keys are ``<what>.<quantity>``.
 
 Options that are not the modules' own (data sizes, seeds, systems, the knot data fallback) are
-the small dataclasses below.
+the small dataclasses below. The runners that read datasets (knots, localization) take the
+folders the pipeline generated them into (:data:`Folders`) and generate them in memory when
+given none; ``knot_datasets`` / ``localization_datasets`` name what they read.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,9 +18,9 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from kan.data import generate
+from kan.data import DatasetRequest, generate
 from kan.data.knot import TASKS as KNOT_TASKS
-from kan.data.knot import resolve
+from kan.data.knot import available_task
 from kan.science.continual import ContinualConfig, plot_continual, run_continual
 from kan.science.knot_plots import plot_accuracies, plot_importance
 from kan.science.knots import KnotConfig, load_knot_data, run_knots
@@ -28,8 +29,18 @@ from kan.science.outputs import Outputs
 from kan.science.pde import PDEConfig, plot_pde_scaling, run_pde_experiment
 from kan.science.unsupervised import DiscoveryConfig, discover_relations, plot_dependence_scores, true_relations
 
-log = logging.getLogger(__name__)
 Summary = dict[str, float]
+Folders = Mapping[str, Path | str]  # "<family>/<name>" -> the dataset folder the pipeline wrote
+
+
+def dataset_folder(request: DatasetRequest, folders: Folders | None) -> Path | str | None:
+    """The folder of ``request`` in ``folders``; None (generate in memory) when no folders are
+    given; ValueError when they lack it."""
+    if folders is None:
+        return None
+    if request.key not in folders:
+        raise ValueError(f"no dataset folder for {request.key}; given: {', '.join(folders) or 'none'}")
+    return folders[request.key]
 
 
 def slug(text: str) -> str:
@@ -128,14 +139,15 @@ class KnotFallback:
 
 
 def knot_source(config: KnotConfig, fallback: KnotFallback) -> KnotConfig:
-    """``config``, or a copy reading ``fallback.fallback_source`` when its DeepMind path is missing."""
-    if config.source != "deepmind" or fallback.fallback_source is None:
-        return config
-    path = resolve(config.path or KNOT_TASKS["deepmind"].defaults["path"])
-    if path.exists():
-        return config
-    log.warning("DeepMind knot data not found at %s; using the %s table instead", path, fallback.fallback_source)
-    return replace(config, source=fallback.fallback_source, path=None)
+    """``config``, or a copy reading ``fallback.fallback_source`` when its DeepMind path is missing
+    (:func:`kan.data.knot.available_task` decides)."""
+    task = available_task(config.source, config.path, fallback.fallback_source)
+    return config if task == config.source else replace(config, source=task, path=None)
+
+
+def knot_datasets(config: KnotConfig, fallback: KnotFallback) -> list[DatasetRequest]:
+    """The dataset the knot study reads: the configured source, or its fallback."""
+    return [knot_source(config, fallback).dataset()]
 
 
 def _knot_summary(tables: Mapping[str, pd.DataFrame], data: Any) -> Summary:
@@ -159,10 +171,11 @@ def _knot_summary(tables: Mapping[str, pd.DataFrame], data: Any) -> Summary:
     return values
 
 
-def run_knot_study(config: KnotConfig, fallback: KnotFallback, out_dir: Path) -> Summary:
-    """KAN vs DeepMind's MLP on the signature, ablations, formulas and unsupervised relations."""
+def run_knot_study(config: KnotConfig, fallback: KnotFallback, out_dir: Path, folders: Folders | None = None) -> Summary:
+    """KAN vs DeepMind's MLP on the signature, ablations, formulas and unsupervised relations;
+    the data from ``folders`` (see :func:`knot_datasets`), generated in memory when None."""
     config = knot_source(config, fallback)
-    data = load_knot_data(config)
+    data = load_knot_data(config, dataset_folder(config.dataset(), folders))
     tables = run_knots(config, data)
     out = Outputs(out_dir)
     for name, frame in tables.items():
@@ -191,9 +204,16 @@ class Systems:
             raise ValueError(f"systems must be a non-empty subset of {', '.join(SYSTEMS)}, got {list(self.systems)}")
 
 
-def run_mobility_edges(config: LocalizationConfig, systems: Systems, out_dir: Path) -> Summary:
-    """Per system: test accuracy of the exact edge, the KAN and its auto and guided formulas."""
-    table, results = run_localization(config, systems.systems)
+def localization_datasets(config: LocalizationConfig, systems: Systems) -> list[DatasetRequest]:
+    """The Anderson dataset of every studied system."""
+    return [config.dataset(system) for system in systems.systems]
+
+
+def run_mobility_edges(config: LocalizationConfig, systems: Systems, out_dir: Path, folders: Folders | None = None) -> Summary:
+    """Per system: test accuracy of the exact edge, the KAN and its auto and guided formulas; the
+    states from ``folders`` (see :func:`localization_datasets`), generated in memory when None."""
+    datasets = {s: dataset_folder(config.dataset(s), folders) for s in systems.systems}
+    table, results = run_localization(config, systems.systems, datasets)
     out = Outputs(out_dir)
     out.table("accuracy", table)
     plot_mobility_edges(results, out.figure("mobility_edges"))
