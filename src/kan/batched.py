@@ -110,8 +110,8 @@ def batch_key(model: nn.Module, data: Mapping[str, Tensor], config: TrainConfig)
     """What must match for models to train as one batched program; None when ``model`` has to
     go through :func:`kan.train.fit`."""
     full_batch = config.batch_size is None or config.batch_size >= data["train_input"].shape[0]
-    if config.optimizer != "lbfgs" or not full_batch or not all(p.requires_grad for p in model.parameters()):
-        return None
+    if config.optimizer != "lbfgs" or not full_batch or config.stall_window or not all(p.requires_grad for p in model.parameters()):
+        return None  # the stall rule (stall_window > 0) is kan.train.fit's alone
     if type(model) is KAN:
         layers = model.layers
         if config.grid_uniform_fraction != 1.0 or any(not layer.uniform or layer.symbolic_names for layer in layers):

@@ -46,6 +46,8 @@ class TrainConfig:
     lbfgs_max_iter: int = 20
     lbfgs_history: int = 10
     stop_on_test_rise: bool = False  # DeepMind-style early stop at the first rise of held-out loss
+    stall_window: int = 0  # 0: every phase runs all its steps; else see stall_tolerance
+    stall_tolerance: float = 1e-3  # end a phase once the loss fell by less than this fraction over stall_window steps
     eval_every: int = 1
     seed: int = 0  # minibatch order
     progress: bool = False
@@ -66,6 +68,10 @@ class TrainConfig:
             problems.append(f"batch_size must be >= 1 or None, got {self.batch_size}")
         if self.eval_every < 1:
             problems.append(f"eval_every must be >= 1, got {self.eval_every}")
+        if self.stall_window < 0:
+            problems.append(f"stall_window must be >= 0 (0: off), got {self.stall_window}")
+        if not 0 <= self.stall_tolerance < 1:
+            problems.append(f"stall_tolerance must lie in [0, 1), got {self.stall_tolerance}")
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
 
@@ -89,7 +95,8 @@ class TrainConfig:
 
 @dataclass
 class FitResult:
-    """Outcome of a fit: ``status`` is "ok", "diverged" (non-finite loss) or "early_stopped"."""
+    """Outcome of a fit: ``status`` is "ok", "diverged" (non-finite loss) or "early_stopped".
+    Steps are numbered continuously over the phases (a phase ended by the stall rule is shorter)."""
 
     status: str
     message: str
@@ -233,13 +240,13 @@ def fit(model: nn.Module, dataset: Mapping[str, Tensor], config: TrainConfig | N
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     bar = _progress(config.steps * len(schedule), config.progress)
-    total_steps = config.steps * len(schedule)
 
     def stop(status: str, message: str) -> FitResult:
         model.load_state_dict(last_good)
         bar.close()
         return FitResult(status, message, history, time.perf_counter() - started)
 
+    global_step = 0
     for phase, num_intervals in enumerate(schedule):
         if has_grid and num_intervals is not None and num_intervals != model.num_intervals:
             model.update_grid(x_train, num_intervals, config.grid_uniform_fraction)
@@ -248,6 +255,7 @@ def fit(model: nn.Module, dataset: Mapping[str, Tensor], config: TrainConfig | N
         fused = None
         if isinstance(optimizer, LBFGS) and _FusedKANGradient.applies(model, config):
             fused = _FusedKANGradient(model, optimizer.params, config.loss)
+        losses: list[float] = []
         for step in range(config.steps):
             if has_grid and config.grid_update_every and step % config.grid_update_every == 0 and 0 < step <= config.grid_update_until:
                 model.update_grid(x_train, None, config.grid_uniform_fraction)
@@ -255,11 +263,14 @@ def fit(model: nn.Module, dataset: Mapping[str, Tensor], config: TrainConfig | N
                     fused.forget()
             inputs, labels = _batch(x_train, y_train, config.batch_size, generator)
             loss = _optimizer_step(optimizer, objective, inputs, labels, fused)
-            global_step = phase * config.steps + step + 1
+            global_step += 1
             bar.update(1)
             if not math.isfinite(loss):
                 return stop("diverged", f"non-finite training loss at step {global_step}; restored the last finite state")
-            if global_step % config.eval_every and global_step != total_steps:
+            losses.append(loss)
+            stalled = has_stalled(losses, config, step)
+            last_of_phase = stalled or step == config.steps - 1
+            if global_step % config.eval_every and not (last_of_phase and phase == len(schedule) - 1) and not stalled:
                 continue
             record = _record(model, dataset, config, global_step, objective.penalty)
             if not all(math.isfinite(v) for v in record.values()):
@@ -269,8 +280,21 @@ def fit(model: nn.Module, dataset: Mapping[str, Tensor], config: TrainConfig | N
             record["grid"] = float(model.num_intervals) if has_grid else 0.0
             history.append(record)
             last_good = _snapshot(model)
+            if stalled:
+                bar.update(config.steps - step - 1)
+                break
     bar.close()
     return FitResult("ok", "finished", history, time.perf_counter() - started)
+
+
+def has_stalled(losses: list[float], config: TrainConfig, step: int) -> bool:
+    """The stall rule: ``stall_window`` > 0 steps into a phase, the training loss fell by less than
+    ``stall_tolerance`` of its value ``stall_window`` steps earlier (the phase's last step never counts)."""
+    window = config.stall_window
+    if not window or len(losses) <= window or step == config.steps - 1:
+        return False
+    before = losses[-window - 1]
+    return before - losses[-1] <= config.stall_tolerance * abs(before)
 
 
 def _snapshot(model: nn.Module) -> dict[str, Any]:

@@ -109,3 +109,28 @@ def test_j0_scaling_slope_is_at_least_three():
     errors = [result.history[30 * (i + 1) - 1]["test_rmse"] for i in range(len(grids))]
     slope = np.polyfit(np.log(grids), np.log(errors), 1)[0]
     assert slope <= -3, f"errors {errors} give slope {slope:.2f}"
+
+
+def test_stall_rule_ends_converged_phases_early_and_keeps_the_result():
+    """A [2,1,1] KAN on exp(sin(πx)+y²) converges within its phases long before 60 steps: with the
+    stall rule every phase ends early, steps stay numbered 1, 2, …, each phase's last step is
+    recorded, and the final test RMSE stays within a few percent of the full run's."""
+    data = _regression(_exp_sin, 2, n=1000)
+    full = fit(KAN([2, 1, 1], dtype=F64), data, TrainConfig(steps=60, grid_schedule=(3, 10, 20)))
+    stalled = fit(KAN([2, 1, 1], dtype=F64), data,
+                  TrainConfig(steps=60, grid_schedule=(3, 10, 20), stall_window=5, stall_tolerance=1e-3))
+    steps = [h["step"] for h in stalled.history]
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) < 0.8 * len(full.history)
+    assert [g for g in dict.fromkeys(h["grid"] for h in stalled.history)] == [3, 10, 20]
+    assert stalled.final["test_rmse"] == pytest.approx(full.final["test_rmse"], rel=0.05)
+
+
+def test_stall_rule_off_is_bitwise_the_plain_fit_and_bad_settings_are_named():
+    data = _regression(_exp_sin, 2)
+    plain = fit(KAN([2, 3, 1], seed=1, dtype=F64), data, TrainConfig(steps=5, grid_schedule=(3, 5)))
+    off = fit(KAN([2, 3, 1], seed=1, dtype=F64), data, TrainConfig(steps=5, grid_schedule=(3, 5), stall_tolerance=0.5))
+    assert plain.history == off.history  # stall_window = 0: the tolerance is never read
+    with pytest.raises(ValueError, match="stall_window must be >= 0"):
+        TrainConfig(stall_window=-1)
+    with pytest.raises(ValueError, match=r"stall_tolerance must lie in \[0, 1\)"):
+        TrainConfig(stall_tolerance=1.0)

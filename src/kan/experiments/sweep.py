@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from kan.experiments.config import data_spec, dataset_names
 from kan.experiments.ids import canonical_json, config_id
 
-_FLOAT_TRAIN_KEYS = ("lr", "lamb_l1", "lamb_entropy", "grid_uniform_fraction")
+_FLOAT_TRAIN_KEYS = ("lr", "lamb_l1", "lamb_entropy", "grid_uniform_fraction", "stall_tolerance")
 
 
 @dataclass(frozen=True)
