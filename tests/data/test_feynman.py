@@ -60,3 +60,28 @@ def test_range_override_is_used_and_recorded():
 def test_unknown_spec_key_is_named():
     with pytest.raises(ValueError, match="unknown key 'noise' in spec for feynman/I.6.20"):
         generate("I.6.20", {"noise": 0.1}, seed=0)
+
+
+# The paper's [2,1,1] human shapes compute Φ(φ₁(x₁) + φ₂(x₂)). Each decomposition below is the
+# construction the shape implies; on the box we sample, the inner functions must be finite and
+# smooth (logarithms of arguments bounded away from 0) and the composition must equal the formula,
+# or the human KAN cannot fit the data whatever its budget.
+_LOG_SUM = {  # name -> (φ₁, φ₂, Φ) as functions of numpy arrays
+    "I.30.5": (np.log, lambda n: -np.log(n), lambda u: np.arcsin(np.exp(u))),
+    "I.40.1": (np.log, lambda a: -a, np.exp),
+    "II.35.18": (np.log, lambda a: -np.log(np.exp(a) + np.exp(-a)), np.exp),
+    "II.38.3": (np.log, lambda b: -np.log(b), np.exp),
+    "III.10.19": (np.square, np.square, lambda u: np.sqrt(1 + u)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_LOG_SUM))
+def test_two_input_human_shapes_can_represent_the_formula_on_the_sampled_box(name):
+    assert TASKS[name].shape == (2, 1, 1)
+    data = generate(name, None, seed=0)
+    inner_1, inner_2, outer = _LOG_SUM[name]
+    first, second = (data.train[v].to_numpy() for v in data.meta["inputs"])
+    with np.errstate(all="ignore"):
+        parts = inner_1(first), inner_2(second)
+    assert all(np.isfinite(p).all() and np.abs(p).max() < 10 for p in parts), "inner functions finite and bounded"
+    np.testing.assert_allclose(outer(parts[0] + parts[1]), data.train["target"].to_numpy(), rtol=1e-10, atol=1e-12)

@@ -4,7 +4,8 @@ Each equation is defined once as a sympy expression; data come from ``sympy.lamb
 of that expression, so the recorded formula and the labels cannot disagree. The paper
 states only u, v in (-1, 1) for I.16.6; every other range is ours, chosen so that the
 expression is real and finite (arcsin arguments |.| <= 0.8 or 0.9, denominators and
-square-root arguments bounded away from 0).
+square-root arguments bounded away from 0) and so that the paper's human-constructed shape can
+represent it (a quotient computed by a [2,1,1] KAN as exp(ln a - ln b) needs a, b > 0).
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ TASKS: dict[str, SymbolicTask] = {
         (2, 3, 2, 2, 1, 1), "sin^2(theta/2) >= 0.06",
     ),
     "I.30.5": _equation(
-        sp.asin(a / n), {a: UNIT, n: (1.25, 3.0)}, (2, 1, 1), "|a/n| <= 0.8"
+        sp.asin(a / n), {a: (0.25, 1.0), n: (1.25, 3.0)}, (2, 1, 1),
+        "|a/n| <= 0.8; a > 0 because the human shape [2,1,1] computes arcsin(exp(ln a - ln n))",
     ),
     "I.37.4": _equation(
         1 + a + 2 * sp.sqrt(a) * sp.cos(delta), {a: (0.1, 2.0), delta: ANGLE}, (2, 3, 2, 1),
@@ -117,7 +119,10 @@ TASKS: dict[str, SymbolicTask] = {
         n0 / (sp.exp(a) + sp.exp(-a)), {n0: (0.0, 2.0), a: (-2.0, 2.0)}, (2, 1, 1)
     ),
     "II.36.38": _equation(a + alpha * b, {a: UNIT, alpha: UNIT, b: UNIT}, (3, 3, 1)),
-    "II.38.3": _equation(a / b, {a: UNIT, b: POSITIVE}, (2, 1, 1), "b > 0"),
+    "II.38.3": _equation(
+        a / b, {a: POSITIVE, b: POSITIVE}, (2, 1, 1),
+        "a, b > 0 because the human shape [2,1,1] computes exp(ln a - ln b)",
+    ),
     "III.9.52": _equation(
         a * sp.sin(_HALF_DIFF) ** 2 / _HALF_DIFF**2, {a: UNIT, b: (1.0, 3.0), c: (-1.0, 0.0)},
         (3, 2, 3, 1, 1), "(b - c)/2 in [0.5, 2] avoids the removable 0/0 at b = c",
