@@ -113,6 +113,8 @@ rule paper_vs_ours:
         ),
     params:
         deviations=lambda w: SETTINGS["report"]["deviations"],  # a function: free text may hold braces
+        miss_causes=lambda w: SETTINGS["report"]["miss_causes"],
+        profile=lambda w: SETTINGS["profile"],
     log:
         "logs/report/paper_vs_ours.log",
     threads: 1

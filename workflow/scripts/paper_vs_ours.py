@@ -6,8 +6,10 @@ import pandas as pd
 
 from kan.experiments.jobs import report_deviations, setup_logging
 from kan.reporting.compare import paper_vs_ours
+from kan.reporting.fidelity import Causes
 
 setup_logging(snakemake.log[0])
 deviations = report_deviations(snakemake.params.deviations, snakemake.input.datasets)
 paper_vs_ours(pd.read_csv(snakemake.input.runs), Path(snakemake.input.reference), deviations, Path(snakemake.output[0]),
-              pd.read_csv(snakemake.input.science))
+              pd.read_csv(snakemake.input.science),
+              Causes(snakemake.params.miss_causes, reduced_budget=snakemake.params.profile != "paper"))

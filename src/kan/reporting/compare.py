@@ -15,8 +15,9 @@ from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 
+from kan.reporting.fidelity import Causes, Tally, cause_key, strict_tolerance, within_band
 from kan.reporting.markdown import is_missing, markdown_table, sci
-from kan.reporting.reference import FLAG_LISTS, Reference, load_reference
+from kan.reporting.reference import FLAG_LISTS, NOT_COMPARED, Reference, load_reference
 from kan.reporting.runs import Table, format_shape, load_runs, usable_runs
 from kan.reporting.science import science_report
 from kan.reporting.summaries import feynman_summary, grid_summary, scaling_summary, special_summary
@@ -67,7 +68,13 @@ class Comparison:
         """Shapes: equal. Numbers: ours / paper within ``[1/f, f]``."""
         if self.is_shape:
             return self.paper == self.ours
-        return 1 / self.tolerance_factor <= self.ratio <= self.tolerance_factor
+        return within_band(float(self.ours), float(self.paper), False, self.tolerance_factor)
+
+    @property
+    def within_strict(self) -> bool:
+        """Numbers: ours / paper within the stricter band of :mod:`kan.reporting.fidelity`."""
+        return not self.is_shape and within_band(float(self.ours), float(self.paper), False,
+                                                 strict_tolerance(False, self.tolerance_factor))
 
 
 # A comparison outside its tolerance, as compare_to_paper returns them.
@@ -82,13 +89,32 @@ def _key_text(value: object) -> str:
     return format_shape(value) if isinstance(value, list) else str(value)
 
 
+REPORTED = ("_rmse", "_exponent", "_shape", "_grid", "_threshold", "accuracy")  # row cells that are results
+NO_QUALIFYING_RUN = ("no run of ours qualifies: none of this kind, or, for a minimal shape, no pruned KAN "
+                     "reached test RMSE < 1e-2")
+
+
+def unmatched_cells(block: _Block, row: Mapping, ours: pd.Series | None) -> list[str]:
+    """``dataset quantity: reason`` of every reported cell of ``row`` without a number of ours;
+    the reason comes from the row's ``not_compared`` mapping (cell -> reason)."""
+    reasons = dict(row.get(NOT_COMPARED, {}))
+    if ours is not None:  # a column we summarise but left empty: no run of ours qualified
+        reasons.update({column: NO_QUALIFYING_RUN for column in ours.index if is_missing(ours[column])})
+    keys = " ".join(_key_text(row[k]) for k in block.keys)
+    return [
+        f"{keys} {column}: {reasons.get(column, 'no reason recorded')}"
+        for column in row if column.endswith(REPORTED) and column not in block.keys
+        and (ours is None or column not in ours.index or is_missing(ours[column]))
+    ]
+
+
 def _row_comparisons(
     block: _Block, row: Mapping, ours: pd.Series, factor: float,
 ) -> list[Comparison]:
     extra = " ".join(_key_text(row[k]) for k in block.keys[1:])
     found = []
     for column, paper in row.items():
-        if column in block.keys or column in FLAG_LISTS or column not in ours.index or is_missing(ours[column]):
+        if column in block.keys or column in (*FLAG_LISTS, NOT_COMPARED) or column not in ours.index or is_missing(ours[column]):
             continue
         is_shape = isinstance(paper, list)
         found.append(Comparison(
@@ -104,19 +130,21 @@ def _row_comparisons(
 
 def _block_comparisons(
     name: str, block: _Block, runs: pd.DataFrame, reference: Reference, tolerance_factor: float | None,
-) -> tuple[list[Comparison], list[str]]:
-    """Comparisons of one reference block, and the paper rows that have no runs."""
+) -> tuple[list[Comparison], list[str], list[str]]:
+    """Comparisons of one reference block, the paper rows that have no runs, and the reported
+    cells of rows with runs that have no counterpart (see :func:`unmatched_cells`)."""
     summary = block.summary(runs)
     ours = {tuple(str(v) for v in row[list(block.keys)]): row for _, row in summary.iterrows()}
     factor = tolerance_factor or float(reference[name]["tolerance_factor"])
-    found, absent = [], []
+    found, absent, unmatched = [], [], []
     for row in reference[name]["rows"]:
         key = tuple(_key_text(row[k]) for k in block.keys)
         if key in ours:
             found += _row_comparisons(block, row, ours[key], factor)
+            unmatched += unmatched_cells(block, row, ours[key])
         else:
             absent.append(" ".join(key))
-    return found, absent
+    return found, absent, unmatched
 
 
 def comparisons(
@@ -166,68 +194,98 @@ def _comparison_table(found: Sequence[Comparison]) -> str:
     return markdown_table(frame, {column: str for column in frame.columns})
 
 
-def _statement(c: Comparison) -> str:
+def _statement(c: Comparison, cause: str) -> str:
     direction = f"{c.ratio:.3g}× the paper's" if c.ratio >= 1 else f"1/{1 / c.ratio:.3g} of the paper's"
     flag = f" (paper cell {FLAG}: uncertain)" if c.uncertain else ""
     return (
         f"- {c.dataset}, {c.quantity}: ours {_value_text(c.ours, c.quantity)} is {direction} "
-        f"{_value_text(c.paper, c.quantity)}, beyond the tolerance ×{c.tolerance_factor:g}{flag}."
+        f"{_value_text(c.paper, c.quantity)}, beyond the tolerance ×{c.tolerance_factor:g}{flag}. Likely cause: {cause}."
     )
 
 
-def _block_section(name: str, block: _Block, found: list[Comparison], absent: list[str], reference: Reference) -> str:
+def _block_section(name: str, block: _Block, found: list[Comparison], absent: list[str], unmatched: list[str],
+                   reference: Reference, causes: Causes) -> str:
     lines = [f"## {block.title}", "", f"Paper: {reference[name]['source']}.", ""]
     if found:
-        lines.append(_comparison_table(found))
-        outside = [c for c in found if not c.is_shape and not c.within_tolerance]
+        numbers = [c for c in found if not c.is_shape]
+        lines += [f"Fidelity: {Tally.of(numbers).text()}.", "", _comparison_table(found)]
+        outside = [c for c in numbers if not c.within_tolerance]
         if outside:
             lines += ["Where ours differs from the paper by more than the tolerance:", ""]
-            lines += [_statement(c) for c in outside]
+            lines += [_statement(c, causes.explain(c, cause_key(name, c.dataset, c.quantity))) for c in outside]
         else:
             lines.append("Every number is within the tolerance.")
         lines.append("")
+    if unmatched:
+        lines += ["Paper numbers not compared, and why:", "", *[f"- {item}" for item in unmatched], ""]
     if absent:
         lines += [f"No runs for {len(absent)} of {len(reference[name]['rows'])} paper rows: {', '.join(absent)}.", ""]
     return "\n".join(lines)
 
 
+def _fidelity_table(blocks: Mapping[str, tuple[str, Tally]], shapes: Mapping[str, tuple[int, int]],
+                    claims: Mapping[str, tuple[int, int]]) -> str:
+    """One row per block: compared, within tolerance, within the strict band, shapes and claims."""
+    def pair(counts: tuple[int, int] | None) -> str:
+        return f"{counts[0]} of {counts[1]}" if counts and counts[1] else "—"
+
+    rows = [{"block": title, "compared": str(t.compared), "within tolerance": str(t.within_tolerance),
+             "within ×3 / ±2 pts": str(t.within_strict), "same shape": pair(shapes.get(name)),
+             "claims hold": pair(claims.get(name))} for name, (title, t) in blocks.items()]
+    total = sum((t for _, t in blocks.values()), Tally(0, 0, 0))
+    rows.append({"block": "**all**", "compared": str(total.compared), "within tolerance": str(total.within_tolerance),
+                 "within ×3 / ±2 pts": str(total.within_strict),
+                 "same shape": pair(tuple(map(sum, zip(*shapes.values()))) if shapes else None),  # type: ignore[arg-type]
+                 "claims hold": pair(tuple(map(sum, zip(*claims.values()))) if claims else None)})  # type: ignore[arg-type]
+    frame = pd.DataFrame(rows)
+    return markdown_table(frame, {column: str for column in frame.columns})
+
+
 def paper_vs_ours(
     runs: Table, reference_yaml: str | Path, deviations: Sequence[str], out_path: str | Path,
-    science: pd.DataFrame | str | Path | None = None,
+    science: pd.DataFrame | str | Path | None = None, causes: Causes = Causes({}, reduced_budget=False),
 ) -> Path:
     """Write the paper-vs-ours report (Markdown) to ``out_path`` and return the path; ``science``
-    (science.csv, see :mod:`kan.reporting.science`) adds the science experiments."""
+    (science.csv, see :mod:`kan.reporting.science`) adds the science experiments, ``causes``
+    explains each number outside its tolerance."""
     reference = load_reference(reference_yaml)
     extra = science_report(science if science is not None else pd.DataFrame(columns=["experiment", "metric", "value"]),
                            reference)
     usable, excluded = usable_runs(load_runs(runs))
-    sections, every = [], []
+    sections, tallies, shapes = [], {}, {}
     for name, block in COMPARED_BLOCKS.items():
-        found, absent = _block_comparisons(name, block, usable, reference, None)
-        every += found
-        sections.append(_block_section(name, block, found, absent, reference))
-    numbers = [c for c in every if not c.is_shape]
-    outside = [c for c in numbers if not c.within_tolerance]
+        found, absent, unmatched = _block_comparisons(name, block, usable, reference, None)
+        sections.append(_block_section(name, block, found, absent, unmatched, reference, causes))
+        tallies[name] = (block.title, Tally.of([c for c in found if not c.is_shape]))
+        shaped = [c for c in found if c.is_shape]
+        shapes[name] = (sum(c.within_tolerance for c in shaped), len(shaped))
+    claims = {}
+    for block in extra.blocks:
+        tallies[block.name] = (f"Science: {block.title}", Tally.of(block.numbers))
+        claims[block.name] = (sum(c.holds for c in block.checks), len(block.checks))
+    total = sum((t for _, t in tallies.values()), Tally(0, 0, 0))
     header = [
         "# Paper vs ours", "",
         f"The numbers of \"{reference['paper']['title']}\" (arXiv {reference['paper']['arxiv']}, transcribed in "
         f"`{Path(reference_yaml).as_posix()}`) next to ours, from {len(usable)} runs with status \"ok\""
-        f" ({excluded} other run(s) left out).", "",
+        f" ({excluded} other run(s) left out) and the science experiments' summaries.", "",
+        f"**Fidelity: {total.text()}.**", "",
+        _fidelity_table(tallies, shapes, claims), "",
         f"- ours/paper: the ratio of our value to the paper's; a number is within tolerance when the ratio lies "
-        f"in [1/f, f] for the block's factor f. ≈: the paper states the value only roughly. "
+        f"in [1/f, f] for the block's factor f, or, for accuracies, when ours − paper (in percentage points) lies "
+        f"within the block's tolerance. The stricter band is ×3 for ratios and ±2 pts for accuracies (never looser "
+        f"than the block's own). ≈: the paper states the value only roughly. "
         f"{FLAG}: the copies of the paper disagree on this cell, so the paper value is uncertain.",
-        f"- {len(numbers)} numbers compared: {len(numbers) - len(outside)} within tolerance, {len(outside)} outside "
-        f"({sum(c.uncertain for c in outside)} of those on {FLAG} cells); "
-        f"{sum(c.is_shape and c.within_tolerance for c in every)} of {len(every) - len(numbers)} shapes the same.",
-        *([f"- science experiments: accuracies are compared by their difference (ours − paper, in percentage "
-           f"points) within the block's tolerance, claims of the paper as bounds on our numbers.", extra.tally()]
-          if extra.sections else []), "",
+        "- every number outside its tolerance names its likely cause; claims of the paper are checked as bounds on "
+        "our numbers.", "",
     ]
-    covered = {*COMPARED_BLOCKS, *extra.blocks}
-    others = [f"- {name}: {reference[name]['source']}" for name in reference if name != "paper" and name not in covered]
-    sections += extra.sections
-    footer = ["## Paper results without a counterpart in our runs yet", "", *others, "", "## Deviations", ""]
-    footer += [f"- {d}" for d in deviations] or ["None recorded."]
+    covered = {*COMPARED_BLOCKS, *(block.name for block in extra.blocks)}
+    others = [f"- {name}: {reference[name]['source']}" + (f". Not compared: {reference[name][NOT_COMPARED]}"
+                                                          if NOT_COMPARED in reference[name] else "")
+              for name in reference if name != "paper" and name not in covered]
+    sections += extra.sections(causes)
+    footer = (["## Paper results without a counterpart in our runs", "", *others, ""] if others else [])
+    footer += ["## Deviations", "", *([f"- {d}" for d in deviations] or ["None recorded."])]
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text("\n".join(header + sections + footer) + "\n", encoding="utf-8")

@@ -5,7 +5,8 @@ keyed by ``dataset`` (and ``shape`` where one dataset has several shapes). Anywh
 file: ``*_shape`` cells are lists of positive integers, ``*_rmse`` / ``*_exponent`` cells are
 positive numbers, ``*accuracy`` cells are fractions in [0, 1], and the ``uncertain`` (⚑) and
 ``approximate`` lists name cells of the same mapping, as do the keys of an ``ours`` mapping
-(cell -> our science summary metric, see :mod:`kan.reporting.science`).
+(cell -> our science summary metric, see :mod:`kan.reporting.science`). A mapping whose numbers
+have no counterpart says why in ``not_compared`` (a sentence), and the report lists it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ BLOCKS = (
 )
 FLAG_LISTS = ("uncertain", "approximate")
 OURS = "ours"
+NOT_COMPARED = "not_compared"  # the reason a paper cell of this mapping has no counterpart of ours
 
 Reference = dict[str, Any]
 
@@ -53,13 +55,14 @@ def _walk(node: Any, where: str) -> Iterator[str]:
         problem = _cell_problem(str(key), value)
         if problem:
             yield f"{where}.{key}: {problem}, got {value!r}"
-        if key in FLAG_LISTS or key == OURS:
+        if key in FLAG_LISTS or key == OURS or (key == NOT_COMPARED and not isinstance(value, str)):
             unknown = [name for name in value if name not in node] if isinstance(value, (list, dict)) else [value]
             if unknown:
                 yield f"{where}.{key}: names no cell of this mapping: {unknown}"
-        if key == OURS:
-            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-                yield f"{where}.{key}: expected a mapping of cell -> metric name"
+        if key in (OURS, NOT_COMPARED):
+            strings = isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+            if not strings and not (key == NOT_COMPARED and isinstance(value, str)):
+                yield f"{where}.{key}: expected a mapping of cell -> " + ("metric name" if key == OURS else "reason")
             continue
         yield from _walk(value, f"{where}.{key}")
 

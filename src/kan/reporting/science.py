@@ -16,8 +16,9 @@ from typing import Any, Iterator, Mapping
 
 import pandas as pd
 
+from kan.reporting.fidelity import Causes, Tally, cause_key, strict_tolerance, within_band
 from kan.reporting.markdown import markdown_table
-from kan.reporting.reference import OURS, Reference
+from kan.reporting.reference import NOT_COMPARED, OURS, Reference
 
 FLAG = "⚑"
 SCIENCE_BLOCKS: Mapping[str, tuple[str, str]] = {  # paper.yaml block -> (our experiment, title)
@@ -48,10 +49,11 @@ class NumberComparison:
 
     @property
     def within_tolerance(self) -> bool:
-        if self.is_accuracy:
-            return abs(self.ours - self.paper) <= self.tolerance
-        ratio = self.ours / self.paper
-        return 1 / self.tolerance <= ratio <= self.tolerance
+        return within_band(self.ours, self.paper, self.is_accuracy, self.tolerance)
+
+    @property
+    def within_strict(self) -> bool:
+        return within_band(self.ours, self.paper, self.is_accuracy, strict_tolerance(self.is_accuracy, self.tolerance))
 
     def _text(self, value: float) -> str:
         return f"{value:.1%}" if self.is_accuracy else f"{value:.3g}"
@@ -74,10 +76,11 @@ class NumberComparison:
             "verdict": "within tolerance" if self.within_tolerance else f"outside {self.tolerance_text}",
         }
 
-    def statement(self) -> str:
+    def statement(self, cause: str = "") -> str:
         flag = f" (paper cell {FLAG}: uncertain)" if self.uncertain else ""
+        because = f" Likely cause: {cause}." if cause else ""
         return (f"- {self.quantity}: ours {self._text(self.ours)} against the paper's {self._text(self.paper)} "
-                f"({self.difference_text}), beyond the tolerance {self.tolerance_text}{flag}.")
+                f"({self.difference_text}), beyond the tolerance {self.tolerance_text}{flag}.{because}")
 
 
 @dataclass(frozen=True)
@@ -162,21 +165,57 @@ def claim_checks(summary: Summary, block: Mapping[str, Any]) -> tuple[list[Claim
     return found, missing
 
 
-def _section(title: str, source: str, experiment: str, numbers: list[NumberComparison], checks: list[ClaimCheck],
-             missing: list[str]) -> str:
-    lines = [f"## {title}", "", f"Paper: {source}. Ours: `results/science/{experiment}/` "
-             f"(tables in `reports/tables/science/{experiment}/`, figures in `reports/figures/science/{experiment}/`).", ""]
-    for rows in ([c.row() for c in numbers], [c.row() for c in checks]):
-        if rows:
-            lines.append(markdown_table(pd.DataFrame(rows), {column: str for column in rows[0]}))
-    differs = [c.statement() for c in numbers if not c.within_tolerance] + [c.statement() for c in checks if not c.holds]
-    if differs:
-        lines += ["Where ours differs from the paper:", "", *differs, ""]
-    elif numbers or checks:
-        lines += ["Every number is within the tolerance and every claim holds.", ""]
-    if missing:
-        lines += [f"Not in our summary (not compared): {', '.join(dict.fromkeys(missing))}.", ""]
-    return "\n".join(lines)
+def not_compared(node: Any, key: str = "") -> Iterator[str]:
+    """``label: reason`` of every mapping below ``node`` that gives a ``not_compared`` reason (a
+    sentence for the whole mapping, or a mapping cell -> reason)."""
+    if isinstance(node, list):
+        for item in node:
+            yield from not_compared(item, key)
+    elif isinstance(node, dict):
+        reason = node.get(NOT_COMPARED)
+        if isinstance(reason, str):
+            yield f"{_label(node, key)}: {reason}"
+        elif isinstance(reason, dict):
+            yield from (f"{_label(node, key)} {cell}: {text}" for cell, text in reason.items())
+        for child_key, child in node.items():
+            if child_key not in (OURS, NOT_COMPARED):
+                yield from not_compared(child, child_key)
+
+
+@dataclass(frozen=True)
+class _Block:
+    """One science block's comparisons, ready to write."""
+
+    name: str
+    title: str
+    source: str
+    experiment: str
+    numbers: list[NumberComparison]
+    checks: list[ClaimCheck]
+    missing: list[str]
+    skipped: list[str]  # paper cells not compared, each with its reason
+
+    def section(self, causes: Causes) -> str:
+        lines = [f"## Science: {self.title}", "", f"Paper: {self.source}. Ours: `results/science/{self.experiment}/` "
+                 f"(tables in `reports/tables/science/{self.experiment}/`, figures in "
+                 f"`reports/figures/science/{self.experiment}/`).", ""]
+        if self.numbers:
+            lines += [f"Fidelity: {Tally.of(self.numbers).text()}.", ""]
+        for rows in ([c.row() for c in self.numbers], [c.row() for c in self.checks]):
+            if rows:
+                lines.append(markdown_table(pd.DataFrame(rows), {column: str for column in rows[0]}))
+        differs = [c.statement(causes.explain(c, cause_key(self.name, "", c.quantity)))
+                   for c in self.numbers if not c.within_tolerance]
+        differs += [c.statement() for c in self.checks if not c.holds]
+        if differs:
+            lines += ["Where ours differs from the paper:", "", *differs, ""]
+        elif self.numbers or self.checks:
+            lines += ["Every number is within the tolerance and every claim holds.", ""]
+        if self.skipped:
+            lines += ["Paper numbers not compared, and why:", "", *[f"- {item}" for item in self.skipped], ""]
+        if self.missing:
+            lines += [f"Not in our summary (not compared): {', '.join(dict.fromkeys(self.missing))}.", ""]
+        return "\n".join(lines)
 
 
 def _headline_section(experiment: str, summary: Summary) -> str:
@@ -188,34 +227,35 @@ def _headline_section(experiment: str, summary: Summary) -> str:
 
 @dataclass(frozen=True)
 class ScienceReport:
-    """The Markdown sections, the paper.yaml blocks they cover, and the tallies for the header."""
+    """The compared science blocks and the summaries of experiments the paper has no block for."""
 
-    sections: list[str]
-    blocks: list[str]
-    numbers: list[NumberComparison]
-    checks: list[ClaimCheck]
+    blocks: list[_Block]
+    headlines: list[str]
 
-    def tally(self) -> str:
-        within = sum(c.within_tolerance for c in self.numbers)
-        holding = sum(c.holds for c in self.checks)
-        return (f"- science experiments: {len(self.numbers)} numbers compared ({within} within tolerance), "
-                f"{len(self.checks)} claims checked ({holding} hold).")
+    @property
+    def numbers(self) -> list[NumberComparison]:
+        return [c for block in self.blocks for c in block.numbers]
+
+    @property
+    def checks(self) -> list[ClaimCheck]:
+        return [c for block in self.blocks for c in block.checks]
+
+    def sections(self, causes: Causes) -> list[str]:
+        return [block.section(causes) for block in self.blocks] + self.headlines
 
 
 def science_report(science: pd.DataFrame | str | Path, reference: Reference) -> ScienceReport:
     """The science part of paper_vs_ours.md for every experiment in ``science``."""
     ours = summaries(science)
-    sections, blocks, numbers, checks = [], [], [], []
+    blocks = []
     for block_name, (experiment, title) in SCIENCE_BLOCKS.items():
         if experiment not in ours:
             continue
         block = reference[block_name]
         found, missing = number_comparisons(ours[experiment], block)
         claims, absent = claim_checks(ours[experiment], block)
-        sections.append(_section(f"Science: {title}", block["source"], experiment, found, claims, missing + absent))
-        blocks.append(block_name)
-        numbers += found
-        checks += claims
+        blocks.append(_Block(block_name, title, block["source"], experiment, found, claims, missing + absent,
+                             list(not_compared(block))))
     covered = {experiment for experiment, _ in SCIENCE_BLOCKS.values()}
-    sections += [_headline_section(name, values) for name, values in ours.items() if name not in covered]
-    return ScienceReport(sections, blocks, numbers, checks)
+    headlines = [_headline_section(name, values) for name, values in ours.items() if name not in covered]
+    return ScienceReport(blocks, headlines)

@@ -1,0 +1,108 @@
+"""How close ours is to the paper: tolerance checks, the stricter fidelity bands, likely causes.
+
+Every compared number is judged twice: within its block's tolerance (``paper.yaml``) and within
+a stricter band, a factor of 3 for ratios (RMSEs, MSEs, exponents, counts) or 2 percentage points
+for accuracies (never looser than the block's own tolerance). A number outside its tolerance gets a
+*likely cause*: a curated one from the profile's ``report.miss_causes`` when given, else one
+inferred from the cell (the paper's copies disagree, ours is better than the paper, or the
+profile trains on a smaller budget than the paper).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Protocol, Sequence
+
+STRICT_FACTOR = 3.0
+STRICT_POINTS = 0.02
+
+CAUSE_UNCERTAIN = "seed or copy: the paper's copies disagree on this cell (⚑)"
+CAUSE_BETTER = ("ours better than the paper: our data choices where the paper is silent (ranges, sizes) or "
+                "the selection over our sweep; not a shortfall")
+CAUSE_BUDGET = "budget: this profile trains fewer steps, grids, depths and seeds than the paper"
+CAUSE_UNEXPLAINED = "not explained by budget: protocol (an unstated choice of ours) or a real disagreement"
+
+
+def within_band(ours: float, paper: float, is_accuracy: bool, tolerance: float) -> bool:
+    """Accuracies: ``|ours - paper| <= tolerance``; other numbers: ``ours / paper`` in ``[1/tolerance, tolerance]``."""
+    if is_accuracy:
+        return abs(ours - paper) <= tolerance
+    ratio = ours / paper
+    return 1 / tolerance <= ratio <= tolerance
+
+
+def strict_tolerance(is_accuracy: bool, tolerance: float) -> float:
+    """The stricter band for a cell whose block tolerance is ``tolerance``."""
+    return min(STRICT_POINTS if is_accuracy else STRICT_FACTOR, tolerance)
+
+
+def lower_is_better(quantity: str) -> bool | None:
+    """True for errors, False for accuracies and exponents, None where neither side is better."""
+    name = quantity.split(":")[-1].strip().split(" ")[0]
+    if name.endswith(("_rmse", "mse", "l2_squared")):
+        return True
+    if name.endswith(("accuracy", "_exponent")):
+        return False
+    return None
+
+
+class Judged(Protocol):
+    """What a comparison must expose to be tallied and explained."""
+
+    quantity: str
+    paper: float
+    ours: float
+    uncertain: bool
+
+    @property
+    def within_tolerance(self) -> bool: ...
+
+    @property
+    def within_strict(self) -> bool: ...
+
+
+def cause_key(block: str, dataset: str, quantity: str) -> str:
+    """The key of a curated cause in ``report.miss_causes``: ``block/dataset/quantity`` (dataset may be empty)."""
+    return "/".join(part for part in (block, dataset, quantity) if part)
+
+
+@dataclass(frozen=True)
+class Causes:
+    """What explains a miss: curated causes (``report.miss_causes``, keyed by :func:`cause_key`) and
+    whether the profile's budget is below the paper's."""
+
+    curated: Mapping[str, str]
+    reduced_budget: bool
+
+    def explain(self, comparison: Judged, key: str) -> str:
+        """Curated, ⚑, better than the paper, budget, or unexplained, in that order."""
+        if key in self.curated:
+            return self.curated[key]
+        if comparison.uncertain:
+            return CAUSE_UNCERTAIN
+        lower = lower_is_better(comparison.quantity)
+        if lower is not None and (comparison.ours < comparison.paper) == lower:
+            return CAUSE_BETTER
+        return CAUSE_BUDGET if self.reduced_budget else CAUSE_UNEXPLAINED
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Counts of one block (or of everything)."""
+
+    compared: int
+    within_tolerance: int
+    within_strict: int
+
+    @classmethod
+    def of(cls, numbers: Sequence[Judged]) -> "Tally":
+        return cls(len(numbers), sum(c.within_tolerance for c in numbers), sum(c.within_strict for c in numbers))
+
+    def __add__(self, other: "Tally") -> "Tally":
+        return Tally(self.compared + other.compared, self.within_tolerance + other.within_tolerance,
+                     self.within_strict + other.within_strict)
+
+    def text(self) -> str:
+        share = f" ({self.within_tolerance / self.compared:.0%})" if self.compared else ""
+        return (f"{self.compared} numbers compared: {self.within_tolerance}{share} within the block's tolerance, "
+                f"{self.within_strict} within ×{STRICT_FACTOR:g} (ratios) or ±{100 * STRICT_POINTS:g} pts (accuracies)")

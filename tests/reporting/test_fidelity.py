@@ -1,0 +1,101 @@
+"""Fidelity bands and likely causes of misses (kan.reporting.fidelity), and the report's
+promise that every paper number is compared or listed with a reason."""
+
+from dataclasses import dataclass
+
+import pytest
+
+from kan.reporting.compare import COMPARED_BLOCKS, REPORTED, paper_vs_ours
+from kan.reporting.fidelity import (
+    CAUSE_BETTER, CAUSE_BUDGET, CAUSE_UNCERTAIN, CAUSE_UNEXPLAINED, Causes, Tally, strict_tolerance, within_band,
+)
+from kan.reporting.reference import NOT_COMPARED, OURS, load_reference, validate_reference
+from kan.reporting.science import SCIENCE_BLOCKS
+
+
+@dataclass(frozen=True)
+class _Cell:
+    quantity: str
+    paper: float
+    ours: float
+    uncertain: bool = False
+    within_tolerance: bool = False
+    within_strict: bool = False
+
+
+def test_bands_by_ratio_and_by_points():
+    assert within_band(3e-4, 1e-4, False, 3.0) and not within_band(3.1e-4, 1e-4, False, 3.0)
+    assert within_band(1e-4, 3e-4, False, 3.0) and not within_band(1e-4, 3.1e-4, False, 3.0)
+    assert within_band(0.80, 0.82, True, 0.02) and not within_band(0.79, 0.82, True, 0.02)
+    assert strict_tolerance(False, 10.0) == 3.0 and strict_tolerance(False, 1.5) == 1.5  # never looser
+    assert strict_tolerance(True, 0.05) == 0.02 and strict_tolerance(True, 0.01) == 0.01
+
+
+def test_causes_curated_first_then_flag_direction_and_budget():
+    worse = _Cell("human_rmse", paper=1e-4, ours=1e-2)
+    causes = Causes({"feynman/II.38.3/human_rmse": "range"}, reduced_budget=True)
+    assert causes.explain(worse, "feynman/II.38.3/human_rmse") == "range"
+    assert causes.explain(_Cell("human_rmse", 1e-4, 1e-2, uncertain=True), "feynman/x/human_rmse") == CAUSE_UNCERTAIN
+    assert causes.explain(_Cell("mlp_rmse", 1e-2, 1e-4), "k") == CAUSE_BETTER  # lower error than the paper
+    assert causes.explain(_Cell("KAN: test_accuracy", 0.8, 0.9), "k") == CAUSE_BETTER  # higher accuracy
+    assert causes.explain(_Cell("kan_exponent", 4.0, 0.3), "k") == CAUSE_BUDGET
+    assert Causes({}, reduced_budget=False).explain(worse, "k") == CAUSE_UNEXPLAINED
+    assert causes.explain(_Cell("best_grid for [2,5,1]", 50.0, 20.0), "k") == CAUSE_BUDGET  # no better side
+
+
+def test_tally_adds_and_counts():
+    cells = [_Cell("a_rmse", 1, 1, within_tolerance=True, within_strict=True), _Cell("b_rmse", 1, 5, within_tolerance=True)]
+    total = Tally.of(cells) + Tally.of(cells[:1])
+    assert (total.compared, total.within_tolerance, total.within_strict) == (3, 3, 2)
+    assert total.text().startswith("3 numbers compared: 3 (100%) within")
+
+
+def _science_cells_without_reason(node, key=""):
+    """Mappings holding an accuracy with neither an ``ours`` entry nor a ``not_compared`` reason."""
+    if isinstance(node, list):
+        return [c for item in node for c in _science_cells_without_reason(item, key)]
+    if not isinstance(node, dict):
+        return []
+    own = [key] if "accuracy" in node and OURS not in node and NOT_COMPARED not in node else []
+    return own + [c for k, v in node.items() if k not in (OURS, NOT_COMPARED) for c in _science_cells_without_reason(v, k)]
+
+
+def test_every_paper_number_is_compared_or_has_a_reason(reference_path):
+    reference = load_reference(reference_path)
+    for name in SCIENCE_BLOCKS:
+        assert _science_cells_without_reason(reference[name]) == [], name
+    uncovered = [name for name in reference if name != "paper" and name not in COMPARED_BLOCKS
+                 and name not in SCIENCE_BLOCKS and NOT_COMPARED not in reference[name]]
+    assert uncovered == []
+
+
+def test_report_counts_misses_with_causes_and_lists_uncompared_cells(make_runs, reference_path, tmp_path):
+    runs = make_runs(
+        {"experiment": "feynman", "dataset": "II.38.3", "variant": "human", "shape": "[2,1,1]", "test_rmse": 0.17},
+        {"experiment": "feynman", "dataset": "II.38.3", "model": "mlp", "variant": "mlp", "shape": "[2,20,1]",
+         "test_rmse": 5.0e-4},
+    )
+    causes = Causes({"feynman/II.38.3/human_rmse": "protocol: a spans 0"}, reduced_budget=True)
+    text = paper_vs_ours(runs, reference_path, [], tmp_path / "pvo.md", causes=causes).read_text(encoding="utf-8")
+    assert "**Fidelity: 2 numbers compared: 1 (50%) within the block's tolerance, 1 within ×3" in text
+    assert "| Feynman equations | 2 | 1 | 1 | 1 of 1 |" in text
+    assert "human_rmse: ours 1.70e-01 is 1.16e+03× the paper's 1.47e-04, beyond the tolerance ×10. " \
+           "Likely cause: protocol: a spans 0." in text
+    assert "- II.38.3 best_pruned_rmse: no run of ours qualifies" in text  # no pruned run at all
+    assert "No runs for 26 of 27 paper rows" in text
+
+
+def test_reported_suffixes_cover_every_row_cell_of_the_tables(reference_path):
+    reference = load_reference(reference_path)
+    settings = {"dataset", "name", "scipy", "formula", "variables", "note", "d", "shape", "uncertain", "approximate",
+                NOT_COMPARED}
+    for name in COMPARED_BLOCKS:
+        for row in reference[name]["rows"]:
+            assert all(c.endswith(REPORTED) or c in settings for c in row), (name, row["dataset"])
+
+
+@pytest.mark.parametrize("bad", [{"not_compared": {"nonexistent_rmse": "why"}}, {"not_compared": 3}])
+def test_not_compared_is_checked(reference_path, tmp_path, bad):
+    reference = load_reference(reference_path)
+    reference["feynman"]["rows"][0].update(bad)
+    assert any("not_compared" in problem for problem in validate_reference(reference))
