@@ -23,10 +23,10 @@ DEFAULT_N = 1000
 SIZE_NOTE = f"n_train = n_test = {DEFAULT_N} uniform samples by default (paper silent)"
 
 
-def default_spec(ranges: Mapping[str, Sequence[float]]) -> dict[str, Any]:
-    """Default spec of a uniformly sampled task: DEFAULT_N train and test rows."""
+def default_spec(ranges: Mapping[str, Sequence[float]], n_train: int = DEFAULT_N) -> dict[str, Any]:
+    """Default spec of a uniformly sampled task: ``n_train`` train and DEFAULT_N test rows."""
     bounds = {var: [float(lo), float(hi)] for var, (lo, hi) in ranges.items()}
-    return {"n_train": DEFAULT_N, "n_test": DEFAULT_N, "ranges": bounds}
+    return {"n_train": n_train, "n_test": DEFAULT_N, "ranges": bounds}
 
 
 def ranges_note(ranges: Mapping[str, Sequence[float]], why: str = "") -> str:
@@ -41,7 +41,9 @@ class SymbolicTask:
 
     ``outputs`` maps column -> expression; ``ranges`` maps each sampled variable (symbol
     name) to its default [lo, hi]. ``inputs``/``targets`` default to the sampled variables
-    and the output columns. ``shape`` is the paper's KAN shape, where it gives one.
+    and the output columns. ``shape`` is the paper's KAN shape, where it gives one;
+    ``n_train`` the default number of training rows (say why in ``deviations`` when it is not
+    DEFAULT_N).
     """
 
     outputs: Mapping[str, sp.Expr]
@@ -50,6 +52,7 @@ class SymbolicTask:
     targets: tuple[str, ...] | None = None
     shape: tuple[int, ...] | None = None
     deviations: tuple[str, ...] = field(default=())
+    n_train: int = DEFAULT_N
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -66,7 +69,7 @@ class SymbolicTask:
         return "; ".join(f"{col} = {expr}" for col, expr in self.outputs.items())
 
     def defaults(self) -> dict[str, Any]:
-        return default_spec(self.ranges)
+        return default_spec(self.ranges, self.n_train)
 
 
 def sample_uniform(

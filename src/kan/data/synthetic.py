@@ -51,6 +51,12 @@ TASKS: dict[str, SymbolicTask] = {
         {"target": sp.exp(sum(sp.sin(sp.pi * v / 2) ** 2 for v in xs) / 100)},
         _unit([v.name for v in xs]),
         shape=(100, 1, 1),
+        n_train=10_000,
+        deviations=(
+            "n_train = 10000 (paper silent): with 1000 points the [100,1,1] KAN fits the training set to "
+            "RMSE 5e-4 at G = 10 while its test RMSE is 0.34, six times the target's spread, so no scaling "
+            "law can be measured; with 10000 points train and test RMSE agree (9e-6 at G = 10)",
+        ),
     ),
     "exp_sin_4d": SymbolicTask(
         {"target": sp.exp((sp.sin(sp.pi * (x1**2 + x2**2)) + sp.sin(sp.pi * (x3**2 + x4**2))) / 2)},
@@ -109,8 +115,8 @@ TASKS: dict[str, SymbolicTask] = {
 }
 
 DEVIATIONS = (
-    "n_train = 1000 as in the paper's toy experiments; n_test = 1000 points from the "
-    "training distribution (paper silent on the test set)",
+    "n_train = 1000 as in the paper's toy experiments unless the task's own note says otherwise; "
+    "n_test = 1000 points from the training distribution (paper silent on the test set)",
 )
 PEAKS_DEFAULTS: dict[str, Any] = {"n_per_phase": 100, "n_test": 1000}
 
