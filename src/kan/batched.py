@@ -9,11 +9,12 @@ device; the same config except λ (``lamb``), which may differ per model. Their 
 stacked along a model axis (:mod:`kan.batched_layers`) and trained by a batched full-batch
 L-BFGS whose rows keep independent state and line searches (:mod:`kan.batched_optim`); grid
 switches refit every model's splines by least squares in one batched call. A model whose loss
-turns non-finite is restored to its last finite state and frozen ("diverged") without affecting
-the others. Everything else (Adam, minibatches, non-uniform grids, symbolic edges, other model
-types, single models) goes through :func:`kan.train.fit` one at a time, and so, by default
-(``batch="auto"``), all models on CPU, where the fused single-model path was faster than the
-stacked program on the KAN mini-sweep (benchmarks/bench_sweep.py); ``batch="always"`` stacks anyway.
+turns non-finite, or runs away (``kan.train.divergence_limit``), is restored to its last recorded
+state and frozen ("diverged") without affecting the others. Everything else (Adam, minibatches,
+non-uniform grids, symbolic edges, other model types, single models) goes through
+:func:`kan.train.fit` one at a time, and so, by default (``batch="auto"``), all models on CPU,
+where the fused single-model path was faster than the stacked program on the KAN mini-sweep
+(benchmarks/bench_sweep.py); ``batch="always"`` stacks anyway.
 
 What differs from ``fit`` (by rounding only, or where ``fit`` has no counterpart):
 
@@ -39,7 +40,9 @@ from torch import Tensor, nn
 from kan.batched_layers import StackedKAN, StackedMLP, stack
 from kan.batched_optim import BatchedLBFGS
 from kan.models import KAN, MLP
-from kan.train import DATA_KEYS, FitResult, TrainConfig, _progress, check_dataset, fit
+from kan.train import (
+    DATA_KEYS, FitResult, TrainConfig, _progress, check_dataset, divergence_limit, fit, runaway_message,
+)
 
 # The tolerances kan.train gives its L-BFGS: a step always runs its full iteration budget.
 _TOLERANCE_GRAD = 1e-32
@@ -164,6 +167,7 @@ class _GroupRun:
         self.members = list(range(len(models)))
         self.histories: list[list[dict[str, float]]] = [[] for _ in models]
         self.status = [("ok", "finished")] * len(models)
+        self.limits = [divergence_limit(record["train_loss"]) for record in self.metrics(with_test=False)]
 
     @property
     def is_kan(self) -> bool:
@@ -281,6 +285,8 @@ class _GroupRun:
             stop = None
             if not math.isfinite(values.pop("loss")):
                 stop = ("diverged", f"non-finite training loss at step {global_step}; restored the last finite state")
+            elif values["train_loss"] > self.limits[self.members[row]]:
+                stop = ("diverged", runaway_message(values["train_loss"], global_step))
             elif record_now:
                 record = {"step": float(global_step), **values}
                 if not all(math.isfinite(v) for v in record.values()):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
@@ -21,14 +22,45 @@ from kan.models import KAN
 from kan.optim import LBFGS
 
 DATA_KEYS = ("train_input", "train_label", "test_input", "test_label")
+MAX_GRID = 10_000  # the largest G (intervals per edge) a grid schedule may ask for
+DIVERGENCE_FACTOR = 1e6  # a fit whose training loss exceeds this x its loss before training has diverged
+OPTIMIZERS = ("lbfgs", "adam")
+LOSSES = ("mse", "cross_entropy")
+_INT_MINIMUM = {  # integer options and their least valid value
+    "steps": 1, "grid_update_every": 0, "grid_update_until": 0, "lbfgs_max_iter": 1, "lbfgs_history": 1,
+    "stall_window": 0, "eval_every": 1, "seed": 0,
+}
+
+
+class TrainConfigError(ValueError):
+    """Invalid :class:`TrainConfig` values; ``problems`` maps each bad option to what is wrong."""
+
+    def __init__(self, problems: Mapping[str, str]) -> None:
+        self.problems = dict(problems)
+        super().__init__("invalid TrainConfig: " + "; ".join(f"{name} {what}" for name, what in self.problems.items()))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_finite(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_grid_schedule(schedule: Any) -> bool:
+    """A tuple of integers in [1, MAX_GRID], strictly increasing."""
+    return (isinstance(schedule, tuple) and all(_is_int(g) and 1 <= g <= MAX_GRID for g in schedule)
+            and all(a < b for a, b in zip(schedule, schedule[1:])))
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a fit; stored with every run.
 
-    ``grid_schedule`` lists G per phase, each phase ``steps`` long; models without a grid
-    (MLPs) train for the same total number of steps so KAN/MLP pairs share a budget.
+    ``grid_schedule`` lists G per phase (strictly increasing, at most :data:`MAX_GRID`), each phase
+    ``steps`` long; models without a grid (MLPs) train for the same total number of steps so KAN/MLP
+    pairs share a budget. Every option is checked on construction (:class:`TrainConfigError`).
     """
 
     steps: int = 200
@@ -53,27 +85,31 @@ class TrainConfig:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.steps < 1:
-            problems.append(f"steps must be >= 1, got {self.steps}")
-        if self.optimizer not in ("lbfgs", "adam"):
-            problems.append(f"optimizer must be 'lbfgs' or 'adam', got {self.optimizer!r}")
-        if self.loss not in ("mse", "cross_entropy"):
-            problems.append(f"loss must be 'mse' or 'cross_entropy', got {self.loss!r}")
-        if self.lamb < 0 or not math.isfinite(self.lamb):
-            problems.append(f"lamb must be a finite number >= 0, got {self.lamb}")
-        if any(int(g) < 1 for g in self.grid_schedule):
-            problems.append(f"grid_schedule entries must be >= 1, got {list(self.grid_schedule)}")
-        if self.batch_size is not None and self.batch_size < 1:
-            problems.append(f"batch_size must be >= 1 or None, got {self.batch_size}")
-        if self.eval_every < 1:
-            problems.append(f"eval_every must be >= 1, got {self.eval_every}")
-        if self.stall_window < 0:
-            problems.append(f"stall_window must be >= 0 (0: off), got {self.stall_window}")
-        if not 0 <= self.stall_tolerance < 1:
-            problems.append(f"stall_tolerance must lie in [0, 1), got {self.stall_tolerance}")
+        if isinstance(self.grid_schedule, list):
+            object.__setattr__(self, "grid_schedule", tuple(self.grid_schedule))
+        problems = self.problems()
         if problems:
-            raise ValueError("invalid TrainConfig: " + "; ".join(problems))
+            raise TrainConfigError(problems)
+
+    def problems(self) -> dict[str, str]:
+        """Option -> what is wrong with its value (types and ranges); empty when all are valid."""
+        checks = {name: (_is_int(getattr(self, name)) and getattr(self, name) >= least, f"be an integer >= {least}")
+                  for name, least in _INT_MINIMUM.items()}
+        checks |= {name: (_is_finite(getattr(self, name)) and getattr(self, name) >= 0, "be a finite number >= 0")
+                   for name in ("lamb", "lamb_l1", "lamb_entropy")}
+        checks |= {name: (isinstance(getattr(self, name), bool), "be True or False")
+                   for name in ("stop_on_test_rise", "progress")}
+        fraction, tolerance, batch = self.grid_uniform_fraction, self.stall_tolerance, self.batch_size
+        checks |= {
+            "optimizer": (self.optimizer in OPTIMIZERS, f"be one of {', '.join(map(repr, OPTIMIZERS))}"),
+            "loss": (self.loss in LOSSES, f"be one of {', '.join(map(repr, LOSSES))}"),
+            "lr": (_is_finite(self.lr) and self.lr > 0, "be a finite number > 0"),
+            "grid_schedule": (_is_grid_schedule(self.grid_schedule), f"be strictly increasing integers in [1, {MAX_GRID}]"),
+            "grid_uniform_fraction": (_is_finite(fraction) and 0 <= fraction <= 1, "lie in [0, 1]"),
+            "stall_tolerance": (_is_finite(tolerance) and 0 <= tolerance < 1, "lie in [0, 1)"),
+            "batch_size": (batch is None or _is_int(batch) and batch >= 1, "be None or an integer >= 1"),
+        }
+        return {name: f"must {what}, got {getattr(self, name)!r}" for name, (ok, what) in checks.items() if not ok}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
@@ -82,9 +118,6 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown training option(s) {unknown}; valid: {sorted(known)}")
-        values = dict(values)
-        if "grid_schedule" in values:
-            values["grid_schedule"] = tuple(int(g) for g in values["grid_schedule"])
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,7 +128,8 @@ class TrainConfig:
 
 @dataclass
 class FitResult:
-    """Outcome of a fit: ``status`` is "ok", "diverged" (non-finite loss) or "early_stopped".
+    """Outcome of a fit: ``status`` is "ok", "diverged" (non-finite loss, or a training loss above
+    :data:`DIVERGENCE_FACTOR` x the loss before training) or "early_stopped".
     Steps are numbered continuously over the phases (a phase ended by the stall rule is shorter)."""
 
     status: str
@@ -109,26 +143,46 @@ class FitResult:
 
 
 def check_dataset(dataset: Mapping[str, Tensor], model: nn.Module, loss: str) -> None:
-    """Validate keys, shapes and finiteness of a dataset before training."""
+    """Validate keys, types, dtypes, shapes and finiteness of a dataset before training.
+
+    Nothing is converted: every value must be a ``torch.Tensor`` (wrap numpy arrays with
+    ``torch.as_tensor``) with the model's floating dtype; classification labels are int64 class
+    indices. A mismatch is a TypeError naming the key and the dtype expected."""
     missing = [key for key in DATA_KEYS if key not in dataset]
     if missing:
         raise ValueError(f"dataset is missing {missing}; expected keys {list(DATA_KEYS)}")
+    _check_types(dataset, model.dtype, loss)
     n_in, n_out = model.width[0], model.width[-1]
     for split in ("train", "test"):
         inputs, labels = dataset[f"{split}_input"], dataset[f"{split}_label"]
         if inputs.dim() != 2 or inputs.shape[1] != n_in:
             raise ValueError(f"{split}_input must have shape [n, {n_in}] for this model, got {list(inputs.shape)}")
+        if inputs.shape[0] == 0:
+            raise ValueError(f"{split}_input has no rows; the {split} split needs at least one sample")
         if labels.shape[0] != inputs.shape[0]:
             raise ValueError(f"{split}_label has {labels.shape[0]} rows but {split}_input has {inputs.shape[0]}")
         if loss == "mse" and (labels.dim() != 2 or labels.shape[1] != n_out):
             raise ValueError(f"{split}_label must have shape [n, {n_out}] for regression, got {list(labels.shape)}")
-        if loss == "cross_entropy" and (labels.dim() != 1 or labels.dtype != torch.long):
+        if loss == "cross_entropy" and labels.dim() != 1:
             raise ValueError(f"{split}_label must be int64 class indices [n] for classification")
-        if loss == "cross_entropy" and labels.numel() and int(labels.max()) >= n_out:
+        if loss == "cross_entropy" and int(labels.max()) >= n_out:
             raise ValueError(f"{split}_label has class {int(labels.max())} but the model has {n_out} outputs")
         for name, tensor in ((f"{split}_input", inputs), (f"{split}_label", labels)):
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                 raise ValueError(f"{name} contains NaN or Inf values")
+
+
+def _check_types(dataset: Mapping[str, Any], dtype: torch.dtype, loss: str) -> None:
+    """TypeError unless every value is a tensor of the model's ``dtype`` (int64 for class labels)."""
+    for key in DATA_KEYS:
+        value = dataset[key]
+        if not isinstance(value, Tensor):
+            kind = f"{type(value).__module__}.{type(value).__qualname__}".removeprefix("builtins.")
+            raise TypeError(f"{key} must be a torch.Tensor, got {kind}; convert it with torch.as_tensor")
+        labels = loss == "cross_entropy" and key.endswith("_label")
+        expected, meaning = (torch.long, "class indices") if labels else (dtype, "the model's dtype")
+        if value.dtype != expected:
+            raise TypeError(f"{key} has dtype {value.dtype}, expected {expected} ({meaning}); convert it with .to({expected})")
 
 
 def _data_loss(output: Tensor, labels: Tensor, loss: str) -> Tensor:
@@ -228,12 +282,14 @@ def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
 
 def fit(model: nn.Module, dataset: Mapping[str, Tensor], config: TrainConfig | None = None) -> FitResult:
     """Train ``model`` in place on ``dataset`` (keys ``train_input``, ``train_label``, ``test_input``,
-    ``test_label``); returns the per-step history and a status. A non-finite loss restores the last
-    finite state and stops with status "diverged"."""
+    ``test_label``, tensors of the model's dtype: see :func:`check_dataset`); returns the per-step
+    history and a status. A non-finite loss, or a recorded training loss above :func:`divergence_limit`,
+    restores the last good (recorded) state and stops with status "diverged"."""
     config = config or TrainConfig()
     check_dataset(dataset, model, config.loss)
     objective = _Objective(model, config)
     x_train, y_train = dataset["train_input"], dataset["train_label"]
+    limit = divergence_limit(evaluate(model, x_train, y_train, config.loss)["loss"])
     generator = torch.Generator().manual_seed(config.seed)
     schedule = list(config.grid_schedule) if config.grid_schedule else [None]
     has_grid = isinstance(model, KAN)
@@ -275,6 +331,8 @@ def fit(model: nn.Module, dataset: Mapping[str, Tensor], config: TrainConfig | N
             record = _record(model, dataset, config, global_step, objective.penalty)
             if not all(math.isfinite(v) for v in record.values()):
                 return stop("diverged", f"non-finite metrics at step {global_step}; restored the last finite state")
+            if record["train_loss"] > limit:
+                return stop("diverged", runaway_message(record["train_loss"], global_step))
             if config.stop_on_test_rise and history and record["test_loss"] > history[-1]["test_loss"]:
                 return stop("early_stopped", f"held-out loss rose at step {global_step}; kept step {history[-1]['step']:.0f}")
             record["grid"] = float(model.num_intervals) if has_grid else 0.0
@@ -285,6 +343,18 @@ def fit(model: nn.Module, dataset: Mapping[str, Tensor], config: TrainConfig | N
                 break
     bar.close()
     return FitResult("ok", "finished", history, time.perf_counter() - started)
+
+
+def divergence_limit(initial_loss: float) -> float:
+    """The training loss above which a fit has run away: :data:`DIVERGENCE_FACTOR` x its loss before
+    training (no limit when that loss is 0 or not finite)."""
+    return DIVERGENCE_FACTOR * initial_loss if 0 < initial_loss < math.inf else math.inf
+
+
+def runaway_message(loss: float, step: int) -> str:
+    """The "diverged" message of a finite training loss above :func:`divergence_limit`."""
+    return (f"training loss {loss:.3g} at step {step} exceeds {DIVERGENCE_FACTOR:g} x the loss before training; "
+            "restored the last good state")
 
 
 def has_stalled(losses: list[float], config: TrainConfig, step: int) -> bool:

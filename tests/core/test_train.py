@@ -1,13 +1,16 @@
 """The shared trainer: determinism, KAN/MLP parity, guards, schedules and scaling."""
 
+import copy
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
 from scipy.special import j0
 
-from kan import KAN, MLP
+from kan import KAN, MLP, train
+from kan.batched import fit_many
 from kan.train import TrainConfig, fit
 
 F64 = torch.float64
@@ -82,11 +85,11 @@ def test_bad_data_is_named():
     data["train_label"] = data["train_label"].clone()
     data["train_label"][3, 0] = float("nan")
     with pytest.raises(ValueError, match="train_label contains NaN"):
-        fit(KAN([2, 1]), data)
+        fit(KAN([2, 1], dtype=F64), data)
     with pytest.raises(ValueError, match=r"train_input must have shape \[n, 3\]"):
-        fit(KAN([3, 1]), _regression(_exp_sin, 2))
+        fit(KAN([3, 1], dtype=F64), _regression(_exp_sin, 2))
     with pytest.raises(ValueError, match="missing"):
-        fit(KAN([2, 1]), {"train_input": data["train_input"]})
+        fit(KAN([2, 1], dtype=F64), {"train_input": data["train_input"]})
 
 
 def test_bad_config_is_named():
@@ -95,7 +98,7 @@ def test_bad_config_is_named():
     with pytest.raises(ValueError, match="optimizer must be"):
         TrainConfig(optimizer="sgd")
     with pytest.raises(ValueError, match="KAN models only"):
-        fit(MLP([2, 1]), _regression(_exp_sin, 2), TrainConfig(lamb=1.0))
+        fit(MLP([2, 1], dtype=F64), _regression(_exp_sin, 2), TrainConfig(lamb=1.0))
 
 
 def test_j0_scaling_slope_is_at_least_three():
@@ -130,7 +133,84 @@ def test_stall_rule_off_is_bitwise_the_plain_fit_and_bad_settings_are_named():
     plain = fit(KAN([2, 3, 1], seed=1, dtype=F64), data, TrainConfig(steps=5, grid_schedule=(3, 5)))
     off = fit(KAN([2, 3, 1], seed=1, dtype=F64), data, TrainConfig(steps=5, grid_schedule=(3, 5), stall_tolerance=0.5))
     assert plain.history == off.history  # stall_window = 0: the tolerance is never read
-    with pytest.raises(ValueError, match="stall_window must be >= 0"):
+    with pytest.raises(ValueError, match="stall_window must be an integer >= 0"):
         TrainConfig(stall_window=-1)
     with pytest.raises(ValueError, match=r"stall_tolerance must lie in \[0, 1\)"):
         TrainConfig(stall_tolerance=1.0)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_empty_split_is_named(split):
+    data = _regression(_exp_sin, 2)
+    data[f"{split}_input"], data[f"{split}_label"] = data[f"{split}_input"][:0], data[f"{split}_label"][:0]
+    with pytest.raises(ValueError, match=f"{split}_input has no rows"):
+        fit(KAN([2, 1], dtype=F64), data, TrainConfig(steps=1))
+
+
+def test_float32_data_into_a_float64_model_is_named():
+    data = {key: value.float() for key, value in _regression(_exp_sin, 2).items()}
+    with pytest.raises(TypeError, match=r"train_input has dtype torch.float32, expected torch.float64 \(the model's dtype\)"):
+        fit(KAN([2, 1], dtype=F64), data, TrainConfig(steps=1))
+
+
+def test_integer_regression_data_is_named():
+    data = {key: (value * 10).long() for key, value in _regression(_exp_sin, 2).items()}
+    with pytest.raises(TypeError, match=r"train_input has dtype torch.int64, expected torch.float64 \(the model's dtype\)"):
+        fit(KAN([2, 1], dtype=F64), data, TrainConfig(steps=1))
+    data["train_input"], data["test_input"] = data["train_input"].double(), data["test_input"].double()
+    with pytest.raises(TypeError, match=r"train_label has dtype torch.int64, expected torch.float64 \(the model's dtype\)"):
+        fit(KAN([2, 1], dtype=F64), data, TrainConfig(steps=1))
+
+
+def test_classification_labels_stay_int64_class_indices():
+    data = _regression(_exp_sin, 2)
+    data["train_label"], data["test_label"] = (data["train_input"][:, 0] > 0).long(), (data["test_input"][:, 0] > 0).long()
+    assert fit(MLP([2, 2], dtype=F64), data, TrainConfig(steps=2, loss="cross_entropy")).status == "ok"
+
+
+def test_numpy_arrays_are_named_with_the_expected_type():
+    data = {key: value.numpy() for key, value in _regression(_exp_sin, 2).items()}
+    with pytest.raises(TypeError, match=r"train_input must be a torch.Tensor, got numpy.ndarray"):
+        fit(KAN([2, 1], dtype=F64), data, TrainConfig(steps=1))
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"steps": "5"}, "steps must be an integer >= 1, got '5'"),
+    ({"steps": 2.0}, "steps must be an integer >= 1, got 2.0"),
+    ({"lr": -1}, "lr must be a finite number > 0, got -1"),
+    ({"lr": math.nan}, "lr must be a finite number > 0, got nan"),
+    ({"lr": "0.1"}, "lr must be a finite number > 0, got '0.1'"),
+    ({"lamb_l1": math.inf}, "lamb_l1 must be a finite number >= 0, got inf"),
+    ({"batch_size": 0}, "batch_size must be None or an integer >= 1, got 0"),
+    ({"stop_on_test_rise": "yes"}, "stop_on_test_rise must be True or False, got 'yes'"),
+    ({"grid_schedule": (10, 5, 3)}, "grid_schedule must be strictly increasing integers in [1, 10000], got (10, 5, 3)"),
+    ({"grid_schedule": (5, 5)}, "grid_schedule must be strictly increasing integers in [1, 10000], got (5, 5)"),
+    ({"grid_schedule": (3, 10**12)}, "grid_schedule must be strictly increasing integers in [1, 10000]"),
+])
+def test_bad_option_types_and_values_are_named(values, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TrainConfig(**values)
+
+
+def test_finite_runaway_loss_is_diverged_and_restores_the_last_good_state():
+    """Adam at lr = 1e30 keeps the loss finite (~1e60) but runs away: diverged, model as before training."""
+    model = MLP([2, 8, 1], dtype=F64)
+    result = fit(model, _regression(_exp_sin, 2), TrainConfig(steps=10, optimizer="adam", lr=1e30))
+    assert result.status == "diverged", result.message
+    assert f"{train.DIVERGENCE_FACTOR:g} x the loss before training" in result.message
+    fresh = MLP([2, 8, 1], dtype=F64).state_dict()
+    assert all(torch.equal(value, fresh[key]) for key, value in model.state_dict().items())
+
+
+def test_stacked_fits_apply_the_same_runaway_rule(monkeypatch):
+    """With the factor forced below 1 every fit "runs away" at its first recorded step: the stacked
+    loop of fit_many stops and restores its members as fit does."""
+    monkeypatch.setattr(train, "DIVERGENCE_FACTOR", 1e-9)
+    data, config = _regression(_exp_sin, 2), TrainConfig(steps=3)
+    models = [KAN([2, 3, 1], seed=seed, dtype=F64) for seed in range(3)]
+    initial = [copy.deepcopy(model.state_dict()) for model in models]
+    results = [*fit_many(models[:2], [data] * 2, config, batch="always"), fit(models[2], data, config)]
+    for model, before, result in zip(models, initial, results):
+        assert result.status == "diverged" and "exceeds 1e-09 x the loss before training" in result.message
+        assert result.history == [] and all(torch.equal(v, before[k]) for k, v in model.state_dict().items()
+                                          if isinstance(v, torch.Tensor))

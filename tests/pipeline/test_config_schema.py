@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from kan.experiments.config import ConfigError, data_spec
@@ -87,3 +90,43 @@ def test_science_settings_are_checked_against_the_option_dataclasses(tiny_config
 def test_unknown_science_experiment_is_named(tiny_config, error):
     tiny_config["science"] = {"pdes": {}}
     assert "science" in (message := error(tiny_config)) and "pdes" in message
+
+
+@pytest.mark.parametrize("schedule", [[10, 5, 3], [5, 5], [3, 10**12]])
+def test_grid_schedule_must_increase_within_the_bound(tiny_config, error, schedule):
+    tiny_config["experiments"]["toy_scaling"]["train"]["grid_schedule"] = schedule
+    message = error(tiny_config)
+    assert "experiments.toy_scaling.train.grid_schedule" in message and "strictly increasing" in message
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    (("experiments", "toy_scaling", "train", "lr"), float("nan")),
+    (("experiments", "toy_scaling", "kan", "prune", "lambdas", 0), float("inf")),
+    (("science", "pde", "alpha"), float("-inf")),
+])
+def test_non_finite_numbers_are_named_before_anything_else(tiny_config, error, path, value):
+    tiny_config["science"] = {"pde": {}}
+    tiny_config["experiments"]["toy_scaling"]["train"]["stepz"] = 3  # a schema error, reported after
+    *parents, last = path
+    target = tiny_config
+    for key in parents:
+        target = target[key]
+    target[last] = value
+    message = error(tiny_config)
+    assert f"at {'.'.join(map(str, path))}: {value} is not a finite number" in message and "stepz" not in message
+
+
+def test_science_step_counts_must_be_positive(tiny_config, error):
+    tiny_config["science"] = {"pde": {"kan_steps": -3}}
+    message = error(tiny_config)
+    assert "science.pde" in message and "kan_steps must be an integer >= 1, got -3" in message
+
+
+def test_empty_mapping_on_the_command_line_does_not_run_the_default_sweep(repo, tmp_path):
+    """Snakemake merges --config into the embedded default key by key: ``experiments={}`` would
+    leave the default sweep in place, so it must stop naming the key."""
+    command = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(tmp_path),
+               "-n", "--config", "experiments={}"]
+    result = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=600)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and "at experiments:" in out and "train_chunk" not in out, out

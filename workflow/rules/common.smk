@@ -5,12 +5,14 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from kan.data import with_requests
-from kan.experiments.config import ConfigError, load_config
+from kan.experiments.config import ConfigError, check_overrides, load_config, load_yaml
 from kan.experiments.sweep import chunks, datasets_used, expand
 from kan.tracking import sqlite_path, tracking_uri
 
 try:
     SETTINGS = load_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+    overrides = workflow.config_settings  # --configfile and --config, which Snakemake merges into config
+    check_overrides(config, [*map(load_yaml, overrides.configfiles), overrides.config])
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 

@@ -6,6 +6,7 @@ config path it belongs to, before any job starts.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -43,6 +44,60 @@ def _with_defaults(validator_class: type) -> type:
     return jsonschema.validators.extend(validator_class, {"properties": properties})
 
 
+def _non_finite(value: Any, path: tuple[Any, ...] = ()) -> Iterator[str]:
+    """Paths (dotted) of the NaN and infinite numbers anywhere in ``value``, each with its value."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _non_finite(item, (*path, key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _non_finite(item, (*path, index))
+    elif isinstance(value, float) and not math.isfinite(value):
+        yield f"at {'.'.join(map(str, path))}: {value} is not a finite number"
+
+
+def _report(problems: list[str]) -> None:
+    """ConfigError listing ``problems`` (each names its config path), if there are any."""
+    if problems:
+        raise ConfigError("invalid pipeline config:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def check_finite(config: Mapping[str, Any]) -> None:
+    """ConfigError naming every NaN or infinite number (checked before everything else)."""
+    _report(list(_non_finite(config)))
+
+
+def _empty_mappings(value: Mapping[str, Any], path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Paths of the empty mappings nested in ``value``."""
+    for key, item in value.items():
+        if isinstance(item, Mapping) and item:
+            yield from _empty_mappings(item, (*path, key))
+        elif isinstance(item, Mapping):
+            yield (*path, key)
+
+
+def _at(config: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    """The value at ``path`` in nested mappings; None where there is none."""
+    value: Any = config
+    for key in path:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
+
+
+def check_overrides(merged: Mapping[str, Any], sources: list[Mapping[str, Any]]) -> None:
+    """ConfigError for an empty mapping in one of ``sources`` (each ``--configfile``, then ``--config``)
+    where the ``merged`` config is not empty there: Snakemake merges them into the workflow's config
+    key by key, so an empty mapping removes nothing (``--config experiments={}`` kept the default sweep)."""
+    problems = []
+    for source in sources:
+        for path in _empty_mappings(source):
+            if kept := _at(merged, path):
+                problems.append(f"at {'.'.join(path)}: an empty mapping removes nothing (Snakemake merges --config and "
+                                f"--configfile key by key, so {', '.join(map(str, kept))} stay): give the keys "
+                                "wanted, or start from no workflow config with --replace-workflow-config")
+    _report(problems)
+
+
 def _where(error: jsonschema.ValidationError) -> str:
     return ".".join(str(part) for part in error.absolute_path) or "<top level>"
 
@@ -52,9 +107,7 @@ def validate_schema(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[s
     config = copy.deepcopy(config)
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        lines = [f"  at {_where(e)}: {e.message}" for e in errors]
-        raise ConfigError("invalid pipeline config:\n" + "\n".join(lines))
+    _report([f"at {_where(e)}: {e.message}" for e in errors])
     return config
 
 
@@ -71,7 +124,7 @@ def data_spec(config: Mapping[str, Any], family: str, name: str) -> dict[str, An
 
 
 def _check_experiment(config: Mapping[str, Any], key: str, experiment: Mapping[str, Any]) -> list[str]:
-    from kan.train import TrainConfig  # torch is already loaded by the kan package
+    from kan.train import TrainConfig, TrainConfigError  # torch is already loaded by the kan package
 
     problems = []
     family = experiment["family"]
@@ -92,6 +145,8 @@ def _check_experiment(config: Mapping[str, Any], key: str, experiment: Mapping[s
                 problems.append(f"experiments.{key}.kan.paper_shape: {family}/{name} has no paper shape")
     try:
         TrainConfig.from_dict(experiment["train"])
+    except TrainConfigError as error:
+        problems += [f"experiments.{key}.train.{name}: {what}" for name, what in error.problems.items()]
     except ValueError as error:
         problems.append(f"experiments.{key}.train: {error}")
     return problems
@@ -138,14 +193,14 @@ def check_semantics(config: Mapping[str, Any]) -> None:
     problems = _check_specs(config) + _check_science(config)
     for key, experiment in config["experiments"].items():
         problems += _check_experiment(config, key, experiment)
-    if problems:
-        raise ConfigError("invalid pipeline config:\n" + "\n".join(f"  {p}" for p in problems))
+    _report(problems)
 
 
 def load_config(config: Mapping[str, Any] | Path | str, schema_path: Path | str) -> dict[str, Any]:
     """Validate a config (mapping or YAML path) against the schema and the semantic checks;
     return it with defaults filled in."""
     raw = load_yaml(config) if isinstance(config, (str, Path)) else dict(config)
+    check_finite(raw)
     validated = validate_schema(raw, load_yaml(schema_path))
     check_semantics(validated)
     return validated

@@ -2,12 +2,20 @@
 
 Every key must be a field of exactly one of the experiment's dataclasses; an unknown key is a
 ValueError naming the key and the experiment. YAML lists become tuples (the dataclasses are frozen).
+Integer options (also inside tuples and mappings) are checked by name (:func:`check_integers`).
 """
 
 from __future__ import annotations
 
+import re
+import typing
 from dataclasses import asdict, fields
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Iterator, Mapping, Sequence
+
+# Integer options that count or size something must be >= 1: steps, samples, rows, sizes, widths, grids,
+# ...; every other integer option (seeds, digits) must be >= 0. An option class lists exceptions (an
+# optional phase, 0 = skip it) in its ``ZERO_ALLOWED``.
+COUNT_NAME = re.compile(r"^(n|num)_|steps|(samples|rows|restarts|rounds|every|size|grids?|order|widths?|factors)$")
 
 
 def freeze(value: Any) -> Any:
@@ -35,10 +43,41 @@ def build_options(experiment: str, classes: Sequence[type], settings: Mapping[st
     for cls in classes:
         names = {f.name for f in fields(cls)}
         try:
-            built.append(cls(**{k: freeze(v) for k, v in settings.items() if k in names}))
+            built.append(check_integers(cls(**{k: freeze(v) for k, v in settings.items() if k in names})))
         except (TypeError, ValueError) as error:
             raise ValueError(f"bad option value for science experiment '{experiment}': {error}") from None
     return tuple(built)
+
+
+def _holds_ints(hint: Any) -> bool:
+    """Whether a field's type is ``int`` or built from it (``int | None``, ``tuple[int, ...]``, ...)."""
+    return hint is int or any(_holds_ints(arg) for arg in typing.get_args(hint))
+
+
+def _leaves(value: Any) -> Iterator[Any]:
+    """The values inside tuples and mappings (their values), ``None`` left out."""
+    if isinstance(value, (tuple, Mapping)):
+        for item in value.values() if isinstance(value, Mapping) else value:
+            yield from _leaves(item)
+    elif value is not None:
+        yield value
+
+
+def check_integers(options: Any) -> Any:
+    """``options`` (an option dataclass instance) after checking its integer options: every value is
+    an integer, >= 1 where the name counts something (:data:`COUNT_NAME`), else >= 0; ValueError naming
+    the first bad option."""
+    hints = typing.get_type_hints(type(options))
+    zero_allowed = getattr(options, "ZERO_ALLOWED", frozenset())
+    for field in fields(options):
+        if not _holds_ints(hints[field.name]):
+            continue
+        least = 1 if COUNT_NAME.search(field.name) and field.name not in zero_allowed else 0
+        value = getattr(options, field.name)
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < least for v in _leaves(value)):
+            what = "hold integers" if isinstance(value, (tuple, Mapping)) else "be an integer"
+            raise ValueError(f"{field.name} must {what} >= {least}, got {value!r}")
+    return options
 
 
 def resolved(instances: Sequence[Any]) -> dict[str, Any]:

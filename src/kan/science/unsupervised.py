@@ -37,6 +37,7 @@ class DiscoveryConfig(MappingOptions):
     """Model, training and read-off settings (paper silent on sizes; recorded as choices)."""
 
     EXPERIMENT: ClassVar[str] = "unsupervised"
+    ZERO_ALLOWED: ClassVar[frozenset[str]] = frozenset({"warmup_steps"})  # 0: no warm-up phase
 
     num_intervals: int = 3
     gaussian_width: float = 1 / math.sqrt(2)  # w: σ(h) = exp(-h²/(2w²)); a = 1 gives exp(-h²)
