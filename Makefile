@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 PORT ?= 5000
 
-.PHONY: help install reproduce paper test bench bench-sweep lint dry-run report ui ci-expected clean
+.PHONY: help install reproduce paper paper-shard test bench bench-sweep lint dry-run report ui ci-expected clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -23,6 +23,10 @@ reproduce: install  ## the default profile: data, training, tables, figures, MLf
 
 paper: install  ## the paper's sweeps on this machine (days of CPU time; see profiles/slurm)
 	$(BIN)/snakemake --profile profiles/paper --cores $(CORES)
+
+paper-shard: install  ## one shard of the paper profile's trainings and science jobs, SHARD=k/N (resumable)
+	@test -n "$(SHARD)" || { echo "usage: make paper-shard SHARD=k/N (e.g. SHARD=3/8)"; exit 2; }
+	$(BIN)/snakemake shard --profile profiles/paper --cores $(CORES) --rerun-incomplete --config shard=$(SHARD)
 
 test: install  ## the whole test suite, as CI runs it (exit code 5, no tests collected, counts as success)
 	$(BIN)/python -m pytest --durations=15 || [ $$? -eq 5 ]

@@ -28,3 +28,9 @@ rule all:
     default_target: True
     input:
         final_targets(),
+
+
+rule shard:
+    localrule: True
+    input:
+        shard_targets(),

@@ -88,3 +88,27 @@ def test_default_dry_run_generates_the_science_datasets(snakemake, repo):
         assert folders and all(f.startswith(f"datasets/generated/{family}/") for f in folders), folders
         assert folders <= generated, name
         assert set(science[f"name={name}"].split(", ")) == folders, name
+
+
+def test_paper_shard_plans_its_own_chunks_and_science_only(snakemake, repo, load):
+    """`make paper-shard SHARD=k/N`: the shard target plans the train chunks and science jobs of
+    shard k (kan.experiments.shards) and the datasets they read, nothing downstream."""
+    from kan.experiments.shards import in_shard
+    from kan.experiments.sweep import chunks, expand
+
+    result = snakemake("shard", "-n", "--profile", str(repo / "profiles" / "paper"), "--config", "shard=3/8")
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = _planned_jobs(result.stdout + result.stderr)
+    assert {job["rule"] for job in jobs} == {"generate_dataset", "train_chunk", "science", "shard"}
+    settings = load(repo / "workflow" / "config" / "paper.yaml")
+    names = [*chunks(expand(settings), settings["chunk_size"]), *(f"science:{n}" for n in settings["science"])]
+    wanted = in_shard(names, "3/8")
+    planned = {job["wildcards"] for job in jobs if job["rule"] in ("train_chunk", "science")}
+    expected = {f"name={n.split(':', 1)[1]}" if n.startswith("science:") else
+                "experiment={}, dataset={}, index={}".format(*n.split("/")) for n in wanted}
+    assert planned == expected
+
+
+def test_bad_shard_stops_before_any_job(snakemake, repo):
+    result = snakemake("shard", "-n", "--profile", str(repo / "profiles" / "paper"), "--config", "shard=9/8")
+    assert result.returncode != 0 and "at shard: shard must be 'k/N'" in result.stdout + result.stderr

@@ -6,6 +6,7 @@ from snakemake.exceptions import WorkflowError
 
 from kan.data import with_requests
 from kan.experiments.config import ConfigError, check_overrides, load_config, load_yaml
+from kan.experiments.shards import in_shard
 from kan.experiments.sweep import chunks, datasets_used, expand
 from kan.tracking import sqlite_path, tracking_uri
 
@@ -97,6 +98,14 @@ def science_datasets(wildcards):
 def science_results():
     """The output folders of the configured science experiments."""
     return [f"{RESULTS}/science/{name}" for name in SCIENCE]
+
+
+def shard_targets():
+    """The train-chunk manifests and science results of the configured shard (``shard: k/N``;
+    every one of them without it)."""
+    targets = {name: chunk_manifest(name) for name in CHUNKS}
+    targets |= {f"science:{name}": result for name, result in zip(SCIENCE, science_results())}
+    return [targets[name] for name in in_shard(targets, SETTINGS["shard"] or "1/1")]
 
 
 def tracking_target():

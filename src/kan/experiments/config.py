@@ -15,6 +15,7 @@ import yaml
 
 from kan.data import FAMILIES, family_module, task_names
 from kan.data.spec import merge_spec
+from kan.experiments.shards import parse_shard
 
 
 class ConfigError(ValueError):
@@ -188,9 +189,19 @@ def _check_science(config: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _check_shard(config: Mapping[str, Any]) -> list[str]:
+    if config.get("shard") is None:
+        return []
+    try:
+        parse_shard(config["shard"])
+    except ValueError as error:
+        return [f"at shard: {error}"]
+    return []
+
+
 def check_semantics(config: Mapping[str, Any]) -> None:
     """Checks beyond the schema; ConfigError lists every problem with its config path."""
-    problems = _check_specs(config) + _check_science(config)
+    problems = _check_specs(config) + _check_science(config) + _check_shard(config)
     for key, experiment in config["experiments"].items():
         problems += _check_experiment(config, key, experiment)
     _report(problems)
