@@ -224,19 +224,21 @@ def _block_section(name: str, block: _Block, found: list[Comparison], absent: li
 
 
 def _fidelity_table(blocks: Mapping[str, tuple[str, Tally]], shapes: Mapping[str, tuple[int, int]],
-                    claims: Mapping[str, tuple[int, int]]) -> str:
-    """One row per block: compared, within tolerance, within the strict band, shapes and claims."""
+                    claims: Mapping[str, tuple[int, int]], total: Tally) -> str:
+    """One row per block, then the sums: compared, within tolerance, within the strict band,
+    shapes that match and claims that hold (``(matching, checked)`` pairs per block)."""
     def pair(counts: tuple[int, int] | None) -> str:
         return f"{counts[0]} of {counts[1]}" if counts and counts[1] else "—"
 
-    rows = [{"block": title, "compared": str(t.compared), "within tolerance": str(t.within_tolerance),
-             "within ×3 / ±2 pts": str(t.within_strict), "same shape": pair(shapes.get(name)),
-             "claims hold": pair(claims.get(name))} for name, (title, t) in blocks.items()]
-    total = sum((t for _, t in blocks.values()), Tally(0, 0, 0))
-    rows.append({"block": "**all**", "compared": str(total.compared), "within tolerance": str(total.within_tolerance),
-                 "within ×3 / ±2 pts": str(total.within_strict),
-                 "same shape": pair(tuple(map(sum, zip(*shapes.values()))) if shapes else None),  # type: ignore[arg-type]
-                 "claims hold": pair(tuple(map(sum, zip(*claims.values()))) if claims else None)})  # type: ignore[arg-type]
+    def row(title: str, tally: Tally, shape: tuple[int, int] | None, claim: tuple[int, int] | None) -> dict[str, str]:
+        return {"block": title, "compared": str(tally.compared), "within tolerance": str(tally.within_tolerance),
+                "within ×3 / ±2 pts": str(tally.within_strict), "same shape": pair(shape), "claims hold": pair(claim)}
+
+    def summed(counts: Mapping[str, tuple[int, int]]) -> tuple[int, int]:
+        return sum(c[0] for c in counts.values()), sum(c[1] for c in counts.values())
+
+    rows = [row(title, tally, shapes.get(name), claims.get(name)) for name, (title, tally) in blocks.items()]
+    rows.append(row("**all**", total, summed(shapes), summed(claims)))
     frame = pd.DataFrame(rows)
     return markdown_table(frame, {column: str for column in frame.columns})
 
@@ -270,7 +272,7 @@ def paper_vs_ours(
         f"`{Path(reference_yaml).as_posix()}`) next to ours, from {len(usable)} runs with status \"ok\""
         f" ({excluded} other run(s) left out) and the science experiments' summaries.", "",
         f"**Fidelity: {total.text()}.**", "",
-        _fidelity_table(tallies, shapes, claims), "",
+        _fidelity_table(tallies, shapes, claims, total), "",
         f"- ours/paper: the ratio of our value to the paper's; a number is within tolerance when the ratio lies "
         f"in [1/f, f] for the block's factor f, or, for accuracies, when ours − paper (in percentage points) lies "
         f"within the block's tolerance. The stricter band is ×3 for ratios and ±2 pts for accuracies (never looser "

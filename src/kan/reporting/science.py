@@ -183,7 +183,7 @@ def not_compared(node: Any, key: str = "") -> Iterator[str]:
 
 
 @dataclass(frozen=True)
-class _Block:
+class ScienceSection:
     """One science block's comparisons, ready to write."""
 
     name: str
@@ -229,7 +229,7 @@ def _headline_section(experiment: str, summary: Summary) -> str:
 class ScienceReport:
     """The compared science blocks and the summaries of experiments the paper has no block for."""
 
-    blocks: list[_Block]
+    blocks: list[ScienceSection]
     headlines: list[str]
 
     @property
@@ -254,7 +254,7 @@ def science_report(science: pd.DataFrame | str | Path, reference: Reference) -> 
         block = reference[block_name]
         found, missing = number_comparisons(ours[experiment], block)
         claims, absent = claim_checks(ours[experiment], block)
-        blocks.append(_Block(block_name, title, block["source"], experiment, found, claims, missing + absent,
+        blocks.append(ScienceSection(block_name, title, block["source"], experiment, found, claims, missing + absent,
                              list(not_compared(block))))
     covered = {experiment for experiment, _ in SCIENCE_BLOCKS.values()}
     headlines = [_headline_section(name, values) for name, values in ours.items() if name not in covered]
