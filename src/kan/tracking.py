@@ -83,12 +83,23 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+TIMING_KEYS = ("seconds", "cpu_seconds")  # wall and CPU time: differ between identical reruns
+
+
+def _digest_bytes(path: Path) -> bytes:
+    """A file's bytes for the digest; JSON records without their timing keys (canonical form)."""
+    if path.suffix != ".json":
+        return path.read_bytes()
+    record = {k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items() if k not in TIMING_KEYS}
+    return json.dumps(record, sort_keys=True).encode("utf-8")
+
+
 def files_digest(run_dir: Path | str, names: Iterable[str] = (METRICS, HISTORY)) -> str:
-    """sha256 over the named files of a run folder (by default its metrics and history):
-    changes exactly when the run was redone."""
+    """sha256 over the named files of a run folder (by default its metrics and history), timing
+    left out: changes exactly when a rerun changed a result, not when it only took another time."""
     digest = hashlib.sha256()
     for name in names:
-        digest.update((Path(run_dir) / name).read_bytes())
+        digest.update(_digest_bytes(Path(run_dir) / name))
     return digest.hexdigest()
 
 

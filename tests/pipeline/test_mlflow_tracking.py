@@ -65,6 +65,17 @@ def test_relogging_does_not_duplicate_and_changes_replace(store, two_runs):
     assert replaced != first[0] and len(logged_runs(mlflow, experiment_id)) == 2
 
 
+def test_a_rerun_that_only_took_another_time_keeps_its_mlflow_run(store, two_runs):
+    """Retraining to identical numbers changes only the wall time in metrics.json; that must not
+    replace the MLflow run (the files digest leaves timing out)."""
+    uri, experiment_id = store
+    mlflow = client(uri)
+    first = log_run(mlflow, experiment_id, two_runs[0], logged_runs(mlflow, experiment_id))
+    metrics = json.loads((two_runs[0] / METRICS).read_text())
+    (two_runs[0] / METRICS).write_text(json.dumps({**metrics, "seconds": metrics["seconds"] + 12.5}, indent=1))
+    assert log_run(mlflow, experiment_id, two_runs[0], logged_runs(mlflow, experiment_id)) == first
+
+
 @pytest.fixture
 def science_dir(tmp_path):
     """A finished science experiment folder as the pipeline writes it (made-up numbers)."""
