@@ -102,3 +102,24 @@ def test_figures_with_partial_data(make_runs, histories, tmp_path):
     assert [p.name for p in figures.pareto_frontiers(only_special, tmp_path)] == ["pareto_special_jv.png"]
     assert figures.scaling_plot(only_special, tmp_path) == []
     assert figures.staircase(only_special, histories, tmp_path) == []
+
+
+def test_log_axes_label_only_readable_ticks():
+    """A Pareto axis spanning less than a decade (30-45 parameters) gets no minor-tick labels and
+    its labels do not overlap (matplotlib's default printed "3×10¹4×10¹")."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([30, 35, 40, 45], [1e-3, 5e-4, 2e-4, 1e-4])
+    ax.set(xscale="log", yscale="log")
+    figures.readable_log_ticks(ax)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for axis in (ax.xaxis, ax.yaxis):
+        low, high = sorted(axis.get_view_interval())
+        assert all(not t.label1.get_text() for t in axis.get_minor_ticks())
+        shown = [t.label1 for t in axis.get_major_ticks() if low <= t.get_loc() <= high and t.label1.get_text()]
+        assert len(shown) >= 2  # something to read
+        boxes = [label.get_window_extent(renderer) for label in shown]
+        assert all(not a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    plt.close(fig)

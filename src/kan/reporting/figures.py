@@ -16,7 +16,9 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter, ScalarFormatter
+from matplotlib.ticker import (
+    FuncFormatter, LogFormatterSciNotation, LogLocator, MaxNLocator, NullFormatter, ScalarFormatter,
+)
 
 from kan.plot import draw_history
 from kan.reporting.analysis import frontier_exponent, pareto_front
@@ -67,6 +69,24 @@ def _fronts(ax: Axes, frame: pd.DataFrame, x: str = "n_params", y: str = "test_r
         front = pareto_front(group, x, y)
         ax.plot(front[x], front[y], drawstyle="steps-post", color=palette[label], linewidth=1.5)
     ax.set(xscale="log", yscale="log")
+    readable_log_ticks(ax)
+
+
+def readable_log_ticks(ax: Axes) -> None:
+    """Readable labels on both log axes, never at minor ticks: powers of 10 over two decades or
+    more, 1, 2 and 5 × 10^k over one to two, a few plain numbers within one decade (where
+    matplotlib labels every minor tick, e.g. "3×10¹4×10¹", and the labels run into each other)."""
+    ax.autoscale_view()
+    for axis in (ax.xaxis, ax.yaxis):
+        low, high = sorted(axis.get_view_interval())
+        decades = np.log10(high / low)
+        if decades >= 2:
+            axis.set_major_locator(LogLocator(base=10))
+            axis.set_major_formatter(LogFormatterSciNotation(base=10))
+        else:
+            axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)) if decades >= 1 else MaxNLocator(nbins=4))
+            axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.set_minor_formatter(NullFormatter())
 
 
 def _reference_lines(ax: Axes, x0: float, x1: float, y0: float, exponents: Mapping[str, float]) -> None:
