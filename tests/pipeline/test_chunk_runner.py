@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from kan.experiments import runner
-from kan.experiments.runfiles import read_history, read_metrics, run_dir
+from kan.experiments.runfiles import MODEL, load_run_model, read_history, read_metrics, run_dir
 from kan.experiments.sweep import expand
 from kan.train import FitResult
 
@@ -40,6 +40,22 @@ def test_every_stage_becomes_a_complete_run(tiny_sweep, trained):
             assert metrics["grid"] == stage.grid and metrics["git_commit"] == "abc"
             history = read_history(_dir(tmp_path, training, stage))
             assert history["step"].tolist() == list(range(1, metrics["steps"] + 1))
+
+
+def test_a_run_model_is_checked_against_its_recorded_digest(tiny_sweep, trained, tmp_path):
+    """64 flipped bytes in the middle of model.pt loaded silently before (with an altered grid);
+    loading a run's model now checks the sha256 its metrics.json recorded."""
+    results, _ = trained
+    training = tiny_sweep[0]
+    original = _dir(results, training, training.stages[-1])
+    copy = shutil.copytree(original, tmp_path / "run")
+    assert load_run_model(copy).num_parameters() == read_metrics(copy)["n_params"]  # intact: loads
+    data = bytearray((copy / MODEL).read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(b ^ 0xFF for b in data[middle:middle + 64])
+    (copy / MODEL).write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="does not match the sha256 in its metrics.json"):
+        load_run_model(copy)
 
 
 def test_pruned_runs_record_both_shapes(tiny_sweep, trained):

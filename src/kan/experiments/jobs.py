@@ -69,15 +69,15 @@ def report_deviations(profile_deviations: Sequence[str], dataset_dirs: Sequence[
 
 def _figures(run_dir: Path, out_dir: Path, dataset_root: Path) -> list[Path]:
     """KAN diagram (KANs only) and training curves of one run, written to ``out_dir``."""
-    from kan import KAN, load_model
-    from kan.experiments.runfiles import MODEL, read_history
+    from kan import KAN
+    from kan.experiments.runfiles import load_run_model, read_history
     from kan.experiments.runner import load_dataset
     from kan.plot import plot_history, plot_kan
 
     metrics = read_metrics(run_dir)
     paths = [out_dir / "curves.png"]
     plot_history(read_history(run_dir).to_dict("records"), paths[0])
-    model = load_model(run_dir / MODEL)
+    model = load_run_model(run_dir)
     if isinstance(model, KAN):
         data, meta = load_dataset(dataset_root / metrics["family"] / metrics["dataset"], metrics["config"]["dtype"])
         paths.append(out_dir / "diagram.png")

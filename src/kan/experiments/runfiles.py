@@ -18,7 +18,11 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from kan.data.io import sha256_file
+from kan.models import KAN, MLP, load_model
+
 METRICS, HISTORY, MODEL = "metrics.json", "history.parquet", "model.pt"
+MODEL_DIGEST = "model_sha256"  # metrics.json key: sha256 of model.pt, checked by load_run_model
 HISTORY_COLUMNS = ("step", "grid", "train_rmse", "test_rmse", "train_loss", "test_loss", "regularization")
 
 
@@ -55,14 +59,16 @@ def history_frame(history: Sequence[Mapping[str, float]]) -> pd.DataFrame:
 
 
 def write_run(directory: Path | str, metrics: Mapping[str, Any], history: Sequence[Mapping[str, float]], model: Any) -> Path:
-    """Write metrics, history and ``model.save`` output atomically to ``directory``."""
+    """Write metrics, history and ``model.save`` output atomically to ``directory``; metrics.json
+    keeps the sha256 of model.pt (``model_sha256``)."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
     try:
         history_frame(history).to_parquet(tmp / HISTORY, index=False)
         model.save(tmp / MODEL)
-        text = json.dumps(json_ready(dict(metrics)), indent=2, sort_keys=True, allow_nan=False)
+        record = {**metrics, MODEL_DIGEST: sha256_file(tmp / MODEL)}
+        text = json.dumps(json_ready(record), indent=2, sort_keys=True, allow_nan=False)
         (tmp / METRICS).write_text(text + "\n", encoding="utf-8")
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old-{uuid.uuid4().hex}")
@@ -85,3 +91,15 @@ def read_metrics(directory: Path | str) -> dict[str, Any]:
 def read_history(directory: Path | str) -> pd.DataFrame:
     """The run's per-step history."""
     return pd.read_parquet(Path(directory) / HISTORY)
+
+
+def load_run_model(directory: Path | str) -> KAN | MLP:
+    """The run's model, after checking model.pt against the digest its metrics.json recorded
+    (runs written before digests were recorded load unchecked); ValueError naming the folder
+    when the file was altered."""
+    directory = Path(directory)
+    recorded = read_metrics(directory).get(MODEL_DIGEST)
+    if recorded is not None and sha256_file(directory / MODEL) != recorded:
+        raise ValueError(f"{directory / MODEL} does not match the sha256 in its {METRICS}: the file was altered or "
+                         f"damaged; retrain the run (delete its folder) or restore the file")
+    return load_model(directory / MODEL)
