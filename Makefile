@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 PORT ?= 5000
 
-.PHONY: help install reproduce paper paper-shard test bench bench-sweep lint dry-run report ui ci-expected clean
+.PHONY: help install reproduce resume paper paper-shard test bench bench-sweep lint dry-run report ui ci-expected clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -20,6 +20,10 @@ install: $(BIN)/snakemake  ## create .venv and install the package with its dev 
 
 reproduce: install  ## the default profile: data, training, tables, figures, MLflow (CORES=all)
 	$(BIN)/snakemake --cores $(CORES)
+
+resume: install  ## after a kill: remove the stale lock (only if no snakemake run is active here), then continue the default profile
+	$(BIN)/python -m kan unlock
+	$(BIN)/snakemake --cores $(CORES) --rerun-incomplete
 
 paper: install  ## the paper's sweeps on this machine (days of CPU time; see profiles/slurm)
 	$(BIN)/snakemake --profile profiles/paper --cores $(CORES)

@@ -5,6 +5,7 @@
   expected  rewrite this machine kind's rows of reports/reference/ci_expected.csv (and
             ci_expected_science.csv) from a ci-profile run
   ui        the MLflow UI on 127.0.0.1 for the pipeline's tracking store
+  unlock    remove a killed run's stale snakemake lock, only when no snakemake run is active here
 """
 
 from __future__ import annotations
@@ -117,6 +118,17 @@ def _ui(args: argparse.Namespace) -> int:
     os.execvp(command[0], command)
 
 
+def _unlock(args: argparse.Namespace) -> int:
+    from kan.experiments.resume import unlock_if_idle
+
+    try:
+        print(unlock_if_idle(args.directory, args.snakefile))
+    except RuntimeError as error:
+        print(error)
+        return 1
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The ``kan`` argument parser."""
     root = argparse.ArgumentParser(prog="kan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -135,6 +147,10 @@ def parser() -> argparse.ArgumentParser:
     ui.add_argument("--uri", default="", help="tracking URI (default: $MLFLOW_TRACKING_URI or results/mlflow.db)")
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(run=_ui)
+    unlock = commands.add_parser("unlock", help="remove a stale snakemake lock when no run is active")
+    unlock.add_argument("--directory", type=Path, default=Path("."), help="the workflow's working directory")
+    unlock.add_argument("--snakefile", type=Path, default=Path("Snakefile"))
+    unlock.set_defaults(run=_unlock)
     return root
 
 
