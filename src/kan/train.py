@@ -325,8 +325,8 @@ def fit(model: nn.Module, dataset: Mapping[str, Tensor], config: TrainConfig | N
                 return stop("diverged", f"non-finite training loss at step {global_step}; restored the last finite state")
             losses.append(loss)
             stalled = has_stalled(losses, config, step)
-            last_of_phase = stalled or step == config.steps - 1
-            if global_step % config.eval_every and not (last_of_phase and phase == len(schedule) - 1) and not stalled:
+            final = phase == len(schedule) - 1 and step == config.steps - 1
+            if global_step % config.eval_every and not (stalled or final):
                 continue
             record = _record(model, dataset, config, global_step, objective.penalty)
             if not all(math.isfinite(v) for v in record.values()):
