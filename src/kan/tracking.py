@@ -23,11 +23,11 @@ if TYPE_CHECKING:  # mlflow is imported lazily: resolving a URI must not pay its
 
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 TAG_KEYS = ("experiment", "family", "dataset", "model", "variant", "shape", "status", "profile", "git_commit", "machine",
-            "training_id")
+            "code_fingerprint", "training_id")
 STEP_METRICS = ("train_rmse", "test_rmse", "train_loss", "test_loss", "regularization", "grid", "train_accuracy", "test_accuracy")
 SUMMARY_METRICS = ("n_params", "steps", "seconds", "grid", "depth", "lamb")
 SCIENCE_TAG_KEYS = ("experiment", "family", "dataset", "model", "section", "status", "profile", "git_commit", "machine",
-                    "config_id")
+                    "code_fingerprint", "config_id")
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
 _PARAM_BATCH = 100
 

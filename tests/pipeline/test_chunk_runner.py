@@ -99,3 +99,17 @@ def test_divergence_ends_a_training_and_counts_as_done(tiny_sweep, xy_dataset, t
     assert len(manifest["runs"]) == len(human)  # only the first phase's runs
     assert all(read_metrics(run)["status"] == "diverged" for run in manifest["runs"])
     assert all(runner.is_done(t, tmp_path) for t in human)
+
+
+def test_runs_of_code_with_another_fingerprint_are_trained_again(tiny_sweep, trained, xy_dataset, tmp_path):
+    """A shard's records count only while the code computes the same numbers: runs recorded
+    under another code fingerprint are stale, and the chunk trains them again."""
+    shutil.copytree(trained[0], tmp_path, dirs_exist_ok=True)
+    human = [t for t in tiny_sweep if t.variant == "human"]
+    dirs = {("synthetic", "xy"): xy_dataset / "synthetic" / "xy"}
+    first = runner.train_chunk(human, dirs, tmp_path, {"code_fingerprint": "aaaa"})
+    assert first["trained"] == len(human)  # the module's runs carry no fingerprint: stale
+    assert runner.train_chunk(human, dirs, tmp_path, {"code_fingerprint": "aaaa"})["trained"] == 0
+    again = runner.train_chunk(human, dirs, tmp_path, {"code_fingerprint": "bbbb"})
+    assert again["trained"] == len(human)
+    assert {read_metrics(run)["code_fingerprint"] for run in again["runs"]} == {"bbbb"}

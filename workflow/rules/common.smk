@@ -6,6 +6,7 @@ from snakemake.exceptions import WorkflowError
 
 from kan.data import with_requests
 from kan.experiments.config import ConfigError, check_overrides, load_config, load_yaml
+from kan.experiments.provenance import code_fingerprint
 from kan.experiments.shards import in_shard
 from kan.experiments.sweep import chunks, datasets_used, expand
 from kan.tracking import sqlite_path, tracking_uri
@@ -25,6 +26,7 @@ def local(path):
 
 
 RESULTS = "results"
+CODE_FINGERPRINT = code_fingerprint()  # what this code computes on this machine kind (kan.experiments.provenance)
 REPORTS = "reports"
 DATASETS = "datasets/generated"
 TRAININGS = expand(SETTINGS)

@@ -12,6 +12,7 @@ rule train_chunk:
         datasets=chunk_datasets,
         results=lambda w, output: str(Path(output[0]).parents[3]),  # results/chunks/<exp>/<ds>/<i>.json
         profile=lambda w: SETTINGS["profile"],
+        fingerprint=CODE_FINGERPRINT,  # a change of the code's numbers reruns the chunk
     log:
         "logs/train/{experiment}/{dataset}/{index}.log",
     threads: 1

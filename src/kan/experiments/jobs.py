@@ -34,12 +34,13 @@ def train(trainings: Sequence[Mapping[str, Any]], dataset_dirs: Mapping[str, str
 
     ``dataset_dirs`` maps ``"<family>/<name>"`` to the dataset folder.
     """
-    from kan.experiments.provenance import git_commit, machine_kind
+    from kan.experiments.provenance import FINGERPRINT, code_fingerprint, git_commit, machine_kind
     from kan.experiments.runner import train_chunk
     from kan.experiments.sweep import Training
 
     dirs = {tuple(key.split("/", 1)): Path(path) for key, path in dataset_dirs.items()}
-    extra = {"profile": profile, "git_commit": git_commit(), "machine": machine_kind()}
+    extra = {"profile": profile, "git_commit": git_commit(), "machine": machine_kind(),
+             FINGERPRINT: code_fingerprint()}
     outcome = train_chunk([Training.from_dict(t) for t in trainings], dirs, results, extra)
     log.info("chunk done: %d trainings, %d trained now, %d runs", outcome["trainings"], outcome["trained"], len(outcome["runs"]))
     write_json(manifest, outcome)

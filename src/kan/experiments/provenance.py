@@ -1,14 +1,20 @@
-"""Where a result came from: the git commit of the code that produced it, and the kind of
-machine that computed it."""
+"""Where a result came from: the git commit of the code that produced it, the kind of machine
+that computed it, and a numeric fingerprint of the code on that kind of machine."""
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import platform
 import subprocess
 from functools import lru_cache
 from pathlib import Path
 
 _SOURCE = Path(__file__).resolve().parent
+REFERENCE = _SOURCE.parents[2] / "reports" / "reference"  # src/kan/experiments -> repository root
+EXPECTED_FILES = ("ci_expected.csv", "ci_expected_science.csv")
+FINGERPRINT = "code_fingerprint"  # the record key of code_fingerprint()
+UNRECORDED = "unrecorded"  # fingerprint of a machine kind with no expected values
 
 
 @lru_cache(maxsize=1)
@@ -45,3 +51,23 @@ def machine_kind(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
             flags = set(value.split())
     level = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else ""
     return "-".join(part for part in (platform.machine() or "unknown", vendor, level) if part)
+
+
+def code_fingerprint(machine: str | None = None, reference: Path = REFERENCE) -> str:
+    """What the code computes on ``machine`` (default: this machine's kind), as 16 hex digits:
+    the sha256 of the ci profile's expected values recorded for that kind (the rows of
+    ``ci_expected.csv`` and ``ci_expected_science.csv``). Two commits with the same fingerprint
+    give the same ci numbers on that kind, so their results can be mixed; a change that moves a
+    number changes the fingerprint. ``"unrecorded"`` when that kind has no expected values,
+    ``"unknown"`` without the expected-values files (an installed copy outside the repository)."""
+    if not all((reference / name).is_file() for name in EXPECTED_FILES):
+        return "unknown"
+    machine = machine or machine_kind()
+    digest, found = hashlib.sha256(), False
+    for name in EXPECTED_FILES:
+        with open(reference / name, newline="", encoding="utf-8") as handle:
+            rows = sorted(row for row in csv.reader(handle) if row and row[0] == machine)
+        found = found or bool(rows)
+        digest.update(f"{name}\n".encode())
+        digest.update("".join(",".join(row) + "\n" for row in rows).encode("utf-8"))
+    return digest.hexdigest()[:16] if found else UNRECORDED

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from kan import KAN, MLP
 from kan.batched import fit_many
 from kan.data import read_dataset, to_tensors
+from kan.experiments.provenance import FINGERPRINT
 from kan.experiments.pruning import prune_model, sparsify_config
 from kan.experiments.runfiles import is_finished, read_metrics, run_dir, write_run
 from kan.experiments.sweep import Stage, Training
@@ -144,12 +145,14 @@ def train_together(trainings: Sequence[Training], data: Mapping[str, Tensor], me
                 _write(state, state.training.stages[0], results, extra)
 
 
-def is_done(training: Training, results: Path) -> bool:
-    """Finished: its last run exists, or a run of it ended the training early."""
+def is_done(training: Training, results: Path, fingerprint: str | None = None) -> bool:
+    """Finished: its last run exists, or a run of it ended the training early; with a
+    ``fingerprint`` (:func:`kan.experiments.provenance.code_fingerprint`), only runs recorded by
+    code of that fingerprint count (others are stale and trained again)."""
     dirs = [run_dir(results, training.experiment, training.kind, s.run_id) for s in training.stages]
-    if is_finished(dirs[-1]):
-        return True
-    return any(is_finished(d) and read_metrics(d)["status"] in TERMINAL for d in dirs)
+    records = {d: read_metrics(d) for d in dirs if is_finished(d)}
+    current = {d: r for d, r in records.items() if fingerprint is None or r.get(FINGERPRINT) == fingerprint}
+    return dirs[-1] in current or any(r["status"] in TERMINAL for r in current.values())
 
 
 def existing_runs(trainings: Sequence[Training], results: Path) -> list[Path]:
@@ -170,10 +173,11 @@ def train_chunk(trainings: Sequence[Training], dataset_dirs: Mapping[tuple[str, 
     """Train every unfinished training of a chunk; return a manifest of its runs.
 
     ``dataset_dirs`` maps (family, name) to the generated dataset folder; ``extra`` is
-    merged into every metrics.json (provenance: git commit, profile).
+    merged into every metrics.json (provenance: git commit, profile, code fingerprint; runs
+    recorded under another fingerprint are trained again).
     """
     results = Path(results)
-    todo = [t for t in trainings if not is_done(t, results)]
+    todo = [t for t in trainings if not is_done(t, results, extra.get(FINGERPRINT))]
     if todo:
         first = todo[0]
         if any((t.family, t.dataset, t.dtype) != (first.family, first.dataset, first.dtype) for t in todo):

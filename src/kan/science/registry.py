@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 
 from kan.data import DatasetRequest
 from kan.experiments.ids import config_id
-from kan.experiments.provenance import git_commit, machine_kind
+from kan.experiments.provenance import FINGERPRINT, code_fingerprint, git_commit, machine_kind
 from kan.science import interpretability, runners
 from kan.science.options import build_options, resolved
 from kan.science.outputs import write_run_record
@@ -117,7 +117,8 @@ def run_recorded(name: str, settings: Mapping[str, Any], out_dir: Path | str, pr
     write_run_record(out_dir, {
         "experiment": name, "config_id": config_id({"science": name, "settings": options}), "settings": options,
         "section": entry.section, "family": entry.family, "dataset": entry.dataset, "model": entry.models,
-        "status": "ok", "profile": profile, "git_commit": git_commit(), "machine": machine_kind(), "seconds": time.perf_counter() - started,
+        "status": "ok", "profile": profile, "git_commit": git_commit(), "machine": machine_kind(),
+        FINGERPRINT: code_fingerprint(), "seconds": time.perf_counter() - started,
         "cpu_seconds": time.process_time() - cpu,
     })
     return summary

@@ -1,0 +1,50 @@
+"""Provenance of records: the code fingerprint follows the ci expected values of one machine kind."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from kan.experiments.provenance import EXPECTED_FILES, REFERENCE, UNRECORDED, code_fingerprint
+
+
+@pytest.fixture
+def reference(tmp_path):
+    for name in EXPECTED_FILES:
+        shutil.copy(REFERENCE / name, tmp_path / name)
+    return tmp_path
+
+
+def _kinds(reference):
+    lines = (reference / EXPECTED_FILES[0]).read_text().splitlines()[1:]
+    return sorted({line.split(",", 1)[0] for line in lines})
+
+
+def test_the_fingerprint_moves_with_a_number_of_its_own_machine_kind_only(reference):
+    ours, other = _kinds(reference)[:2]
+    before = {kind: code_fingerprint(kind, reference) for kind in (ours, other)}
+    assert before[ours] != before[other] and UNRECORDED not in before.values()
+    path = reference / EXPECTED_FILES[0]
+    lines = path.read_text().splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith(ours + ","))
+    fields = lines[row].split(",")
+    fields[-1] = repr(float(fields[-1]) * (1 + 1e-12))  # the last digits of one test RMSE
+    lines[row] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    assert code_fingerprint(ours, reference) != before[ours]
+    assert code_fingerprint(other, reference) == before[other]
+
+
+def test_row_order_does_not_matter(reference):
+    kind = _kinds(reference)[0]
+    before = code_fingerprint(kind, reference)
+    path = reference / EXPECTED_FILES[1]
+    header, *rows = path.read_text().splitlines()
+    path.write_text("\n".join([header, *reversed(rows)]) + "\n")
+    assert code_fingerprint(kind, reference) == before
+
+
+def test_a_machine_kind_without_expected_values_is_unrecorded_and_missing_files_unknown(reference, tmp_path):
+    assert code_fingerprint("riscv64-unknown", reference) == UNRECORDED
+    assert code_fingerprint(_kinds(reference)[0], tmp_path / "nowhere") == "unknown"
