@@ -23,7 +23,7 @@ def _kinds(reference):
 
 def test_the_fingerprint_moves_with_a_number_of_its_own_machine_kind_only(reference):
     ours, other = _kinds(reference)[:2]
-    before = {kind: code_fingerprint(kind, reference) for kind in (ours, other)}
+    before = {kind: code_fingerprint(kind, reference=reference) for kind in (ours, other)}
     assert before[ours] != before[other] and UNRECORDED not in before.values()
     path = reference / EXPECTED_FILES[0]
     lines = path.read_text().splitlines()
@@ -32,19 +32,23 @@ def test_the_fingerprint_moves_with_a_number_of_its_own_machine_kind_only(refere
     fields[-1] = repr(float(fields[-1]) * (1 + 1e-12))  # the last digits of one test RMSE
     lines[row] = ",".join(fields)
     path.write_text("\n".join(lines) + "\n")
-    assert code_fingerprint(ours, reference) != before[ours]
-    assert code_fingerprint(other, reference) == before[other]
+    assert code_fingerprint(ours, reference=reference) != before[ours]
+    assert code_fingerprint(other, reference=reference) == before[other]
 
 
-def test_row_order_does_not_matter(reference):
+def test_a_science_experiment_has_its_own_fingerprint(reference):
     kind = _kinds(reference)[0]
-    before = code_fingerprint(kind, reference)
+    before = {name: code_fingerprint(kind, name, reference) for name in ("knots", "pde", None)}
+    assert len(set(before.values())) == 3
     path = reference / EXPECTED_FILES[1]
     header, *rows = path.read_text().splitlines()
-    path.write_text("\n".join([header, *reversed(rows)]) + "\n")
-    assert code_fingerprint(kind, reference) == before
+    moved = [row + "1" if row.startswith(kind + ",knots,") else row for row in reversed(rows)]
+    path.write_text("\n".join([header, *moved]) + "\n")  # knots' numbers move; row order changes
+    after = {name: code_fingerprint(kind, name, reference) for name in before}
+    assert after["knots"] != before["knots"]
+    assert after["pde"] == before["pde"] and after[None] == before[None]
 
 
 def test_a_machine_kind_without_expected_values_is_unrecorded_and_missing_files_unknown(reference, tmp_path):
-    assert code_fingerprint("riscv64-unknown", reference) == UNRECORDED
-    assert code_fingerprint(_kinds(reference)[0], tmp_path / "nowhere") == "unknown"
+    assert code_fingerprint("riscv64-unknown", reference=reference) == UNRECORDED
+    assert code_fingerprint(_kinds(reference)[0], reference=tmp_path / "nowhere") == "unknown"

@@ -53,21 +53,30 @@ def machine_kind(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     return "-".join(part for part in (platform.machine() or "unknown", vendor, level) if part)
 
 
-def code_fingerprint(machine: str | None = None, reference: Path = REFERENCE) -> str:
+def code_fingerprint(machine: str | None = None, science: str | None = None, reference: Path = REFERENCE) -> str:
     """What the code computes on ``machine`` (default: this machine's kind), as 16 hex digits:
-    the sha256 of the ci profile's expected values recorded for that kind (the rows of
-    ``ci_expected.csv`` and ``ci_expected_science.csv``). Two commits with the same fingerprint
-    give the same ci numbers on that kind, so their results can be mixed; a change that moves a
-    number changes the fingerprint. ``"unrecorded"`` when that kind has no expected values,
-    ``"unknown"`` without the expected-values files (an installed copy outside the repository)."""
+    the sha256 of the ci profile's expected values recorded for that kind. Trainings
+    (``science`` None) hash the trainings' values (``ci_expected.csv``); science experiment
+    ``science`` hashes those and its own rows of ``ci_expected_science.csv``, so a change to one
+    experiment's numbers does not make the others' records stale. Two commits with the same
+    fingerprint give the same ci numbers on that kind, so their results can be mixed.
+    ``"unrecorded"`` when that kind has no expected values, ``"unknown"`` without the
+    expected-values files (an installed copy outside the repository)."""
     if not all((reference / name).is_file() for name in EXPECTED_FILES):
         return "unknown"
     machine = machine or machine_kind()
-    digest, found = hashlib.sha256(), False
-    for name in EXPECTED_FILES:
-        with open(reference / name, newline="", encoding="utf-8") as handle:
-            rows = sorted(row for row in csv.reader(handle) if row and row[0] == machine)
-        found = found or bool(rows)
-        digest.update(f"{name}\n".encode())
-        digest.update("".join(",".join(row) + "\n" for row in rows).encode("utf-8"))
-    return digest.hexdigest()[:16] if found else UNRECORDED
+    trainings, experiments = EXPECTED_FILES
+    digest = hashlib.sha256()
+    rows = _rows(reference / trainings, machine)
+    digest.update("".join(",".join(row) + "\n" for row in rows).encode("utf-8"))
+    if science is not None:
+        own = [row for row in _rows(reference / experiments, machine) if row[1] == science]
+        digest.update(f"{experiments}\n".encode())
+        digest.update("".join(",".join(row) + "\n" for row in own).encode("utf-8"))
+    return digest.hexdigest()[:16] if rows else UNRECORDED
+
+
+def _rows(path: Path, machine: str) -> list[list[str]]:
+    """The rows of an expected-values CSV recorded on ``machine``, sorted."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        return sorted(row for row in csv.reader(handle) if row and row[0] == machine)
