@@ -5,8 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
 PORT ?= 5000
+# working directory of the paper profile (its datasets, results, logs)
+PAPER_DIR ?= paper-run
 
-.PHONY: help install reproduce resume paper paper-shard test bench bench-sweep lint dry-run report ui ci-expected clean
+.PHONY: help install reproduce resume paper paper-shard publish-paper report-paper ui-paper test bench bench-sweep lint dry-run report ui ci-expected clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -25,12 +27,23 @@ resume: install  ## after a kill: remove the stale lock (only if no snakemake ru
 	$(BIN)/python -m kan unlock
 	$(BIN)/snakemake --cores $(CORES) --rerun-incomplete
 
-paper: install  ## the paper's sweeps on this machine (days of CPU time; see profiles/slurm)
-	$(BIN)/snakemake --profile profiles/paper --cores $(CORES)
+paper: install  ## the paper's sweeps on this machine, in $(PAPER_DIR)/ (days of CPU time; see profiles/slurm)
+	$(BIN)/snakemake -s $(CURDIR)/Snakefile --directory $(PAPER_DIR) --profile profiles/paper --cores $(CORES)
 
-paper-shard: install  ## one shard of the paper profile's trainings and science jobs, SHARD=k/N (resumable)
-	@test -n "$(SHARD)" || { echo "usage: make paper-shard SHARD=k/N (e.g. SHARD=3/8)"; exit 2; }
-	$(BIN)/snakemake shard --profile profiles/paper --cores $(CORES) --rerun-incomplete --config shard=$(SHARD)
+paper-shard: install  ## one shard of the paper profile, in $(PAPER_DIR)/, SHARD=k/32 (resumable; the published run uses N = 32)
+	@test -n "$(SHARD)" || { echo "usage: make paper-shard SHARD=k/N (e.g. SHARD=3/32)"; exit 2; }
+	$(BIN)/snakemake -s $(CURDIR)/Snakefile --directory $(PAPER_DIR) shard --profile profiles/paper --cores $(CORES) \
+		--rerun-incomplete --config shard=$(SHARD)
+
+publish-paper: install  ## merge the paper run's finished results ($(PAPER_DIR)/results) into reports/paper-run/, then rebuild its report
+	$(BIN)/python -m kan publish $(PAPER_DIR)/results
+	$(BIN)/python -m kan report
+
+report-paper: install  ## rebuild reports/paper-run/ (report, tables, figures) from its committed records, without training
+	$(BIN)/python -m kan report
+
+ui-paper: install  ## MLflow UI on the published paper run (loads reports/paper-run/ into results/mlflow-paper-run.db)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m kan ui-records --port $(PORT)
 
 test: install  ## the whole test suite, as CI runs it (exit code 5, no tests collected, counts as success)
 	$(BIN)/python -m pytest --durations=15 || [ $$? -eq 5 ]

@@ -5,6 +5,10 @@
   expected  rewrite this machine kind's rows of reports/reference/ci_expected.csv (and
             ci_expected_science.csv) from a ci-profile run
   ui        the MLflow UI on 127.0.0.1 for the pipeline's tracking store
+  publish   merge a profile run's results into published records (reports/paper-run) and
+            write which shards they complete
+  report    rebuild the report, tables and figures of published records, without training
+  ui-records  load published records into a local MLflow store and open the UI on it
   unlock    remove a killed run's stale snakemake lock, only when no snakemake run is active here
 """
 
@@ -20,6 +24,9 @@ if TYPE_CHECKING:
 
 SCHEMA = Path("workflow/schemas/config.schema.yaml")
 REFERENCE = Path("reports/reference")
+PUBLISHED = Path("reports/paper-run")
+PAPER_CONFIG = Path("workflow/config/paper.yaml")
+PAPER_SHARDS = 32  # the paper run's split: about an hour and a half of CPU per shard
 SCIENCE_EXPECTED = "ci_expected_science.csv"
 
 
@@ -118,6 +125,44 @@ def _ui(args: argparse.Namespace) -> int:
     os.execvp(command[0], command)
 
 
+def _publish(args: argparse.Namespace) -> int:
+    from kan.experiments.config import load_config
+    from kan.experiments.jobs import profile_datasets, report_deviations, science_requests
+    from kan.experiments.publish import SHARDS, publish, shard_table
+    from kan.experiments.sweep import expand
+
+    settings = load_config(args.config, args.schema)
+    trainings = expand(settings)
+    datasets = args.results.parent / "datasets" / "generated"
+    folders = [datasets / family / name for family, name in profile_datasets(trainings, science_requests(settings))]
+    inputs = {"profile": settings["profile"], "miss_causes": settings["report"]["miss_causes"],
+              "deviations": report_deviations(settings["report"]["deviations"], [d for d in folders if d.is_dir()])}
+    added = publish(args.results, args.out, inputs)
+    table = shard_table(trainings, settings["chunk_size"], list(settings["science"]), args.out, args.shards)
+    table.to_csv(args.out / SHARDS, index=False)
+    print(f"published {added['runs']} runs, {added['histories']} histories, {added['science']} science experiments "
+          f"into {args.out}; {int(table['complete'].sum())} of {len(table)} shards complete")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from kan.reporting.paper_run import rebuild
+
+    written = rebuild(args.records, args.reference / "paper.yaml")
+    print(f"wrote {len(written)} files under {args.records}")
+    return 0
+
+
+def _ui_records(args: argparse.Namespace) -> int:
+    from kan.tracking import load_published
+
+    uri = f"sqlite:///{args.store.resolve()}"
+    args.store.parent.mkdir(parents=True, exist_ok=True)
+    print(f"{load_published(uri, args.experiment, args.records)} runs of {args.records} in {uri}", flush=True)
+    args.uri = uri
+    return _ui(args)
+
+
 def _unlock(args: argparse.Namespace) -> int:
     from kan.experiments.resume import unlock_if_idle
 
@@ -147,6 +192,23 @@ def parser() -> argparse.ArgumentParser:
     ui.add_argument("--uri", default="", help="tracking URI (default: $MLFLOW_TRACKING_URI or results/mlflow.db)")
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(run=_ui)
+    publish = commands.add_parser("publish", help="merge a profile run's results into published records")
+    publish.add_argument("results", type=Path, help="the run's results folder (beside its datasets/generated)")
+    publish.add_argument("--config", type=Path, default=PAPER_CONFIG)
+    publish.add_argument("--schema", type=Path, default=SCHEMA)
+    publish.add_argument("--out", type=Path, default=PUBLISHED)
+    publish.add_argument("--shards", type=int, default=PAPER_SHARDS, help="the N of the run's shards k/N")
+    publish.set_defaults(run=_publish)
+    report = commands.add_parser("report", help="rebuild the report of published records")
+    report.add_argument("records", type=Path, nargs="?", default=PUBLISHED)
+    report.add_argument("--reference", type=Path, default=REFERENCE)
+    report.set_defaults(run=_report)
+    records_ui = commands.add_parser("ui-records", help="MLflow UI on published records")
+    records_ui.add_argument("records", type=Path, nargs="?", default=PUBLISHED)
+    records_ui.add_argument("--store", type=Path, default=Path("results/mlflow-paper-run.db"))
+    records_ui.add_argument("--experiment", default="kan-paper-run")
+    records_ui.add_argument("--port", type=int, default=5000)
+    records_ui.set_defaults(run=_ui_records)
     unlock = commands.add_parser("unlock", help="remove a stale snakemake lock when no run is active")
     unlock.add_argument("--directory", type=Path, default=Path("."), help="the workflow's working directory")
     unlock.add_argument("--snakefile", type=Path, default=Path("Snakefile"))

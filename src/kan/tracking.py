@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from kan.experiments.runfiles import HISTORY, METRICS, MODEL, read_history, read_metrics
 
 if TYPE_CHECKING:  # mlflow is imported lazily: resolving a URI must not pay its import cost
+    import pandas as pd
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
@@ -161,13 +162,10 @@ def _metrics(metrics: Mapping[str, Any], history: Any) -> list["Metric"]:
     return out
 
 
-def log_run(mlflow: "MlflowClient", experiment_id: str, run_dir: Path | str, known: Mapping[str, tuple[str, str]],
-            artifacts: Iterable[Path] = ()) -> str:
-    """Log one run folder (tags, params, per-step and final metrics, model state, artifacts)
-    unless it is already logged unchanged; return the MLflow run id."""
-    run_dir = Path(run_dir)
-    metrics = read_metrics(run_dir)
-    digest = files_digest(run_dir)
+def log_record(mlflow: "MlflowClient", experiment_id: str, metrics: Mapping[str, Any], history: "pd.DataFrame",
+               digest: str, known: Mapping[str, tuple[str, str]], artifacts: Iterable[Path] = ()) -> str:
+    """Log one run's record (tags, params, per-step and final metrics, artifacts) unless a run of
+    its config id was logged from the same content (``digest``); return the MLflow run id."""
     current = _current_run(mlflow, known, metrics["run_id"], digest)
     if current:
         return current
@@ -176,11 +174,20 @@ def log_run(mlflow: "MlflowClient", experiment_id: str, run_dir: Path | str, kno
     name = f"{metrics['experiment']}/{metrics['dataset']}/{metrics['variant']}/{metrics['shape']}/G{metrics['grid']}/s{metrics['seed']}"
     run_id = mlflow.create_run(experiment_id, tags=tags, run_name=name).info.run_id
     _log_params(mlflow, run_id, metrics["config"])
-    _log_metrics(mlflow, run_id, _metrics(metrics, read_history(run_dir)))
-    for path in [run_dir / METRICS, run_dir / MODEL, *artifacts]:
+    _log_metrics(mlflow, run_id, _metrics(metrics, history))
+    for path in artifacts:
         mlflow.log_artifact(run_id, str(path))
     mlflow.set_terminated(run_id, "FINISHED" if metrics["status"] in ("ok", "early_stopped") else "FAILED")
     return run_id
+
+
+def log_run(mlflow: "MlflowClient", experiment_id: str, run_dir: Path | str, known: Mapping[str, tuple[str, str]],
+            artifacts: Iterable[Path] = ()) -> str:
+    """Log one run folder (its record, model state and ``artifacts``) unless it is already logged
+    unchanged; return the MLflow run id."""
+    run_dir = Path(run_dir)
+    return log_record(mlflow, experiment_id, read_metrics(run_dir), read_history(run_dir), files_digest(run_dir), known,
+                      [run_dir / METRICS, run_dir / MODEL, *artifacts])
 
 
 def log_science_run(mlflow: "MlflowClient", experiment_id: str, result_dir: Path | str,
@@ -207,6 +214,35 @@ def log_science_run(mlflow: "MlflowClient", experiment_id: str, result_dir: Path
     for path in (result_dir / SUMMARY, result_dir / RUN_RECORD):
         mlflow.log_artifact(run_id, str(path))
     for folder in (FIGURES, TABLES):
-        mlflow.log_artifacts(run_id, str(result_dir / folder), folder)
+        if (result_dir / folder).is_dir():  # published records keep tables, not figures
+            mlflow.log_artifacts(run_id, str(result_dir / folder), folder)
     mlflow.set_terminated(run_id, "FINISHED")
     return run_id
+
+
+def load_published(uri: str, experiment: str, records: Path | str) -> int:
+    """Log published records (:mod:`kan.experiments.publish`) to the store at ``uri``: every run
+    with its (thinned) history up to its own last step, and every science experiment; runs already
+    logged unchanged are skipped. Returns the number of runs in the records."""
+    import pandas as pd
+
+    from kan.experiments.publish import HISTORIES, RUNS, SCIENCE
+
+    records = Path(records)
+    runs = pd.read_parquet(records / RUNS)
+    histories = pd.read_parquet(records / HISTORIES)
+    longest = runs.sort_values("steps", kind="stable").groupby("training_id")["run_id"].last().to_dict()
+    by_run = dict(tuple(histories.groupby("run_id")))
+    experiment_id = init_tracking(uri, experiment, None)
+    mlflow = client(uri)
+    known = logged_runs(mlflow, experiment_id)
+    for record in runs.to_dict("records"):
+        metrics = {**record, "config": json.loads(record["config"])}
+        history = by_run.get(longest[record["training_id"]], histories.iloc[:0])
+        history = history[history["step"] <= record["steps"]]
+        digest = hashlib.sha256(json.dumps({k: v for k, v in record.items() if k not in TIMING_KEYS}, sort_keys=True,
+                                           default=str).encode("utf-8")).hexdigest()
+        log_record(mlflow, experiment_id, metrics, history, digest, known)
+    for folder in sorted(d for d in (records / SCIENCE).glob("*") if d.is_dir()):
+        log_science_run(mlflow, experiment_id, folder, known)
+    return len(runs)

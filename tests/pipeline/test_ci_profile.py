@@ -151,3 +151,48 @@ def test_science_runs_stay_in_mlflow_once_after_relogging(ci_run, runs, repo, sc
     found = mlflow.search_runs([experiment_id], "tags.variant = 'science'", run_view_type=ViewType.ACTIVE_ONLY)
     assert sorted(run.data.tags["config_id"] for run in found) == sorted(_science_ids(work, science_names))
     assert {run.data.tags["experiment"] for run in found} == set(science_names)
+
+
+@pytest.fixture(scope="module")
+def published(ci_run, runs, repo):
+    """The ci run published as records (the way the paper run is), in its own folder."""
+    records = ci_run[0] / "published"
+    command = [sys.executable, "-m", "kan", "publish", str(ci_run[0] / "results"), "--out", str(records),
+               "--config", str(repo / "workflow" / "config" / "ci.yaml"), "--shards", "3"]
+    result = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return records
+
+
+def test_published_records_rebuild_the_pipelines_report(ci_run, published, repo):
+    """Records alone (no run folders, no training) give the report the pipeline wrote, with the
+    records' status on top; the tables are the pipeline's too."""
+    from kan.reporting.paper_run import rebuild
+
+    shards = pd.read_csv(published / "shards.csv")
+    assert shards["complete"].all() and shards["missing"].sum() == 0 and shards["stale"].sum() == 0
+    rebuild(published, repo / "reports" / "reference" / "paper.yaml")
+    ours = (published / "paper_vs_ours.md").read_text().splitlines()
+    pipeline = (ci_run[0] / "reports" / "paper_vs_ours.md").read_text().splitlines()
+    assert ours[2].startswith("**Published records: 3 of 3 shards complete")
+    assert ours[:2] + ours[4:] == pipeline
+    tables = ci_run[0] / "reports" / "tables"
+    for table in tables.rglob("*.md"):
+        assert (published / "tables" / table.relative_to(tables)).read_text() == table.read_text(), table.name
+    for folder in ("pareto", "scaling", "staircase"):
+        made = {p.name for p in (published / "figures" / folder).glob("*.png")}
+        assert made == {p.name for p in (ci_run[0] / "reports" / "figures" / folder).glob("*.png")}, folder
+
+
+def test_published_records_load_into_mlflow_like_the_pipelines_runs(ci_run, runs, published, science_names):
+    from kan.tracking import client, load_published, logged_runs
+
+    uri = f"sqlite:///{ci_run[0] / 'records.db'}"
+    assert load_published(uri, "records", published) == len(runs)
+    load_published(uri, "records", published)  # again: nothing is logged twice
+    mlflow = client(uri)
+    experiment_id = mlflow.get_experiment_by_name("records").experiment_id
+    assert set(logged_runs(mlflow, experiment_id)) == set(runs.run_id) | _science_ids(ci_run[0], science_names)
+    final = runs.loc[runs["steps"].idxmax()]
+    logged = mlflow.search_runs([experiment_id], f"tags.config_id = '{final.run_id}'")[0]
+    assert logged.data.metrics["test_rmse"] == pytest.approx(final.test_rmse, rel=1e-12)

@@ -4,11 +4,11 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from kan.data import with_requests
 from kan.experiments.config import ConfigError, check_overrides, load_config, load_yaml
 from kan.experiments.provenance import code_fingerprint
 from kan.experiments.shards import in_shard
-from kan.experiments.sweep import chunks, datasets_used, expand
+from kan.experiments.jobs import profile_datasets, science_requests
+from kan.experiments.sweep import chunks, expand
 from kan.tracking import sqlite_path, tracking_uri
 
 try:
@@ -47,18 +47,9 @@ wildcard_constraints:
     family="[a-z]+",
 
 
-def science_data():
-    """Per configured science experiment, the datasets it reads (kan.science.registry.datasets)."""
-    if not SCIENCE:
-        return {}
-    from kan.science.registry import datasets  # imports the science modules: only when configured
-
-    return {name: datasets(name, SETTINGS["science"][name]) for name in SCIENCE}
-
-
-SCIENCE_DATA = science_data()
+SCIENCE_DATA = science_requests(SETTINGS)  # per science experiment, the datasets it reads
 try:  # (family, name) -> {"spec", "seed"} of every folder generate_dataset writes
-    DATA = with_requests(datasets_used(TRAININGS), [r for requests in SCIENCE_DATA.values() for r in requests])
+    DATA = profile_datasets(TRAININGS, SCIENCE_DATA)
 except ValueError as error:
     raise WorkflowError(str(error)) from None
 

@@ -56,6 +56,24 @@ def init_tracking(uri: str, experiment: str, artifacts: Path | str | None, marke
     write_json(marker, {"uri": uri, "experiment": experiment, "experiment_id": experiment_id})
 
 
+def science_requests(settings: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """Per configured science experiment, the datasets it reads (kan.science.registry.datasets)."""
+    if not settings["science"]:
+        return {}
+    from kan.science.registry import datasets  # imports the science modules: only when configured
+
+    return {name: datasets(name, options) for name, options in settings["science"].items()}
+
+
+def profile_datasets(trainings: Sequence[Any], requests: Mapping[str, Sequence[Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(family, name) -> {"spec", "seed"} of every dataset folder a profile writes: those its
+    trainings use and those its science experiments read (``requests``, see :func:`science_requests`)."""
+    from kan.data import with_requests
+    from kan.experiments.sweep import datasets_used
+
+    return with_requests(datasets_used(list(trainings)), [r for found in requests.values() for r in found])
+
+
 def report_deviations(profile_deviations: Sequence[str], dataset_dirs: Sequence[Path | str]) -> list[str]:
     """Every deviation from the paper, once: the profile's, the pruning procedure's, and
     those recorded in the datasets' meta.json."""

@@ -90,6 +90,12 @@ def _with_stages(training: Training) -> Training:
     return replace(training, stages=stages)
 
 
+def cut_training(training: Training, phases: int) -> Training:
+    """``training`` stopped after its first ``phases`` grid phases (a KAN); its runs keep their ids."""
+    train = {**training.train, "grid_schedule": training.train["grid_schedule"][:phases]}
+    return _with_stages(replace(training, train=train, stages=()))
+
+
 def _models(block_kan: Mapping[str, Any], block_mlp: Mapping[str, Any]) -> list[tuple[dict, str, dict | None]]:
     """(model spec, variant, prune spec) for every model configuration of an experiment."""
     out: list[tuple[dict, str, dict | None]] = []

@@ -1,0 +1,197 @@
+"""Published records of a profile run (``reports/paper-run/``): compact enough to commit, complete
+enough to rebuild the report and an MLflow store without training.
+
+``runs.parquet``        one row per run: the runs-table columns, the training's config and provenance
+``histories.parquet``   per training, the history of its longest run, thinned (every
+                        ``HISTORY_EVERY``-th step and each grid phase's last step; full for the
+                        experiments in ``FULL_HISTORIES``)
+``science/<name>/``     each science experiment's summary.json, run.json and tables
+``report.json``         what the report needs besides the records (profile, deviations, miss causes)
+``shards.csv``          per shard: trainings and science experiments expected, current, stale, missing
+
+Shards are published one at a time: :func:`publish` merges a results folder into the records
+already there (a run id's newest record wins). A record is current when its code fingerprint
+equals the one this code has on the record's machine kind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from kan.experiments.aggregate import RUN_COLUMNS, runs_table
+from kan.experiments.ids import canonical_json
+from kan.experiments.provenance import FINGERPRINT, code_fingerprint
+from kan.experiments.runfiles import HISTORY_COLUMNS, is_finished, read_history, read_metrics
+from kan.experiments.runner import TERMINAL
+from kan.experiments.shards import shard_index
+from kan.experiments.sweep import Training, chunks
+
+RUNS, HISTORIES, SHARDS, REPORT_INPUTS, SCIENCE = "runs.parquet", "histories.parquet", "shards.csv", "report.json", "science"
+PROVENANCE = ("training_id", "final_stage", "profile", "git_commit", "machine", FINGERPRINT)
+RECORD_COLUMNS = (*RUN_COLUMNS, *PROVENANCE, "config")
+HISTORY_EVERY = 25
+FULL_HISTORIES = ("grid_extension",)  # the staircase figure draws every step
+SCIENCE_FILES = ("summary.json", "run.json")
+
+
+def run_records(run_dirs: Iterable[Path]) -> pd.DataFrame:
+    """One row per finished run folder: ``RECORD_COLUMNS`` (config as canonical JSON)."""
+    run_dirs = list(run_dirs)
+    table = runs_table(run_dirs).set_index("run_id", drop=False)
+    extra = {}
+    for directory in run_dirs:
+        metrics = read_metrics(directory)
+        extra[metrics["run_id"]] = {**{k: metrics.get(k, "") for k in PROVENANCE}, "config": canonical_json(metrics["config"])}
+    frame = table.join(pd.DataFrame.from_dict(extra, orient="index")).reset_index(drop=True)
+    return frame.astype({"final_stage": "bool"})[list(RECORD_COLUMNS)]
+
+
+def thinned_history(history: pd.DataFrame, every: int = HISTORY_EVERY) -> pd.DataFrame:
+    """Every ``every``-th step, the first step and the last step of each grid phase."""
+    if history.empty:
+        return history
+    phase_ends = history["grid"].ne(history["grid"].shift(-1))
+    keep = (history["step"] % every == 0) | phase_ends
+    keep.iloc[0] = True
+    return history[keep].reset_index(drop=True)
+
+
+def training_histories(run_dirs: Iterable[Path]) -> pd.DataFrame:
+    """Per training, the history of its longest run (a run's history holds every earlier
+    phase), under that run's id; thinned except for ``FULL_HISTORIES``."""
+    longest: dict[str, tuple[int, Path, str]] = {}
+    for directory in run_dirs:
+        metrics = read_metrics(directory)
+        current = longest.get(metrics["training_id"])
+        if current is None or metrics["steps"] > current[0]:
+            longest[metrics["training_id"]] = (metrics["steps"], Path(directory), metrics["experiment"])
+    frames = []
+    for _, directory, experiment in longest.values():
+        history = read_history(directory)[list(HISTORY_COLUMNS)]
+        kept = history if experiment in FULL_HISTORIES else thinned_history(history)
+        frames.append(kept.assign(run_id=directory.name))
+    columns = ["run_id", *HISTORY_COLUMNS]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def _merged(old: pd.DataFrame | None, new: pd.DataFrame, replaced: Sequence[str], order: Sequence[str]) -> pd.DataFrame:
+    """``new`` plus the rows of ``old`` whose ``replaced`` key ``new`` does not hold, sorted."""
+    if old is None or old.empty:
+        merged = new
+    else:
+        kept = old[~old[replaced[0]].isin(set(new[replaced[0]]))]
+        merged = pd.concat([kept, new], ignore_index=True) if not kept.empty else new
+    return merged.sort_values(list(order), ignore_index=True, kind="stable")
+
+
+def _read(path: Path) -> pd.DataFrame | None:
+    return pd.read_parquet(path) if path.is_file() else None
+
+
+def finished_runs(results: Path) -> list[Path]:
+    """Every complete run folder under ``<results>/runs``, in path order."""
+    return sorted(d for d in (Path(results) / "runs").glob("*/*/*") if is_finished(d))
+
+
+def finished_science(results: Path) -> list[Path]:
+    """Every science result folder under ``<results>/science`` that has its run record."""
+    return sorted(d for d in (Path(results) / "science").glob("*") if all((d / n).is_file() for n in SCIENCE_FILES))
+
+
+def publish_science(result_dir: Path, out: Path) -> Path:
+    """Copy a science experiment's summary, run record and tables into ``<out>/science/<name>``."""
+    target = out / SCIENCE / result_dir.name
+    if target.exists():
+        shutil.rmtree(target)
+    (target / "tables").mkdir(parents=True)
+    for name in SCIENCE_FILES:
+        shutil.copy2(result_dir / name, target / name)
+    for table in sorted((result_dir / "tables").glob("*.*")):
+        shutil.copy2(table, target / "tables" / table.name)
+    return target
+
+
+def publish(results: Path | str, out: Path | str, report_inputs: Mapping[str, Any]) -> dict[str, int]:
+    """Merge the finished runs and science results of ``results`` into the records in ``out``
+    and write ``report_inputs`` (profile, deviations, miss causes) to report.json; counts of
+    what was added."""
+    results, out = Path(results), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = finished_runs(results)
+    records = run_records(runs)
+    order = ["experiment", "dataset", "model", "variant", "initial_shape", "lamb", "activation", "seed", "steps", "run_id"]
+    merged = _merged(_read(out / RUNS), records, ["run_id"], order)
+    histories = training_histories(runs)
+    previous = _read(out / HISTORIES)
+    if previous is not None:
+        dropped = set(records["run_id"])  # a training's earlier longest run may have been extended
+        previous = previous[~previous["run_id"].isin(dropped | set(histories["run_id"]))]
+        previous = previous[previous["run_id"].isin(set(merged["run_id"]))]
+    merged_histories = _merged(previous, histories, ["run_id"], ["run_id", "step"])
+    merged.to_parquet(out / RUNS, index=False)
+    merged_histories.to_parquet(out / HISTORIES, index=False)
+    science = [publish_science(d, out) for d in finished_science(results)]
+    text = json.dumps(dict(report_inputs), indent=2, sort_keys=True, ensure_ascii=False)
+    (out / REPORT_INPUTS).write_text(text + "\n", encoding="utf-8")
+    return {"runs": len(records), "histories": int(histories["run_id"].nunique()), "science": len(science)}
+
+
+def is_current(record: Mapping[str, Any], science: str | None = None) -> bool:
+    """True when the record was made by code that computes what this code computes on the
+    record's machine kind (same code fingerprint)."""
+    machine = record.get("machine") or ""
+    return bool(machine) and record.get(FINGERPRINT) == code_fingerprint(machine, science)
+
+
+def training_state(training: Training, records: Mapping[str, Mapping[str, Any]]) -> str:
+    """``current``, ``stale`` or ``missing``: whether the records hold the training's last run (or
+    a run that ended it early) from current code."""
+    found = [records[s.run_id] for s in training.stages if s.run_id in records]
+    done = [r for r in found if r["run_id"] == training.stages[-1].run_id or r["status"] in TERMINAL]
+    if not done:
+        return "missing"
+    return "current" if all(is_current(r) for r in done) else "stale"
+
+
+def shard_table(trainings: list[Training], chunk_size: int, science: Sequence[str], out: Path | str, count: int) -> pd.DataFrame:
+    """Per shard (1..``count``, split as ``kan.experiments.shards``): trainings and science
+    experiments expected, current, stale and missing in the records of ``out``; CPU hours and
+    machine kinds of its current records."""
+    out = Path(out)
+    runs = _read(out / RUNS)
+    records = {} if runs is None else {r["run_id"]: r for r in runs.to_dict("records")}
+    rows = {k: {"shard": f"{k}/{count}", "trainings": 0, "current": 0, "stale": 0, "missing": 0, "science": 0,
+                "science_current": 0, "seconds": 0.0, "machines": set()} for k in range(1, count + 1)}
+    for name, members in chunks(trainings, chunk_size).items():
+        row = rows[shard_index(name, count)]
+        for training in members:
+            state = training_state(training, records)
+            row["trainings"] += 1
+            row[state] += 1
+            for stage in training.stages:
+                record = records.get(stage.run_id)
+                if state == "current" and record is not None:
+                    row["machines"].add(record["machine"])
+            last = max((records[s.run_id] for s in training.stages if s.run_id in records),
+                       key=lambda r: r["steps"], default=None)
+            row["seconds"] += last["seconds"] if state == "current" and last is not None else 0.0
+    for name in science:
+        row = rows[shard_index(f"science:{name}", count)]
+        row["science"] += 1
+        record_path = out / SCIENCE / name / "run.json"
+        if record_path.is_file():
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+            if is_current(record, name):
+                row["science_current"] += 1
+                row["seconds"] += record.get("seconds", 0.0)
+                row["machines"].add(record["machine"])
+    table = pd.DataFrame(rows.values())
+    table["complete"] = (table["current"] == table["trainings"]) & (table["science_current"] == table["science"])
+    table["cpu_hours"] = (table.pop("seconds") / 3600).round(2)
+    table["machines"] = table["machines"].map(lambda kinds: " ".join(sorted(kinds)))
+    return table

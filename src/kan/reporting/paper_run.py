@@ -1,0 +1,62 @@
+"""The paper-run report rebuilt from the published records alone (``reports/paper-run/``, see
+:mod:`kan.experiments.publish`): paper_vs_ours.md, the Markdown tables and the Pareto, scaling
+and staircase figures, with no training and no run folders."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from kan.experiments.aggregate import RUN_COLUMNS, science_table
+from kan.experiments.publish import HISTORIES, REPORT_INPUTS, RUNS, SCIENCE, SHARDS
+from kan.reporting import figures
+from kan.reporting.compare import paper_vs_ours
+from kan.reporting.fidelity import Causes
+from kan.reporting.tables import copy_science_tables, write_tables
+
+REPORT, TABLES, FIGURES = "paper_vs_ours.md", "tables", "figures"
+
+
+def status_lines(shards: pd.DataFrame) -> list[str]:
+    """What the records hold, for the top of the report: shards complete, trainings current,
+    CPU hours and machine kinds."""
+    complete = int(shards["complete"].sum())
+    machines = sorted({kind for text in shards["machines"].fillna("") for kind in str(text).split()})
+    return [
+        f"**Published records: {complete} of {len(shards)} shards complete; "
+        f"{int(shards['current'].sum())} of {int(shards['trainings'].sum())} trainings and "
+        f"{int(shards['science_current'].sum())} of {int(shards['science'].sum())} science experiments current "
+        f"({int(shards['stale'].sum())} stale, {int(shards['missing'].sum())} missing); "
+        f"{shards['cpu_hours'].sum():.1f} CPU hours on {', '.join(machines) or 'no machine yet'}.** "
+        f"Per shard: `{SHARDS}`.", "",
+    ]
+
+
+def as_runs_csv(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs table as the pipeline's reports read it from runs.csv (empty text is NaN there),
+    so both paths build the same report."""
+    return pd.read_csv(io.StringIO(runs.to_csv(index=False)))
+
+
+def rebuild(records: Path | str, reference_yaml: Path | str) -> list[Path]:
+    """Write the report, tables and figures of ``records`` into the same folder; their paths."""
+    records = Path(records)
+    runs = as_runs_csv(pd.read_parquet(records / RUNS)[list(RUN_COLUMNS)])
+    histories = pd.read_parquet(records / HISTORIES)
+    inputs = json.loads((records / REPORT_INPUTS).read_text(encoding="utf-8"))
+    science_dirs = sorted(d for d in (records / SCIENCE).glob("*") if d.is_dir())
+    report = paper_vs_ours(runs, reference_yaml, inputs["deviations"], records / REPORT, science_table(science_dirs),
+                           Causes(inputs["miss_causes"], reduced_budget=inputs["profile"] != "paper"))
+    title, *rest = report.read_text(encoding="utf-8").split("\n", 2)
+    report.write_text("\n".join([title, "", *status_lines(pd.read_csv(records / SHARDS)), *rest[1:]]), encoding="utf-8")
+    written = [report, *write_tables(runs, records / TABLES), *copy_science_tables(science_dirs, records / TABLES)]
+    makers = (("pareto", figures.pareto_frontiers, (runs,)), ("scaling", figures.scaling_plot, (runs,)),
+              ("staircase", figures.staircase, (runs, histories)))
+    for name, maker, tables in makers:
+        folder = records / FIGURES / name
+        folder.mkdir(parents=True, exist_ok=True)
+        written += maker(*tables, folder)
+    return written

@@ -1,0 +1,57 @@
+"""Published records: thinned histories, merging shard by shard, and which trainings are current."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from kan.experiments import publish, runner
+from kan.experiments.provenance import code_fingerprint, machine_kind
+from kan.experiments.runfiles import HISTORY_COLUMNS
+
+
+@pytest.fixture(scope="module")
+def results(tiny_sweep, xy_dataset, tmp_path_factory):
+    """The tiny sweep trained by current code on this machine."""
+    folder = tmp_path_factory.mktemp("results")
+    extra = {"profile": "test", "git_commit": "abc", "machine": machine_kind(), "code_fingerprint": code_fingerprint()}
+    runner.train_chunk(tiny_sweep, {("synthetic", "xy"): xy_dataset / "synthetic" / "xy"}, folder, extra)
+    return folder
+
+
+def _history(steps_per_phase: int, grids: list[int]) -> pd.DataFrame:
+    rows = [{"step": i * steps_per_phase + s + 1, "grid": g} for i, g in enumerate(grids) for s in range(steps_per_phase)]
+    return pd.DataFrame(rows).reindex(columns=list(HISTORY_COLUMNS), fill_value=0.5)
+
+
+def test_a_thinned_history_keeps_the_first_step_every_nth_and_each_phase_end():
+    history = _history(60, [3, 5, 10])
+    kept = publish.thinned_history(history, every=25)["step"].tolist()
+    assert kept == [1, 25, 50, 60, 75, 100, 120, 125, 150, 175, 180]
+
+
+def test_publishing_twice_adds_nothing_and_every_training_is_current(tiny_sweep, results, tmp_path):
+    first = publish.publish(results, tmp_path, {"profile": "test"})
+    again = publish.publish(results, tmp_path, {"profile": "test"})
+    records = pd.read_parquet(tmp_path / publish.RUNS)
+    assert first == again and len(records) == first["runs"] == sum(len(t.stages) for t in tiny_sweep)
+    assert records["run_id"].is_unique
+    histories = pd.read_parquet(tmp_path / publish.HISTORIES)
+    assert histories["run_id"].nunique() == len(tiny_sweep)  # one (the longest) per training
+    table = publish.shard_table(tiny_sweep, 4, [], tmp_path, 2)
+    assert table["trainings"].sum() == table["current"].sum() == len(tiny_sweep) and table["complete"].all()
+
+
+def test_records_of_another_fingerprint_are_stale_and_absent_ones_missing(tiny_sweep, results, tmp_path):
+    publish.publish(results, tmp_path, {"profile": "test"})
+    path = tmp_path / publish.RUNS
+    records = pd.read_parquet(path)
+    stale = tiny_sweep[0]
+    records.loc[records["training_id"] == stale.stages[-1].run_id, "code_fingerprint"] = "0000000000000000"
+    dropped = tiny_sweep[1]
+    records[~records["run_id"].isin({s.run_id for s in dropped.stages})].to_parquet(path, index=False)
+    table = publish.shard_table(tiny_sweep, 4, [], tmp_path, 1)
+    assert table.loc[0, ["current", "stale", "missing"]].tolist() == [len(tiny_sweep) - 2, 1, 1]
+    assert not table.loc[0, "complete"]
+    publish.publish(results, tmp_path, {"profile": "test"})  # the shard published again: current again
+    assert publish.shard_table(tiny_sweep, 4, [], tmp_path, 1).loc[0, "complete"]
