@@ -13,7 +13,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from kan.experiments.runfiles import HISTORY, METRICS, MODEL, read_history, read_metrics
 
@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # mlflow is imported lazily: resolving a URI must not pay its
     from mlflow.entities import Metric
 
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+NOTE, PARENT = "mlflow.note.content", "mlflow.parentRunId"  # the UI's description and nesting tags
+COMPLETE = ("FINISHED", "FAILED")  # set last: a run killed while being logged stays RUNNING
 TAG_KEYS = ("experiment", "family", "dataset", "model", "variant", "shape", "status", "profile", "git_commit", "machine",
             "code_fingerprint", "training_id")
 STEP_METRICS = ("train_rmse", "test_rmse", "train_loss", "test_loss", "regularization", "grid", "train_accuracy", "test_accuracy")
@@ -56,20 +58,22 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
 
 
-def init_tracking(uri: str, experiment: str, artifact_root: Path | str | None) -> str:
-    """Create (or find) the experiment, tagged so the UI opens on its training runs; return its id.
+def init_tracking(uri: str, experiment: str, artifact_root: Path | str | None, description: str = "") -> str:
+    """Create (or find) the experiment, tagged so the UI opens on its training runs and shows
+    ``description`` as its note; return its id.
 
     For a SQLite store this creates the database: call it from one process only.
     ``artifact_root`` is used for a new experiment on a local store (None: the server's default).
     """
     mlflow = client(uri)
+    tags = {**EXPERIMENT_KIND, **({NOTE: description} if description else {})}
     found = mlflow.get_experiment_by_name(experiment)
     if found is not None:
-        for key, value in EXPERIMENT_KIND.items():
+        for key, value in tags.items():
             mlflow.set_experiment_tag(found.experiment_id, key, value)
         return found.experiment_id
     location = Path(artifact_root).resolve().as_uri() if artifact_root is not None else None
-    return mlflow.create_experiment(experiment, artifact_location=location, tags=EXPERIMENT_KIND)
+    return mlflow.create_experiment(experiment, artifact_location=location, tags=tags)
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -84,7 +88,7 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
-TIMING_KEYS = ("seconds", "cpu_seconds")  # wall and CPU time: differ between identical reruns
+TIMING_KEYS = ("seconds", "cpu_seconds", "finished_at")  # wall and CPU time: differ between identical reruns
 
 
 def _digest_bytes(path: Path) -> bytes:
@@ -105,7 +109,8 @@ def files_digest(run_dir: Path | str, names: Iterable[str] = (METRICS, HISTORY))
 
 
 def logged_runs(mlflow: "MlflowClient", experiment_id: str) -> dict[str, tuple[str, str]]:
-    """config_id -> (MLflow run id, files digest) of the experiment's active runs."""
+    """config_id -> (MLflow run id, files digest) of the experiment's active runs; a run whose
+    logging did not finish has digest "" (it is replaced on the next pass)."""
     from mlflow.entities import ViewType
 
     found: dict[str, tuple[str, str]] = {}
@@ -115,7 +120,8 @@ def logged_runs(mlflow: "MlflowClient", experiment_id: str) -> dict[str, tuple[s
         for run in page:
             tags = run.data.tags
             if "config_id" in tags:
-                found[tags["config_id"]] = (run.info.run_id, tags.get("files_digest", ""))
+                complete = run.info.status in COMPLETE
+                found[tags["config_id"]] = (run.info.run_id, tags.get("files_digest", "") if complete else "")
         token = page.token
         if not token:
             return found
@@ -162,32 +168,90 @@ def _metrics(metrics: Mapping[str, Any], history: Any) -> list["Metric"]:
     return out
 
 
+def run_times(record: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """(start, end) of the computation a record describes, in ms since the epoch, from its
+    ``finished_at`` (epoch seconds) and wall ``seconds``; (None, None) when it has no end time."""
+    finished = record.get("finished_at")
+    if not isinstance(finished, (int, float)) or finished != finished:
+        return None, None
+    return int((finished - float(record.get("seconds") or 0.0)) * 1000), int(finished * 1000)
+
+
+def dataset_digest(meta: Mapping[str, Any]) -> str:
+    """16 hex digits naming a dataset folder's content: the sha256 of its files' checksums."""
+    return hashlib.sha256(json.dumps(meta["checksums"], sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def dataset_input(folder: Path) -> Any:
+    """A dataset folder as an MLflow training input: name, content digest, path, schema."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    schema = {key: meta[key] for key in ("inputs", "targets", "n_train", "n_test", "task")}
+    dataset = Dataset(name=f"{meta['family']}/{meta['name']}", digest=dataset_digest(meta), source_type="local",
+                      source=str(folder.resolve()), schema=json.dumps(schema))
+    return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])
+
+
 def log_record(mlflow: "MlflowClient", experiment_id: str, metrics: Mapping[str, Any], history: "pd.DataFrame",
-               digest: str, known: Mapping[str, tuple[str, str]], artifacts: Iterable[Path] = ()) -> str:
-    """Log one run's record (tags, params, per-step and final metrics, artifacts) unless a run of
-    its config id was logged from the same content (``digest``); return the MLflow run id."""
+               digest: str, known: Mapping[str, tuple[str, str]], artifacts: Iterable[Path] = (),
+               dataset: Path | None = None) -> str:
+    """Log one run's record (tags, params, per-step and final metrics, the training's own start
+    and end, its ``dataset`` folder as input, artifacts) unless a run of its config id was logged
+    completely from the same content (``digest``); return the MLflow run id."""
     current = _current_run(mlflow, known, metrics["run_id"], digest)
     if current:
         return current
     tags = {key: str(metrics.get(key, "")) for key in TAG_KEYS}
     tags |= {"config_id": metrics["run_id"], "files_digest": digest, "final_stage": str(metrics.get("final_stage", True))}
     name = f"{metrics['experiment']}/{metrics['dataset']}/{metrics['variant']}/{metrics['shape']}/G{metrics['grid']}/s{metrics['seed']}"
-    run_id = mlflow.create_run(experiment_id, tags=tags, run_name=name).info.run_id
+    start, end = run_times(metrics)
+    run_id = mlflow.create_run(experiment_id, start_time=start, tags=tags, run_name=name).info.run_id
     _log_params(mlflow, run_id, metrics["config"])
     _log_metrics(mlflow, run_id, _metrics(metrics, history))
+    if dataset is not None:
+        mlflow.log_inputs(run_id, datasets=[dataset_input(dataset)])
     for path in artifacts:
         mlflow.log_artifact(run_id, str(path))
-    mlflow.set_terminated(run_id, "FINISHED" if metrics["status"] in ("ok", "early_stopped") else "FAILED")
+    mlflow.set_terminated(run_id, "FINISHED" if metrics["status"] in ("ok", "early_stopped") else "FAILED", end_time=end)
     return run_id
 
 
 def log_run(mlflow: "MlflowClient", experiment_id: str, run_dir: Path | str, known: Mapping[str, tuple[str, str]],
-            artifacts: Iterable[Path] = ()) -> str:
-    """Log one run folder (its record, model state and ``artifacts``) unless it is already logged
-    unchanged; return the MLflow run id."""
+            artifacts: Iterable[Path] = (), dataset_root: Path | None = None) -> str:
+    """Log one run folder (its record, model state and ``artifacts``; its dataset when
+    ``dataset_root`` holds it) unless it is already logged unchanged; return the MLflow run id."""
     run_dir = Path(run_dir)
-    return log_record(mlflow, experiment_id, read_metrics(run_dir), read_history(run_dir), files_digest(run_dir), known,
-                      [run_dir / METRICS, run_dir / MODEL, *artifacts])
+    metrics = read_metrics(run_dir)
+    folder = Path(dataset_root) / metrics["family"] / metrics["dataset"] if dataset_root is not None else None
+    return log_record(mlflow, experiment_id, metrics, read_history(run_dir), files_digest(run_dir), known,
+                      [run_dir / METRICS, run_dir / MODEL, *artifacts], folder if folder and folder.is_dir() else None)
+
+
+def by_training(records: Iterable[tuple[Any, Mapping[str, Any]]]) -> dict[str, list[Any]]:
+    """training_id -> its items, longest run (most steps) first, from ``(item, record)`` pairs."""
+    groups: dict[str, list[tuple[int, Any]]] = {}
+    for item, record in records:
+        groups.setdefault(record.get("training_id") or record["run_id"], []).append((int(record["steps"]), item))
+    return {key: [item for _, item in sorted(found, key=lambda pair: -pair[0])] for key, found in groups.items()}
+
+
+def nest(mlflow: "MlflowClient", parent: str, children: Iterable[str]) -> None:
+    """Show ``children`` (earlier grid phases of a training) under ``parent`` (its longest run)."""
+    for child in children:
+        mlflow.set_tag(child, PARENT, parent)
+
+
+def log_trainings(mlflow: "MlflowClient", experiment_id: str, run_dirs: Iterable[Path], known: Mapping[str, tuple[str, str]],
+                  figures: Callable[[Path], list[Path]], dataset_root: Path | None = None) -> dict[str, str]:
+    """Log run folders (:func:`log_run`, with ``figures(run_dir)`` as artifacts), each training's
+    earlier grid phases nested under its longest run; run folder name -> MLflow run id."""
+    logged: dict[str, str] = {}
+    for longest, *earlier in by_training((Path(d), read_metrics(d)) for d in run_dirs).values():
+        for run_dir in (longest, *earlier):
+            logged[run_dir.name] = log_run(mlflow, experiment_id, run_dir, known, figures(run_dir), dataset_root)
+        nest(mlflow, logged[longest.name], [logged[d.name] for d in earlier])
+    return logged
 
 
 def log_science_run(mlflow: "MlflowClient", experiment_id: str, result_dir: Path | str,
@@ -207,7 +271,8 @@ def log_science_run(mlflow: "MlflowClient", experiment_id: str, result_dir: Path
         return current
     tags = {key: str(record.get(key, "")) for key in SCIENCE_TAG_KEYS}
     tags |= {"variant": "science", "files_digest": digest}
-    run_id = mlflow.create_run(experiment_id, tags=tags, run_name=f"science/{record['experiment']}").info.run_id
+    start, end = run_times(record)
+    run_id = mlflow.create_run(experiment_id, start_time=start, tags=tags, run_name=f"science/{record['experiment']}").info.run_id
     _log_params(mlflow, run_id, record["settings"])
     now = int(time.time() * 1000)
     _log_metrics(mlflow, run_id, [Metric(k, v, now, 0) for k, v in read_summary(result_dir).items() if v == v])
@@ -216,14 +281,14 @@ def log_science_run(mlflow: "MlflowClient", experiment_id: str, result_dir: Path
     for folder in (FIGURES, TABLES):
         if (result_dir / folder).is_dir():  # published records keep tables, not figures
             mlflow.log_artifacts(run_id, str(result_dir / folder), folder)
-    mlflow.set_terminated(run_id, "FINISHED")
+    mlflow.set_terminated(run_id, "FINISHED", end_time=end)
     return run_id
 
 
 def load_published(uri: str, experiment: str, records: Path | str) -> int:
     """Log published records (:mod:`kan.experiments.publish`) to the store at ``uri``: every run
-    with its (thinned) history up to its own last step, and every science experiment; runs already
-    logged unchanged are skipped. Returns the number of runs in the records."""
+    with its (thinned) history up to its own last step, nested by training, and every science
+    experiment; runs already logged unchanged are skipped. Returns the number of runs."""
     import pandas as pd
 
     from kan.experiments.publish import HISTORIES, RUNS, SCIENCE
@@ -231,18 +296,22 @@ def load_published(uri: str, experiment: str, records: Path | str) -> int:
     records = Path(records)
     runs = pd.read_parquet(records / RUNS)
     histories = pd.read_parquet(records / HISTORIES)
-    longest = runs.sort_values("steps", kind="stable").groupby("training_id")["run_id"].last().to_dict()
     by_run = dict(tuple(histories.groupby("run_id")))
-    experiment_id = init_tracking(uri, experiment, None)
+    description = (f"Published records in {records.as_posix()}: one run per grid phase of each training (earlier phases "
+                   f"nested under the longest), histories thinned; report: {records.as_posix()}/paper_vs_ours.md")
+    experiment_id = init_tracking(uri, experiment, None, description)
     mlflow = client(uri)
     known = logged_runs(mlflow, experiment_id)
-    for record in runs.to_dict("records"):
-        metrics = {**record, "config": json.loads(record["config"])}
-        history = by_run.get(longest[record["training_id"]], histories.iloc[:0])
-        history = history[history["step"] <= record["steps"]]
-        digest = hashlib.sha256(json.dumps({k: v for k, v in record.items() if k not in TIMING_KEYS}, sort_keys=True,
-                                           default=str).encode("utf-8")).hexdigest()
-        log_record(mlflow, experiment_id, metrics, history, digest, known)
+    rows = runs.to_dict("records")
+    for training in by_training((row, row) for row in rows).values():
+        history = by_run.get(training[0]["run_id"], histories.iloc[:0])
+        ids = []
+        for record in training:
+            digest = hashlib.sha256(json.dumps({k: v for k, v in record.items() if k not in TIMING_KEYS}, sort_keys=True,
+                                               default=str).encode("utf-8")).hexdigest()
+            ids.append(log_record(mlflow, experiment_id, {**record, "config": json.loads(record["config"])},
+                                  history[history["step"] <= record["steps"]], digest, known))
+        nest(mlflow, ids[0], ids[1:])
     for folder in sorted(d for d in (records / SCIENCE).glob("*") if d.is_dir()):
         log_science_run(mlflow, experiment_id, folder, known)
-    return len(runs)
+    return len(rows)

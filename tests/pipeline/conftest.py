@@ -88,3 +88,9 @@ def two_runs(tmp_path: Path) -> list[Path]:
     results = tmp_path / "results"
     return [fake_run(results, "aaaa00000001", variant="unpruned", model="kan", grid=5, order=3, activation=""),
             fake_run(results, "bbbb00000002", test_rmse=0.05)]
+
+
+@pytest.fixture
+def make_run() -> Callable[..., Path]:
+    """``make_run(results, run_id, **metrics)``: write a fake run folder (:func:`fake_run`)."""
+    return fake_run

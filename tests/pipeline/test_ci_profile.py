@@ -5,6 +5,7 @@ recorded on this kind of machine) and the paper (loose)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -196,3 +197,17 @@ def test_published_records_load_into_mlflow_like_the_pipelines_runs(ci_run, runs
     final = runs.loc[runs["steps"].idxmax()]
     logged = mlflow.search_runs([experiment_id], f"tags.config_id = '{final.run_id}'")[0]
     assert logged.data.metrics["test_rmse"] == pytest.approx(final.test_rmse, rel=1e-12)
+
+
+def test_a_run_folder_that_went_missing_is_planned_again(ci_run, runs, repo, tmp_path):
+    """`mv results/runs/...` used to leave "Nothing to be done": the chunk that listed the run is
+    planned again (its runner retrains what is missing), and nothing once the run is back."""
+    work = ci_run[0]
+    run = next((work / "results" / "runs").glob("*/*/*"))
+    moved = shutil.move(run, tmp_path / run.name)
+    try:
+        planned = _snakemake(repo, work, "-n").stdout
+        assert "rule train_chunk:" in planned and "Params have changed" in planned, planned[-3000:]
+    finally:
+        shutil.move(moved, run)
+    assert "Nothing to be done" in _snakemake(repo, work, "-n").stdout

@@ -106,3 +106,63 @@ def test_science_run_is_logged_once_and_replaced_when_its_files_change(store, sc
     (science_dir / SUMMARY).write_text(json.dumps({"kan.l2": 2e-3}))
     replaced = log_science_run(mlflow, experiment_id, science_dir, logged_runs(mlflow, experiment_id))
     assert replaced != first and list(logged_runs(mlflow, experiment_id)) == ["5c1e5c1e5c1e"]
+
+
+def test_a_run_killed_while_being_logged_is_replaced_on_the_next_pass(store, two_runs, monkeypatch):
+    """A logging job killed after creating the MLflow run leaves it RUNNING with part of its
+    artifacts; that run does not count as logged, and the next pass replaces it."""
+    from mlflow import MlflowClient
+
+    uri, experiment_id = store
+    mlflow = client(uri)
+    real = MlflowClient.log_artifact
+
+    def killed_after_first_artifact(self, run_id, path, *args, **kwargs):
+        real(self, run_id, path, *args, **kwargs)
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(MlflowClient, "log_artifact", killed_after_first_artifact)
+    with pytest.raises(KeyboardInterrupt):
+        log_run(mlflow, experiment_id, two_runs[0], logged_runs(mlflow, experiment_id))
+    monkeypatch.undo()
+    (half,) = mlflow.search_runs([experiment_id])
+    assert half.info.status == "RUNNING"
+    repaired = log_run(mlflow, experiment_id, two_runs[0], logged_runs(mlflow, experiment_id))
+    (run,) = mlflow.search_runs([experiment_id])
+    assert run.info.run_id == repaired != half.info.run_id and run.info.status == "FINISHED"
+    assert {a.path for a in mlflow.list_artifacts(repaired)} == {"metrics.json", "model.pt"}
+
+
+def test_a_run_shows_the_trainings_own_start_end_and_dataset(store, tmp_path, xy_dataset, make_run):
+    from kan.tracking import dataset_digest
+
+    uri, experiment_id = store
+    mlflow = client(uri)
+    folder = make_run(tmp_path / "results", "cccc00000003", seconds=90.0, finished_at=1.7e9)
+    run = mlflow.get_run(log_run(mlflow, experiment_id, folder, {}, dataset_root=xy_dataset))
+    assert (run.info.start_time, run.info.end_time) == (int((1.7e9 - 90.0) * 1000), int(1.7e9 * 1000))
+    (logged,) = run.inputs.dataset_inputs
+    meta = json.loads((xy_dataset / "synthetic" / "xy" / "meta.json").read_text())
+    assert logged.dataset.name == "synthetic/xy" and logged.dataset.source_type == "local"
+    assert json.loads(logged.dataset.schema)["inputs"] == meta["inputs"]
+    assert logged.dataset.digest == dataset_digest(meta) != dataset_digest({"checksums": {**meta["checksums"], "test.parquet": "0"}})
+
+
+def test_the_phases_of_a_training_are_nested_under_its_final_run(store, tmp_path, make_run):
+    from kan.tracking import log_trainings
+
+    uri, experiment_id = store
+    mlflow = client(uri)
+    phases = [make_run(tmp_path / "results", f"dddd0000000{k}", model="kan", variant="unpruned", grid=g, steps=k,
+                       training_id="dddd00000003", final_stage=k == 3) for k, g in ((1, 3), (2, 5), (3, 10))]
+    logged = log_trainings(mlflow, experiment_id, phases, {}, figures=lambda run: [])
+    parent = logged["dddd00000003"]
+    children = {r.info.run_id: r for r in mlflow.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent}'")}
+    assert set(children) == {logged["dddd00000001"], logged["dddd00000002"]}
+    assert "mlflow.parentRunId" not in mlflow.get_run(parent).data.tags
+
+
+def test_the_experiment_says_what_it_holds(database, tmp_path):
+    experiment_id = init_tracking(database, "described", None, "KAN runs of the ci profile; report: reports/paper_vs_ours.md")
+    tags = client(database).get_experiment(experiment_id).tags
+    assert tags["mlflow.note.content"].startswith("KAN runs of the ci profile")

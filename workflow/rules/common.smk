@@ -4,6 +4,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from kan.experiments.aggregate import manifest_complete
 from kan.experiments.config import ConfigError, check_overrides, load_config, load_yaml
 from kan.experiments.provenance import code_fingerprint
 from kan.experiments.shards import in_shard

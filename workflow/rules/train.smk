@@ -13,6 +13,7 @@ rule train_chunk:
         results=lambda w, output: str(Path(output[0]).parents[3]),  # results/chunks/<exp>/<ds>/<i>.json
         profile=lambda w: SETTINGS["profile"],
         fingerprint=CODE_FINGERPRINT,  # a change of the code's numbers reruns the chunk
+        runs_present=lambda w, output: manifest_complete(output[0]),  # False (a change) when a listed run is gone
     log:
         "logs/train/{experiment}/{dataset}/{index}.log",
     threads: 1

@@ -10,7 +10,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from kan.experiments.runfiles import HISTORY_COLUMNS, read_history, read_metrics
+from kan.experiments.runfiles import HISTORY_COLUMNS, METRICS, read_history, read_metrics
 
 RUN_COLUMNS = (
     "run_id", "experiment", "family", "dataset", "model", "variant", "shape", "initial_shape",
@@ -50,6 +50,13 @@ def manifest_runs(manifests: Iterable[Path | str]) -> list[Path]:
         for run in json.loads(Path(manifest).read_text(encoding="utf-8"))["runs"]:
             seen.setdefault(run)
     return [Path(run) for run in seen]
+
+
+def manifest_complete(manifest: Path | str) -> bool:
+    """False when a run folder the manifest lists is gone or incomplete (moved, deleted, killed);
+    True otherwise, including when there is no manifest yet."""
+    manifest = Path(manifest)
+    return not manifest.is_file() or all((run / METRICS).is_file() for run in manifest_runs([manifest]))
 
 
 def write_tables(manifests: Iterable[Path | str], runs_csv: Path | str, histories_parquet: Path | str) -> None:

@@ -51,7 +51,10 @@ def init_tracking(uri: str, experiment: str, artifacts: Path | str | None, marke
     ``artifacts``; None: the server's default); record what was found in ``marker``."""
     from kan.tracking import init_tracking as create
 
-    experiment_id = create(uri, experiment, artifacts)
+    description = ("KAN paper reproduction (arXiv 2404.19756): one run per grid phase of every training, the earlier "
+                   "phases nested under the training's longest run, and one run per science experiment. The per-run "
+                   "files in results/runs and results/science are the source of truth; report: reports/paper_vs_ours.md.")
+    experiment_id = create(uri, experiment, artifacts, description)
     log.info("MLflow experiment %s (id %s) at %s", experiment, experiment_id, uri)
     write_json(marker, {"uri": uri, "experiment": experiment, "experiment_id": experiment_id})
 
@@ -123,15 +126,17 @@ def log_runs(uri: str, experiment: str, manifests: Sequence[Path | str], diagram
     import matplotlib
 
     matplotlib.use("Agg")
-    from kan.tracking import log_run
+    from kan.tracking import log_trainings
 
     mlflow, experiment_id, known = _tracking_store(uri, experiment)
-    logged = {}
-    for run_dir in manifest_runs(manifests):
-        with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
+        def figures(run_dir: Path) -> list[Path]:
             wanted = diagrams == "all" or (diagrams == "final" and read_metrics(run_dir).get("final_stage", True))
-            figures = _figures(run_dir, Path(tmp), Path(dataset_root)) if wanted else []
-            logged[run_dir.name] = log_run(mlflow, experiment_id, run_dir, known, figures)
+            out = Path(tmp) / run_dir.name
+            out.mkdir()
+            return _figures(run_dir, out, Path(dataset_root)) if wanted else []
+
+        logged = log_trainings(mlflow, experiment_id, manifest_runs(manifests), known, figures, Path(dataset_root))
     log.info("%d runs in MLflow experiment %s (%s)", len(logged), experiment, uri)
     write_json(out, {"uri": uri, "experiment": experiment, "runs": logged})
 

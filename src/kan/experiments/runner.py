@@ -12,6 +12,7 @@ only trains what is missing.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -107,7 +108,7 @@ def metrics_record(state: _State, stage: Stage, extra: Mapping[str, Any]) -> dic
         "grid": stage.grid, "order": training.model.get("order", 0), "n_params": model.num_parameters(),
         "steps": int(final.get("step", 0)), "train_rmse": final.get("train_rmse", nan),
         "test_rmse": final.get("test_rmse", nan), "test_accuracy": final.get("test_accuracy", nan),
-        "status": state.status, "seconds": state.seconds,
+        "status": state.status, "seconds": state.seconds, "finished_at": time.time(),
         "message": state.message, "phases": stage.phases, "final_stage": stage == training.stages[-1],
         "training_id": training.stages[-1].run_id, "pruned_at_step": state.pruned_at_step,
         "config": training.identity(stage.phases), **extra,

@@ -118,7 +118,7 @@ def run_recorded(name: str, settings: Mapping[str, Any], out_dir: Path | str, pr
         "experiment": name, "config_id": config_id({"science": name, "settings": options}), "settings": options,
         "section": entry.section, "family": entry.family, "dataset": entry.dataset, "model": entry.models,
         "status": "ok", "profile": profile, "git_commit": git_commit(), "machine": machine_kind(),
-        FINGERPRINT: code_fingerprint(science=name), "seconds": time.perf_counter() - started,
+        FINGERPRINT: code_fingerprint(science=name), "seconds": time.perf_counter() - started, "finished_at": time.time(),
         "cpu_seconds": time.process_time() - cpu,
     })
     return summary
