@@ -56,7 +56,7 @@ def _check(args: argparse.Namespace) -> int:
     from kan.experiments.config import load_yaml
     from kan.experiments.provenance import machine_kind
     from kan.experiments.regression import (
-        compare_expected, compare_paper, compare_science_expected, compare_science_paper, compare_trends,
+        compare_band, compare_expected, compare_paper, compare_science_expected, compare_science_paper, compare_trends,
         rows_for_machine,
     )
 
@@ -73,6 +73,7 @@ def _check(args: argparse.Namespace) -> int:
     runs = pd.read_csv(args.runs)
     spec = load_yaml(args.reference / "ci_expected.yaml")
     failures = compare_expected(runs, *expected_rows("ci_expected.csv", spec["rtol"]))
+    failures += compare_band(runs, pd.read_csv(args.reference / "ci_expected.csv"), spec["band_factor"])
     paper = load_yaml(args.reference / "paper.yaml")
     failures += compare_paper(runs, spec["paper_checks"], paper) + compare_trends(runs, spec["trends"])
     science = _science_table(args.runs)

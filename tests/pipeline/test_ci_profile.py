@@ -211,3 +211,12 @@ def test_a_run_folder_that_went_missing_is_planned_again(ci_run, runs, repo, tmp
     finally:
         shutil.move(moved, run)
     assert "Nothing to be done" in _snakemake(repo, work, "-n").stdout
+
+
+def test_values_lie_in_the_band_of_every_recorded_kind(runs, repo, reference):
+    """The float check that holds on any kind of machine, recorded or not."""
+    from kan.experiments.regression import compare_band
+
+    recorded = pd.read_csv(repo / "reports" / "reference" / "ci_expected.csv")
+    failures = compare_band(runs, recorded, reference["band_factor"])
+    assert not failures, f"ci runs outside the cross-machine band ({machine_kind()}):\n" + "\n".join(failures)

@@ -8,8 +8,8 @@ import pytest
 
 from kan.experiments.provenance import machine_kind
 from kan.experiments.regression import (
-    compare_expected, compare_paper, compare_science_expected, compare_science_paper, compare_trends, expected_table,
-    record_for_machine, rows_for_machine,
+    compare_band, compare_expected, compare_paper, compare_science_expected, compare_science_paper, compare_trends,
+    expected_table, record_for_machine, rows_for_machine,
 )
 
 
@@ -116,3 +116,51 @@ def test_science_paper_checks_use_the_paper_cell_of_the_metric(repo):
     assert len(failures) == 1 and "97.0% against the paper's 99.2%" in failures[0]
     absent = compare_science_paper(SCIENCE, [], [{"experiment": "continual", "metric": "kan.earlier_peak_height"}], paper)
     assert absent == ["science continual: no claim on kan.earlier_peak_height to check"]
+
+
+def test_the_band_spans_every_recorded_kind_widened_by_its_factor():
+    runs = _runs()
+    recorded = pd.concat([expected_table(runs).assign(machine="a"),
+                          expected_table(runs).assign(machine="b", test_rmse=runs["test_rmse"] * 1.5)])
+    assert compare_band(runs.assign(test_rmse=runs["test_rmse"] * 2.9), recorded, 2.0) == []  # 1.5 x 2 = 3
+    failures = compare_band(runs.assign(test_rmse=runs["test_rmse"] * 3.1), recorded, 2.0)
+    assert len(failures) == 3 and "G=5" in failures[1] and "outside [0.005, 0.03]" in failures[1]
+
+
+def _ci_runs(load, repo, tmp_path):
+    """The ci profile's trainings, trained in this process into a runs table."""
+    from kan.data import generate_to_dir
+    from kan.experiments import runner
+    from kan.experiments.aggregate import runs_table
+    from kan.experiments.runfiles import is_finished
+    from kan.experiments.sweep import chunks, datasets_used, expand
+
+    settings = load(repo / "workflow" / "config" / "ci.yaml")
+    trainings = expand(settings)
+    folders = {}
+    for (family, name), data in datasets_used(trainings).items():
+        folders[(family, name)] = generate_to_dir(family, name, data["spec"], data["seed"], tmp_path / "data" / family / name)
+    for chunk in chunks(trainings, settings["chunk_size"]).values():
+        runner.train_chunk(chunk, folders, tmp_path / "results", {})
+    return runs_table(sorted(d for d in (tmp_path / "results" / "runs").glob("*/*/*") if is_finished(d)))
+
+
+def test_the_band_catches_a_grid_off_by_one_interval_on_an_unrecorded_kind(load, repo, tmp_path, monkeypatch):
+    """Where no values were recorded (a new kind of CPU), only the band checks floats. A plausible
+    bug, every spline grid shifted by one interval, trains to numbers outside it; the same code
+    without the bug stays inside."""
+    from kan import spline
+    from kan.experiments.config import load_yaml
+
+    recorded = pd.read_csv(repo / "reports" / "reference" / "ci_expected.csv")
+    factor = load_yaml(repo / "reports" / "reference" / "ci_expected.yaml")["band_factor"]
+    assert compare_band(_ci_runs(load, repo, tmp_path / "clean"), recorded, factor) == []
+    correct = spline.uniform_grid
+
+    def shifted(low, high, num_intervals, order):
+        step = (high - low) / num_intervals
+        return correct(low + step, high + step, num_intervals, order)
+
+    monkeypatch.setattr(spline, "uniform_grid", shifted)
+    failures = compare_band(_ci_runs(load, repo, tmp_path / "bug"), recorded, factor)
+    assert len(failures) >= 3, failures  # 16 of the 44 RMSEs when written

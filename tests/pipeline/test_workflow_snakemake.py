@@ -90,6 +90,18 @@ def test_default_dry_run_generates_the_science_datasets(snakemake, repo):
         assert set(science[f"name={name}"].split(", ")) == folders, name
 
 
+def test_the_knot_table_is_downloaded_before_the_knot_dataset_is_made(snakemake):
+    """With science.knots.download (default profile), the knot dataset reads the download folder."""
+    from kan.data.knot_download import DOWNLOAD_DIR
+
+    result = snakemake("-n")
+    jobs = _planned_jobs(result.stdout + result.stderr)
+    (download,) = [job for job in jobs if job["rule"] == "download_knots"]
+    assert download["output"] == DOWNLOAD_DIR
+    knot = next(job for job in jobs if job["rule"] == "generate_dataset" and job["output"].endswith("knot/deepmind"))
+    assert knot.get("input") == DOWNLOAD_DIR
+
+
 def test_paper_shard_plans_its_own_chunks_and_science_only(snakemake, repo, load):
     """`make paper-shard SHARD=k/N`: the shard target plans the train chunks and science jobs of
     shard k (kan.experiments.shards) and the datasets they read, nothing downstream."""
@@ -99,7 +111,9 @@ def test_paper_shard_plans_its_own_chunks_and_science_only(snakemake, repo, load
     result = snakemake("shard", "-n", "--profile", str(repo / "profiles" / "paper"), "--config", "shard=3/8")
     assert result.returncode == 0, result.stdout + result.stderr
     jobs = _planned_jobs(result.stdout + result.stderr)
-    assert {job["rule"] for job in jobs} == {"generate_dataset", "train_chunk", "science", "shard"}
+    rules = {job["rule"] for job in jobs}
+    assert rules - {"download_knots"} == {"generate_dataset", "train_chunk", "science", "shard"}
+    assert ("download_knots" in rules) == any(job["wildcards"] == "name=knots" for job in jobs if job["rule"] == "science")
     settings = load(repo / "workflow" / "config" / "paper.yaml")
     names = [*chunks(expand(settings), settings["chunk_size"]), *(f"science:{n}" for n in settings["science"])]
     wanted = in_shard(names, "3/8")

@@ -41,13 +41,13 @@ def test_settings_are_split_over_the_option_classes_and_frozen():
 
 def test_knot_fallback_only_when_the_deepmind_data_are_missing(tmp_path):
     missing = KnotConfig(path=str(tmp_path / "absent"))
-    assert runners.knot_source(missing, runners.KnotFallback("snappy")).source == "snappy"
-    assert runners.knot_source(missing, runners.KnotFallback()) is missing  # no fallback: the loader will fail
+    assert runners.knot_source(missing, runners.KnotSource("snappy")).source == "snappy"
+    assert runners.knot_source(missing, runners.KnotSource()) is missing  # no fallback: the loader will fail
     (tmp_path / "present").mkdir()
     present = KnotConfig(path=str(tmp_path / "present"))
-    assert runners.knot_source(present, runners.KnotFallback("snappy")) is present
+    assert runners.knot_source(present, runners.KnotSource("snappy")) is present
     with pytest.raises(ValueError, match="fallback_source"):
-        runners.KnotFallback("nope")
+        runners.KnotSource("nope")
     assert set(TASKS) == {"deepmind", "snappy"}
 
 
@@ -62,3 +62,12 @@ def test_run_writes_tables_figures_and_the_summary(tmp_path):
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["experiment"] == "continual" and record["profile"] == "test" and len(record["config_id"]) == 12
     assert record["settings"]["seeds"] == [0] and record["settings"]["optimizer"] == "lbfgs"  # defaults recorded
+
+
+def test_knot_download_reads_the_download_folder_and_keeps_the_path_as_offline_fallback(tmp_path):
+    from kan.data.knot_download import DOWNLOAD_DIR
+
+    config = KnotConfig(path=str(tmp_path / "subset"))
+    (request,) = runners.knot_datasets(config, runners.KnotSource(download=True))
+    assert (request.name, request.spec["path"], request.spec["offline_path"]) == ("deepmind", DOWNLOAD_DIR, config.path)
+    assert runners.knot_source(KnotConfig(source="snappy"), runners.KnotSource(download=True)).source == "snappy"

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from kan.data.knot_download import DOWNLOAD_DIR
 from kan.experiments.aggregate import manifest_complete
 from kan.experiments.config import ConfigError, check_overrides, load_config, load_yaml
 from kan.experiments.provenance import code_fingerprint
@@ -30,6 +31,7 @@ RESULTS = "results"
 CODE_FINGERPRINT = code_fingerprint()  # what this code computes on this machine kind (kan.experiments.provenance)
 REPORTS = "reports"
 DATASETS = "datasets/generated"
+KNOT_DOWNLOAD_DIR = DOWNLOAD_DIR  # DeepMind's knot table, when science.knots.download is on
 TRAININGS = expand(SETTINGS)
 CHUNKS = chunks(TRAININGS, SETTINGS["chunk_size"])
 EXPERIMENTS = list(SETTINGS["experiments"])
@@ -57,6 +59,19 @@ except ValueError as error:
 
 def dataset_dir(family, name):
     return f"{DATASETS}/{family}/{name}"
+
+
+def external_data(wildcards):
+    """The downloaded table a dataset reads (knot/deepmind with science.knots.download), if any."""
+    spec = DATA[(wildcards.family, wildcards.name)]["spec"]
+    return {"download": KNOT_DOWNLOAD_DIR} if spec.get("path") == KNOT_DOWNLOAD_DIR else {}
+
+
+def knot_source_options():
+    """The knot experiment's resolved options (download URL and pinned digest)."""
+    from kan.science.registry import resolve_settings
+
+    return resolve_settings("knots", SETTINGS["science"].get("knots", {}))
 
 
 def chunk_manifest(name):

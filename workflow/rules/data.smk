@@ -3,6 +3,8 @@ sweep's and those the science experiments read (knot table, Anderson localizatio
 
 
 rule generate_dataset:
+    input:
+        unpack(external_data),
     output:
         directory(f"{DATASETS}/{{family}}/{{name}}"),
     params:
@@ -18,3 +20,24 @@ rule generate_dataset:
         CONDA_ENV
     script:
         "../scripts/generate_dataset.py"
+
+
+rule download_knots:
+    """DeepMind's full knot-invariant table (science.knots.download), fetched once; offline, the
+    folder records why and the knot dataset falls back to a local table (named in the report).
+    Delete the folder to try the download again."""
+    output:
+        directory(KNOT_DOWNLOAD_DIR),
+    params:
+        url=lambda w: knot_source_options()["download_url"],
+        sha256=lambda w: knot_source_options()["download_sha256"],
+    log:
+        "logs/data/download_knots.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/download_knots.py"

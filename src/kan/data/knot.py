@@ -3,7 +3,9 @@
 Two tasks, both classification of the (even) signature:
 
 - ``deepmind``: DeepMind's CSV layout, read from a user-supplied path (a folder with
-  ``train.csv``/``test.csv``, kept as the split, or one CSV, split at random).
+  ``train.csv``/``test.csv``, kept as the split, or one CSV, split at random), or from the
+  folder the workflow downloads DeepMind's full table into (:mod:`kan.data.knot_download`;
+  when the download failed: ``offline_path``, else the shipped SnapPy table, named in meta).
 - ``snappy``: the table computed with SnapPy by ``kan.data.knot_snappy`` (shipped in
   ``datasets/knot/``), split by knot, optionally with the mirror image of every knot added.
 
@@ -32,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from kan.data.io import GeneratedData, sha256_file
+from kan.data.knot_download import DOWNLOAD_DIR, is_download, verified_table
 from kan.data.knot_snappy import INPUT_COLUMNS, INTEGER_COLUMNS, TARGET
 from kan.data.spec import lookup_task, make_rng, merge_spec
 
@@ -56,11 +59,13 @@ class Task:
 TASKS: dict[str, Task] = {
     "deepmind": Task(
         "row",
-        {"path": "../shared/data/knot_deepmind_subset", "dedup": True,
-         "val_fraction": 0.125, "test_fraction": 0.25},
+        {"path": "../shared/data/knot_deepmind_subset", "offline_path": "../shared/data/knot_deepmind_subset",
+         "dedup": True, "val_fraction": 0.125, "test_fraction": 0.25},
         "DeepMind knot invariants (Davies et al. 2021, CC BY 4.0) read from 'path': a folder "
         "with train.csv/test.csv (kept as the split) or one CSV (split at random, "
-        "test_fraction); first unnamed column = row index in DeepMind's full file",
+        "test_fraction), or the download folder of DeepMind's full table (falling back to "
+        "'offline_path', else the SnapPy table, when the download failed); first unnamed column = "
+        "row index in DeepMind's full file",
     ),
     "snappy": Task(
         "name",
@@ -74,8 +79,11 @@ TASKS: dict[str, Task] = {
 
 
 def resolve(path: str) -> Path:
-    """A spec path: absolute, or relative to the repository root."""
-    return (REPO_ROOT / path).resolve() if not Path(path).is_absolute() else Path(path)
+    """A spec path: absolute; the download folder (``DOWNLOAD_DIR``), relative to the working
+    directory the workflow writes its data in; any other, relative to the repository root."""
+    if Path(path).is_absolute():
+        return Path(path)
+    return (Path.cwd() if path == DOWNLOAD_DIR else REPO_ROOT).joinpath(path).resolve()
 
 
 def available_task(name: str, path: str | None, fallback: str | None) -> str:
@@ -153,9 +161,11 @@ def generate(name: str, spec: dict | None, seed: int) -> GeneratedData:
     rng = make_rng(seed)
     path = resolve(spec["path"])
     if name == "deepmind":
-        train, test, files = _deepmind_splits(path, spec, rng)
+        train, test, files, source = _deepmind_source(path, spec, rng)
     else:
         train, test, files = _snappy_splits(path, spec, rng)
+        source = ("SnapPy-computed table of small (<= 12 crossing) knots instead of DeepMind's random diagrams; "
+                  "torsion degrees approximated without Sage (see table meta)")
     counts = {"train_rows_read": len(train), "test_rows": len(test)}
     if spec["dedup"]:
         train = drop_matches(train, test)
@@ -172,7 +182,33 @@ def generate(name: str, spec: dict | None, seed: int) -> GeneratedData:
     classes = _classes(pd.concat([train[TARGET], test[TARGET]]))
     train, test = (_with_class(f, classes) for f in (train, test))
     return GeneratedData(train, test, _meta(name, task, spec, seed, train, test, classes,
-                                            files, counts, path))
+                                            files, counts, path, source))
+
+
+def _deepmind_source(
+    path: Path, spec: Mapping[str, Any], rng: np.random.Generator
+) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, str]], str]:
+    """Train and test rows, file records and where the rows came from (for meta's deviations):
+    a download folder's table, its offline fallbacks, or a user-supplied folder or CSV."""
+    if not is_download(path):
+        train, test, files = _deepmind_splits(path, spec, rng)
+        subset = "knot_deepmind_subset" in str(path)
+        return train, test, files, ("the 15k-row public subset, not DeepMind's full 243.7k-row file" if subset
+                                    else "user-supplied DeepMind-format CSV")
+    table, record = verified_table(path)
+    if table is not None:
+        train, test, files = _deepmind_splits(table, spec, rng)
+        return train, test, files, f"DeepMind's full table, downloaded from {record['url']} ({record['rows']} rows)"
+    why = f"offline fallback: DeepMind's table could not be downloaded from {record['url']} ({record['reason']})"
+    local = resolve(spec["offline_path"])
+    if local.exists():
+        train, test, files = _deepmind_splits(local, spec, rng)
+        return train, test, files, f"{why}; read {spec['offline_path']} instead"
+    snappy = TASKS["snappy"].defaults
+    train, test, files = _snappy_splits(resolve(snappy["path"]), {**snappy, **spec, "mirror": snappy["mirror"]}, rng)
+    train, test = (f.rename(columns={"name": "row"}) for f in (train, test))
+    return train, test, files, (f"{why}; no table at {spec['offline_path']} either, so the shipped SnapPy table "
+                                "(small knots, not DeepMind's data)")
 
 
 def _deepmind_splits(
@@ -222,7 +258,7 @@ def _with_class(frame: pd.DataFrame, classes: list[int]) -> pd.DataFrame:
 def _meta(
     name: str, task: Task, spec: dict[str, Any], seed: int, train: pd.DataFrame,
     test: pd.DataFrame, classes: list[int], files: list[dict[str, str]],
-    counts: dict[str, int], path: Path,
+    counts: dict[str, int], path: Path, source: str,
 ) -> dict[str, Any]:
     both = pd.concat([train, test])
     meta: dict[str, Any] = {
@@ -254,19 +290,11 @@ def _meta(
         },
         "deviations": [
             "target column is signature_class (index into classes), signature kept as a column",
+            source,
         ],
     }
-    if name == "deepmind":
-        meta["deviations"].append(
-            "the 15k-row public subset, not DeepMind's full 243.7k-row file"
-            if "knot_deepmind_subset" in str(path) else "user-supplied DeepMind-format CSV"
-        )
-    else:
+    if name == "snappy":
         table_meta = path.parent / "meta.json"
         if table_meta.is_file():
             meta["table"] = json.loads(table_meta.read_text(encoding="utf-8"))
-        meta["deviations"].append(
-            "SnapPy-computed table of small (<= 12 crossing) knots instead of DeepMind's "
-            "random diagrams; torsion degrees approximated without Sage (see table meta)"
-        )
     return meta

@@ -5,8 +5,9 @@ experiment, the run or number, and the values.
 
 The expected-values files keep one set of rows per machine kind (column ``machine``, see
 :func:`kan.experiments.provenance.machine_kind`): results are bitwise repeatable on one kind of
-CPU but not across kinds, so floats are compared only with values recorded on the same kind;
-which runs and numbers exist, and the exact columns, are compared on every machine.
+CPU but not across kinds, so floats are compared tightly only with values recorded on the same kind;
+which runs and numbers exist, the exact columns, and a band around the values of every recorded
+kind (:func:`compare_band`) are checked on every machine.
 """
 
 from __future__ import annotations
@@ -74,6 +75,23 @@ def compare_expected(runs: pd.DataFrame, expected: pd.DataFrame, rtol: float | N
             a, b = float(got[column]), float(want[column])
             if not math.isclose(a, b, rel_tol=rtol, abs_tol=0.0) and not (math.isnan(a) and math.isnan(b)):
                 failures.append(f"{label}: {column} = {a:.6g}, expected {b:.6g} (relative tolerance {rtol:g})")
+    return failures
+
+
+def compare_band(runs: pd.DataFrame, expected: pd.DataFrame, factor: float) -> list[str]:
+    """RMSEs outside the band that the values recorded on every machine kind span (``expected``
+    with its ``machine`` column), widened by ``factor`` either way: a check that holds on any kind
+    of machine, recorded or not. Runs that are missing are left to :func:`compare_expected`."""
+    ours = runs.set_index(KEY)
+    spans = expected.groupby(KEY)[list(CLOSE)].agg(["min", "max"])
+    failures = []
+    for run_id in spans.index.intersection(ours.index):
+        label = _label({**ours.loc[run_id].to_dict(), KEY: run_id})
+        for column in CLOSE:
+            low, high, value = spans.loc[run_id, (column, "min")], spans.loc[run_id, (column, "max")], ours.loc[run_id, column]
+            if not low / factor <= value <= high * factor:
+                failures.append(f"{label}: {column} = {value:.6g}, outside [{low / factor:.6g}, {high * factor:.6g}] "
+                                f"(recorded {low:.6g}..{high:.6g} on {expected[MACHINE].nunique()} machine kinds, x{factor:g})")
     return failures
 
 

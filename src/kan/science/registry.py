@@ -67,7 +67,7 @@ REGISTRY: dict[str, ScienceExperiment] = dict([
                                            (interpretability.InterpretabilityConfig,), interpretability.run_experiment)),
     _adapted("unsupervised", "4.2", "synthetic", "unsupervised_6var", "kan", (runners.DiscoveryConfig, runners.DiscoveryData),
              runners.run_unsupervised),
-    _adapted("knots", "4.3", "knot", "signature", "kan,mlp", (runners.KnotConfig, runners.KnotFallback),
+    _adapted("knots", "4.3", "knot", "signature", "kan,mlp", (runners.KnotConfig, runners.KnotSource),
              runners.run_knot_study, runners.knot_datasets),
     _adapted("localization", "4.4", "anderson", "mosaic,gaam,maam", "kan", (runners.LocalizationConfig, runners.Systems),
              runners.run_mobility_edges, runners.localization_datasets),

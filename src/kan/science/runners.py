@@ -21,6 +21,7 @@ import pandas as pd
 from kan.data import DatasetRequest, generate
 from kan.data.knot import TASKS as KNOT_TASKS
 from kan.data.knot import available_task
+from kan.data.knot_download import DEEPMIND_URL, DOWNLOAD_DIR
 from kan.science.continual import ContinualConfig, plot_continual, run_continual
 from kan.science.knot_plots import plot_accuracies, plot_importance
 from kan.science.knots import KnotConfig, load_knot_data, run_knots
@@ -127,27 +128,40 @@ def run_unsupervised(config: DiscoveryConfig, data: DiscoveryData, out_dir: Path
 
 
 @dataclass(frozen=True)
-class KnotFallback:
-    """``fallback_source``: the knot task to use when DeepMind's data are not at the configured
-    path (e.g. ``snappy``, the shipped table); None: a missing file is an error."""
+class KnotSource:
+    """Where DeepMind's knot rows come from besides the configured path.
+
+    ``download``: DeepMind's full table, which the workflow downloads from ``download_url`` into
+    ``kan.data.knot_download.DOWNLOAD_DIR`` (checked against ``download_sha256`` when given);
+    offline, the rows come from the configured path (default: the public subset), else the
+    shipped SnapPy table, and the report says which. Without a download, ``fallback_source`` is
+    the knot task to use when the configured path is missing (e.g. ``snappy``; None: an error).
+    """
 
     fallback_source: str | None = None
+    download: bool = False
+    download_url: str = DEEPMIND_URL
+    download_sha256: str | None = None
 
     def __post_init__(self) -> None:
         if self.fallback_source is not None and self.fallback_source not in KNOT_TASKS:
             raise ValueError(f"fallback_source must be one of {', '.join(KNOT_TASKS)}, got {self.fallback_source!r}")
 
 
-def knot_source(config: KnotConfig, fallback: KnotFallback) -> KnotConfig:
-    """``config``, or a copy reading ``fallback.fallback_source`` when its DeepMind path is missing
-    (:func:`kan.data.knot.available_task` decides)."""
-    task = available_task(config.source, config.path, fallback.fallback_source)
+def knot_source(config: KnotConfig, source: KnotSource) -> KnotConfig:
+    """``config`` reading the download folder (its configured path kept as the offline
+    fallback) when ``source.download``; else ``config``, or a copy reading
+    ``source.fallback_source`` when its DeepMind path is missing (:func:`kan.data.knot.available_task`)."""
+    if source.download and config.source == "deepmind":
+        offline = {"offline_path": config.path} if config.path is not None else {}
+        return replace(config, path=DOWNLOAD_DIR, extra={**config.extra, **offline})
+    task = available_task(config.source, config.path, source.fallback_source)
     return config if task == config.source else replace(config, source=task, path=None)
 
 
-def knot_datasets(config: KnotConfig, fallback: KnotFallback) -> list[DatasetRequest]:
+def knot_datasets(config: KnotConfig, source: KnotSource) -> list[DatasetRequest]:
     """The dataset the knot study reads: the configured source, or its fallback."""
-    return [knot_source(config, fallback).dataset()]
+    return [knot_source(config, source).dataset()]
 
 
 def _knot_summary(tables: Mapping[str, pd.DataFrame], data: Any) -> Summary:
@@ -171,10 +185,10 @@ def _knot_summary(tables: Mapping[str, pd.DataFrame], data: Any) -> Summary:
     return values
 
 
-def run_knot_study(config: KnotConfig, fallback: KnotFallback, out_dir: Path, folders: Folders | None = None) -> Summary:
+def run_knot_study(config: KnotConfig, source: KnotSource, out_dir: Path, folders: Folders | None = None) -> Summary:
     """KAN vs DeepMind's MLP on the signature, ablations, formulas and unsupervised relations;
     the data from ``folders`` (see :func:`knot_datasets`), generated in memory when None."""
-    config = knot_source(config, fallback)
+    config = knot_source(config, source)
     data = load_knot_data(config, dataset_folder(config.dataset(), folders))
     tables = run_knots(config, data)
     out = Outputs(out_dir)
