@@ -30,9 +30,10 @@ from torch import Tensor, nn
 
 from kan import KAN, MLP
 from kan.batched import fit_many
-from kan.cli import SCHEMA
+from kan.cli import PUBLISHED, SCHEMA
 from kan.data import family_module, generate_to_dir, read_dataset, to_tensors
 from kan.experiments.config import load_config
+from kan.experiments.publish import RUNS, SCIENCE, is_current, training_state
 from kan.experiments.sweep import Training, expand, total_steps
 from kan.train import FitResult, TrainConfig, fit
 
@@ -250,6 +251,7 @@ def main() -> None:
                 for width in (5, 20, 100)}
     costs = CostModel(timings[0].per_depth, grid_factors(data, args.probe_steps), mlp_cost)
     print_estimate(costs, paper_trainings())
+    print_measured(costs, paper_trainings(), ROOT / PUBLISHED)
 
 
 def grid_factors(data: Mapping[str, Tensor], steps: int) -> dict[int, tuple[float, float]]:
@@ -297,9 +299,52 @@ def print_estimate(costs: CostModel, trainings: Sequence[Training]) -> None:
         print(f"- {line}")
 
 
+def measured_seconds(training: Training, records: Mapping[str, Mapping]) -> tuple[float, bool]:
+    """(seconds, is CPU time) of a finished training's longest run: CPU time where recorded, else wall time."""
+    longest = max((records[s.run_id] for s in training.stages if s.run_id in records), key=lambda r: r["steps"])
+    cpu = longest.get("cpu_seconds")
+    return (float(cpu), True) if cpu is not None and math.isfinite(cpu) else (float(longest["seconds"]), False)
+
+
+def print_measured(costs: CostModel, trainings: Sequence[Training], records_dir: Path) -> None:
+    """The estimate next to what the published paper run measured, per experiment, and the
+    science experiments' measured CPU time (their cost is not modelled)."""
+    import json
+
+    import pandas as pd
+
+    print(f"\n## Estimate vs the published paper run ({records_dir.relative_to(ROOT)})\n")
+    if not (records_dir / RUNS).is_file():
+        print("No published records yet.")
+        return
+    records = {r["run_id"]: r for r in pd.read_parquet(records_dir / RUNS).to_dict("records")}
+    print("| experiment | trainings finished | estimated CPU-h (same trainings) | measured h | measured / estimated | measured as |")
+    print("|---|---|---|---|---|---|")
+    for experiment in dict.fromkeys(t.experiment for t in trainings):
+        done = [t for t in trainings if t.experiment == experiment and training_state(t, records) == "current"]
+        if not done:
+            print(f"| {experiment} | 0 | | | | |")
+            continue
+        measured = [measured_seconds(t, records) for t in done]
+        estimated, seconds = sum(costs.seconds(t, 0) for t in done), sum(m[0] for m in measured)
+        kind = "CPU time" if all(m[1] for m in measured) else "CPU time where recorded, else wall time"
+        print(f"| {experiment} | {len(done)} | {estimated / 3600:.2f} | {seconds / 3600:.2f} | {seconds / estimated:.2f} | {kind} |")
+    settings = load_config(PAPER_CONFIG, ROOT / SCHEMA)
+    print("\n| science experiment | measured CPU-h | wall h |")
+    print("|---|---|---|")
+    for name in settings["science"]:
+        path = records_dir / SCIENCE / name / "run.json"
+        record = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        if record is None or not is_current(record, name):
+            print(f"| {name} | not run yet | |")
+        else:
+            print(f"| {name} | {record['cpu_seconds'] / 3600:.2f} | {record['seconds'] / 3600:.2f} |")
+
+
 ASSUMPTIONS = (
     "the trainings are the workflow's own expansion of the paper config (kan.experiments.sweep.expand), the same "
-    "list `python -m kan plan workflow/config/paper.yaml` counts; science experiments are not included",
+    "list `python -m kan plan workflow/config/paper.yaml` counts; science experiments are not modelled: their CPU "
+    "time is measured in the published paper run (table above)",
     "one step = one optimizer step of up to 20 L-BFGS inner iterations; a KAN trains `steps` per G of its "
     "schedule, the pruned variant one more sparsification phase at the first G; an MLP trains the same total",
     "KAN cost per step = measured width-5 cost at that depth (G 3..10; depth clipped to 2..6) x measured "

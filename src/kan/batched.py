@@ -23,7 +23,7 @@ What differs from ``fit`` (by rounding only, or where ``fit`` has no counterpart
 * The step loss and the train metrics come from one forward pass; with λ > 0 anywhere in a
   group, every member's forward sums the per-edge activations (a λ = 0 member's loss is
   unchanged up to rounding and its ``regularization`` is recorded as 0, as in ``fit``).
-* ``FitResult.seconds`` is the group's wall time divided by the group size.
+* ``FitResult.seconds`` (``cpu_seconds``) is the group's wall (CPU) time divided by the group size.
 """
 
 from __future__ import annotations
@@ -306,8 +306,10 @@ class _GroupRun:
 
 def _fit_group(models: Sequence[nn.Module], datasets: Sequence[Mapping[str, Tensor]],
                configs: Sequence[TrainConfig]) -> list[FitResult]:
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     run = _GroupRun(models, datasets, configs)
     run.run()
     seconds = (time.perf_counter() - started) / len(models)
-    return [FitResult(status, message, history, seconds) for (status, message), history in zip(run.status, run.histories)]
+    cpu_seconds = (time.process_time() - cpu_started) / len(models)
+    return [FitResult(status, message, history, seconds, cpu_seconds)
+            for (status, message), history in zip(run.status, run.histories)]

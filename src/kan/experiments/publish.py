@@ -32,7 +32,7 @@ from kan.experiments.shards import shard_index
 from kan.experiments.sweep import Training, chunks
 
 RUNS, HISTORIES, SHARDS, REPORT_INPUTS, SCIENCE = "runs.parquet", "histories.parquet", "shards.csv", "report.json", "science"
-PROVENANCE = ("training_id", "final_stage", "profile", "git_commit", "machine", FINGERPRINT, "finished_at")
+PROVENANCE = ("training_id", "final_stage", "profile", "git_commit", "machine", FINGERPRINT, "finished_at", "cpu_seconds")
 RECORD_COLUMNS = (*RUN_COLUMNS, *PROVENANCE, "config")
 HISTORY_EVERY = 25
 FULL_HISTORIES = ("grid_extension",)  # the staircase figure draws every step
@@ -48,7 +48,7 @@ def run_records(run_dirs: Iterable[Path]) -> pd.DataFrame:
         metrics = read_metrics(directory)
         extra[metrics["run_id"]] = {**{k: metrics.get(k) for k in PROVENANCE}, "config": canonical_json(metrics["config"])}
     frame = table.join(pd.DataFrame.from_dict(extra, orient="index")).reset_index(drop=True)
-    return frame.astype({"final_stage": "bool", "finished_at": "float64"})[list(RECORD_COLUMNS)]
+    return frame.astype({"final_stage": "bool", "finished_at": "float64", "cpu_seconds": "float64"})[list(RECORD_COLUMNS)]
 
 
 def thinned_history(history: pd.DataFrame, every: int = HISTORY_EVERY) -> pd.DataFrame:

@@ -42,6 +42,7 @@ class _State:
     initial_shape: list[int]
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     status: str = "ok"
     message: str = "finished"
     pruned_at_step: int | None = None
@@ -79,6 +80,7 @@ def _run_phase(states: list[_State], data: Mapping[str, Tensor], configs: Sequen
         offset = state.history[-1]["step"] if state.history else 0.0
         state.history += [{**record, "step": record["step"] + offset} for record in result.history]
         state.seconds += result.seconds
+        state.cpu_seconds += result.cpu_seconds
         if result.status != "ok":
             state.status, state.message = result.status, result.message
 
@@ -108,7 +110,8 @@ def metrics_record(state: _State, stage: Stage, extra: Mapping[str, Any]) -> dic
         "grid": stage.grid, "order": training.model.get("order", 0), "n_params": model.num_parameters(),
         "steps": int(final.get("step", 0)), "train_rmse": final.get("train_rmse", nan),
         "test_rmse": final.get("test_rmse", nan), "test_accuracy": final.get("test_accuracy", nan),
-        "status": state.status, "seconds": state.seconds, "finished_at": time.time(),
+        "status": state.status, "seconds": state.seconds, "cpu_seconds": state.cpu_seconds,
+        "finished_at": time.time(),
         "message": state.message, "phases": stage.phases, "final_stage": stage == training.stages[-1],
         "training_id": training.stages[-1].run_id, "pruned_at_step": state.pruned_at_step,
         "config": training.identity(stage.phases), **extra,
