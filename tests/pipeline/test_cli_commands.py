@@ -25,7 +25,7 @@ def test_expected_then_check_round_trip(two_runs, repo, tmp_path, capsys):
     reference = tmp_path / "reference"
     reference.mkdir()
     shutil.copy(repo / "reports" / "reference" / "paper.yaml", reference)
-    (reference / "ci_expected.yaml").write_text("rtol: 1.0e-6\npaper_checks: []\ntrends: []\n")
+    (reference / "ci_expected.yaml").write_text("rtol: 1.0e-6\nband_factor: 2.0\npaper_checks: []\ntrends: []\n")
     assert main(["expected", str(runs_csv), "--reference", str(reference)]) == 0
     assert main(["check", str(runs_csv), "--reference", str(reference)]) == 0
     changed = pd.read_csv(runs_csv).assign(test_rmse=lambda f: f.test_rmse * 2)
@@ -42,7 +42,7 @@ def test_expected_and_check_cover_the_science_table_beside_the_runs(two_runs, re
     reference = tmp_path / "reference"
     reference.mkdir()
     shutil.copy(repo / "reports" / "reference" / "paper.yaml", reference)
-    (reference / "ci_expected.yaml").write_text("rtol: 1.0e-6\npaper_checks: []\ntrends: []\nscience_rtol: 1.0e-6\n"
+    (reference / "ci_expected.yaml").write_text("rtol: 1.0e-6\nband_factor: 2.0\npaper_checks: []\ntrends: []\nscience_rtol: 1.0e-6\n"
                                                 "science_paper_checks: []\nscience_claims: []\n")
     assert main(["expected", str(runs_csv), "--reference", str(reference)]) == 0
     recorded = pd.read_csv(reference / "ci_expected_science.csv")
