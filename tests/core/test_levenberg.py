@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from kan.levenberg import levenberg_marquardt
-from kan.symbolic import fit_affine
+from kan.symbolic_fit import fit_affine
 from kan.symbolic_library import get_function
 
 

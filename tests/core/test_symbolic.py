@@ -8,7 +8,8 @@ import sympy
 import torch
 
 from kan import KAN, spline
-from kan.symbolic import auto_symbolic, fit_affine, fix_symbolic, suggest_symbolic, symbolic_formula
+from kan.symbolic import auto_symbolic, fix_symbolic, suggest_symbolic, symbolic_formula
+from kan.symbolic_fit import fit_affine
 from kan.symbolic_library import SymbolicFunction, get_function
 
 F64 = torch.float64

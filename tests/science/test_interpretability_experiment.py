@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 import sympy
@@ -87,24 +86,3 @@ def test_digit_spikes_must_peak_in_their_own_interval():
     centred = [sympy.exp(-((x - (k + 0.5) / 10) * 30) ** 2) for k in range(10)]
     assert interp.spikes_in_place(centred, x)
     assert not interp.spikes_in_place(centred[1:] + centred[:1], x)
-
-
-def test_displayed_keeps_a_gaussian_that_expansion_would_round_away():
-    x = sympy.Symbol("x")
-    spike = [0.74 * sympy.exp(-(16.5 * x - 12.3) ** 2) + 0.003]  # exp(-12.3²) ≈ 1e-66 once expanded
-    inputs = np.linspace(0.0, 1.0, 201)[:, None]
-    labels = np.asarray(sympy.lambdify(x, spike[0], "numpy")(inputs[:, 0]))[:, None]
-    (shown,), rmse = interp.displayed(spike, [x], inputs, labels, False, digits=2, bound=0.01)
-    assert shown == 0.74 * sympy.exp(-(16.5 * x - 12.3) ** 2) and rmse == pytest.approx(0.003, rel=0.01)
-
-
-def test_displayed_expands_and_adds_decimals_only_where_needed():
-    x = sympy.Symbol("x")
-    inputs = np.linspace(-1.0, 1.0, 201)[:, None]
-    product = [0.25 * (1.0 * x + 2.0) ** 2 - 0.25 * (1.0 * x - 2.0) ** 2]  # 2x once expanded
-    (shown,), rmse = interp.displayed(product, [x], inputs, 2.0 * inputs, False, digits=2, bound=1e-3)
-    assert shown == 2.0 * x and rmse < 1e-12
-    scaled = [3.218 * sympy.sqrt(0.0964 * x**2 + 1.0)]  # 2 decimals (0.1) miss by 3e-3, 3 (0.096) by 3e-4
-    labels = np.asarray(sympy.lambdify(x, scaled[0], "numpy")(inputs[:, 0]))[:, None]
-    (shown,), rmse = interp.displayed(scaled, [x], inputs, labels, False, digits=2, bound=1e-3)
-    assert shown == 3.218 * sympy.sqrt(0.096 * x**2 + 1.0) and rmse < 1e-3

@@ -8,12 +8,12 @@ model seeds and keeps the sparsest pruned KAN (fewest hidden nodes) among those 
 train RMSE is within ``accept_factor`` of the best restart's, so a restart that pruned away a
 needed node cannot win.
 
-The kept KAN is snapped layer by layer: every live edge of a layer becomes its best function of
-the library (:func:`kan.symbolic.suggest_symbolic`), then the model retrains so that the next
-layer's splines adapt to the snapped ones before they are fitted in turn. (Snapping all layers at
-once fails on xy: the KAN often learns inner edges bent like arcsin and outer ones like cos,
-close to the identity xy = ½[cos(asin x − asin y) − cos(asin x + asin y)], so the inner edges snap
-to lines but the outer ones stay cos-like instead of becoming squares.) A last short fit trains
+The kept KAN is snapped layer by layer (:func:`kan.symbolic.auto_symbolic` given the dataset):
+every live edge of a layer becomes its best function of the library, then the model retrains so
+that the next layer's splines adapt to the snapped ones before they are fitted in turn. (Snapping
+all layers at once fails on xy: the KAN often learns inner edges bent like arcsin and outer ones
+like cos, close to the identity xy = ½[cos(asin x − asin y) − cos(asin x + asin y)], so the inner
+edges snap to lines but the outer ones stay cos-like instead of becoming squares.) A last short fit trains
 the affine parameters ``(a, b, c, d)`` alone, and the sympy formula is exported.
 
 "Recovered" is decided numerically on the test points. Regression: the exported formula (full
@@ -22,21 +22,25 @@ the test targets; a formula of the right form fits to about machine precision af
 retrain, one of a wrong form does not. The first-decimal-digit task is scored as a classifier
 (argmax of the 10 outputs): recovered when the formulas' accuracy is at least ``min_accuracy`` and
 every output's formula peaks inside its own digit's interval (the paper's "spikes located around
-the corresponding decimal digits"). The table shows the formula rounded (:func:`displayed`) with
-that rounded formula's test score. For exp(J0(20x) + y²), whose Bessel function is not in the
-library (the paper: it is learned numerically), ``inner_r2`` measures how well a first-layer
-edge from x matches J0(20x) up to an affine map.
+the corresponding decimal digits"). The table shows the formula normalised and rounded
+(:func:`kan.formula.shown_formulas`) with that rounded formula's test score. For exp(J0(20x) + y²),
+whose Bessel function is not in the library (the paper: it is learned numerically), ``inner_r2``
+measures how well a first-layer edge from x matches J0(20x) up to an affine map.
 
 Choices (paper silent): the starting shapes other than [2,5,1] (xy, x/y, the interactive example)
 and [4,3,3,1] (the distance); λ per task (0.003 for xy, whose output is about 3× smaller than the
 others', and for the distance, where 0.01 mostly pruned too far); a finer starting grid for the
 Bessel task, whose J0(20x) a 5-interval spline cannot follow; the library is the full one
-without the constant "0" (an edge with |φ|₁ < 1e-3 still becomes 0), because the ranking trades
-4 bits of accuracy for each unit of complexity, so "0" beats any fit that is good but not
-near-perfect; and for the digit task (10 outputs fitted by MSE to the one-hot digit, as
-:mod:`kan.data.synthetic` defines it) the library is the gaussian alone, the spike the paper
-shows: no closed form exists, and the ranking would prefer a straight line over a spike that fits
-only to R² ≈ 0.9.
+without the constant "0" (:func:`kan.symbolic_library.default_library`; an edge with |φ|₁ < 1e-3
+still becomes 0), because the ranking trades 4 bits of accuracy for each unit of complexity, so
+"0" beats any fit that is good but not near-perfect; and for the digit task (10 outputs fitted by
+MSE to the one-hot digit, as :mod:`kan.data.synthetic` defines it) the library is the gaussian
+alone, the spike the paper shows: no closed form exists, and the ranking would prefer a straight
+line over a spike that fits only to R² ≈ 0.9. One-input chains are not snapped as compositions
+(``compositions``, off: the recorded numbers predate it).
+
+A function of one's own runs through the same recipe as a custom task (``custom_tasks``: formula
+and input ranges, :class:`CustomTask`), from Python or from a pipeline config.
 """
 
 from __future__ import annotations
@@ -56,30 +60,34 @@ import torch
 from torch import Tensor
 
 from kan.data import generate, to_tensors
+from kan.data.sampling import SymbolicTask, symbolic_data
+from kan.formula import evaluate as evaluate_formulas
+from kan.formula import normalise, score, shown_formulas
 from kan.models import KAN
 from kan.plot import plot_kan
 from kan.prune import prune
 from kan.science.options import build_options
 from kan.science.outputs import Outputs
-from kan.symbolic import fix_symbolic, numeric_edges, round_floats, suggest_symbolic, symbolic_formula
-from kan.symbolic_library import LIBRARY
+from kan.symbolic import auto_symbolic, symbolic_formula
+from kan.symbolic_library import LIBRARY, default_library
 from kan.train import TrainConfig, evaluate, fit
 
 EXPERIMENT = "interpretability"
-ZERO = 1e-3  # an edge with |φ|₁ below this snaps to the constant 0 (as auto_symbolic does)
+CUSTOM_FAMILY = "custom"  # the data family recorded for a task of the config's own
 Shape = tuple[int, ...]
 
 
 @dataclass(frozen=True)
 class Task:
-    """Fixed facts of one §4.1 task: its synthetic dataset, the ground truth as text, the shape the
-    paper reports after pruning (None where it states none), the minimal shape we expect and, where
-    a first-layer edge should learn a function outside the library, that input and function."""
+    """Fixed facts of one task: its synthetic dataset, the ground truth as text, the shape the
+    paper reports after pruning (None where it states none), the minimal shape we expect (None
+    where none is known: no shape check) and, where a first-layer edge should learn a function
+    outside the library, that input and function."""
 
     dataset: str
     truth: str
-    paper_shape: Shape | None
-    expected_shape: Shape
+    paper_shape: Shape | None = None
+    expected_shape: Shape | None = None
     classification: bool = False
     inner: tuple[str, str] | None = None  # (input, sympy expression of it)
 
@@ -104,16 +112,57 @@ DEFAULT_LAMBS: dict[str, float] = {
 DEFAULT_GRIDS: dict[str, int] = {
     "xy": 5, "x_div_y": 5, "first_digit": 10, "exp_j0_sq": 20, "tanh_quartic": 5, "dist_4d": 5, "exp_sin_sq": 5,
 }
-DEFAULT_LIBRARY: tuple[str, ...] = tuple(name for name in LIBRARY if name != "0")
+DEFAULT_LIBRARY: tuple[str, ...] = default_library()
 DEFAULT_LIBRARIES: dict[str, tuple[str, ...]] = {"first_digit": ("gaussian",)}
+CUSTOM_DEFAULTS: dict[str, Any] = {"hidden": 5, "lamb": 0.01, "grid": 5}  # starting width [n_in, 5, 1]
+
+
+@dataclass(frozen=True)
+class CustomTask:
+    """A task of the config's own (``custom_tasks``): ``formula`` (sympy syntax) of the variables in
+    ``ranges`` (name -> [low, high], in input order; inputs uniform on them), and optionally the
+    pruned shape expected (checked like the paper's tasks)."""
+
+    formula: str
+    ranges: Mapping[str, tuple[float, float]]
+    expected_shape: Shape | None = None
+
+    @classmethod
+    def parse(cls, name: str, spec: Mapping[str, Any]) -> "CustomTask":
+        """From a config mapping; ValueError naming the task and what is wrong."""
+        unknown = sorted(set(spec) - {"formula", "ranges", "expected_shape"})
+        if unknown or "formula" not in spec or "ranges" not in spec:
+            raise ValueError(f"custom task '{name}' needs 'formula' and 'ranges' (optional 'expected_shape'), "
+                             f"got keys {sorted(spec)}")
+        ranges = {str(v): tuple(float(b) for b in r) for v, r in dict(spec["ranges"]).items()}
+        if not ranges or any(len(r) != 2 or not r[0] < r[1] for r in ranges.values()):
+            raise ValueError(f"custom task '{name}': ranges must map each input to [low, high] with low < high, "
+                             f"got {ranges}")
+        try:
+            expr = sympy.sympify(spec["formula"])
+        except (sympy.SympifyError, TypeError, SyntaxError) as error:
+            raise ValueError(f"custom task '{name}': cannot parse formula {spec['formula']!r}: {error}") from None
+        free = sorted(s.name for s in expr.free_symbols)
+        if set(free) - set(ranges):
+            raise ValueError(f"custom task '{name}': formula uses {sorted(set(free) - set(ranges))} without a range; "
+                             f"ranges given for {list(ranges)}")
+        shape = spec.get("expected_shape")
+        return cls(str(spec["formula"]), ranges, None if shape is None else tuple(int(w) for w in shape))
+
+    def task(self, name: str) -> Task:
+        return Task(name, self.formula, expected_shape=self.expected_shape)
+
+    def symbolic(self) -> SymbolicTask:
+        return SymbolicTask({"target": sympy.sympify(self.formula)}, self.ranges)
 
 
 def _per_task(name: str, given: Mapping[str, Any], defaults: Mapping[str, Any],
-              convert: Callable[[Any], Any]) -> dict[str, Any]:
-    """``defaults`` overlaid with ``given``, values through ``convert``; a key that is not a task is a ValueError."""
-    unknown = sorted(set(given) - set(TASKS))
+              convert: Callable[[Any], Any], tasks: Mapping[str, Any]) -> dict[str, Any]:
+    """``defaults`` overlaid with ``given``, values through ``convert``; a key that is not in ``tasks``
+    is a ValueError."""
+    unknown = sorted(set(given) - set(tasks))
     if unknown:
-        raise ValueError(f"'{name}' names unknown task(s) {unknown}; tasks: {', '.join(TASKS)}")
+        raise ValueError(f"'{name}' names unknown task(s) {unknown}; tasks: {', '.join(tasks)}")
     return {task: convert(value) for task, value in {**defaults, **given}.items()}
 
 
@@ -124,10 +173,13 @@ class InterpretabilityConfig:
 
     ``widths``, ``lambs``, ``grids`` and ``libraries`` map task → value and replace the defaults
     task by task. After pruning the KAN trains ``refine_steps`` per grid of ``refine_grid_factors``
-    × the task's grid.
+    × the task's grid. ``custom_tasks`` adds tasks of one's own (name -> :class:`CustomTask`
+    mapping), run when ``tasks`` lists them; they start from ``[n_in, 5, 1]`` with λ = 0.01 and
+    G = 5 unless ``widths``, ``lambs`` or ``grids`` say otherwise.
     """
 
     tasks: tuple[str, ...] = tuple(TASKS)
+    custom_tasks: Mapping[str, Any] = field(default_factory=dict)
     widths: Mapping[str, Shape] = field(default_factory=dict)
     lambs: Mapping[str, float] = field(default_factory=dict)
     grids: Mapping[str, int] = field(default_factory=dict)
@@ -139,6 +191,7 @@ class InterpretabilityConfig:
     refine_grid_factors: tuple[int, ...] = (2, 4)
     between_steps: int = 30  # after snapping a layer, before snapping the next
     retrain_steps: int = 10  # affine parameters alone, after the last layer is snapped
+    compositions: bool = False  # snap one-input chains as f(g(x)) (kan.composition); off as recorded so far
     restarts: int = 3
     prune_rounds: int = 1  # sparsify-and-prune rounds, see sparsify_and_prune
     accept_factor: float = 4.0
@@ -150,21 +203,32 @@ class InterpretabilityConfig:
     min_accuracy: float = 0.95
     n_train: int = 1000
     n_test: int = 1000
-    seed: int = 0  # data seed and first model seed (restart r uses seed + r)
+    seed: int = 0  # first model seed (restart r uses seed + r), and the data seed unless data_seed is set
+    data_seed: int | None = None
     dtype: str = "float64"
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.tasks) - set(TASKS))
+        object.__setattr__(self, "custom_tasks", {str(name): spec if isinstance(spec, CustomTask) else
+                                                  CustomTask.parse(str(name), spec)
+                                                  for name, spec in self.custom_tasks.items()})
+        clashes = sorted(set(self.custom_tasks) & set(TASKS))
+        if clashes:
+            raise ValueError(f"custom task name(s) {clashes} clash with built-in tasks")
+        known = {**TASKS, **self.custom_tasks}
+        unknown = sorted(set(self.tasks) - set(known))
         if unknown or not self.tasks:
-            raise ValueError(f"tasks must list some of {', '.join(TASKS)}; got {list(self.tasks)}")
-        per_task = (("widths", DEFAULT_WIDTHS, lambda v: tuple(int(w) for w in v)), ("lambs", DEFAULT_LAMBS, float),
-                    ("grids", DEFAULT_GRIDS, int), ("libraries", DEFAULT_LIBRARIES, tuple))
+            raise ValueError(f"tasks must list some of {', '.join(known)}; got {list(self.tasks)}")
+        custom = {name: (len(spec.ranges), CUSTOM_DEFAULTS["hidden"], 1) for name, spec in self.custom_tasks.items()}
+        per_task = (("widths", DEFAULT_WIDTHS | custom, lambda v: tuple(int(w) for w in v)),
+                    ("lambs", DEFAULT_LAMBS | dict.fromkeys(custom, CUSTOM_DEFAULTS["lamb"]), float),
+                    ("grids", DEFAULT_GRIDS | dict.fromkeys(custom, CUSTOM_DEFAULTS["grid"]), int),
+                    ("libraries", DEFAULT_LIBRARIES, tuple))
         for key, defaults, convert in per_task:  # frozen: complete the per-task mappings once
-            object.__setattr__(self, key, _per_task(key, getattr(self, key), defaults, convert))
+            object.__setattr__(self, key, _per_task(key, getattr(self, key), defaults, convert, known))
         for task in self.tasks:
-            width, expected = self.widths[task], TASKS[task].expected_shape
-            if len(width) < 2 or width[0] != expected[0] or width[-1] != expected[-1]:
-                raise ValueError(f"width of '{task}' must start at {expected[0]} inputs and end at {expected[-1]} "
+            width, (n_in, n_out) = self.widths[task], self.ends(task)
+            if len(width) < 2 or width[0] != n_in or width[-1] != n_out:
+                raise ValueError(f"width of '{task}' must start at {n_in} inputs and end at {n_out} "
                                  f"outputs, got {list(width)}")
         unknown_fns = sorted(set(self.library).union(*self.libraries.values()) - set(LIBRARY))
         if unknown_fns:
@@ -174,6 +238,21 @@ class InterpretabilityConfig:
                              f"{self.prune_rounds} and {self.accept_factor}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+
+    def task(self, name: str) -> Task:
+        """The facts of task ``name``, built-in or custom."""
+        custom = self.custom_tasks.get(name)
+        return TASKS[name] if custom is None else custom.task(name)
+
+    def ends(self, name: str) -> tuple[int, int]:
+        """Inputs and outputs of task ``name``."""
+        custom = self.custom_tasks.get(name)
+        expected = TASKS[name].expected_shape if custom is None else (len(custom.ranges), 1)
+        return expected[0], expected[-1]
+
+    @property
+    def data_seed_used(self) -> int:
+        return self.seed if self.data_seed is None else self.data_seed
 
     def sparsify(self, task: str) -> TrainConfig:
         """Training with the sparsification penalty, on the task's starting grid."""
@@ -203,9 +282,14 @@ class TaskData:
 
 
 def task_data(name: str, config: InterpretabilityConfig) -> TaskData:
-    """Train/test data of task ``name`` (data seed ``config.seed``)."""
-    data = generate("synthetic", TASKS[name].dataset, {"n_train": config.n_train, "n_test": config.n_test},
-                    config.seed)
+    """Train/test data of task ``name`` (seed :attr:`InterpretabilityConfig.data_seed_used`)."""
+    sizes, seed = {"n_train": config.n_train, "n_test": config.n_test}, config.data_seed_used
+    custom = config.custom_tasks.get(name)
+    if custom is None:
+        data = generate("synthetic", TASKS[name].dataset, sizes, seed)
+    else:
+        spec = sizes | {"ranges": {v: list(r) for v, r in custom.ranges.items()}}
+        data = symbolic_data(custom.symbolic(), family=CUSTOM_FAMILY, name=name, spec=spec, seed=seed)
     meta = data.meta
     ranges = [meta["ranges"][v] for v in meta["inputs"]]
     grid_range = (min(r[0] for r in ranges), max(r[1] for r in ranges))
@@ -258,79 +342,14 @@ def choose(candidates: list[Candidate], accept_factor: float) -> Candidate:
 
 
 def snap(model: KAN, tensors: dict[str, Tensor], library: tuple[str, ...], config: InterpretabilityConfig) -> KAN:
-    """A copy of ``model`` snapped layer by layer: each live edge of layer ``l`` becomes its best
-    library function (0 when ``|φ|₁ < ZERO``), then the model retrains ``between_steps`` (the later
-    layers' splines adapt) before layer ``l + 1`` is snapped; after the last layer only the affine
-    parameters are left to train, for ``retrain_steps``."""
+    """A copy of ``model`` snapped layer by layer by :func:`kan.symbolic.auto_symbolic` on the
+    dataset: ``between_steps`` of training after each layer, ``retrain_steps`` after the last;
+    one-input chains as compositions only with ``config.compositions``."""
     snapped = copy.deepcopy(model)
-    x = tensors["train_input"][: config.symbolic_samples]
-    last = len(snapped.layers) - 1
-    for l, layer in enumerate(snapped.layers):
-        scores = snapped.edge_scores(x)[l]
-        for _, i, j in [edge for edge in numeric_edges(snapped) if edge[0] == l]:
-            if float(scores[i, j]) < ZERO:
-                fix_symbolic(snapped, l, i, j, "0", x)
-            else:
-                best = suggest_symbolic(snapped, l, i, j, x, library=library, top_k=1)[0]
-                layer.set_symbolic(i, j, best.name, best.params)
-        steps = config.retrain_steps if l == last else config.between_steps
-        fit(snapped, tensors, TrainConfig(steps=steps, lbfgs_history=100 if l == last else 10))
+    auto_symbolic(snapped, tensors, library=library, samples=config.symbolic_samples,
+                  between_steps=config.between_steps, final_steps=config.retrain_steps,
+                  compositions=config.compositions)
     return snapped
-
-
-def _evaluate(exprs: list[sympy.Expr], variables: list[sympy.Symbol], x: np.ndarray) -> np.ndarray:
-    """Formulas at the rows of ``x`` ``[n, n_in]``: ``[n, n_out]`` (NaN where undefined)."""
-    columns = []
-    with np.errstate(all="ignore"):
-        for expr in exprs:
-            values = sympy.lambdify(variables, expr, "numpy")(*x.T)
-            columns.append(np.broadcast_to(np.asarray(values, dtype=np.float64), (len(x),)))
-    return np.stack(columns, axis=1)
-
-
-def _score(prediction: np.ndarray, labels: np.ndarray, classification: bool) -> float:
-    """Accuracy of the argmax (classification) or RMSE (regression); NaN if a prediction is not finite."""
-    if not np.isfinite(prediction).all():
-        return math.nan
-    if classification:
-        return float((prediction.argmax(axis=1) == labels.argmax(axis=1)).mean())
-    return float(np.sqrt(np.mean((prediction - labels) ** 2)))
-
-
-def _badness(score: float, classification: bool) -> float:
-    """Lower is better; NaN is worst."""
-    if math.isnan(score):
-        return math.inf
-    return -score if classification else score
-
-
-def _whole_powers(expr: sympy.Expr) -> sympy.Expr:
-    """``x**1.0`` as ``x``, ``y**-1.0`` as ``1/y``: whole float exponents as integers."""
-    return expr.replace(lambda e: e.is_Pow and e.exp.is_Float and float(e.exp).is_integer(),
-                        lambda e: e.base ** int(e.exp))
-
-
-def displayed(formulas: list[sympy.Expr], variables: list[sympy.Symbol], x: np.ndarray, y: np.ndarray,
-              classification: bool, digits: int, bound: float) -> tuple[list[sympy.Expr], float]:
-    """The formulas as shown, and their score on ``(x, y)``: rounded to the fewest decimals, from
-    ``digits`` up to ``digits + 3``, whose :func:`_badness` is at most ``bound`` (else to the most).
-
-    At each precision the expanded formulas are rounded (terms fold at full precision first: xy
-    shows as ``1.0*x*y``) unless the unexpanded ones score better. Expanding can hurt: sympy pulls
-    constants out of exponentials, so a gaussian spike ``c·exp(-(a·x + b)²)`` becomes
-    ``c·e^(-b²)·exp(-a²x² - 2abx)``, whose tiny factor rounds to 0.
-    """
-    forms = ([sympy.expand(f) for f in formulas], formulas)
-    best: tuple[list[sympy.Expr], float] | None = None
-    for places in range(digits, digits + 4):
-        for exprs in forms:
-            shown = [_whole_powers(round_floats(f, places)) for f in exprs]
-            score = _score(_evaluate(shown, variables, x), y, classification)
-            if best is None or _badness(score, classification) < _badness(best[1], classification):
-                best = (shown, score)
-        if _badness(best[1], classification) <= bound:
-            break
-    return best
 
 
 def learned_inner(model: KAN, data: TaskData, inner: tuple[str, str]) -> float:
@@ -349,7 +368,7 @@ def learned_inner(model: KAN, data: TaskData, inner: tuple[str, str]) -> float:
 def spikes_in_place(exprs: list[sympy.Expr], variable: sympy.Symbol, points: int = 2001) -> bool:
     """Whether output ``k``'s formula peaks on [0, 1] inside [k/10, (k+1)/10], for every k."""
     x = np.linspace(0.0, 1.0, points)
-    values = _evaluate(exprs, [variable], x[:, None])
+    values = evaluate_formulas(exprs, [variable], x[:, None])
     if not np.isfinite(values).all():
         return False
     peaks = x[values.argmax(axis=0)]
@@ -373,17 +392,17 @@ class TaskResult:
     inner_r2: float  # see learned_inner; NaN for tasks without an inner function
     seconds: float
 
-    @property
-    def task(self) -> Task:
-        return TASKS[self.name]
+    task: Task
 
     @property
     def shape(self) -> Shape:
         return tuple(self.chosen.model.width)
 
     @property
-    def shape_match(self) -> bool:
-        return self.shape == self.task.expected_shape
+    def shape_match(self) -> bool | None:
+        """Whether the pruned shape is the expected one; None when no shape is expected."""
+        expected = self.task.expected_shape
+        return None if expected is None else self.shape == expected
 
     @property
     def metric(self) -> str:
@@ -395,10 +414,11 @@ class TaskResult:
         return {
             "task": self.name, "ground_truth": task.truth,
             "paper_shape": "—" if task.paper_shape is None else str(list(task.paper_shape)),
-            "expected_shape": str(list(task.expected_shape)), "found_shape": str(list(self.shape)),
+            "expected_shape": "—" if task.expected_shape is None else str(list(task.expected_shape)),
+            "found_shape": str(list(self.shape)),
             "restart_shapes": " ".join(str(list(s)).replace(" ", "") for s in self.shapes),
             "model_seed": self.chosen.seed,
-            "shape_match": "yes" if self.shape_match else "no",
+            "shape_match": {True: "yes", False: "no", None: "—"}[self.shape_match],
             "formula": str(self.shown[0]) if len(self.shown) == 1 else formula,
             "metric": self.metric, "numeric": self.numeric, "symbolic": self.symbolic, "rounded": self.rounded,
             "recovered": "yes" if self.recovered else "no", "inner_r2": self.inner_r2, "seconds": self.seconds,
@@ -408,41 +428,44 @@ class TaskResult:
 def run_task(name: str, config: InterpretabilityConfig) -> TaskResult:
     """The whole pipeline (see the module docstring) on task ``name``."""
     started = time.perf_counter()
-    task, data = TASKS[name], task_data(name, config)
+    task, data = config.task(name), task_data(name, config)
     candidates = [sparsify_and_prune(name, data, config.seed + r, config) for r in range(config.restarts)]
     chosen = choose(candidates, config.accept_factor)
     snapped = snap(chosen.model, data.tensors, config.library_of(name), config)
     variables = [sympy.Symbol(v) for v in data.inputs]
-    formulas = symbolic_formula(snapped, variables)
+    formulas = symbolic_formula(snapped, variables, normalised=False)  # scored exactly as the model computes
 
     x_test, y_test = data.tensors["test_input"].numpy(), data.tensors["test_label"].numpy()
     with torch.no_grad():
-        numeric = _score(chosen.model(data.tensors["test_input"]).numpy(), y_test, task.classification)
-    symbolic = _score(_evaluate(formulas, variables, x_test), y_test, task.classification)
+        numeric = score(chosen.model(data.tensors["test_input"]).numpy(), y_test, task.classification)
+    symbolic = score(evaluate_formulas(formulas, variables, x_test), y_test, task.classification)
     bound = -(symbolic - config.display_tol) if task.classification else config.display_tol * float(y_test.std())
-    shown, rounded = displayed(formulas, variables, x_test, y_test, task.classification, config.digits, bound)
+    shown, rounded = shown_formulas([normalise(f) for f in formulas], variables, x_test, y_test, task.classification,
+                                    config.digits, bound)
     learned = math.nan if task.inner is None else learned_inner(chosen.model, data, task.inner)
     if task.classification:
         recovered = symbolic >= config.min_accuracy and spikes_in_place(formulas, variables[0])
     else:
         recovered = symbolic <= config.recover_tol * float(y_test.std())  # NaN compares False
     return TaskResult(name, data, chosen, [tuple(c.model.width) for c in candidates], snapped, shown,
-                      numeric, symbolic, rounded, recovered, learned, time.perf_counter() - started)
+                      numeric, symbolic, rounded, recovered, learned, time.perf_counter() - started, task)
 
 
 def summary(results: list[TaskResult]) -> dict[str, float]:
     """Flat headline numbers: per task shape match, recovery, scores, hidden nodes and seconds; counts."""
     values: dict[str, float] = {}
     for r in results:
+        if r.shape_match is not None:
+            values[f"{r.name}.shape_match"] = float(r.shape_match)
         values |= {
-            f"{r.name}.shape_match": float(r.shape_match), f"{r.name}.recovered": float(r.recovered),
+            f"{r.name}.recovered": float(r.recovered),
             f"{r.name}.test_{r.metric}": r.numeric, f"{r.name}.symbolic_{r.metric}": r.symbolic,
             f"{r.name}.hidden_nodes": float(r.chosen.hidden_nodes), f"{r.name}.seconds": r.seconds,
         }
         if r.task.inner is not None:
             values[f"{r.name}.inner_r2"] = r.inner_r2
     return values | {"n_tasks": float(len(results)), "n_recovered": float(sum(r.recovered for r in results)),
-                     "n_shape_match": float(sum(r.shape_match for r in results))}
+                     "n_shape_match": float(sum(bool(r.shape_match) for r in results))}
 
 
 def run_config(config: InterpretabilityConfig, out_dir: Path) -> dict[str, float]:

@@ -1,0 +1,22 @@
+"""Training presets: the reference implementation's (pykan's) grid protocol as one option.
+
+Our trainer keeps uniform grids and moves them only when G changes (``docs/protocol.md``).
+pykan's ``fit`` instead re-fits every grid to the training inputs every 5 steps up to step 50 of a
+phase (its ``grid_update_num=10`` over ``stop_grid_update_step=50``), on a grid that is 98 % sample
+quantiles and 2 % uniform (its ``grid_eps=0.02``). Such non-uniform grids leave the compiled
+layer kernel and train many times slower.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kan.train import TrainConfig
+
+PYKAN_GRID_PROTOCOL: dict[str, Any] = {"grid_update_every": 5, "grid_update_until": 50, "grid_uniform_fraction": 0.02}
+
+
+def pykan_config(**options: Any) -> TrainConfig:
+    """A :class:`~kan.train.TrainConfig` with pykan's grid protocol (:data:`PYKAN_GRID_PROTOCOL`);
+    ``options`` set the rest (and may override it), e.g. ``pykan_config(steps=50, lamb=0.01)``."""
+    return TrainConfig.from_dict({**PYKAN_GRID_PROTOCOL, **options})

@@ -1,0 +1,36 @@
+"""The scikit-learn style estimator: fit/predict/score, snapping to a formula, parameters."""
+
+import math
+
+import numpy as np
+import pytest
+import sympy
+
+from kan.estimator import KANRegressor
+
+
+@pytest.mark.slow
+def test_regressor_fits_snaps_and_exports_the_formula():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, size=(600, 2))
+    y = X[:, 0] ** 2 + np.sin(math.pi * X[:, 1])
+    model = KANRegressor(refine_steps=30, refine_grids=(10, 20)).fit(X, y)
+    X_test = rng.uniform(-1, 1, size=(200, 2))
+    y_test = X_test[:, 0] ** 2 + np.sin(math.pi * X_test[:, 1])
+    assert model.predict(X_test).shape == (200,) and model.score(X_test, y_test) > 0.999
+    (formula,) = model.auto_symbolic().formula(["x", "y"])
+    x, t = sympy.symbols("x y")
+    values = sympy.lambdify((x, t), formula, "numpy")(X_test[:, 0], X_test[:, 1])
+    assert np.max(np.abs(values - y_test)) < 1e-8  # the snapped formula is exact, not an approximation
+    assert formula.atoms(sympy.sin) and formula.free_symbols == {x, t}
+
+
+def test_parameters_follow_scikit_learn_conventions():
+    model = KANRegressor(grid=7)
+    assert model.get_params()["grid"] == 7 and model.set_params(lamb=0.02) is model and model.lamb == 0.02
+    with pytest.raises(ValueError, match="unknown parameter"):
+        model.set_params(gird=3)
+    with pytest.raises(ValueError, match="X must be 2-d"):
+        model.fit(np.zeros(5), np.zeros(5))
+    with pytest.raises(ValueError, match="y must be"):
+        model.fit(np.zeros((5, 2)), np.zeros(4))
