@@ -4,7 +4,7 @@ enough to rebuild the report and an MLflow store without training.
 ``runs.parquet``        one row per run: the runs-table columns, the training's config and provenance
 ``histories.parquet``   per training, the history of its longest run, thinned (every
                         ``HISTORY_EVERY``-th step and each grid phase's last step; full for the
-                        experiments in ``FULL_HISTORIES``)
+                        experiments in ``FULL_HISTORIES``), values as float32 (for plots)
 ``science/<name>/``     each science experiment's summary.json, run.json and tables
 ``report.json``         what the report needs besides the records (profile, deviations, miss causes)
 ``shards.csv``          per shard: trainings and science experiments expected, current, stale, missing
@@ -34,7 +34,7 @@ from kan.experiments.sweep import Training, chunks
 RUNS, HISTORIES, SHARDS, REPORT_INPUTS, SCIENCE = "runs.parquet", "histories.parquet", "shards.csv", "report.json", "science"
 PROVENANCE = ("training_id", "final_stage", "profile", "git_commit", "machine", FINGERPRINT, "finished_at", "cpu_seconds")
 RECORD_COLUMNS = (*RUN_COLUMNS, *PROVENANCE, "config")
-HISTORY_EVERY = 25
+HISTORY_EVERY = 100
 FULL_HISTORIES = ("grid_extension",)  # the staircase figure draws every step
 SCIENCE_FILES = ("summary.json", "run.json")
 
@@ -76,7 +76,10 @@ def training_histories(run_dirs: Iterable[Path]) -> pd.DataFrame:
         kept = history if experiment in FULL_HISTORIES else thinned_history(history)
         frames.append(kept.assign(run_id=directory.name))
     columns = ["run_id", *HISTORY_COLUMNS]
-    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    values = {c: "float32" for c in HISTORY_COLUMNS if c not in ("step", "grid")}
+    return pd.concat(frames, ignore_index=True)[columns].astype(values)
 
 
 def _merged(old: pd.DataFrame | None, new: pd.DataFrame, replaced: Sequence[str], order: Sequence[str]) -> pd.DataFrame:
