@@ -55,3 +55,11 @@ def test_records_of_another_fingerprint_are_stale_and_absent_ones_missing(tiny_s
     assert not table.loc[0, "complete"]
     publish.publish(results, tmp_path, {"profile": "test"})  # the shard published again: current again
     assert publish.shard_table(tiny_sweep, 4, [], tmp_path, 1).loc[0, "complete"]
+
+
+def test_runs_of_another_profile_or_no_results_are_refused(results, tmp_path):
+    with pytest.raises(ValueError, match="come from profile\\(s\\) test, not 'paper'"):
+        publish.publish(results, tmp_path / "out", {"profile": "paper"})
+    with pytest.raises(FileNotFoundError, match="holds no runs folder"):
+        publish.publish(tmp_path / "nothing", tmp_path / "out", {"profile": "test"})
+    assert not (tmp_path / "out").exists()  # nothing written

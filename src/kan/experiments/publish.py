@@ -124,9 +124,16 @@ def publish(results: Path | str, out: Path | str, report_inputs: Mapping[str, An
     and write ``report_inputs`` (profile, deviations, miss causes) to report.json; counts of
     what was added."""
     results, out = Path(results), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if not (results / "runs").is_dir():
+        raise FileNotFoundError(f"{results} holds no runs folder: give the results folder of a profile run")
     runs = finished_runs(results)
     records = run_records(runs)
+    foreign = records[records["profile"] != report_inputs["profile"]]
+    if len(foreign):
+        found = ", ".join(sorted(map(str, foreign["profile"].unique())))
+        raise ValueError(f"{results}: {len(foreign)} of {len(records)} runs come from profile(s) {found}, not "
+                         f"{report_inputs['profile']!r}; publish each profile's results on their own")
+    out.mkdir(parents=True, exist_ok=True)
     order = ["experiment", "dataset", "model", "variant", "initial_shape", "lamb", "activation", "seed", "steps", "run_id"]
     merged = _merged(_read(out / RUNS), records, ["run_id"], order)
     histories = training_histories(runs)
