@@ -104,8 +104,8 @@ def group_indices(
 
 def batching_pays(data: Mapping[str, Tensor]) -> bool:
     """Whether stacking is expected to beat one fit at a time: on a GPU (per-op launch costs
-    dominate small fits there), not on CPU, where benchmarks/bench_sweep.py measured the stacked
-    KAN mini-sweep at about 0.8x of the fused single-model path."""
+    dominate small fits there), not on CPU, where the stacked mini-sweep of benchmarks/bench_sweep.py
+    is slower than one fit at a time (README, "Performance")."""
     return data["train_input"].device.type != "cpu"
 
 

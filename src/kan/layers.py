@@ -605,8 +605,7 @@ class KANLayer(nn.Module):
     def _native_call(self, x: Tensor, layout: _UniformLayout) -> native.LayerCall | None:
         """The compiled kernel's call for this layer on ``x``, or None where the kernel does not
         compute it (not on the CPU, unsupported order or activation, no compiler). Where it applies
-        it is the fastest CPU path at every size measured (narrow layers included: at batch 10000
-        forward+backward of [400, 4] G = 20 7x, of [1000, 1] G = 5 4.5x faster than the PyTorch path)."""
+        it is the fastest CPU path at every benchmarked size (README, "Performance")."""
         if native.supports(x, self.coef.dtype, self.order, self.base_activation) and native.available():
             return layout.native_call(x.shape[0], x.dtype)
         return None

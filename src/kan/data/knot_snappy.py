@@ -157,7 +157,7 @@ def short_geodesic(manifold: Any) -> complex:
 
     SnapPy's Dirichlet-domain construction fails often, depending on the triangulation and
     its vertex epsilon, so double precision is tried over a few epsilons and random
-    re-triangulations (~30 ms per try) before quad-double (``ManifoldHP``, seconds);
+    re-triangulations (cheap) before quad-double (``ManifoldHP``, much slower);
     KnotSkipped if all fail.
     """
     import snappy
