@@ -138,7 +138,7 @@ def _publish(args: argparse.Namespace) -> int:
     folders = [datasets / family / name for family, name in profile_datasets(trainings, science_requests(settings))]
     inputs = {"profile": settings["profile"], "miss_causes": settings["report"]["miss_causes"],
               "deviations": report_deviations(settings["report"]["deviations"], [d for d in folders if d.is_dir()])}
-    added = publish(args.results, args.out, inputs)
+    added = publish(args.results, args.out, inputs, trainings)
     table = shard_table(trainings, settings["chunk_size"], list(settings["science"]), args.out, args.shards)
     table.to_csv(args.out / SHARDS, index=False)
     print(f"published {added['runs']} runs, {added['histories']} histories, {added['science']} science experiments "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -31,8 +33,8 @@ def test_a_thinned_history_keeps_the_first_step_every_nth_and_each_phase_end():
 
 
 def test_publishing_twice_adds_nothing_and_every_training_is_current(tiny_sweep, results, tmp_path):
-    first = publish.publish(results, tmp_path, {"profile": "test"})
-    again = publish.publish(results, tmp_path, {"profile": "test"})
+    first = publish.publish(results, tmp_path, {"profile": "test"}, tiny_sweep)
+    again = publish.publish(results, tmp_path, {"profile": "test"}, tiny_sweep)
     records = pd.read_parquet(tmp_path / publish.RUNS)
     assert first == again and len(records) == first["runs"] == sum(len(t.stages) for t in tiny_sweep)
     assert records["run_id"].is_unique
@@ -40,10 +42,11 @@ def test_publishing_twice_adds_nothing_and_every_training_is_current(tiny_sweep,
     assert histories["run_id"].nunique() == len(tiny_sweep)  # one (the longest) per training
     table = publish.shard_table(tiny_sweep, 4, [], tmp_path, 2)
     assert table["trainings"].sum() == table["current"].sum() == len(tiny_sweep) and table["complete"].all()
+    assert json.loads((tmp_path / publish.REPORT_INPUTS).read_text())[publish.COMPLETE] == ["toy_scaling/xy"]
 
 
 def test_records_of_another_fingerprint_are_stale_and_absent_ones_missing(tiny_sweep, results, tmp_path):
-    publish.publish(results, tmp_path, {"profile": "test"})
+    publish.publish(results, tmp_path, {"profile": "test"}, tiny_sweep)
     path = tmp_path / publish.RUNS
     records = pd.read_parquet(path)
     stale = tiny_sweep[0]
@@ -53,13 +56,15 @@ def test_records_of_another_fingerprint_are_stale_and_absent_ones_missing(tiny_s
     table = publish.shard_table(tiny_sweep, 4, [], tmp_path, 1)
     assert table.loc[0, ["current", "stale", "missing"]].tolist() == [len(tiny_sweep) - 2, 1, 1]
     assert not table.loc[0, "complete"]
-    publish.publish(results, tmp_path, {"profile": "test"})  # the shard published again: current again
+    records = {r["run_id"]: r for r in pd.read_parquet(path).to_dict("records")}
+    assert publish.complete_datasets(tiny_sweep, records) == []  # the report leaves the dataset out
+    publish.publish(results, tmp_path, {"profile": "test"}, tiny_sweep)  # the shard published again: current again
     assert publish.shard_table(tiny_sweep, 4, [], tmp_path, 1).loc[0, "complete"]
 
 
 def test_runs_of_another_profile_or_no_results_are_refused(results, tmp_path):
     with pytest.raises(ValueError, match="come from profile\\(s\\) test, not 'paper'"):
-        publish.publish(results, tmp_path / "out", {"profile": "paper"})
+        publish.publish(results, tmp_path / "out", {"profile": "paper"}, [])
     with pytest.raises(FileNotFoundError, match="holds no runs folder"):
-        publish.publish(tmp_path / "nothing", tmp_path / "out", {"profile": "test"})
+        publish.publish(tmp_path / "nothing", tmp_path / "out", {"profile": "test"}, [])
     assert not (tmp_path / "out").exists()  # nothing written

@@ -6,7 +6,8 @@ enough to rebuild the report and an MLflow store without training.
                         ``HISTORY_EVERY``-th step and each grid phase's last step; full for the
                         experiments in ``FULL_HISTORIES``), values as float32 (for plots)
 ``science/<name>/``     each science experiment's summary.json, run.json and tables
-``report.json``         what the report needs besides the records (profile, deviations, miss causes)
+``report.json``         what the report needs besides the records (profile, deviations, miss causes,
+                        the experiment/dataset pairs whose trainings are all current)
 ``shards.csv``          per shard: trainings and science experiments expected, current, stale, missing
 
 Shards are published one at a time: :func:`publish` merges a results folder into the records
@@ -37,6 +38,7 @@ RECORD_COLUMNS = (*RUN_COLUMNS, *PROVENANCE, "config")
 HISTORY_EVERY = 100
 FULL_HISTORIES = ("grid_extension",)  # the staircase figure draws every step
 SCIENCE_FILES = ("summary.json", "run.json")
+COMPLETE = "complete_datasets"  # report.json key
 
 
 def run_records(run_dirs: Iterable[Path]) -> pd.DataFrame:
@@ -119,10 +121,12 @@ def publish_science(result_dir: Path, out: Path) -> Path:
     return target
 
 
-def publish(results: Path | str, out: Path | str, report_inputs: Mapping[str, Any]) -> dict[str, int]:
+def publish(results: Path | str, out: Path | str, report_inputs: Mapping[str, Any],
+            trainings: Sequence[Training]) -> dict[str, int]:
     """Merge the finished runs and science results of ``results`` into the records in ``out``
-    and write ``report_inputs`` (profile, deviations, miss causes) to report.json; counts of
-    what was added."""
+    and write ``report_inputs`` (profile, deviations, miss causes) to report.json with the
+    ``experiment/dataset`` pairs of ``trainings`` (the profile's) that the records now complete;
+    counts of what was added."""
     results, out = Path(results), Path(out)
     if not (results / "runs").is_dir():
         raise FileNotFoundError(f"{results} holds no runs folder: give the results folder of a profile run")
@@ -146,7 +150,8 @@ def publish(results: Path | str, out: Path | str, report_inputs: Mapping[str, An
     merged.to_parquet(out / RUNS, index=False)
     merged_histories.to_parquet(out / HISTORIES, index=False)
     science = [publish_science(d, out) for d in finished_science(results)]
-    text = json.dumps(dict(report_inputs), indent=2, sort_keys=True, ensure_ascii=False)
+    complete = complete_datasets(trainings, {r["run_id"]: r for r in merged.to_dict("records")})
+    text = json.dumps({**report_inputs, COMPLETE: complete}, indent=2, sort_keys=True, ensure_ascii=False)
     (out / REPORT_INPUTS).write_text(text + "\n", encoding="utf-8")
     return {"runs": len(records), "histories": int(histories["run_id"].nunique()), "science": len(science)}
 
@@ -166,6 +171,16 @@ def training_state(training: Training, records: Mapping[str, Mapping[str, Any]])
     if not done:
         return "missing"
     return "current" if all(is_current(r) for r in done) else "stale"
+
+
+def complete_datasets(trainings: Sequence[Training], records: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """``experiment/dataset`` of every dataset whose trainings are all current in ``records``:
+    the report compares only those, so a half-published dataset's best model is not taken for
+    the sweep's."""
+    states: dict[str, set[str]] = {}
+    for training in trainings:
+        states.setdefault(f"{training.experiment}/{training.dataset}", set()).add(training_state(training, records))
+    return sorted(key for key, found in states.items() if found == {"current"})
 
 
 def shard_table(trainings: list[Training], chunk_size: int, science: Sequence[str], out: Path | str, count: int) -> pd.DataFrame:

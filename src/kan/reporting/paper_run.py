@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
 
 from kan.experiments.aggregate import RUN_COLUMNS, science_table
-from kan.experiments.publish import HISTORIES, REPORT_INPUTS, RUNS, SCIENCE, SHARDS
+from kan.experiments.publish import COMPLETE, HISTORIES, REPORT_INPUTS, RUNS, SCIENCE, SHARDS
 from kan.reporting import figures
 from kan.reporting.compare import paper_vs_ours
 from kan.reporting.fidelity import Causes
@@ -20,9 +21,10 @@ from kan.reporting.tables import copy_science_tables, write_tables
 REPORT, TABLES, FIGURES = "paper_vs_ours.md", "tables", "figures"
 
 
-def status_lines(shards: pd.DataFrame) -> list[str]:
+def status_lines(shards: pd.DataFrame, compared: int, datasets: int) -> list[str]:
     """What the records hold, for the top of the report: shards complete, trainings current,
-    CPU hours and machine kinds."""
+    CPU hours and machine kinds, and how many datasets are compared (``compared`` of ``datasets``
+    with runs: those whose trainings are all in)."""
     complete = int(shards["complete"].sum())
     machines = sorted({kind for text in shards["machines"].fillna("") for kind in str(text).split()})
     return [
@@ -31,7 +33,8 @@ def status_lines(shards: pd.DataFrame) -> list[str]:
         f"{int(shards['science_current'].sum())} of {int(shards['science'].sum())} science experiments current "
         f"({int(shards['stale'].sum())} stale, {int(shards['missing'].sum())} missing); "
         f"{shards['cpu_hours'].sum():.1f} CPU hours on {', '.join(machines) or 'no machine yet'}.** "
-        f"Per shard: `{SHARDS}`.", "",
+        f"Per shard: `{SHARDS}`. Compared below: the {compared} of {datasets} datasets with runs whose trainings "
+        f"are all in (a dataset's best model is only known once all its trainings are).", "",
     ]
 
 
@@ -42,16 +45,22 @@ def as_runs_csv(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def rebuild(records: Path | str, reference_yaml: Path | str) -> list[Path]:
-    """Write the report, tables and figures of ``records`` into the same folder; their paths."""
+    """Write the report, tables and figures of ``records`` into the same folder (replacing an
+    earlier build's); their paths. Only datasets whose trainings are all in are compared."""
     records = Path(records)
-    runs = as_runs_csv(pd.read_parquet(records / RUNS)[list(RUN_COLUMNS)])
+    for outputs in (TABLES, FIGURES):  # rebuilt from scratch: nothing of an earlier build stays
+        shutil.rmtree(records / outputs, ignore_errors=True)
+    every = as_runs_csv(pd.read_parquet(records / RUNS)[list(RUN_COLUMNS)])
     histories = pd.read_parquet(records / HISTORIES)
     inputs = json.loads((records / REPORT_INPUTS).read_text(encoding="utf-8"))
+    pairs = every["experiment"] + "/" + every["dataset"]
+    runs = every[pairs.isin(inputs[COMPLETE])].reset_index(drop=True)
     science_dirs = sorted(d for d in (records / SCIENCE).glob("*") if d.is_dir())
     report = paper_vs_ours(runs, reference_yaml, inputs["deviations"], records / REPORT, science_table(science_dirs),
                            Causes(inputs["miss_causes"], reduced_budget=inputs["profile"] != "paper"))
     title, *rest = report.read_text(encoding="utf-8").split("\n", 2)
-    report.write_text("\n".join([title, "", *status_lines(pd.read_csv(records / SHARDS)), *rest[1:]]), encoding="utf-8")
+    status = status_lines(pd.read_csv(records / SHARDS), pairs[pairs.isin(inputs[COMPLETE])].nunique(), pairs.nunique())
+    report.write_text("\n".join([title, "", *status, *rest[1:]]), encoding="utf-8")
     written = [report, *write_tables(runs, records / TABLES), *copy_science_tables(science_dirs, records / TABLES)]
     makers = (("pareto", figures.pareto_frontiers, (runs,)), ("scaling", figures.scaling_plot, (runs,)),
               ("staircase", figures.staircase, (runs, histories)))
