@@ -196,7 +196,7 @@ def test_published_records_load_into_mlflow_like_the_pipelines_runs(ci_run, runs
     assert set(logged_runs(mlflow, experiment_id)) == set(runs.run_id) | _science_ids(ci_run[0], science_names)
     final = runs.loc[runs["steps"].idxmax()]
     logged = mlflow.search_runs([experiment_id], f"tags.config_id = '{final.run_id}'")[0]
-    assert logged.data.metrics["test_rmse"] == pytest.approx(final.test_rmse, rel=1e-12)
+    assert logged.data.metrics["test_rmse"] == pytest.approx(final.test_rmse, rel=1e-6)  # histories are float32
 
 
 def test_a_run_folder_that_went_missing_is_planned_again(ci_run, runs, repo, tmp_path):
