@@ -95,8 +95,13 @@ def _digest_bytes(path: Path) -> bytes:
     """A file's bytes for the digest; JSON records without their timing keys (canonical form)."""
     if path.suffix != ".json":
         return path.read_bytes()
-    record = {k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items() if k not in TIMING_KEYS}
-    return json.dumps(record, sort_keys=True).encode("utf-8")
+    return record_bytes(json.loads(path.read_text(encoding="utf-8")))
+
+
+def record_bytes(record: Mapping[str, Any]) -> bytes:
+    """A record's canonical JSON without its timing keys: what a digest of it covers."""
+    kept = {k: v for k, v in record.items() if k not in TIMING_KEYS}
+    return json.dumps(kept, sort_keys=True, default=str).encode("utf-8")
 
 
 def files_digest(run_dir: Path | str, names: Iterable[str] = (METRICS, HISTORY)) -> str:
@@ -307,8 +312,7 @@ def load_published(uri: str, experiment: str, records: Path | str) -> int:
         history = by_run.get(training[0]["run_id"], histories.iloc[:0])
         ids = []
         for record in training:
-            digest = hashlib.sha256(json.dumps({k: v for k, v in record.items() if k not in TIMING_KEYS}, sort_keys=True,
-                                               default=str).encode("utf-8")).hexdigest()
+            digest = hashlib.sha256(record_bytes(record)).hexdigest()
             ids.append(log_record(mlflow, experiment_id, {**record, "config": json.loads(record["config"])},
                                   history[history["step"] <= record["steps"]], digest, known))
         nest(mlflow, ids[0], ids[1:])
