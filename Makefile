@@ -30,8 +30,8 @@ resume: install  ## after a kill: remove the stale lock (only if no snakemake ru
 paper: install  ## the paper's sweeps on this machine, in $(PAPER_DIR)/ (days of CPU time; see profiles/slurm)
 	$(BIN)/snakemake -s $(CURDIR)/Snakefile --directory $(PAPER_DIR) --profile profiles/paper --cores $(CORES)
 
-paper-shard: install  ## one shard of the paper profile, in $(PAPER_DIR)/, SHARD=k/32 (resumable; the published run uses N = 32)
-	@test -n "$(SHARD)" || { echo "usage: make paper-shard SHARD=k/N (e.g. SHARD=3/32)"; exit 2; }
+paper-shard: install  ## one shard of the paper profile, in $(PAPER_DIR)/, SHARD=k/54: one dataset or science experiment (resumable)
+	@test -n "$(SHARD)" || { echo "usage: make paper-shard SHARD=k/N (e.g. SHARD=3/54; reports/paper-run/shards.csv names each)"; exit 2; }
 	$(BIN)/snakemake -s $(CURDIR)/Snakefile --directory $(PAPER_DIR) shard --profile profiles/paper --cores $(CORES) \
 		--rerun-incomplete --config shard=$(SHARD)
 

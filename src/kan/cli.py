@@ -26,7 +26,6 @@ SCHEMA = Path("workflow/schemas/config.schema.yaml")
 REFERENCE = Path("reports/reference")
 PUBLISHED = Path("reports/paper-run")
 PAPER_CONFIG = Path("workflow/config/paper.yaml")
-PAPER_SHARDS = 32  # the paper run's split: about an hour and a half of CPU per shard
 SCIENCE_EXPECTED = "ci_expected_science.csv"
 
 
@@ -198,7 +197,8 @@ def parser() -> argparse.ArgumentParser:
     publish.add_argument("--config", type=Path, default=PAPER_CONFIG)
     publish.add_argument("--schema", type=Path, default=SCHEMA)
     publish.add_argument("--out", type=Path, default=PUBLISHED)
-    publish.add_argument("--shards", type=int, default=PAPER_SHARDS, help="the N of the run's shards k/N")
+    publish.add_argument("--shards", type=int, default=None,
+                         help="the N of the run's shards k/N (default: one per dataset and science experiment)")
     publish.set_defaults(run=_publish)
     report = commands.add_parser("report", help="rebuild the report of published records")
     report.add_argument("records", type=Path, nargs="?", default=PUBLISHED)

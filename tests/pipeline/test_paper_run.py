@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kan.cli import PAPER_CONFIG, PAPER_SHARDS, PUBLISHED, REFERENCE
+from kan.cli import PAPER_CONFIG, PUBLISHED, REFERENCE
 from kan.data import generate_to_dir
 from kan.experiments import runner
 from kan.experiments.provenance import machine_kind
@@ -58,7 +58,7 @@ def _normalised(table):
 
 
 def test_the_shard_table_says_what_the_records_hold(trainings, settings):
-    found = shard_table(trainings, settings["chunk_size"], list(settings["science"]), RECORDS, PAPER_SHARDS)
+    found = shard_table(trainings, settings["chunk_size"], list(settings["science"]), RECORDS)
     pd.testing.assert_frame_equal(_normalised(found), _normalised(pd.read_csv(RECORDS / SHARDS)), check_dtype=False)
 
 

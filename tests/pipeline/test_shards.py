@@ -1,25 +1,39 @@
-"""Shards of a profile: a partition of its jobs by name, stable and roughly balanced."""
+"""Shards of a profile: a partition of its jobs that keeps each dataset's chunks together."""
 
 import pytest
 
-from kan.experiments.shards import in_shard, parse_shard, shard_index
+from kan.experiments.shards import group_count, in_shard, job_group, parse_shard, shard_groups, shard_of
 from kan.experiments.sweep import chunks, expand
 
 
-def test_shards_partition_the_paper_profile_chunks(load, repo):
+@pytest.fixture(scope="module")
+def paper_jobs(load, repo):
     settings = load(repo / "workflow/config/paper.yaml")
-    names = list(chunks(expand(settings), settings["chunk_size"])) + [f"science/{n}" for n in settings["science"]]
-    parts = [in_shard(names, f"{k}/8") for k in range(1, 9)]
-    assert sorted(n for part in parts for n in part) == sorted(names)  # every job exactly once
-    sizes = [len(part) for part in parts]
-    assert min(sizes) > 0.8 * len(names) / 8 and max(sizes) < 1.2 * len(names) / 8  # hash balance
-    assert in_shard(names, "3/8") == in_shard(list(reversed(names)), "3/8")[::-1]  # order kept, no state
+    return list(chunks(expand(settings), settings["chunk_size"])) + [f"science:{n}" for n in settings["science"]]
 
 
-def test_shard_of_a_name_does_not_depend_on_the_other_names():
-    assert shard_index("feynman/I.6.20/0", 8) == shard_index("feynman/I.6.20/0", 8)
-    assert in_shard(["feynman/I.6.20/0"], f"{shard_index('feynman/I.6.20/0', 8)}/8") == ["feynman/I.6.20/0"]
-    assert all(in_shard([n], "1/1") == [n] for n in ("a", "b"))
+def test_shards_partition_the_paper_profile_jobs(paper_jobs):
+    parts = [in_shard(paper_jobs, f"{k}/8") for k in range(1, 9)]
+    assert sorted(n for part in parts for n in part) == sorted(paper_jobs)  # every job exactly once
+    assert in_shard(paper_jobs, "3/8") == in_shard(list(reversed(paper_jobs)), "3/8")[::-1]  # order kept, no state
+
+
+def test_a_dataset_never_spans_two_shards(paper_jobs):
+    shards = shard_of(paper_jobs, 8)
+    by_group: dict[str, set[int]] = {}
+    for name, shard in shards.items():
+        by_group.setdefault(job_group(name), set()).add(shard)
+    assert all(len(found) == 1 for found in by_group.values())
+    assert {job_group("feynman/I.6.20/3"), job_group("science:pde")} == {"feynman/I.6.20", "science:pde"}
+
+
+def test_one_group_per_shard_at_the_group_count(paper_jobs):
+    count = group_count(paper_jobs)
+    groups = shard_groups(paper_jobs, count)
+    assert all(len(members) == 1 for members in groups.values())
+    assert sorted(g for members in groups.values() for g in members) == sorted({job_group(n) for n in paper_jobs})
+    sizes = [len(members) for members in shard_groups(paper_jobs, 8).values()]
+    assert max(sizes) - min(sizes) <= 1  # groups dealt in turn
 
 
 @pytest.mark.parametrize("bad", ["0/8", "9/8", "3", "3/0", "a/b", "-1/2", ""])

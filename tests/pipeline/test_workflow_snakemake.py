@@ -104,7 +104,7 @@ def test_the_knot_table_is_downloaded_before_the_knot_dataset_is_made(snakemake)
 
 def test_paper_shard_plans_its_own_chunks_and_science_only(snakemake, repo, load):
     """`make paper-shard SHARD=k/N`: the shard target plans the train chunks and science jobs of
-    shard k (kan.experiments.shards) and the datasets they read, nothing downstream."""
+    shard k (kan.experiments.shards: whole datasets) and the datasets they read, nothing downstream."""
     from kan.experiments.shards import in_shard
     from kan.experiments.sweep import chunks, expand
 
@@ -112,7 +112,7 @@ def test_paper_shard_plans_its_own_chunks_and_science_only(snakemake, repo, load
     assert result.returncode == 0, result.stdout + result.stderr
     jobs = _planned_jobs(result.stdout + result.stderr)
     rules = {job["rule"] for job in jobs}
-    assert rules - {"download_knots"} == {"generate_dataset", "train_chunk", "science", "shard"}
+    assert rules - {"download_knots"} <= {"generate_dataset", "train_chunk", "science", "shard"}
     assert ("download_knots" in rules) == any(job["wildcards"] == "name=knots" for job in jobs if job["rule"] == "science")
     settings = load(repo / "workflow" / "config" / "paper.yaml")
     names = [*chunks(expand(settings), settings["chunk_size"]), *(f"science:{n}" for n in settings["science"])]

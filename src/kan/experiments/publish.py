@@ -18,6 +18,7 @@ equals the one this code has on the record's machine kind.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -29,7 +30,7 @@ from kan.experiments.ids import canonical_json
 from kan.experiments.provenance import FINGERPRINT, code_fingerprint
 from kan.experiments.runfiles import HISTORY_COLUMNS, is_finished, read_history, read_metrics
 from kan.experiments.runner import TERMINAL
-from kan.experiments.shards import shard_index
+from kan.experiments.shards import group_count, shard_groups, shard_of
 from kan.experiments.sweep import Training, chunks
 
 RUNS, HISTORIES, SHARDS, REPORT_INPUTS, SCIENCE = "runs.parquet", "histories.parquet", "shards.csv", "report.json", "science"
@@ -121,6 +122,9 @@ def publish_science(result_dir: Path, out: Path) -> Path:
     return target
 
 
+_DATASET_DEVIATION = re.compile(r"^[a-z]+/[^:\s]+: ")  # how report_deviations names a dataset's own
+
+
 def publish(results: Path | str, out: Path | str, report_inputs: Mapping[str, Any],
             trainings: Sequence[Training]) -> dict[str, int]:
     """Merge the finished runs and science results of ``results`` into the records in ``out``
@@ -151,9 +155,17 @@ def publish(results: Path | str, out: Path | str, report_inputs: Mapping[str, An
     merged_histories.to_parquet(out / HISTORIES, index=False)
     science = [publish_science(d, out) for d in finished_science(results)]
     complete = complete_datasets(trainings, {r["run_id"]: r for r in merged.to_dict("records")})
-    text = json.dumps({**report_inputs, COMPLETE: complete}, indent=2, sort_keys=True, ensure_ascii=False)
+    inputs = {**report_inputs, "deviations": _kept_dataset_deviations(out / REPORT_INPUTS, report_inputs.get("deviations", []))}
+    text = json.dumps({**inputs, COMPLETE: complete}, indent=2, sort_keys=True, ensure_ascii=False)
     (out / REPORT_INPUTS).write_text(text + "\n", encoding="utf-8")
     return {"runs": len(records), "histories": int(histories["run_id"].nunique()), "science": len(science)}
+
+
+def _kept_dataset_deviations(previous: Path, deviations: Sequence[str]) -> list[str]:
+    """``deviations`` followed by the dataset deviations ("<family>/<name>: ...") of an earlier
+    publish that these lack: results folders that each hold some of the datasets add up."""
+    earlier = json.loads(previous.read_text(encoding="utf-8")).get("deviations", []) if previous.is_file() else []
+    return list(dict.fromkeys([*deviations, *(d for d in earlier if _DATASET_DEVIATION.match(d))]))
 
 
 def is_current(record: Mapping[str, Any], science: str | None = None) -> bool:
@@ -183,18 +195,26 @@ def complete_datasets(trainings: Sequence[Training], records: Mapping[str, Mappi
     return sorted(key for key, found in states.items() if found == {"current"})
 
 
-def shard_table(trainings: list[Training], chunk_size: int, science: Sequence[str], out: Path | str, count: int) -> pd.DataFrame:
-    """Per shard (1..``count``, split as ``kan.experiments.shards``): trainings and science
-    experiments expected, current, stale and missing in the records of ``out``; CPU hours and
-    machine kinds of its current records."""
+def shard_table(
+    trainings: list[Training], chunk_size: int, science: Sequence[str], out: Path | str, count: int | None = None
+) -> pd.DataFrame:
+    """Per shard (1..``count``, split as ``kan.experiments.shards``; default one shard per dataset
+    and science experiment, the published paper run's split): the groups it runs, trainings
+    and science experiments expected, current, stale and missing in the records of ``out``; CPU
+    hours and machine kinds of its current records."""
     out = Path(out)
     runs = _read(out / RUNS)
     records = {} if runs is None else {r["run_id"]: r for r in runs.to_dict("records")}
-    rows = {k: {"shard": f"{k}/{count}", "trainings": 0, "current": 0, "stale": 0, "missing": 0, "science": 0,
-                "science_current": 0, "seconds": 0.0, "machines": set()} for k in range(1, count + 1)}
-    for name, members in chunks(trainings, chunk_size).items():
-        row = rows[shard_index(name, count)]
-        for training in members:
+    members = chunks(trainings, chunk_size)
+    names = [*members, *(f"science:{name}" for name in science)]
+    count = count or group_count(names)
+    shards, groups = shard_of(names, count), shard_groups(names, count)
+    rows = {k: {"shard": f"{k}/{count}", "groups": " ".join(groups[k]), "trainings": 0, "current": 0, "stale": 0,
+                "missing": 0, "science": 0, "science_current": 0, "seconds": 0.0, "machines": set()}
+            for k in range(1, count + 1)}
+    for name, chunk in members.items():
+        row = rows[shards[name]]
+        for training in chunk:
             state = training_state(training, records)
             row["trainings"] += 1
             row[state] += 1
@@ -206,7 +226,7 @@ def shard_table(trainings: list[Training], chunk_size: int, science: Sequence[st
                        key=lambda r: r["steps"], default=None)
             row["seconds"] += last["seconds"] if state == "current" and last is not None else 0.0
     for name in science:
-        row = rows[shard_index(f"science:{name}", count)]
+        row = rows[shards[f"science:{name}"]]
         row["science"] += 1
         record_path = out / SCIENCE / name / "run.json"
         if record_path.is_file():

@@ -1,14 +1,16 @@
 """Shards: one profile's jobs split into ``count`` parts that run one at a time and add up.
 
-A shard is written ``"k/N"`` (1 <= k <= N). A job belongs to shard k when the first 8 hex digits
-of the sha256 of its name, modulo N, equal k - 1: the split depends only on the names (train
-chunks ``<experiment>/<dataset>/<index>``, science experiments ``science/<name>``), so every
-shard can be run on any machine, in any order, and the N shards together hold every job once.
+A shard is written ``"k/N"`` (1 <= k <= N). Jobs are split by *group*: the train chunks of one
+dataset (``<experiment>/<dataset>/<index>`` -> ``<experiment>/<dataset>``) stay together, and a
+science experiment (``science:<name>``) is a group of its own. The groups, sorted by name, are dealt
+to the shards in turn (group i to shard i mod N + 1), so a finished shard completes whole datasets
+and the report can compare them. With N = the number of groups (:func:`group_count`), every shard
+is one dataset or one science experiment. The split depends only on the profile's job names, so
+every shard can run on any machine, in any order, and the N shards together hold every job once.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Iterable
 
@@ -23,12 +25,34 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def shard_index(name: str, count: int) -> int:
-    """The shard (1..count) that job ``name`` belongs to."""
-    return int(hashlib.sha256(name.encode("utf-8")).hexdigest()[:8], 16) % count + 1
+def job_group(name: str) -> str:
+    """The group of job ``name``: a train chunk's ``<experiment>/<dataset>``, else the name itself."""
+    return name.rsplit("/", 1)[0] if name.count("/") == 2 else name
+
+
+def group_count(names: Iterable[str]) -> int:
+    """How many groups ``names`` fall into: the N that gives each shard one group."""
+    return len({job_group(name) for name in names})
+
+
+def shard_of(names: Iterable[str], count: int) -> dict[str, int]:
+    """The shard (1..``count``) of every name in ``names``."""
+    names = list(names)
+    position = {group: i for i, group in enumerate(sorted({job_group(name) for name in names}))}
+    return {name: position[job_group(name)] % count + 1 for name in names}
+
+
+def shard_groups(names: Iterable[str], count: int) -> dict[int, list[str]]:
+    """Per shard (1..``count``), the sorted groups it runs."""
+    groups: dict[int, set[str]] = {k: set() for k in range(1, count + 1)}
+    for name, shard in shard_of(names, count).items():
+        groups[shard].add(job_group(name))
+    return {k: sorted(members) for k, members in groups.items()}
 
 
 def in_shard(names: Iterable[str], shard: str) -> list[str]:
     """The names of ``names`` that belong to ``shard`` (``"k/N"``), in their order."""
     index, count = parse_shard(shard)
-    return [name for name in names if shard_index(name, count) == index]
+    names = list(names)
+    shards = shard_of(names, count)
+    return [name for name in names if shards[name] == index]
