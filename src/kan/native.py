@@ -27,8 +27,6 @@ from torch import Tensor
 SOURCE = Path(__file__).resolve().parent / "csrc" / "uniform_kan.c"
 HEADERS = (SOURCE.with_name("uniform_kan_body.h"),)
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared")
-MAX_ORDER = 15  # as MAX_ORDER in the C source
-BLOCK = 256  # as BLOCK in the C source
 LOCAL_NONE, LOCAL_FILL, LOCAL_READ = 0, 1, 2  # what a forward does with the per-sample buffer
 ACTIVATIONS = {"silu": 0, "identity": 1, "zero": 2}
 _SUFFIXES = {torch.float64: "f64", torch.float32: "f32"}
@@ -36,8 +34,11 @@ _SUFFIXES = {torch.float64: "f64", torch.float32: "f32"}
 _enabled = os.environ.get("KAN_NATIVE", "1") != "0"
 
 
+_C_FIELDS = ("batch", "n_in", "n_out", "num_basis", "order", "activation", "scale", "shift", "poly")  # kan_shape_layout's order
+
+
 class Shape(ctypes.Structure):
-    """``kan_shape`` of the C source."""
+    """``kan_shape`` of the C source; checked against the built library's own layout on load."""
 
     _fields_ = [
         ("batch", ctypes.c_long), ("n_in", ctypes.c_long), ("n_out", ctypes.c_long), ("num_basis", ctypes.c_long),
@@ -108,7 +109,35 @@ def _library() -> ctypes.CDLL | None:
         forward.restype, backward.restype = None, ctypes.c_int
         forward.argtypes = [shape, *[pointer] * 8, ctypes.c_int, ctypes.c_int]
         backward.argtypes = [shape, *[pointer] * 11]
+    library.kan_max_order.restype = ctypes.c_int
+    for sizes in (library.kan_packed_size, library.kan_local_size):
+        sizes.restype, sizes.argtypes = ctypes.c_long, [shape]
+    mismatch = layout_mismatch(library)
+    if mismatch:
+        warnings.warn(f"kan: compiled layer kernel not used, {mismatch}; using the PyTorch path", stacklevel=3)
+        return None
     return library
+
+
+def layout_mismatch(library: ctypes.CDLL) -> str:
+    """How :class:`Shape` differs from the library's ``kan_shape`` (size, then field offsets); "" if not."""
+    found = (ctypes.c_long * (1 + len(_C_FIELDS)))()
+    library.kan_shape_layout(found)
+    ours = {name: getattr(Shape, name, None) for name in _C_FIELDS}
+    expected = [ctypes.sizeof(Shape), *(-1 if field is None else field.offset for field in ours.values())]
+    names = ["size", *_C_FIELDS]
+    wrong = [f"{name} {mine} here, {theirs} in C" for name, mine, theirs in zip(names, expected, found) if mine != theirs]
+    return "its kan_shape layout differs from kan.native.Shape: " + ", ".join(wrong) if wrong else ""
+
+
+def max_order() -> int:
+    """The largest spline order the kernel handles (0 when it is off or unavailable)."""
+    return _built_max_order() if available() else 0
+
+
+@functools.lru_cache(maxsize=1)
+def _built_max_order() -> int:
+    return _library().kan_max_order()
 
 
 def available() -> bool:
@@ -120,8 +149,8 @@ def supports(x: Tensor, weight_dtype: torch.dtype, order: int, activation: str) 
     """Whether the kernel can run a layer with weights of ``weight_dtype`` on ``x`` (see also
     :func:`available`)."""
     return (
-        x.is_cpu and x.dtype == weight_dtype and x.dtype in _SUFFIXES and order <= MAX_ORDER
-        and activation in ACTIVATIONS
+        x.is_cpu and x.dtype == weight_dtype and x.dtype in _SUFFIXES and activation in ACTIVATIONS
+        and order <= max_order()
     )
 
 
@@ -138,12 +167,11 @@ class LayerCall:
         dtype: torch.dtype,
     ) -> None:
         scale, shift, poly = constants
-        n_in, rows = scale.numel(), order + 1
-        self.shape = Shape(batch, n_in, n_out, num_basis, order, ACTIVATIONS[activation],
+        self.shape = Shape(batch, scale.numel(), n_out, num_basis, order, ACTIVATIONS[activation],
                            scale.data_ptr(), shift.data_ptr(), poly.data_ptr())
-        self.packed_size = n_in * n_out * (num_basis + 2 * rows + 1)
-        self.local_size = -(-batch // BLOCK) * n_in * ((2 * rows + 2) * BLOCK + BLOCK // 2)  # doubles
         library, suffix = _library(), _SUFFIXES[dtype]
+        self.packed_size = library.kan_packed_size(ctypes.byref(self.shape))
+        self.local_size = library.kan_local_size(ctypes.byref(self.shape))  # doubles
         self._forward = getattr(library, f"kan_layer_forward_{suffix}")
         self._backward = getattr(library, f"kan_layer_backward_{suffix}")
 

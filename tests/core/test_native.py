@@ -127,3 +127,20 @@ def test_copies_of_a_used_model_do_not_share_kernel_state():
         for other in copies:
             assert torch.equal(other(x), expected)
         assert not torch.equal(model(x), expected)
+
+
+def test_ctypes_mirror_matches_the_built_kernel_layout(monkeypatch):
+    """The Python mirror of ``kan_shape`` is checked against the compiled library's own offsets,
+    so a field added or reordered on one side only is caught at load instead of corrupting calls."""
+    library = native._library()
+    assert native.layout_mismatch(library) == ""
+    fields = list(native.Shape._fields_)
+    fields[4], fields[5] = fields[5], fields[4]  # order and activation swapped
+
+    class Swapped(native.ctypes.Structure):
+        _fields_ = fields
+
+    monkeypatch.setattr(native, "Shape", Swapped)
+    found = native.layout_mismatch(library)
+    assert "order" in found and "activation" in found and "num_basis" not in found
+    assert native.max_order() >= 3

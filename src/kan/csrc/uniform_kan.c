@@ -175,3 +175,26 @@ INLINE void plain_activation_block(int activation, long count, const double *x, 
 #define T float
 #define SUFFIX f32
 #include "uniform_kan_body.h"
+
+/* The layout facts the Python caller needs, so it never restates them: kan_shape's size and field
+ * offsets (checked against the ctypes mirror at load), the largest order, and the sizes of the
+ * buffers a caller allocates (packed weights in the layer's dtype, the local buffer in doubles). */
+#include <stddef.h>
+
+void kan_shape_layout(long *out) {
+    const long layout[] = {sizeof(kan_shape), offsetof(kan_shape, batch), offsetof(kan_shape, n_in),
+                           offsetof(kan_shape, n_out), offsetof(kan_shape, num_basis), offsetof(kan_shape, order),
+                           offsetof(kan_shape, activation), offsetof(kan_shape, scale), offsetof(kan_shape, shift),
+                           offsetof(kan_shape, poly)};
+    memcpy(out, layout, sizeof layout);
+}
+
+int kan_max_order(void) { return MAX_ORDER; }
+
+long kan_packed_size(const kan_shape *s) {
+    return s->n_in * s->n_out * (s->num_basis + 2 * (s->order + 1) + 1);
+}
+
+long kan_local_size(const kan_shape *s) {
+    return (s->batch + BLOCK - 1) / BLOCK * s->n_in * LOCAL_CHUNK(s->order + 1);
+}
