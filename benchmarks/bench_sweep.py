@@ -30,11 +30,12 @@ from torch import Tensor, nn
 
 from kan import KAN, MLP
 from kan.batched import fit_many
-from kan.cli import PUBLISHED, SCHEMA
 from kan.data import family_module, generate_to_dir, read_dataset, to_tensors
-from kan.experiments.config import load_config
-from kan.experiments.publish import RUNS, SCIENCE, is_current, training_state
+from kan.experiments.progress import training_state
 from kan.experiments.sweep import Training, expand, total_steps
+from kan.pipeline.cli import PUBLISHED, SCHEMA
+from kan.pipeline.config import load_config
+from kan.records.publish import RUNS, SCIENCE, is_current
 from kan.train import FitResult, TrainConfig, fit
 
 SEEDS = (0, 1, 2)

@@ -1,7 +1,7 @@
-"""``python -m kan``: the command line in :mod:`kan.cli`."""
+"""``python -m kan``: the command line in :mod:`kan.pipeline.cli`."""
 
 import sys
 
-from kan.cli import main
+from kan.pipeline.cli import main
 
 sys.exit(main())

@@ -11,8 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from kan.data import generate
-from kan.data.knot import TASKS, read_knot_csv, resolve
+from kan.data.knot import TASKS, resolve
 from kan.data.knot_download import OFFLINE, SOURCE, TABLE, fetch, verified_table
+from kan.data.knot_table import read_knot_csv
 
 
 @pytest.fixture(scope="module")

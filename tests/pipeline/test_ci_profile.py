@@ -13,11 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kan.experiments.config import load_yaml
-from kan.experiments.provenance import machine_kind
-from kan.experiments.regression import (
+from kan.pipeline.config import load_yaml
+from kan.pipeline.regression import (
     compare_expected, compare_paper, compare_science_expected, compare_science_paper, compare_trends, rows_for_machine,
 )
+from kan.records.provenance import machine_kind
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +59,7 @@ def science_names(repo):
 
 
 def _science_ids(work: Path, names: list[str]) -> set[str]:
-    from kan.science.outputs import read_run_record
+    from kan.records.science_outputs import read_run_record
 
     return {read_run_record(work / "results" / "science" / name)["config_id"] for name in names}
 
@@ -124,7 +124,7 @@ def test_science_is_near_the_papers_numbers_and_claims(science, repo, reference)
 
 
 def test_every_run_is_in_mlflow_once(ci_run, runs, science_names):
-    from kan.tracking import client, logged_runs
+    from kan.pipeline.tracking import client, logged_runs
 
     mlflow = client(f"sqlite:///{ci_run[0] / 'results' / 'mlflow.db'}")
     experiment = mlflow.get_experiment_by_name("kan-ci")
@@ -142,7 +142,7 @@ def test_rerun_has_nothing_to_do_and_html_report_builds(ci_run, runs, repo):
 def test_science_runs_stay_in_mlflow_once_after_relogging(ci_run, runs, repo, science_names):
     from mlflow.entities import ViewType
 
-    from kan.tracking import client
+    from kan.pipeline.tracking import client
 
     work = ci_run[0]
     result = _snakemake(repo, work, "--forcerun", "log_science", "results/tracking/science.json")
@@ -186,7 +186,7 @@ def test_published_records_rebuild_the_pipelines_report(ci_run, published, repo)
 
 
 def test_published_records_load_into_mlflow_like_the_pipelines_runs(ci_run, runs, published, science_names):
-    from kan.tracking import client, load_published, logged_runs
+    from kan.pipeline.tracking import client, load_published, logged_runs
 
     uri = f"sqlite:///{ci_run[0] / 'records.db'}"
     assert load_published(uri, "records", published) == len(runs)
@@ -215,7 +215,7 @@ def test_a_run_folder_that_went_missing_is_planned_again(ci_run, runs, repo, tmp
 
 def test_values_lie_in_the_band_of_every_recorded_kind(runs, repo, reference):
     """The float check that holds on any kind of machine, recorded or not."""
-    from kan.experiments.regression import compare_band
+    from kan.pipeline.regression import compare_band
 
     recorded = pd.read_csv(repo / "reports" / "reference" / "ci_expected.csv")
     failures = compare_band(runs, recorded, reference["band_factor"])

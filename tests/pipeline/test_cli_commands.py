@@ -6,9 +6,9 @@ import shutil
 
 import pandas as pd
 
-from kan.cli import main
-from kan.experiments.aggregate import runs_table
-from kan.experiments.provenance import machine_kind
+from kan.pipeline.cli import main
+from kan.records.aggregate import runs_table
+from kan.records.provenance import machine_kind
 
 
 def test_plan_prints_sizes_and_the_step_definition(repo, capsys, monkeypatch):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from kan.experiments.config import ConfigError, data_spec
+from kan.pipeline.config import ConfigError
 
 
 @pytest.mark.parametrize("name", ["default", "ci", "paper"])
@@ -70,13 +70,6 @@ def test_paper_shape_needs_a_known_shape(tiny_config, error):
 def test_widths_without_depths_fail(tiny_config, error):
     del tiny_config["experiments"]["toy_scaling"]["kan"]["depths"]
     assert "give both widths and depths" in error(tiny_config)
-
-
-def test_data_spec_merges_family_then_task(tiny_config, load):
-    tiny_config["datasets"]["specs"]["synthetic/xy"] = {"n_test": 7}
-    config = load(tiny_config)
-    assert data_spec(config, "synthetic", "xy") == {"n_train": 60, "n_test": 7}
-    assert data_spec(config, "feynman", "I.6.20") == {}
 
 
 def test_science_settings_are_checked_against_the_option_dataclasses(tiny_config, error, load):

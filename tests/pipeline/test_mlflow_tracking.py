@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from kan.experiments.runfiles import METRICS
-from kan.tracking import client, init_tracking, log_run, logged_runs, sqlite_path, tracking_uri
+from kan.pipeline.tracking import client, init_tracking, log_run, logged_runs, sqlite_path, tracking_uri
+from kan.records.runfiles import METRICS
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_a_rerun_that_only_took_another_time_keeps_its_mlflow_run(store, two_run
 @pytest.fixture
 def science_dir(tmp_path):
     """A finished science experiment folder as the pipeline writes it (made-up numbers)."""
-    from kan.science.outputs import Outputs, write_run_record
+    from kan.records.science_outputs import Outputs, write_run_record
 
     out = Outputs(tmp_path / "science" / "pde")
     out.summary({"kan.l2": 1e-3, "mlp.l2": float("nan")})
@@ -92,8 +92,8 @@ def science_dir(tmp_path):
 
 
 def test_science_run_is_logged_once_and_replaced_when_its_files_change(store, science_dir):
-    from kan.science.outputs import SUMMARY
-    from kan.tracking import log_science_run
+    from kan.records.science_outputs import SUMMARY
+    from kan.pipeline.tracking import log_science_run
 
     uri, experiment_id = store
     mlflow = client(uri)
@@ -134,7 +134,7 @@ def test_a_run_killed_while_being_logged_is_replaced_on_the_next_pass(store, two
 
 
 def test_a_run_shows_the_trainings_own_start_end_and_dataset(store, tmp_path, xy_dataset, make_run):
-    from kan.tracking import dataset_digest
+    from kan.pipeline.tracking import dataset_digest
 
     uri, experiment_id = store
     mlflow = client(uri)
@@ -149,7 +149,7 @@ def test_a_run_shows_the_trainings_own_start_end_and_dataset(store, tmp_path, xy
 
 
 def test_the_phases_of_a_training_are_nested_under_its_final_run(store, tmp_path, make_run):
-    from kan.tracking import log_trainings
+    from kan.pipeline.tracking import log_trainings
 
     uri, experiment_id = store
     mlflow = client(uri)

@@ -11,13 +11,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kan.cli import PAPER_CONFIG, PUBLISHED, REFERENCE
 from kan.data import generate_to_dir
 from kan.experiments import runner
-from kan.experiments.provenance import machine_kind
-from kan.experiments.publish import RUNS, SHARDS, is_current, shard_table
-from kan.experiments.runfiles import read_metrics, run_dir
+from kan.experiments.progress import shard_table
 from kan.experiments.sweep import cut_training, expand
+from kan.pipeline.cli import PAPER_CONFIG, PUBLISHED, REFERENCE
+from kan.records.provenance import machine_kind
+from kan.records.publish import RUNS, SHARDS, is_current
+from kan.records.runfiles import read_metrics, run_dir
 from kan.reporting.paper_run import rebuild
 
 ROOT = Path(__file__).resolve().parents[2]

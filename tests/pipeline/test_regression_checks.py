@@ -6,11 +6,11 @@ import pandas as pd
 
 import pytest
 
-from kan.experiments.provenance import machine_kind
-from kan.experiments.regression import (
+from kan.pipeline.regression import (
     compare_band, compare_expected, compare_paper, compare_science_expected, compare_science_paper, compare_trends,
     expected_table, record_for_machine, rows_for_machine,
 )
+from kan.records.provenance import machine_kind
 
 
 def _runs():
@@ -106,7 +106,7 @@ def test_science_numbers_compare_tightly_and_name_the_metric():
 
 
 def test_science_paper_checks_use_the_paper_cell_of_the_metric(repo):
-    from kan.experiments.config import load_yaml
+    from kan.pipeline.config import load_yaml
 
     paper = load_yaml(repo / "reports" / "reference" / "paper.yaml")
     near = [{"experiment": "localization", "metric": "gaam.exact.accuracy", "tolerance": 0.05}]  # paper: 0.992
@@ -131,8 +131,8 @@ def _ci_runs(load, repo, tmp_path):
     """The ci profile's trainings, trained in this process into a runs table."""
     from kan.data import generate_to_dir
     from kan.experiments import runner
-    from kan.experiments.aggregate import runs_table
-    from kan.experiments.runfiles import is_finished
+    from kan.records.aggregate import runs_table
+    from kan.records.runfiles import is_finished
     from kan.experiments.sweep import chunks, datasets_used, expand
 
     settings = load(repo / "workflow" / "config" / "ci.yaml")
@@ -150,7 +150,7 @@ def test_the_band_catches_a_grid_off_by_one_interval_on_an_unrecorded_kind(load,
     bug, every spline grid shifted by one interval, trains to numbers outside it; the same code
     without the bug stays inside."""
     from kan import spline
-    from kan.experiments.config import load_yaml
+    from kan.pipeline.config import load_yaml
 
     recorded = pd.read_csv(repo / "reports" / "reference" / "ci_expected.csv")
     factor = load_yaml(repo / "reports" / "reference" / "ci_expected.yaml")["band_factor"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kan.experiments.resume import LOCKS, active_runs, unlock_if_idle
+from kan.pipeline.resume import LOCKS, active_runs, unlock_if_idle
 
 
 def _fake_process(proc: Path, pid: int, argv: list[str], cwd: Path) -> None:
@@ -63,7 +63,7 @@ def test_resume_after_a_kill_removes_the_stale_lock_and_snakemake_runs_again(rep
 
 
 def test_kan_unlock_command(tmp_path, capsys):
-    from kan.cli import main
+    from kan.pipeline.cli import main
 
     assert main(["unlock", "--directory", str(tmp_path)]) == 0
     assert "no lock to remove" in capsys.readouterr().out

@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kan.experiments.regression import compare_expected, rows_for_machine
-from kan.experiments.provenance import machine_kind
+from kan.pipeline.regression import compare_expected, rows_for_machine
+from kan.records.provenance import machine_kind
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "slurm_local_cluster.sh"
@@ -82,7 +82,7 @@ def test_the_ci_profile_runs_on_slurm_and_logs_to_a_tracking_server(cluster, tra
     expected, _ = rows_for_machine(pd.read_csv(ROOT / "reports" / "reference" / "ci_expected.csv"), machine_kind())
     assert compare_expected(runs, expected, None) == []  # the same runs, shapes, steps and statuses
 
-    from kan.tracking import client, logged_runs
+    from kan.pipeline.tracking import client, logged_runs
 
     mlflow = client(tracking_server)
     experiment = mlflow.get_experiment_by_name("kan-ci")

@@ -74,7 +74,7 @@ def _planned_jobs(out: str) -> list[dict[str, str]]:
 def test_default_dry_run_generates_the_science_datasets(snakemake, repo):
     """The knot table and the Anderson states are generate_dataset jobs, and exactly the inputs of
     the knots / localization science jobs (what the configured settings read)."""
-    from kan.experiments.config import load_yaml
+    from kan.pipeline.config import load_yaml
     from kan.science.registry import datasets
 
     result = snakemake("-n")
@@ -104,8 +104,8 @@ def test_the_knot_table_is_downloaded_before_the_knot_dataset_is_made(snakemake)
 
 def test_paper_shard_plans_its_own_chunks_and_science_only(snakemake, repo, load):
     """`make paper-shard SHARD=k/N`: the shard target plans the train chunks and science jobs of
-    shard k (kan.experiments.shards: whole datasets) and the datasets they read, nothing downstream."""
-    from kan.experiments.shards import in_shard
+    shard k (kan.records.shards: whole datasets) and the datasets they read, nothing downstream."""
+    from kan.records.shards import in_shard
     from kan.experiments.sweep import chunks, expand
 
     result = snakemake("shard", "-n", "--profile", str(repo / "profiles" / "paper"), "--config", "shard=3/8")

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import pandas as pd
 import pytest
 
-from kan.experiments.aggregate import RUN_COLUMNS
+from kan.records.aggregate import RUN_COLUMNS
 
 FAMILIES = {"special": "special", "feynman": "feynman", "toy_scaling": "synthetic", "grid_extension": "synthetic"}
 

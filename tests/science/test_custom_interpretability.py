@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import sympy
 
-from kan.experiments.config import load_config
+from kan.pipeline.config import load_config
 from kan.science import interpretability as interp
 from kan.science import registry
 

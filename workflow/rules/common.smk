@@ -5,13 +5,14 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from kan.data.knot_download import DOWNLOAD_DIR
-from kan.experiments.aggregate import manifest_complete
-from kan.experiments.config import ConfigError, check_overrides, load_config, load_yaml
-from kan.experiments.provenance import code_fingerprint
-from kan.experiments.shards import in_shard
-from kan.experiments.jobs import profile_datasets, science_requests
 from kan.experiments.sweep import chunks, expand
-from kan.tracking import sqlite_path, tracking_uri
+from kan.pipeline.config import ConfigError, check_overrides, load_config, load_yaml
+from kan.pipeline.jobs import profile_datasets, science_requests
+from kan.pipeline.tracking import sqlite_path, tracking_uri
+from kan.records.aggregate import manifest_complete
+from kan.records.provenance import code_fingerprint
+from kan.records.shards import in_shard
+from kan.science.registry import resolve_settings
 
 try:
     SETTINGS = load_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
@@ -28,7 +29,7 @@ def local(path):
 
 
 RESULTS = "results"
-CODE_FINGERPRINT = code_fingerprint()  # what this code computes on this machine kind (kan.experiments.provenance)
+CODE_FINGERPRINT = code_fingerprint()  # what this code computes on this machine kind (kan.records.provenance)
 REPORTS = "reports"
 DATASETS = "datasets/generated"
 KNOT_DOWNLOAD_DIR = DOWNLOAD_DIR  # DeepMind's knot table, when science.knots.download is on
@@ -69,8 +70,6 @@ def external_data(wildcards):
 
 def knot_source_options():
     """The knot experiment's resolved options (download URL and pinned digest)."""
-    from kan.science.registry import resolve_settings
-
     return resolve_settings("knots", SETTINGS["science"].get("knots", {}))
 
 

@@ -1,7 +1,7 @@
-"""Snakemake adapter: build runs.csv and histories.parquet (kan.experiments.aggregate)."""
+"""Snakemake adapter: build runs.csv and histories.parquet (kan.records.aggregate)."""
 
-from kan.experiments.aggregate import write_tables
-from kan.experiments.jobs import setup_logging
+from kan.pipeline.jobs import setup_logging
+from kan.records.aggregate import write_tables
 
 setup_logging(snakemake.log[0])
 write_tables(snakemake.input, snakemake.output.runs, snakemake.output.histories)

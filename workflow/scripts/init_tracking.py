@@ -1,6 +1,6 @@
-"""Snakemake adapter: create the MLflow store and experiment (kan.experiments.jobs.init_tracking)."""
+"""Snakemake adapter: create the MLflow store and experiment (kan.pipeline.jobs.init_tracking)."""
 
-from kan.experiments.jobs import init_tracking, setup_logging
+from kan.pipeline.jobs import init_tracking, setup_logging
 
 setup_logging(snakemake.log[0])
 init_tracking(snakemake.params.uri, snakemake.params.experiment, snakemake.params.artifacts or None, snakemake.output[0])

@@ -1,6 +1,6 @@
-"""Snakemake adapter: log one experiment's finished runs to MLflow (kan.experiments.jobs.log_runs)."""
+"""Snakemake adapter: log one experiment's finished runs to MLflow (kan.pipeline.jobs.log_runs)."""
 
-from kan.experiments.jobs import log_runs, setup_logging
+from kan.pipeline.jobs import log_runs, setup_logging
 
 setup_logging(snakemake.log[0])
 log_runs(snakemake.params.uri, snakemake.params.experiment, snakemake.input.manifests, snakemake.params.diagrams,

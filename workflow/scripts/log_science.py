@@ -1,6 +1,6 @@
-"""Snakemake adapter: log the science experiments to MLflow (kan.experiments.jobs.log_science)."""
+"""Snakemake adapter: log the science experiments to MLflow (kan.pipeline.jobs.log_science)."""
 
-from kan.experiments.jobs import log_science, setup_logging
+from kan.pipeline.jobs import log_science, setup_logging
 
 setup_logging(snakemake.log[0])
 log_science(snakemake.params.uri, snakemake.params.experiment, snakemake.input.results, snakemake.output[0])

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kan.experiments.jobs import report_deviations, setup_logging
+from kan.pipeline.jobs import report_deviations, setup_logging
 from kan.reporting.compare import paper_vs_ours
 from kan.reporting.fidelity import Causes
 

@@ -1,6 +1,6 @@
-"""Snakemake adapter: train one chunk of the sweep (kan.experiments.jobs.train)."""
+"""Snakemake adapter: train one chunk of the sweep (kan.pipeline.jobs.train)."""
 
-from kan.experiments.jobs import setup_logging, train
+from kan.pipeline.jobs import setup_logging, train
 
 setup_logging(snakemake.log[0])
 train(snakemake.params.trainings, snakemake.params.datasets, snakemake.params.results, snakemake.output[0], snakemake.params.profile)

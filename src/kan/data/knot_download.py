@@ -4,7 +4,7 @@
 
 - ``knot_theory_invariants.csv`` and ``source.json`` (URL, sha256, bytes, rows) when the table
   came in whole: streamed to a temporary file, its length checked against the server's
-  Content-Length, its layout checked (:func:`kan.data.knot.read_knot_csv`) and its digest
+  Content-Length, its layout checked (:func:`kan.data.knot_table.read_knot_csv`) and its digest
   against a pinned one when given, then renamed into place, so the folder never holds half a table;
 - ``offline.json`` (URL, reason) when the network cannot deliver it (unreachable, timeout, cut
   short): the knot task then falls back to a local table and its meta says so.
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kan.data.io import sha256_file
+from kan.data.knot_table import read_knot_csv
 
 log = logging.getLogger(__name__)
 DEEPMIND_URL = "https://storage.googleapis.com/maths_conjectures/knot_theory/knot_theory_invariants.csv"
@@ -66,8 +67,6 @@ def fetch(url: str, out_dir: Path | str, timeout: float = 30.0, sha256: str | No
     """Download the table at ``url`` into the folder ``out_dir`` (see the module docstring);
     return ``out_dir``. ValueError when a complete download is not a valid table or differs from
     ``sha256``; a network failure writes ``offline.json`` instead."""
-    from kan.data.knot import read_knot_csv  # the table's layout checks live with the knot task
-
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))

@@ -67,7 +67,7 @@ class KnotSkipped(Exception):
 def have_sage() -> bool:
     """True if Sage is importable (exact torsion polynomials and ``L.signature()``)."""
     try:
-        import sage.all  # noqa: F401
+        import sage.all  # noqa: F401  (deferred: Sage is optional)
     except ImportError:
         return False
     return True
@@ -112,7 +112,7 @@ def seifert_signature(seifert: Sequence[Sequence[int]]) -> int:
 
 def knot_row(name: str) -> dict[str, Any]:
     """The DeepMind columns and the signature of knot ``name``; KnotSkipped if impossible."""
-    import snappy
+    import snappy  # deferred: only the table builder needs SnapPy, slow to import
 
     manifold = snappy.Manifold(name)
     if manifold.num_cusps() != 1:
@@ -160,7 +160,7 @@ def short_geodesic(manifold: Any) -> complex:
     re-triangulations (cheap) before quad-double (``ManifoldHP``, much slower);
     KnotSkipped if all fail.
     """
-    import snappy
+    import snappy  # deferred: only the table builder needs SnapPy, slow to import
 
     for candidate in (manifold.copy(), snappy.ManifoldHP(manifold)):
         for _ in range(GEODESIC_RETRIANGULATIONS):
@@ -220,7 +220,7 @@ def ht_knot_names(
     The draw is a prefix of one seeded permutation, so a larger ``n_knots`` extends the
     list of a smaller one (and a work folder can be grown).
     """
-    import snappy
+    import snappy  # deferred: only the table builder needs SnapPy, slow to import
 
     tables = [
         snappy.HTLinkExteriors(num_cusps=1, crossings=c)
@@ -482,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-crossings", type=int, default=12)
     parser.add_argument("--chunk-size", type=int, default=100)
     args = parser.parse_args(argv)
-    import snappy
+    import snappy  # deferred: only the table builder needs SnapPy, slow to import
 
     names = ht_knot_names(args.n_knots, args.seed, args.min_crossings, args.max_crossings)
     rows, skips = generate_snappy_table(

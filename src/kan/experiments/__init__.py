@@ -1,3 +1,4 @@
-"""The paper's experiments as data: config validation, sweep expansion, chunked training,
-per-run files, aggregate tables and regression checks. MLflow is only touched by the
-tracking jobs in :mod:`kan.experiments.jobs` (through :mod:`kan.tracking`)."""
+"""The paper's sweeps as data: sweep expansion (``sweep``), the pruned variant (``pruning``),
+chunked training that writes run folders (``runner``) and how far published records are through
+a profile's trainings (``progress``). Run folders and published records are formats of
+:mod:`kan.records`; the workflow config and the jobs live in :mod:`kan.pipeline`."""

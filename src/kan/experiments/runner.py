@@ -20,13 +20,13 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from kan import KAN, MLP
+from kan import KAN, MLP, load_model
 from kan.batched import fit_many
 from kan.data import read_dataset, to_tensors
-from kan.experiments.provenance import FINGERPRINT
 from kan.experiments.pruning import prune_model, sparsify_config
-from kan.experiments.runfiles import is_finished, read_metrics, run_dir, write_run
 from kan.experiments.sweep import Stage, Training
+from kan.records.provenance import FINGERPRINT
+from kan.records.runfiles import checked_model, is_finished, read_metrics, run_dir, write_run
 from kan.train import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ def train_together(trainings: Sequence[Training], data: Mapping[str, Tensor], me
 
 def is_done(training: Training, results: Path, fingerprint: str | None = None) -> bool:
     """Finished: its last run exists, or a run of it ended the training early; with a
-    ``fingerprint`` (:func:`kan.experiments.provenance.code_fingerprint`), only runs recorded by
+    ``fingerprint`` (:func:`kan.records.provenance.code_fingerprint`), only runs recorded by
     code of that fingerprint count (others are stale and trained again)."""
     dirs = [run_dir(results, training.experiment, training.kind, s.run_id) for s in training.stages]
     records = {d: read_metrics(d) for d in dirs if is_finished(d)}
@@ -170,6 +170,12 @@ def load_dataset(directory: Path | str, dtype: str) -> tuple[dict[str, Tensor], 
     generated = read_dataset(directory)
     tensors = to_tensors(generated, dtype=getattr(torch, dtype))
     return {key: value.contiguous() for key, value in tensors.items()}, generated.meta
+
+
+def load_run_model(directory: Path | str) -> KAN | MLP:
+    """The model of a run folder, its model.pt checked against the digest in its metrics.json
+    (:func:`kan.records.runfiles.checked_model`)."""
+    return load_model(checked_model(directory))
 
 
 def train_chunk(trainings: Sequence[Training], dataset_dirs: Mapping[tuple[str, str], Path | str],

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field, replace
 from itertools import product
 from typing import Any, Mapping
 
-from kan.experiments.config import data_spec, dataset_names
-from kan.experiments.ids import canonical_json, config_id
+from kan.data import task_names
+from kan.records.ids import canonical_json, config_id
 
 _FLOAT_TRAIN_KEYS = ("lr", "lamb_l1", "lamb_entropy", "grid_uniform_fraction", "stall_tolerance")
 
@@ -72,6 +72,18 @@ class Training:
         values = dict(values)
         values["stages"] = tuple(Stage(**s) for s in values.get("stages", ()))
         return cls(**values)
+
+
+def dataset_names(experiment: Mapping[str, Any]) -> list[str]:
+    """The experiment's task names, with ``"all"`` expanded."""
+    names = experiment["datasets"]
+    return task_names(experiment["family"]) if names == "all" else list(names)
+
+
+def data_spec(config: Mapping[str, Any], family: str, name: str) -> dict[str, Any]:
+    """Spec overrides for one dataset: the family's entry, then the task's."""
+    specs = config["datasets"]["specs"]
+    return {**specs.get(family, {}), **specs.get(f"{family}/{name}", {})}
 
 
 def _normalise_train(train: Mapping[str, Any]) -> dict[str, Any]:

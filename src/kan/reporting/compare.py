@@ -15,8 +15,8 @@ from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 
+from kan.records.markdown import is_missing, markdown_table, sci
 from kan.reporting.fidelity import Causes, Tally, cause_key, strict_tolerance, within_band
-from kan.reporting.markdown import is_missing, markdown_table, sci
 from kan.reporting.reference import FLAG_LISTS, NOT_COMPARED, Reference, load_reference
 from kan.reporting.runs import Table, format_shape, load_runs, usable_runs
 from kan.reporting.science import science_report

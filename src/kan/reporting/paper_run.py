@@ -1,5 +1,5 @@
 """The paper-run report rebuilt from the published records alone (``reports/paper-run/``, see
-:mod:`kan.experiments.publish`): paper_vs_ours.md, the Markdown tables and the Pareto, scaling
+:mod:`kan.records.publish`): paper_vs_ours.md, the Markdown tables and the Pareto, scaling
 and staircase figures, with no training and no run folders."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from kan.experiments.aggregate import RUN_COLUMNS, science_table
-from kan.experiments.publish import COMPLETE, HISTORIES, REPORT_INPUTS, RUNS, SCIENCE, SHARDS
+from kan.records.aggregate import RUN_COLUMNS, science_table
+from kan.records.publish import COMPLETE, HISTORIES, REPORT_INPUTS, RUNS, SCIENCE, SHARDS
 from kan.reporting import figures
 from kan.reporting.compare import paper_vs_ours
 from kan.reporting.fidelity import Causes

@@ -1,6 +1,6 @@
 """The two aggregate tables every report reads, checked on the way in.
 
-``runs.csv`` has one row per run (``kan.experiments.aggregate.RUN_COLUMNS``); a KAN trained
+``runs.csv`` has one row per run (``kan.records.aggregate.RUN_COLUMNS``); a KAN trained
 through a grid schedule yields one run per grid phase, so one configuration appears once per
 G. ``histories.parquet`` has one row per run and recorded step.
 """
@@ -13,8 +13,8 @@ from typing import Iterable
 
 import pandas as pd
 
-from kan.experiments.aggregate import RUN_COLUMNS
-from kan.experiments.runfiles import HISTORY_COLUMNS
+from kan.records.aggregate import RUN_COLUMNS
+from kan.records.runfiles import HISTORY_COLUMNS
 
 HISTORY_TABLE_COLUMNS = ("run_id", *HISTORY_COLUMNS)
 _TEXT_COLUMNS = (

@@ -16,8 +16,8 @@ from typing import Any, Iterator, Mapping
 
 import pandas as pd
 
+from kan.records.markdown import markdown_table
 from kan.reporting.fidelity import Causes, Tally, cause_key, strict_tolerance, within_band
-from kan.reporting.markdown import markdown_table
 from kan.reporting.reference import NOT_COMPARED, OURS, Reference
 
 FLAG = "⚑"

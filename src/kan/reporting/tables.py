@@ -11,7 +11,8 @@ from typing import Callable, Iterable, Mapping
 
 import pandas as pd
 
-from kan.reporting.markdown import Format, fixed, markdown_table, sci
+from kan.records.markdown import Format, fixed, markdown_table, sci
+from kan.records.science_outputs import TABLES
 from kan.reporting.runs import Table, load_runs, usable_runs
 from kan.reporting.summaries import (
     MIN_KAN_RMSE, feynman_summary, grid_summary, scaling_summary, special_summary,
@@ -85,8 +86,6 @@ def write_tables(runs: Table, out_dir: str | Path) -> list[Path]:
 
 def copy_science_tables(result_dirs: Iterable[str | Path], out_dir: str | Path) -> list[Path]:
     """Copy each science experiment's ``tables/*.{md,csv}`` to ``<out_dir>/science/<experiment>/``."""
-    from kan.science.outputs import TABLES
-
     written = []
     for result in map(Path, result_dirs):
         target = Path(out_dir) / "science" / result.name

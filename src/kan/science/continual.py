@@ -159,7 +159,7 @@ def run_continual(config: ContinualConfig | Mapping[str, Any] | None = None) -> 
 
 def plot_continual(predictions: pd.DataFrame, path: str | Path, seed: int | None = None) -> Path:
     """Two rows (KAN, MLP) of five panels: prediction after each phase vs the truth; writes a PNG."""
-    import matplotlib
+    import matplotlib  # deferred with pyplot: only drawing a figure needs them
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -66,8 +66,8 @@ from kan.formula import normalise, score, shown_formulas
 from kan.models import KAN
 from kan.plot import plot_kan
 from kan.prune import prune
+from kan.records.science_outputs import Outputs
 from kan.science.options import build_options
-from kan.science.outputs import Outputs
 from kan.symbolic import auto_symbolic, symbolic_formula
 from kan.symbolic_library import LIBRARY, default_library
 from kan.train import TrainConfig, evaluate, fit

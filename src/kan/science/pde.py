@@ -232,7 +232,7 @@ def run_pde_experiment(config: PDEConfig | Mapping[str, Any] | None = None) -> p
 
 def plot_pde_scaling(table: pd.DataFrame, path: str | Path) -> Path:
     """Log-log L² and H¹ error vs parameter count, KAN (grid extension) vs MLP; writes a PNG."""
-    import matplotlib
+    import matplotlib  # deferred with pyplot: only drawing a figure needs them
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

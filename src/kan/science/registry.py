@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from kan.data import DatasetRequest
-from kan.experiments.ids import config_id
-from kan.experiments.provenance import FINGERPRINT, code_fingerprint, git_commit, machine_kind
+from kan.records.ids import config_id
+from kan.records.provenance import FINGERPRINT, code_fingerprint, git_commit, machine_kind
+from kan.records.science_outputs import write_run_record
 from kan.science import interpretability, runners
 from kan.science.options import build_options, resolved
-from kan.science.outputs import write_run_record
 
 Runner = Callable[..., dict[str, float]]  # (settings, out_dir[, folders]) -> summary
 Inputs = Callable[[Mapping[str, Any]], list[DatasetRequest]]  # settings -> the datasets the runner reads

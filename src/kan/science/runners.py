@@ -1,6 +1,6 @@
 """Adapters from the science modules to the pipeline: each runner takes the experiment's
 options (built from the settings by :mod:`kan.science.registry`) and the output folder, runs the
-module, writes its tables, figures and ``summary.json`` (:mod:`kan.science.outputs`) and returns
+module, writes its tables, figures and ``summary.json`` (:mod:`kan.records.science_outputs`) and returns
 the summary, whose keys are ``<what>.<quantity>``.
 
 Options that are not the modules' own (data sizes, seeds, systems, the knot data fallback) are
@@ -22,11 +22,11 @@ from kan.data import DatasetRequest, generate
 from kan.data.knot import TASKS as KNOT_TASKS
 from kan.data.knot import available_task
 from kan.data.knot_download import DEEPMIND_URL, DOWNLOAD_DIR
+from kan.records.science_outputs import Outputs
 from kan.science.continual import ContinualConfig, plot_continual, run_continual
 from kan.science.knot_plots import plot_accuracies, plot_importance
 from kan.science.knots import KnotConfig, load_knot_data, run_knots
 from kan.science.localization import SYSTEMS, LocalizationConfig, plot_mobility_edges, run_localization
-from kan.science.outputs import Outputs
 from kan.science.pde import PDEConfig, plot_pde_scaling, run_pde_experiment
 from kan.science.unsupervised import DiscoveryConfig, discover_relations, plot_dependence_scores, true_relations
 

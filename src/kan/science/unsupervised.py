@@ -149,7 +149,7 @@ def true_relations(task: str = "unsupervised_6var") -> dict[str, frozenset[str]]
 
 def plot_dependence_scores(table: pd.DataFrame, path: str | Path) -> Path:
     """Heat map of every seed's relative input scores (rows: seeds, labelled with what they found)."""
-    import matplotlib
+    import matplotlib  # deferred with pyplot: only drawing a figure needs them
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

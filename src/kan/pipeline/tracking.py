@@ -15,10 +15,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
-from kan.experiments.runfiles import HISTORY, METRICS, MODEL, read_history, read_metrics
+import pandas as pd
 
-if TYPE_CHECKING:  # mlflow is imported lazily: resolving a URI must not pay its import cost
-    import pandas as pd
+from kan.records.publish import HISTORIES, RUNS, SCIENCE
+from kan.records.runfiles import HISTORY, METRICS, MODEL, read_history, read_metrics
+from kan.records.science_outputs import FIGURES, RUN_RECORD, SUMMARY, TABLES, read_run_record, read_summary
+
+if TYPE_CHECKING:  # mlflow is imported where used: resolving a URI must not pay its import cost
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
@@ -38,7 +41,7 @@ _PARAM_BATCH = 100
 def client(uri: str) -> "MlflowClient":
     """An MLflow client for ``uri``, with telemetry off."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    from mlflow import MlflowClient
+    from mlflow import MlflowClient  # deferred: mlflow is slow to import
 
     return MlflowClient(tracking_uri=uri)
 
@@ -116,7 +119,7 @@ def files_digest(run_dir: Path | str, names: Iterable[str] = (METRICS, HISTORY))
 def logged_runs(mlflow: "MlflowClient", experiment_id: str) -> dict[str, tuple[str, str]]:
     """config_id -> (MLflow run id, files digest) of the experiment's active runs; a run whose
     logging did not finish has digest "" (it is replaced on the next pass)."""
-    from mlflow.entities import ViewType
+    from mlflow.entities import ViewType  # deferred: mlflow is slow to import
 
     found: dict[str, tuple[str, str]] = {}
     token = None
@@ -144,7 +147,7 @@ def _current_run(mlflow: "MlflowClient", known: Mapping[str, tuple[str, str]], c
 
 
 def _log_params(mlflow: "MlflowClient", run_id: str, config: Mapping[str, Any]) -> None:
-    from mlflow.entities import Param
+    from mlflow.entities import Param  # deferred: mlflow is slow to import
 
     params = [Param(k, v[:6000]) for k, v in flatten(config).items()]
     for start in range(0, len(params), _PARAM_BATCH):
@@ -157,7 +160,7 @@ def _log_metrics(mlflow: "MlflowClient", run_id: str, values: list["Metric"]) ->
 
 
 def _metrics(metrics: Mapping[str, Any], history: Any) -> list["Metric"]:
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric  # deferred: mlflow is slow to import
 
     now = int(time.time() * 1000)
     out = []
@@ -189,7 +192,7 @@ def dataset_digest(meta: Mapping[str, Any]) -> str:
 
 def dataset_input(folder: Path) -> Any:
     """A dataset folder as an MLflow training input: name, content digest, path, schema."""
-    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.entities import Dataset, DatasetInput, InputTag  # deferred: mlflow is slow to import
 
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     schema = {key: meta[key] for key in ("inputs", "targets", "n_train", "n_test", "task")}
@@ -264,9 +267,7 @@ def log_science_run(mlflow: "MlflowClient", experiment_id: str, result_dir: Path
     """Log one science experiment's folder (tags and settings from its run record, its summary as
     metrics, figures, tables and both JSON files as artifacts) unless it is already logged
     unchanged; return the MLflow run id."""
-    from mlflow.entities import Metric
-
-    from kan.science.outputs import FIGURES, RUN_RECORD, SUMMARY, TABLES, read_run_record, read_summary
+    from mlflow.entities import Metric  # deferred: mlflow is slow to import
 
     result_dir = Path(result_dir)
     record = read_run_record(result_dir)
@@ -291,13 +292,9 @@ def log_science_run(mlflow: "MlflowClient", experiment_id: str, result_dir: Path
 
 
 def load_published(uri: str, experiment: str, records: Path | str) -> int:
-    """Log published records (:mod:`kan.experiments.publish`) to the store at ``uri``: every run
+    """Log published records (:mod:`kan.records.publish`) to the store at ``uri``: every run
     with its (thinned) history up to its own last step, nested by training, and every science
     experiment; runs already logged unchanged are skipped. Returns the number of runs."""
-    import pandas as pd
-
-    from kan.experiments.publish import HISTORIES, RUNS, SCIENCE
-
     records = Path(records)
     runs = pd.read_parquet(records / RUNS)
     histories = pd.read_parquet(records / HISTORIES)

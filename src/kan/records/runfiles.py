@@ -7,6 +7,7 @@ with ``metrics.json`` is always complete and a killed job leaves no half-written
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -18,17 +19,20 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from kan.data.io import sha256_file
-from kan.models import KAN, MLP, load_model
-
 METRICS, HISTORY, MODEL = "metrics.json", "history.parquet", "model.pt"
-MODEL_DIGEST = "model_sha256"  # metrics.json key: sha256 of model.pt, checked by load_run_model
+MODEL_DIGEST = "model_sha256"  # metrics.json key: sha256 of model.pt, checked by checked_model
 HISTORY_COLUMNS = ("step", "grid", "train_rmse", "test_rmse", "train_loss", "test_loss", "regularization")
 
 
 def run_dir(results: Path | str, experiment: str, model: str, run_id: str) -> Path:
     """Folder of one run."""
     return Path(results) / "runs" / experiment / model / run_id
+
+
+def _sha256(path: Path) -> str:
+    """Hex sha256 digest of a file (records import nothing of the library, so not ``kan.data.io``'s)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def is_finished(directory: Path | str) -> bool:
@@ -59,15 +63,15 @@ def history_frame(history: Sequence[Mapping[str, float]]) -> pd.DataFrame:
 
 
 def write_run(directory: Path | str, metrics: Mapping[str, Any], history: Sequence[Mapping[str, float]], model: Any) -> Path:
-    """Write metrics, history and ``model.save`` output atomically to ``directory``; metrics.json
-    keeps the sha256 of model.pt (``model_sha256``)."""
+    """Write metrics, history and ``model.save`` output (a KAN or MLP of the library) atomically to
+    ``directory``; metrics.json keeps the sha256 of model.pt (``model_sha256``)."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
     try:
         history_frame(history).to_parquet(tmp / HISTORY, index=False)
         model.save(tmp / MODEL)
-        record = {**metrics, MODEL_DIGEST: sha256_file(tmp / MODEL)}
+        record = {**metrics, MODEL_DIGEST: _sha256(tmp / MODEL)}
         text = json.dumps(json_ready(record), indent=2, sort_keys=True, allow_nan=False)
         (tmp / METRICS).write_text(text + "\n", encoding="utf-8")
         if directory.exists():
@@ -93,13 +97,13 @@ def read_history(directory: Path | str) -> pd.DataFrame:
     return pd.read_parquet(Path(directory) / HISTORY)
 
 
-def load_run_model(directory: Path | str) -> KAN | MLP:
-    """The run's model, after checking model.pt against the digest its metrics.json recorded
-    (runs written before digests were recorded load unchecked); ValueError naming the folder
-    when the file was altered."""
+def checked_model(directory: Path | str) -> Path:
+    """The run's model.pt, after checking it against the digest its metrics.json recorded (runs
+    written before digests were recorded pass unchecked); ValueError naming the folder when the
+    file was altered. ``kan.load_model`` reads it."""
     directory = Path(directory)
     recorded = read_metrics(directory).get(MODEL_DIGEST)
-    if recorded is not None and sha256_file(directory / MODEL) != recorded:
+    if recorded is not None and _sha256(directory / MODEL) != recorded:
         raise ValueError(f"{directory / MODEL} does not match the sha256 in its {METRICS}: the file was altered or "
                          f"damaged; retrain the run (delete its folder) or restore the file")
-    return load_model(directory / MODEL)
+    return directory / MODEL

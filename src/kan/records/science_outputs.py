@@ -11,8 +11,8 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from kan.experiments.runfiles import json_ready
-from kan.reporting.markdown import MISSING, is_missing, markdown_table
+from kan.records.markdown import MISSING, is_missing, markdown_table
+from kan.records.runfiles import json_ready
 
 SUMMARY, RUN_RECORD = "summary.json", "run.json"
 TABLES, FIGURES = "tables", "figures"

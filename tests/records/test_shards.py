@@ -2,8 +2,8 @@
 
 import pytest
 
-from kan.experiments.shards import group_count, in_shard, job_group, parse_shard, shard_groups, shard_of
 from kan.experiments.sweep import chunks, expand
+from kan.records.shards import group_count, in_shard, job_group, parse_shard, shard_groups, shard_of
 
 
 @pytest.fixture(scope="module")

@@ -1,22 +1,16 @@
-"""Sweep expansion: stable config ids, one run per grid phase, chunks that keep seeds together."""
+"""Sweep expansion: one run per grid phase, chunks that keep seeds together, dataset specs."""
 
 from __future__ import annotations
 
 import pytest
 
-from kan.experiments.ids import config_id
-from kan.experiments.sweep import chunks, expand, total_steps
+from kan.experiments.sweep import chunks, data_spec, expand, total_steps
 
 
 @pytest.fixture
 def trainings(load):
     """``trainings(config)``: the expanded sweep of a config mapping."""
     return lambda config: expand(load(config))
-
-
-def test_config_id_is_a_stable_hash():
-    assert config_id({"b": [1, 2], "a": 0.5}) == config_id({"a": 0.5, "b": [1, 2]})
-    assert config_id({"a": 1}) == "015abd7f5cc5"  # sha256('{"a":1}')[:12]: ids never change silently
 
 
 def test_expansion_counts_variants_and_stages(tiny_config, trainings):
@@ -64,3 +58,10 @@ def test_chunks_keep_seeds_together_and_respect_size(tiny_config, trainings):
 def test_total_steps_counts_the_sparsification_phase(tiny_config, trainings):
     steps = {t.variant: total_steps(t) for t in trainings(tiny_config)}
     assert steps == {"human": 4, "unpruned": 4, "mlp": 4, "pruned": 6}
+
+
+def test_data_spec_merges_family_then_task(tiny_config, load):
+    tiny_config["datasets"]["specs"]["synthetic/xy"] = {"n_test": 7}
+    config = load(tiny_config)
+    assert data_spec(config, "synthetic", "xy") == {"n_train": 60, "n_test": 7}
+    assert data_spec(config, "feynman", "I.6.20") == {}

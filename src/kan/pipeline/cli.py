@@ -17,10 +17,23 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
-if TYPE_CHECKING:
-    import pandas as pd
+import pandas as pd
+
+from kan.experiments.progress import publish, shard_table
+from kan.experiments.sweep import expand, total_steps
+from kan.pipeline.config import load_config, load_yaml
+from kan.pipeline.jobs import profile_datasets, report_deviations, science_requests
+from kan.pipeline.regression import (
+    compare_band, compare_expected, compare_paper, compare_science_expected, compare_science_paper, compare_trends,
+    expected_table, record_for_machine, rows_for_machine, science_expected_table,
+)
+from kan.pipeline.resume import unlock_if_idle
+from kan.pipeline.tracking import load_published, tracking_uri
+from kan.records.provenance import machine_kind
+from kan.records.publish import SHARDS
+from kan.reporting.paper_run import rebuild
 
 SCHEMA = Path("workflow/schemas/config.schema.yaml")
 REFERENCE = Path("reports/reference")
@@ -36,9 +49,6 @@ def _science_table(runs: Path) -> Path | None:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from kan.experiments.config import load_config
-    from kan.experiments.sweep import expand, total_steps
-
     trainings = expand(load_config(args.config, args.schema))
     print(f"{'experiment':<16}{'trainings':>10}{'runs':>8}{'steps':>10}")
     for experiment in dict.fromkeys(t.experiment for t in trainings):
@@ -50,15 +60,6 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from kan.experiments.config import load_yaml
-    from kan.experiments.provenance import machine_kind
-    from kan.experiments.regression import (
-        compare_band, compare_expected, compare_paper, compare_science_expected, compare_science_paper, compare_trends,
-        rows_for_machine,
-    )
-
     def expected_rows(name: str, rtol: float) -> tuple[pd.DataFrame, float | None]:
         """This machine kind's rows of reports/reference/``name`` and the tolerance to compare
         floats with (None: no rows of this kind, floats not compared)."""
@@ -90,21 +91,12 @@ def _check(args: argparse.Namespace) -> int:
 
 def _record(path: Path, table: pd.DataFrame, machine: str) -> None:
     """Replace ``machine``'s rows of the expected-values file at ``path`` with ``table``."""
-    import pandas as pd
-
-    from kan.experiments.regression import record_for_machine
-
     existing = pd.read_csv(path) if path.is_file() else None
     record_for_machine(existing, table, machine).to_csv(path, index=False)
     print(f"wrote the {machine} rows of {path}")
 
 
 def _expected(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from kan.experiments.provenance import machine_kind
-    from kan.experiments.regression import expected_table, science_expected_table
-
     machine = machine_kind()
     _record(args.reference / "ci_expected.csv", expected_table(pd.read_csv(args.runs)), machine)
     science = _science_table(args.runs)
@@ -116,8 +108,6 @@ def _expected(args: argparse.Namespace) -> int:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    from kan.tracking import tracking_uri
-
     uri = tracking_uri(args.uri, "results")
     command = ["mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"]
     print(" ".join(command), flush=True)
@@ -126,11 +116,6 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from kan.experiments.config import load_config
-    from kan.experiments.jobs import profile_datasets, report_deviations, science_requests
-    from kan.experiments.publish import SHARDS, publish, shard_table
-    from kan.experiments.sweep import expand
-
     settings = load_config(args.config, args.schema)
     trainings = expand(settings)
     datasets = args.results.parent / "datasets" / "generated"
@@ -146,16 +131,12 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from kan.reporting.paper_run import rebuild
-
     written = rebuild(args.records, args.reference / "paper.yaml")
     print(f"wrote {len(written)} files under {args.records}")
     return 0
 
 
 def _ui_records(args: argparse.Namespace) -> int:
-    from kan.tracking import load_published
-
     uri = f"sqlite:///{args.store.resolve()}"
     args.store.parent.mkdir(parents=True, exist_ok=True)
     print(f"{load_published(uri, args.experiment, args.records)} runs of {args.records} in {uri}", flush=True)
@@ -164,8 +145,6 @@ def _ui_records(args: argparse.Namespace) -> int:
 
 
 def _unlock(args: argparse.Namespace) -> int:
-    from kan.experiments.resume import unlock_if_idle
-
     try:
         print(unlock_if_idle(args.directory, args.snakefile))
     except RuntimeError as error:
@@ -221,4 +200,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit status."""
     args = parser().parse_args(argv)
     return args.run(args)
-

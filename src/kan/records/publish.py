@@ -10,9 +10,10 @@ enough to rebuild the report and an MLflow store without training.
                         the experiment/dataset pairs whose trainings are all current)
 ``shards.csv``          per shard: trainings and science experiments expected, current, stale, missing
 
-Shards are published one at a time: :func:`publish` merges a results folder into the records
-already there (a run id's newest record wins). A record is current when its code fingerprint
-equals the one this code has on the record's machine kind.
+Shards are published one at a time: :func:`merge` merges a results folder into the records
+already there (a run id's newest record wins; :func:`kan.experiments.progress.publish` adds which
+datasets of the profile they complete). A record is current when its code fingerprint equals the
+one this code has on the record's machine kind.
 """
 
 from __future__ import annotations
@@ -25,13 +26,10 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from kan.experiments.aggregate import RUN_COLUMNS, runs_table
-from kan.experiments.ids import canonical_json
-from kan.experiments.provenance import FINGERPRINT, code_fingerprint
-from kan.experiments.runfiles import HISTORY_COLUMNS, is_finished, read_history, read_metrics
-from kan.experiments.runner import TERMINAL
-from kan.experiments.shards import group_count, shard_groups, shard_of
-from kan.experiments.sweep import Training, chunks
+from kan.records.aggregate import RUN_COLUMNS, runs_table
+from kan.records.ids import canonical_json
+from kan.records.provenance import FINGERPRINT, code_fingerprint
+from kan.records.runfiles import HISTORY_COLUMNS, is_finished, read_history, read_metrics
 
 RUNS, HISTORIES, SHARDS, REPORT_INPUTS, SCIENCE = "runs.parquet", "histories.parquet", "shards.csv", "report.json", "science"
 PROVENANCE = ("training_id", "final_stage", "profile", "git_commit", "machine", FINGERPRINT, "finished_at", "cpu_seconds")
@@ -125,22 +123,19 @@ def publish_science(result_dir: Path, out: Path) -> Path:
 _DATASET_DEVIATION = re.compile(r"^[a-z]+/[^:\s]+: ")  # how report_deviations names a dataset's own
 
 
-def publish(results: Path | str, out: Path | str, report_inputs: Mapping[str, Any],
-            trainings: Sequence[Training]) -> dict[str, int]:
-    """Merge the finished runs and science results of ``results`` into the records in ``out``
-    and write ``report_inputs`` (profile, deviations, miss causes) to report.json with the
-    ``experiment/dataset`` pairs of ``trainings`` (the profile's) that the records now complete;
-    counts of what was added."""
+def merge(results: Path | str, out: Path | str, profile: str) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Merge the finished runs and science results of ``results`` (all of profile ``profile``) into
+    the records in ``out``; the merged run records and counts of what was added."""
     results, out = Path(results), Path(out)
     if not (results / "runs").is_dir():
         raise FileNotFoundError(f"{results} holds no runs folder: give the results folder of a profile run")
     runs = finished_runs(results)
     records = run_records(runs)
-    foreign = records[records["profile"] != report_inputs["profile"]]
+    foreign = records[records["profile"] != profile]
     if len(foreign):
         found = ", ".join(sorted(map(str, foreign["profile"].unique())))
         raise ValueError(f"{results}: {len(foreign)} of {len(records)} runs come from profile(s) {found}, not "
-                         f"{report_inputs['profile']!r}; publish each profile's results on their own")
+                         f"{profile!r}; publish each profile's results on their own")
     out.mkdir(parents=True, exist_ok=True)
     order = ["experiment", "dataset", "model", "variant", "initial_shape", "lamb", "activation", "seed", "steps", "run_id"]
     merged = _merged(_read(out / RUNS), records, ["run_id"], order)
@@ -154,11 +149,16 @@ def publish(results: Path | str, out: Path | str, report_inputs: Mapping[str, An
     merged.to_parquet(out / RUNS, index=False)
     merged_histories.to_parquet(out / HISTORIES, index=False)
     science = [publish_science(d, out) for d in finished_science(results)]
-    complete = complete_datasets(trainings, {r["run_id"]: r for r in merged.to_dict("records")})
-    inputs = {**report_inputs, "deviations": _kept_dataset_deviations(out / REPORT_INPUTS, report_inputs.get("deviations", []))}
-    text = json.dumps({**inputs, COMPLETE: complete}, indent=2, sort_keys=True, ensure_ascii=False)
-    (out / REPORT_INPUTS).write_text(text + "\n", encoding="utf-8")
-    return {"runs": len(records), "histories": int(histories["run_id"].nunique()), "science": len(science)}
+    return merged, {"runs": len(records), "histories": int(histories["run_id"].nunique()), "science": len(science)}
+
+
+def write_report_inputs(out: Path | str, report_inputs: Mapping[str, Any], complete: Sequence[str]) -> None:
+    """report.json: ``report_inputs`` (profile, deviations, miss causes; earlier dataset deviations
+    kept) and the ``experiment/dataset`` pairs ``complete`` whose trainings the records hold."""
+    path = Path(out) / REPORT_INPUTS
+    inputs = {**report_inputs, "deviations": _kept_dataset_deviations(path, report_inputs.get("deviations", []))}
+    text = json.dumps({**inputs, COMPLETE: list(complete)}, indent=2, sort_keys=True, ensure_ascii=False)
+    path.write_text(text + "\n", encoding="utf-8")
 
 
 def _kept_dataset_deviations(previous: Path, deviations: Sequence[str]) -> list[str]:
@@ -175,68 +175,7 @@ def is_current(record: Mapping[str, Any], science: str | None = None) -> bool:
     return bool(machine) and record.get(FINGERPRINT) == code_fingerprint(machine, science)
 
 
-def training_state(training: Training, records: Mapping[str, Mapping[str, Any]]) -> str:
-    """``current``, ``stale`` or ``missing``: whether the records hold the training's last run (or
-    a run that ended it early) from current code."""
-    found = [records[s.run_id] for s in training.stages if s.run_id in records]
-    done = [r for r in found if r["run_id"] == training.stages[-1].run_id or r["status"] in TERMINAL]
-    if not done:
-        return "missing"
-    return "current" if all(is_current(r) for r in done) else "stale"
-
-
-def complete_datasets(trainings: Sequence[Training], records: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """``experiment/dataset`` of every dataset whose trainings are all current in ``records``:
-    the report compares only those, so a half-published dataset's best model is not taken for
-    the sweep's."""
-    states: dict[str, set[str]] = {}
-    for training in trainings:
-        states.setdefault(f"{training.experiment}/{training.dataset}", set()).add(training_state(training, records))
-    return sorted(key for key, found in states.items() if found == {"current"})
-
-
-def shard_table(
-    trainings: list[Training], chunk_size: int, science: Sequence[str], out: Path | str, count: int | None = None
-) -> pd.DataFrame:
-    """Per shard (1..``count``, split as ``kan.experiments.shards``; default one shard per dataset
-    and science experiment, the published paper run's split): the groups it runs, trainings
-    and science experiments expected, current, stale and missing in the records of ``out``; CPU
-    hours and machine kinds of its current records."""
-    out = Path(out)
-    runs = _read(out / RUNS)
-    records = {} if runs is None else {r["run_id"]: r for r in runs.to_dict("records")}
-    members = chunks(trainings, chunk_size)
-    names = [*members, *(f"science:{name}" for name in science)]
-    count = count or group_count(names)
-    shards, groups = shard_of(names, count), shard_groups(names, count)
-    rows = {k: {"shard": f"{k}/{count}", "groups": " ".join(groups[k]), "trainings": 0, "current": 0, "stale": 0,
-                "missing": 0, "science": 0, "science_current": 0, "seconds": 0.0, "machines": set()}
-            for k in range(1, count + 1)}
-    for name, chunk in members.items():
-        row = rows[shards[name]]
-        for training in chunk:
-            state = training_state(training, records)
-            row["trainings"] += 1
-            row[state] += 1
-            for stage in training.stages:
-                record = records.get(stage.run_id)
-                if state == "current" and record is not None:
-                    row["machines"].add(record["machine"])
-            last = max((records[s.run_id] for s in training.stages if s.run_id in records),
-                       key=lambda r: r["steps"], default=None)
-            row["seconds"] += last["seconds"] if state == "current" and last is not None else 0.0
-    for name in science:
-        row = rows[shards[f"science:{name}"]]
-        row["science"] += 1
-        record_path = out / SCIENCE / name / "run.json"
-        if record_path.is_file():
-            record = json.loads(record_path.read_text(encoding="utf-8"))
-            if is_current(record, name):
-                row["science_current"] += 1
-                row["seconds"] += record.get("seconds", 0.0)
-                row["machines"].add(record["machine"])
-    table = pd.DataFrame(rows.values())
-    table["complete"] = (table["current"] == table["trainings"]) & (table["science_current"] == table["science"])
-    table["cpu_hours"] = (table.pop("seconds") / 3600).round(2)
-    table["machines"] = table["machines"].map(lambda kinds: " ".join(sorted(kinds)))
-    return table
+def published_runs(out: Path | str) -> dict[str, dict[str, Any]]:
+    """run_id -> record of the runs published in ``out`` (empty when there are none yet)."""
+    runs = _read(Path(out) / RUNS)
+    return {} if runs is None else {r["run_id"]: r for r in runs.to_dict("records")}

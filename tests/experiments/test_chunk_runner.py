@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from kan.experiments import runner
-from kan.experiments.runfiles import MODEL, load_run_model, read_history, read_metrics, run_dir
 from kan.experiments.sweep import expand
+from kan.records.runfiles import MODEL, read_history, read_metrics, run_dir
 from kan.train import FitResult
 
 
@@ -49,13 +49,13 @@ def test_a_run_model_is_checked_against_its_recorded_digest(tiny_sweep, trained,
     training = tiny_sweep[0]
     original = _dir(results, training, training.stages[-1])
     copy = shutil.copytree(original, tmp_path / "run")
-    assert load_run_model(copy).num_parameters() == read_metrics(copy)["n_params"]  # intact: loads
+    assert runner.load_run_model(copy).num_parameters() == read_metrics(copy)["n_params"]  # intact: loads
     data = bytearray((copy / MODEL).read_bytes())
     middle = len(data) // 2
     data[middle:middle + 64] = bytes(b ^ 0xFF for b in data[middle:middle + 64])
     (copy / MODEL).write_bytes(bytes(data))
     with pytest.raises(ValueError, match="does not match the sha256 in its metrics.json"):
-        load_run_model(copy)
+        runner.load_run_model(copy)
 
 
 def test_pruned_runs_record_both_shapes(tiny_sweep, trained):

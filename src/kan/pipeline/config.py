@@ -15,7 +15,10 @@ import yaml
 
 from kan.data import FAMILIES, family_module, task_names
 from kan.data.spec import merge_spec
-from kan.experiments.shards import parse_shard
+from kan.experiments.sweep import data_spec, dataset_names
+from kan.records.shards import parse_shard
+from kan.science.registry import resolve_settings
+from kan.train import TrainConfig, TrainConfigError
 
 
 class ConfigError(ValueError):
@@ -112,21 +115,7 @@ def validate_schema(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[s
     return config
 
 
-def dataset_names(experiment: Mapping[str, Any]) -> list[str]:
-    """The experiment's task names, with ``"all"`` expanded."""
-    names = experiment["datasets"]
-    return task_names(experiment["family"]) if names == "all" else list(names)
-
-
-def data_spec(config: Mapping[str, Any], family: str, name: str) -> dict[str, Any]:
-    """Spec overrides for one dataset: the family's entry, then the task's."""
-    specs = config["datasets"]["specs"]
-    return {**specs.get(family, {}), **specs.get(f"{family}/{name}", {})}
-
-
 def _check_experiment(config: Mapping[str, Any], key: str, experiment: Mapping[str, Any]) -> list[str]:
-    from kan.train import TrainConfig, TrainConfigError  # torch is already loaded by the kan package
-
     problems = []
     family = experiment["family"]
     known = task_names(family)
@@ -178,8 +167,6 @@ def _check_science(config: Mapping[str, Any]) -> list[str]:
     """Every science experiment's settings against its option dataclasses (kan.science.registry)."""
     if not config["science"]:
         return []
-    from kan.science.registry import resolve_settings  # imports the science modules: only when needed
-
     problems = []
     for name, settings in config["science"].items():
         try:

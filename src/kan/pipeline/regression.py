@@ -4,7 +4,7 @@ against the paper's numbers (loose, documented factors). Every failure is a sent
 experiment, the run or number, and the values.
 
 The expected-values files keep one set of rows per machine kind (column ``machine``, see
-:func:`kan.experiments.provenance.machine_kind`): results are bitwise repeatable on one kind of
+:func:`kan.records.provenance.machine_kind`): results are bitwise repeatable on one kind of
 CPU but not across kinds, so floats are compared tightly only with values recorded on the same kind;
 which runs and numbers exist, the exact columns, and a band around the values of every recorded
 kind (:func:`compare_band`) are checked on every machine.
@@ -16,6 +16,8 @@ import math
 from typing import Any, Iterable, Mapping
 
 import pandas as pd
+
+from kan.reporting.science import SCIENCE_BLOCKS, claim_checks, number_comparisons, summaries
 
 MACHINE = "machine"
 KEY = "run_id"
@@ -177,8 +179,6 @@ def compare_science_paper(science: pd.DataFrame, checks: Iterable[Mapping[str, A
     ours/paper within [1/tolerance, tolerance]). ``claims``: ``{experiment, metric}``: the paper
     claim that paper.yaml's ``checks`` state on that metric must hold.
     """
-    from kan.reporting.science import SCIENCE_BLOCKS, claim_checks, number_comparisons, summaries
-
     ours = summaries(science)
     blocks = {experiment: name for name, (experiment, _) in SCIENCE_BLOCKS.items()}
     failures = []

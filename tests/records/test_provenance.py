@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from kan.experiments.provenance import EXPECTED_FILES, REFERENCE, UNRECORDED, code_fingerprint
+from kan.records.provenance import EXPECTED_FILES, REFERENCE, UNRECORDED, code_fingerprint
 
 
 @pytest.fixture

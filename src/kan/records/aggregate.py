@@ -10,7 +10,8 @@ from typing import Iterable
 
 import pandas as pd
 
-from kan.experiments.runfiles import HISTORY_COLUMNS, METRICS, read_history, read_metrics
+from kan.records.runfiles import HISTORY_COLUMNS, METRICS, read_history, read_metrics
+from kan.records.science_outputs import read_summary
 
 RUN_COLUMNS = (
     "run_id", "experiment", "family", "dataset", "model", "variant", "shape", "initial_shape",
@@ -72,8 +73,6 @@ SCIENCE_COLUMNS = ("experiment", "metric", "value")
 
 def science_table(result_dirs: Iterable[Path | str]) -> pd.DataFrame:
     """One row per science experiment (its folder name) and summary number, sorted."""
-    from kan.science.outputs import read_summary
-
     rows = [{"experiment": Path(d).name, "metric": key, "value": value}
             for d in result_dirs for key, value in read_summary(d).items()]
     frame = pd.DataFrame(rows, columns=list(SCIENCE_COLUMNS)).astype({"value": "float64"})

@@ -7,8 +7,8 @@ import math
 
 import pandas as pd
 
-from kan.experiments.aggregate import RUN_COLUMNS, histories_table, manifest_runs, runs_table, write_tables
-from kan.experiments.runfiles import HISTORY_COLUMNS, is_finished, read_metrics
+from kan.records.aggregate import RUN_COLUMNS, histories_table, manifest_runs, runs_table, write_tables
+from kan.records.runfiles import HISTORY_COLUMNS, is_finished, read_metrics
 
 
 def test_run_folders_are_complete_and_strict_json(two_runs):

@@ -1,4 +1,4 @@
-"""Published records: thinned histories, merging shard by shard, and which trainings are current."""
+"""Publishing a profile's results: merging shard by shard, and which trainings are current."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from kan.experiments import publish, runner
-from kan.experiments.provenance import code_fingerprint, machine_kind
-from kan.experiments.runfiles import HISTORY_COLUMNS
+from kan.experiments import progress, runner
+from kan.records import publish
+from kan.records.provenance import code_fingerprint, machine_kind
 
 
 @pytest.fixture(scope="module")
@@ -21,26 +21,15 @@ def results(tiny_sweep, xy_dataset, tmp_path_factory):
     return folder
 
 
-def _history(steps_per_phase: int, grids: list[int]) -> pd.DataFrame:
-    rows = [{"step": i * steps_per_phase + s + 1, "grid": g} for i, g in enumerate(grids) for s in range(steps_per_phase)]
-    return pd.DataFrame(rows).reindex(columns=list(HISTORY_COLUMNS), fill_value=0.5)
-
-
-def test_a_thinned_history_keeps_the_first_step_every_nth_and_each_phase_end():
-    history = _history(60, [3, 5, 10])
-    kept = publish.thinned_history(history, every=25)["step"].tolist()
-    assert kept == [1, 25, 50, 60, 75, 100, 120, 125, 150, 175, 180]
-
-
 def test_publishing_twice_adds_nothing_and_every_training_is_current(tiny_sweep, results, tmp_path):
-    first = publish.publish(results, tmp_path, {"profile": "test"}, tiny_sweep)
-    again = publish.publish(results, tmp_path, {"profile": "test"}, tiny_sweep)
+    first = progress.publish(results, tmp_path, {"profile": "test"}, tiny_sweep)
+    again = progress.publish(results, tmp_path, {"profile": "test"}, tiny_sweep)
     records = pd.read_parquet(tmp_path / publish.RUNS)
     assert first == again and len(records) == first["runs"] == sum(len(t.stages) for t in tiny_sweep)
     assert records["run_id"].is_unique
     histories = pd.read_parquet(tmp_path / publish.HISTORIES)
     assert histories["run_id"].nunique() == len(tiny_sweep)  # one (the longest) per training
-    table = publish.shard_table(tiny_sweep, 4, [], tmp_path, 2)
+    table = progress.shard_table(tiny_sweep, 4, [], tmp_path, 2)
     assert table["trainings"].sum() == table["current"].sum() == len(tiny_sweep) and table["complete"].all()
     assert json.loads((tmp_path / publish.REPORT_INPUTS).read_text())[publish.COMPLETE] == ["toy_scaling/xy"]
 
@@ -48,32 +37,32 @@ def test_publishing_twice_adds_nothing_and_every_training_is_current(tiny_sweep,
 def test_dataset_deviations_of_earlier_publishes_are_kept(tiny_sweep, results, tmp_path):
     """Two results folders (say two machines' shards) each hold some datasets: the report lists the
     deviations of all of them, and the profile's own list is the latest one."""
-    publish.publish(results, tmp_path, {"profile": "test", "deviations": ["old", "synthetic/a: x"]}, tiny_sweep)
-    publish.publish(results, tmp_path, {"profile": "test", "deviations": ["new", "synthetic/b: y"]}, tiny_sweep)
+    progress.publish(results, tmp_path, {"profile": "test", "deviations": ["old", "synthetic/a: x"]}, tiny_sweep)
+    progress.publish(results, tmp_path, {"profile": "test", "deviations": ["new", "synthetic/b: y"]}, tiny_sweep)
     found = json.loads((tmp_path / publish.REPORT_INPUTS).read_text())["deviations"]
     assert found == ["new", "synthetic/b: y", "synthetic/a: x"]
 
 
 def test_records_of_another_fingerprint_are_stale_and_absent_ones_missing(tiny_sweep, results, tmp_path):
-    publish.publish(results, tmp_path, {"profile": "test"}, tiny_sweep)
+    progress.publish(results, tmp_path, {"profile": "test"}, tiny_sweep)
     path = tmp_path / publish.RUNS
     records = pd.read_parquet(path)
     stale = tiny_sweep[0]
     records.loc[records["training_id"] == stale.stages[-1].run_id, "code_fingerprint"] = "0000000000000000"
     dropped = tiny_sweep[1]
     records[~records["run_id"].isin({s.run_id for s in dropped.stages})].to_parquet(path, index=False)
-    table = publish.shard_table(tiny_sweep, 4, [], tmp_path, 1)
+    table = progress.shard_table(tiny_sweep, 4, [], tmp_path, 1)
     assert table.loc[0, ["current", "stale", "missing"]].tolist() == [len(tiny_sweep) - 2, 1, 1]
     assert not table.loc[0, "complete"]
     records = {r["run_id"]: r for r in pd.read_parquet(path).to_dict("records")}
-    assert publish.complete_datasets(tiny_sweep, records) == []  # the report leaves the dataset out
-    publish.publish(results, tmp_path, {"profile": "test"}, tiny_sweep)  # the shard published again: current again
-    assert publish.shard_table(tiny_sweep, 4, [], tmp_path, 1).loc[0, "complete"]
+    assert progress.complete_datasets(tiny_sweep, records) == []  # the report leaves the dataset out
+    progress.publish(results, tmp_path, {"profile": "test"}, tiny_sweep)  # the shard published again: current again
+    assert progress.shard_table(tiny_sweep, 4, [], tmp_path, 1).loc[0, "complete"]
 
 
 def test_runs_of_another_profile_or_no_results_are_refused(results, tmp_path):
     with pytest.raises(ValueError, match="come from profile\\(s\\) test, not 'paper'"):
-        publish.publish(results, tmp_path / "out", {"profile": "paper"}, [])
+        progress.publish(results, tmp_path / "out", {"profile": "paper"}, [])
     with pytest.raises(FileNotFoundError, match="holds no runs folder"):
-        publish.publish(tmp_path / "nothing", tmp_path / "out", {"profile": "test"}, [])
+        progress.publish(tmp_path / "nothing", tmp_path / "out", {"profile": "test"}, [])
     assert not (tmp_path / "out").exists()  # nothing written

@@ -11,8 +11,20 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from kan.experiments.aggregate import manifest_runs
-from kan.experiments.runfiles import read_metrics
+import matplotlib
+
+from kan import KAN
+from kan.data import with_requests
+from kan.experiments.pruning import DEVIATION
+from kan.experiments.runner import load_dataset, load_run_model, train_chunk
+from kan.experiments.sweep import Training, datasets_used
+from kan.pipeline import tracking
+from kan.plot import plot_history, plot_kan
+from kan.records.aggregate import manifest_runs
+from kan.records.provenance import FINGERPRINT, code_fingerprint, git_commit, machine_kind
+from kan.records.runfiles import read_history, read_metrics
+from kan.records.science_outputs import FIGURES
+from kan.science import registry
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +46,6 @@ def train(trainings: Sequence[Mapping[str, Any]], dataset_dirs: Mapping[str, str
 
     ``dataset_dirs`` maps ``"<family>/<name>"`` to the dataset folder.
     """
-    from kan.experiments.provenance import FINGERPRINT, code_fingerprint, git_commit, machine_kind
-    from kan.experiments.runner import train_chunk
-    from kan.experiments.sweep import Training
-
     dirs = {tuple(key.split("/", 1)): Path(path) for key, path in dataset_dirs.items()}
     extra = {"profile": profile, "git_commit": git_commit(), "machine": machine_kind(),
              FINGERPRINT: code_fingerprint()}
@@ -49,12 +57,10 @@ def train(trainings: Sequence[Mapping[str, Any]], dataset_dirs: Mapping[str, str
 def init_tracking(uri: str, experiment: str, artifacts: Path | str | None, marker: Path | str) -> None:
     """Create the MLflow store and experiment (a new experiment keeps its artifacts in
     ``artifacts``; None: the server's default); record what was found in ``marker``."""
-    from kan.tracking import init_tracking as create
-
     description = ("KAN paper reproduction (arXiv 2404.19756): one run per grid phase of every training, the earlier "
                    "phases nested under the training's longest run, and one run per science experiment. The per-run "
                    "files in results/runs and results/science are the source of truth; report: reports/paper_vs_ours.md.")
-    experiment_id = create(uri, experiment, artifacts, description)
+    experiment_id = tracking.init_tracking(uri, experiment, artifacts, description)
     log.info("MLflow experiment %s (id %s) at %s", experiment, experiment_id, uri)
     write_json(marker, {"uri": uri, "experiment": experiment, "experiment_id": experiment_id})
 
@@ -63,25 +69,18 @@ def science_requests(settings: Mapping[str, Any]) -> dict[str, list[Any]]:
     """Per configured science experiment, the datasets it reads (kan.science.registry.datasets)."""
     if not settings["science"]:
         return {}
-    from kan.science.registry import datasets  # imports the science modules: only when configured
-
-    return {name: datasets(name, options) for name, options in settings["science"].items()}
+    return {name: registry.datasets(name, options) for name, options in settings["science"].items()}
 
 
 def profile_datasets(trainings: Sequence[Any], requests: Mapping[str, Sequence[Any]]) -> dict[tuple[str, str], dict[str, Any]]:
     """(family, name) -> {"spec", "seed"} of every dataset folder a profile writes: those its
     trainings use and those its science experiments read (``requests``, see :func:`science_requests`)."""
-    from kan.data import with_requests
-    from kan.experiments.sweep import datasets_used
-
     return with_requests(datasets_used(list(trainings)), [r for found in requests.values() for r in found])
 
 
 def report_deviations(profile_deviations: Sequence[str], dataset_dirs: Sequence[Path | str]) -> list[str]:
     """Every deviation from the paper, once: the profile's, the pruning procedure's, and
     those recorded in the datasets' meta.json."""
-    from kan.experiments.pruning import DEVIATION
-
     found = [*profile_deviations, DEVIATION]
     for directory in dataset_dirs:
         meta = json.loads((Path(directory) / "meta.json").read_text(encoding="utf-8"))
@@ -91,11 +90,6 @@ def report_deviations(profile_deviations: Sequence[str], dataset_dirs: Sequence[
 
 def _figures(run_dir: Path, out_dir: Path, dataset_root: Path) -> list[Path]:
     """KAN diagram (KANs only) and training curves of one run, written to ``out_dir``."""
-    from kan import KAN
-    from kan.experiments.runfiles import load_run_model, read_history
-    from kan.experiments.runner import load_dataset
-    from kan.plot import plot_history, plot_kan
-
     metrics = read_metrics(run_dir)
     paths = [out_dir / "curves.png"]
     plot_history(read_history(run_dir).to_dict("records"), paths[0])
@@ -109,25 +103,19 @@ def _figures(run_dir: Path, out_dir: Path, dataset_root: Path) -> list[Path]:
 
 def _tracking_store(uri: str, experiment: str) -> tuple[Any, str, dict[str, tuple[str, str]]]:
     """(client, experiment id, runs already logged) of the store the tracking_store rule created."""
-    from kan.tracking import client, logged_runs, sqlite_path
-
-    database = sqlite_path(uri)
+    database = tracking.sqlite_path(uri)
     if database is not None and not database.is_file():
         raise FileNotFoundError(f"{database} is missing; recreate it with `snakemake --forcerun tracking_store`")
-    mlflow = client(uri)
+    mlflow = tracking.client(uri)
     experiment_id = mlflow.get_experiment_by_name(experiment).experiment_id
-    return mlflow, experiment_id, logged_runs(mlflow, experiment_id)
+    return mlflow, experiment_id, tracking.logged_runs(mlflow, experiment_id)
 
 
 def log_runs(uri: str, experiment: str, manifests: Sequence[Path | str], diagrams: str,
              dataset_root: Path | str, out: Path | str) -> None:
     """Log every run listed by ``manifests`` to MLflow (idempotent); ``diagrams`` is
     ``all``, ``final`` (only each training's last run) or ``none``."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    from kan.tracking import log_trainings
-
     mlflow, experiment_id, known = _tracking_store(uri, experiment)
     with tempfile.TemporaryDirectory() as tmp:
         def figures(run_dir: Path) -> list[Path]:
@@ -136,7 +124,7 @@ def log_runs(uri: str, experiment: str, manifests: Sequence[Path | str], diagram
             out.mkdir()
             return _figures(run_dir, out, Path(dataset_root)) if wanted else []
 
-        logged = log_trainings(mlflow, experiment_id, manifest_runs(manifests), known, figures, Path(dataset_root))
+        logged = tracking.log_trainings(mlflow, experiment_id, manifest_runs(manifests), known, figures, Path(dataset_root))
     log.info("%d runs in MLflow experiment %s (%s)", len(logged), experiment, uri)
     write_json(out, {"uri": uri, "experiment": experiment, "runs": logged})
 
@@ -146,10 +134,7 @@ def run_science(name: str, settings: Mapping[str, Any], out_dir: Path | str, fig
     """Run science experiment ``name`` into ``out_dir`` (:func:`kan.science.registry.run_recorded`)
     on the dataset folders ``datasets`` ("<family>/<name>" -> folder; None: generated in memory)
     and copy its figures to ``figures_dir`` for the reports."""
-    from kan.science.outputs import FIGURES
-    from kan.science.registry import run_recorded
-
-    summary = run_recorded(name, settings, out_dir, profile, datasets)
+    summary = registry.run_recorded(name, settings, out_dir, profile, datasets)
     log.info("science %s: %s", name, summary)
     Path(figures_dir).mkdir(parents=True, exist_ok=True)
     for figure in sorted((Path(out_dir) / FIGURES).glob("*.png")):
@@ -157,10 +142,8 @@ def run_science(name: str, settings: Mapping[str, Any], out_dir: Path | str, fig
 
 
 def log_science(uri: str, experiment: str, result_dirs: Sequence[Path | str], out: Path | str) -> None:
-    """Log every science experiment folder to MLflow (idempotent, see :func:`kan.tracking.log_science_run`)."""
-    from kan.tracking import log_science_run
-
+    """Log every science experiment folder to MLflow (idempotent, see :func:`kan.pipeline.tracking.log_science_run`)."""
     mlflow, experiment_id, known = _tracking_store(uri, experiment)
-    logged = {Path(d).name: log_science_run(mlflow, experiment_id, d, known) for d in result_dirs}
+    logged = {Path(d).name: tracking.log_science_run(mlflow, experiment_id, d, known) for d in result_dirs}
     log.info("%d science runs in MLflow experiment %s (%s)", len(logged), experiment, uri)
     write_json(out, {"uri": uri, "experiment": experiment, "runs": logged})

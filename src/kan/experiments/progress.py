@@ -1,0 +1,95 @@
+"""How far published records (:mod:`kan.records.publish`) are through a profile's trainings: each
+training current, stale or missing, the datasets whose trainings are all current, and per shard
+what is done; :func:`publish` merges a results folder and records which datasets it completes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from kan.experiments.runner import TERMINAL
+from kan.experiments.sweep import Training, chunks
+from kan.records.publish import SCIENCE, is_current, merge, published_runs, write_report_inputs
+from kan.records.science_outputs import RUN_RECORD
+from kan.records.shards import group_count, shard_groups, shard_of
+
+
+def publish(results: Path | str, out: Path | str, report_inputs: Mapping[str, Any],
+            trainings: Sequence[Training]) -> dict[str, int]:
+    """Merge the finished runs and science results of ``results`` into the records in ``out``
+    (:func:`kan.records.publish.merge`) and write ``report_inputs`` (profile, deviations, miss
+    causes) to report.json with the ``experiment/dataset`` pairs of ``trainings`` (the profile's)
+    that the records now complete; counts of what was added."""
+    merged, added = merge(results, out, report_inputs["profile"])
+    complete = complete_datasets(trainings, {r["run_id"]: r for r in merged.to_dict("records")})
+    write_report_inputs(out, report_inputs, complete)
+    return added
+
+
+def training_state(training: Training, records: Mapping[str, Mapping[str, Any]]) -> str:
+    """``current``, ``stale`` or ``missing``: whether the records hold the training's last run (or
+    a run that ended it early) from current code."""
+    found = [records[s.run_id] for s in training.stages if s.run_id in records]
+    done = [r for r in found if r["run_id"] == training.stages[-1].run_id or r["status"] in TERMINAL]
+    if not done:
+        return "missing"
+    return "current" if all(is_current(r) for r in done) else "stale"
+
+
+def complete_datasets(trainings: Sequence[Training], records: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """``experiment/dataset`` of every dataset whose trainings are all current in ``records``:
+    the report compares only those, so a half-published dataset's best model is not taken for
+    the sweep's."""
+    states: dict[str, set[str]] = {}
+    for training in trainings:
+        states.setdefault(f"{training.experiment}/{training.dataset}", set()).add(training_state(training, records))
+    return sorted(key for key, found in states.items() if found == {"current"})
+
+
+def shard_table(
+    trainings: list[Training], chunk_size: int, science: Sequence[str], out: Path | str, count: int | None = None
+) -> pd.DataFrame:
+    """Per shard (1..``count``, split as ``kan.records.shards``; default one shard per dataset
+    and science experiment, the published paper run's split): the groups it runs, trainings
+    and science experiments expected, current, stale and missing in the records of ``out``; CPU
+    hours and machine kinds of its current records."""
+    out = Path(out)
+    records = published_runs(out)
+    members = chunks(trainings, chunk_size)
+    names = [*members, *(f"science:{name}" for name in science)]
+    count = count or group_count(names)
+    shards, groups = shard_of(names, count), shard_groups(names, count)
+    rows = {k: {"shard": f"{k}/{count}", "groups": " ".join(groups[k]), "trainings": 0, "current": 0, "stale": 0,
+                "missing": 0, "science": 0, "science_current": 0, "seconds": 0.0, "machines": set()}
+            for k in range(1, count + 1)}
+    for name, chunk in members.items():
+        row = rows[shards[name]]
+        for training in chunk:
+            state = training_state(training, records)
+            row["trainings"] += 1
+            row[state] += 1
+            for stage in training.stages:
+                record = records.get(stage.run_id)
+                if state == "current" and record is not None:
+                    row["machines"].add(record["machine"])
+            last = max((records[s.run_id] for s in training.stages if s.run_id in records),
+                       key=lambda r: r["steps"], default=None)
+            row["seconds"] += last["seconds"] if state == "current" and last is not None else 0.0
+    for name in science:
+        row = rows[shards[f"science:{name}"]]
+        row["science"] += 1
+        record_path = out / SCIENCE / name / RUN_RECORD
+        if record_path.is_file():
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+            if is_current(record, name):
+                row["science_current"] += 1
+                row["seconds"] += record.get("seconds", 0.0)
+                row["machines"].add(record["machine"])
+    table = pd.DataFrame(rows.values())
+    table["complete"] = (table["current"] == table["trainings"]) & (table["science_current"] == table["science"])
+    table["cpu_hours"] = (table.pop("seconds") / 3600).round(2)
+    table["machines"] = table["machines"].map(lambda kinds: " ".join(sorted(kinds)))
+    return table
