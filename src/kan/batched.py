@@ -6,30 +6,30 @@ and statuses. Compatible models are trained together as one batched tensor progr
 one shape, spline order, G and base activation with uniform grids and no symbolic edges (edge
 masks are fine), or MLPs of one shape and activation; datasets of the same sizes, dtype and
 device; the same config except λ (``lamb``), which may differ per model. Their parameters are
-stacked along a model axis (:mod:`kan.batched_layers`) and trained by a batched full-batch
-L-BFGS whose rows keep independent state and line searches (:mod:`kan.batched_optim`); grid
-switches refit every model's splines by least squares in one batched call. A model whose loss
-turns non-finite, or runs away (``kan.train.divergence_limit``), is restored to its last recorded
-state and frozen ("diverged") without affecting the others. Everything else (Adam, minibatches,
-non-uniform grids, symbolic edges, other model types, single models) goes through
-:func:`kan.train.fit` one at a time, and so, by default (``batch="auto"``), all models on CPU,
-where the fused single-model path was faster than the stacked program on the KAN mini-sweep
-(benchmarks/bench_sweep.py); ``batch="always"`` stacks anyway.
+stacked along a model axis (:mod:`kan.batched_layers`) and trained by fit's L-BFGS as a fleet
+(:class:`kan.optim.FleetLBFGS`: every model keeps its own state and line search, and one batched
+evaluation serves them all); grid switches refit every model's splines by least squares in one
+batched call. Phases, records and stops follow fit's rules (:mod:`kan.phases`) model by model: a
+model that stops is restored to its last recorded state and frozen without affecting the others,
+one that stalls waits for the next phase. Everything else (Adam, minibatches, non-uniform grids,
+symbolic edges, other model types, single models) goes through :func:`kan.train.fit` one at a
+time, and so, by default (``batch="auto"``), all models on CPU, where the fused single-model path
+was faster than the stacked program on the KAN mini-sweep (benchmarks/bench_sweep.py);
+``batch="always"`` stacks anyway.
 
 What differs from ``fit`` (by rounding only, or where ``fit`` has no counterpart):
 
-* L-BFGS: see :mod:`kan.batched_optim` (the same algorithm per model; batched compact-form
-  products, so directions agree up to rounding).
-* The step loss and the train metrics come from one forward pass; with λ > 0 anywhere in a
-  group, every member's forward sums the per-edge activations (a λ = 0 member's loss is
-  unchanged up to rounding and its ``regularization`` is recorded as 0, as in ``fit``).
+* The stacked forward and backward round differently from a single model's, and L-BFGS
+  amplifies such differences over a fit.
+* With λ > 0 anywhere in a group, every member's forward sums the per-edge activations (a λ = 0
+  member's loss is unchanged up to rounding and its ``regularization`` is recorded as 0, as in ``fit``).
 * ``FitResult.seconds`` (``cpu_seconds``) is the group's wall (CPU) time divided by the group size.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
+import functools
 import time
 from typing import Any, Hashable, Mapping, Sequence
 
@@ -38,17 +38,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kan.batched_layers import StackedKAN, StackedMLP, stack
-from kan.batched_optim import BatchedLBFGS
 from kan.models import KAN, MLP
-from kan.train import (
-    DATA_KEYS, FitResult, TrainConfig, _progress, check_dataset, divergence_limit, fit, runaway_message,
-)
-
-# The tolerances kan.train gives its L-BFGS: a step always runs its full iteration budget.
-_TOLERANCE_GRAD = 1e-32
-_TOLERANCE_CHANGE = 1e-32
-_CURVATURE_EPS = 1e-32
-
+from kan.optim import FleetLBFGS
+from kan.phases import Monitor, Phase, phases
+from kan.train import DATA_KEYS, FitResult, TrainConfig, _progress, check_dataset, fit, lbfgs_options
 
 BATCH_MODES = ("auto", "always", "never")
 
@@ -113,8 +106,8 @@ def batch_key(model: nn.Module, data: Mapping[str, Tensor], config: TrainConfig)
     """What must match for models to train as one batched program; None when ``model`` has to
     go through :func:`kan.train.fit`."""
     full_batch = config.batch_size is None or config.batch_size >= data["train_input"].shape[0]
-    if config.optimizer != "lbfgs" or not full_batch or config.stall_window or not all(p.requires_grad for p in model.parameters()):
-        return None  # the stall rule (stall_window > 0) is kan.train.fit's alone
+    if config.optimizer != "lbfgs" or not full_batch or not all(p.requires_grad for p in model.parameters()):
+        return None
     if type(model) is KAN:
         layers = model.layers
         if config.grid_uniform_fraction != 1.0 or any(not layer.uniform or layer.symbolic_names for layer in layers):
@@ -136,7 +129,7 @@ def _row_losses(output: Tensor, labels: Tensor, loss: str) -> Tensor:
 
 
 class _Snapshot:
-    """Last recorded (finite) parameters and grids of every row of a stack."""
+    """Parameters and grids of every row of a stack, as they were at some point."""
 
     def __init__(self, stacked: StackedKAN | StackedMLP) -> None:
         self.params = stacked.params.clone()
@@ -147,11 +140,10 @@ class _Snapshot:
         self.params = torch.where(rows[:, None], stacked.params, self.params)
         self.grids = [torch.where(rows[:, None, None], g, old) for g, old in zip(stacked.grids, self.grids)]
 
-    def restore(self, stacked: StackedKAN | StackedMLP, row: int) -> None:
-        stacked.params = stacked.params.clone()
-        stacked.params[row] = self.params[row]
-        for grid, old in zip(stacked.grids, self.grids):
-            grid[row] = old[row]
+    def restore(self, stacked: StackedKAN | StackedMLP, rows: Tensor) -> None:
+        """Put the rows where ``rows`` (bool ``[M]``) holds back as they were."""
+        stacked.params = torch.where(rows[:, None], self.params, stacked.params)
+        stacked.grids = [torch.where(rows[:, None, None], old, g) for g, old in zip(stacked.grids, self.grids)]
 
 
 class _GroupRun:
@@ -165,9 +157,8 @@ class _GroupRun:
         self.lamb = torch.tensor([c.lamb for c in configs], dtype=self.stacked.params.dtype, device=self.stacked.params.device)
         self.penalty = bool((self.lamb > 0).any())
         self.members = list(range(len(models)))
-        self.histories: list[list[dict[str, float]]] = [[] for _ in models]
         self.status = [("ok", "finished")] * len(models)
-        self.limits = [divergence_limit(record["train_loss"]) for record in self.metrics(with_test=False)]
+        self.monitors = [Monitor(config, record["train_loss"]) for config, record in zip(configs, self.metrics(with_test=False))]
 
     @property
     def is_kan(self) -> bool:
@@ -182,14 +173,15 @@ class _GroupRun:
         return output, _row_losses(output, self.data[f"{split}_label"], self.config.loss), penalty
 
     def objective(self, trial: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-model training loss ``data + λ·penalty`` ``[M]`` and its gradient ``[M, n]``."""
+        """Per-model training loss ``data + λ·penalty`` ``[M]`` and its gradient ``[M, n]`` (zero
+        where the loss is not finite, as fit's closure)."""
         params = trial.detach().requires_grad_(True)
-        with torch.enable_grad():
-            _, loss, penalty = self.forward(params, "train")
-            if penalty is not None:
-                loss = loss + self.lamb * penalty
-            (grad,) = torch.autograd.grad(loss.sum(), params)
-        return loss.detach(), grad
+        _, loss, penalty = self.forward(params, "train")
+        if penalty is not None:
+            loss = loss + self.lamb * penalty
+        (grad,) = torch.autograd.grad(loss.sum(), params)
+        loss = loss.detach()
+        return loss, torch.where(torch.isfinite(loss)[:, None], grad, 0.0)
 
     def compact(self) -> None:
         """Drop the rows of models that stopped."""
@@ -203,18 +195,18 @@ class _GroupRun:
         self.members = [self.members[r] for r in live]
 
     def metrics(self, with_test: bool) -> list[dict[str, float]]:
-        """Per row: the step loss ``loss`` (data + λ·penalty), ``regularization`` and the train (and,
-        if asked, test) metrics of a history record."""
+        """Per row: ``regularization``, the train (and, if asked, test) metrics and ``grid`` of a record."""
         with torch.no_grad():
             train, penalty = self._split_metrics("train")
             test = self._split_metrics("test")[0] if with_test else {}
         lamb = self.lamb.tolist()
+        grid = float(self.stacked.num_intervals) if self.is_kan else 0.0
         records = []
         for r in range(len(self.members)):
-            reg = penalty[r] if penalty is not None and lamb[r] > 0 else 0.0
-            record = {"loss": train["loss"][r] + lamb[r] * reg, "regularization": reg}
+            record = {"regularization": penalty[r] if penalty is not None and lamb[r] > 0 else 0.0}
             record.update({f"train_{k}": v[r] for k, v in train.items()})
             record.update({f"test_{k}": v[r] for k, v in test.items()})
+            record["grid"] = grid
             records.append(record)
         return records
 
@@ -228,80 +220,65 @@ class _GroupRun:
         host = torch.stack([v.to(torch.float64) for v in values.values()]).tolist()
         return dict(zip(values, host)), None if penalty is None else penalty.tolist()
 
-    def stop(self, row: int, snapshot: _Snapshot, status: str, message: str) -> None:
-        """Freeze a row at its last recorded state and write it back to its model."""
-        snapshot.restore(self.stacked, row)
-        member = self.members[row]
-        self.status[member] = (status, message)
-        self.stacked.write_back([self.models[member]], [row])
+    def _mask(self, rows: Sequence[int]) -> Tensor:
+        """The bool mask ``[M]`` of ``rows``, on the stack's device."""
+        mask = torch.zeros(len(self.members), dtype=torch.bool)
+        mask[list(rows)] = True
+        return mask.to(self.stacked.params.device)
 
     def run(self) -> None:
-        config = self.config
-        schedule = list(config.grid_schedule) or [None]
-        total_steps = config.steps * len(schedule)
-        bar = _progress(total_steps, config.progress)
-        for phase, num_intervals in enumerate(schedule):
+        schedule = phases(self.config)
+        bar = _progress(sum(phase.steps for phase in schedule), self.config.progress)
+        for phase in schedule:
             self.compact()
             if not self.members:
                 break
-            if self.is_kan and num_intervals is not None and num_intervals != self.stacked.num_intervals:
-                self.stacked.update_grid(self.data["train_input"], num_intervals, config.grid_uniform_fraction)
-            self._phase(phase, snapshot=_Snapshot(self.stacked), total_steps=total_steps, bar=bar)
+            if self.is_kan and phase.num_intervals is not None and phase.num_intervals != self.stacked.num_intervals:
+                self.stacked.update_grid(self.data["train_input"], phase.num_intervals, self.config.grid_uniform_fraction)
+            self._phase(phase, bar)
         live = [r for r, i in enumerate(self.members) if self.status[i][0] == "ok"]
         self.stacked.write_back([self.models[self.members[r]] for r in live], live)
         bar.close()
 
-    def _phase(self, phase: int, snapshot: _Snapshot, total_steps: int, bar: Any) -> None:
-        config = self.config
-        optimizer = BatchedLBFGS(
-            self.stacked.params, lr=config.lr, max_iter=config.lbfgs_max_iter, history_size=config.lbfgs_history,
-            tolerance_grad=_TOLERANCE_GRAD, tolerance_change=_TOLERANCE_CHANGE, curvature_eps=_CURVATURE_EPS,
-        )
+    def _phase(self, phase: Phase, bar: Any) -> None:
+        """Train the live rows through one phase; a row leaves it when it stops or stalls."""
+        optimizer = FleetLBFGS(len(self.members), lbfgs_options(self.config))
+        last_good = _Snapshot(self.stacked)
         active = list(range(len(self.members)))
-        for step in range(config.steps):
+        for step in range(phase.steps):
             if not active:
+                bar.update(phase.steps - step)
                 return
-            every = config.grid_update_every
-            if self.is_kan and every and step % every == 0 and 0 < step <= config.grid_update_until:
-                self.stacked.params = optimizer.x
-                self.stacked.update_grid(self.data["train_input"], None, config.grid_uniform_fraction)
-                optimizer.x = self.stacked.params
-            optimizer.step(self.objective, active)
-            self.stacked.params = optimizer.x
-            global_step = phase * config.steps + step + 1
+            if self.is_kan and phase.updates_grid(step):
+                self._refit_grids(active)
+            self.stacked.params = optimizer.step(self.stacked.params, self.objective, active)
             bar.update(1)
-            record_now = global_step % config.eval_every == 0 or global_step == total_steps
-            recorded = self._after_step(active, global_step, record_now, snapshot)
-            snapshot.update(self.stacked, recorded)
-            optimizer.x = self.stacked.params
+            losses, records = optimizer.loss, functools.cache(lambda: self.metrics(with_test=True))
+            recorded = []
+            for row in list(active):
+                monitor = self.monitors[self.members[row]]
+                verdict = monitor.after_step(phase, step, losses[row], lambda row=row: records()[row])
+                if verdict.stop is not None:
+                    self.stop(row, last_good, *verdict.stop)
+                if verdict.stop is not None or verdict.end_phase:
+                    active.remove(row)
+                if verdict.recorded:
+                    recorded.append(row)
+            last_good.update(self.stacked, self._mask(recorded))
 
-    def _after_step(self, active: list[int], global_step: int, record_now: bool, snapshot: _Snapshot) -> Tensor:
-        """Check, record or stop every active row after a step; returns the rows recorded (bool)."""
-        grid = float(self.stacked.num_intervals) if self.is_kan else 0.0
-        recorded = torch.zeros(len(self.members), dtype=torch.bool)
-        records = self.metrics(with_test=record_now)
-        for row in list(active):
-            values, history = records[row], self.histories[self.members[row]]
-            stop = None
-            if not math.isfinite(values.pop("loss")):
-                stop = ("diverged", f"non-finite training loss at step {global_step}; restored the last finite state")
-            elif values["train_loss"] > self.limits[self.members[row]]:
-                stop = ("diverged", runaway_message(values["train_loss"], global_step))
-            elif record_now:
-                record = {"step": float(global_step), **values}
-                if not all(math.isfinite(v) for v in record.values()):
-                    stop = ("diverged", f"non-finite metrics at step {global_step}; restored the last finite state")
-                elif self.config.stop_on_test_rise and history and record["test_loss"] > history[-1]["test_loss"]:
-                    kept = history[-1]["step"]
-                    stop = ("early_stopped", f"held-out loss rose at step {global_step}; kept step {kept:.0f}")
-                else:
-                    record["grid"] = grid
-                    history.append(record)
-                    recorded[row] = True
-            if stop is not None:
-                self.stop(row, snapshot, *stop)
-                active.remove(row)
-        return recorded.to(self.stacked.params.device)
+    def _refit_grids(self, active: Sequence[int]) -> None:
+        """Refit the grids of the ``active`` rows at their G; the others keep theirs."""
+        resting = self._mask([r for r in range(len(self.members)) if r not in active])
+        before = _Snapshot(self.stacked)
+        self.stacked.update_grid(self.data["train_input"], None, self.config.grid_uniform_fraction)
+        before.restore(self.stacked, resting)
+
+    def stop(self, row: int, last_good: _Snapshot, status: str, message: str) -> None:
+        """Freeze a row at its last recorded state and write it back to its model."""
+        last_good.restore(self.stacked, self._mask([row]))
+        member = self.members[row]
+        self.status[member] = (status, message)
+        self.stacked.write_back([self.models[member]], [row])
 
 
 def _fit_group(models: Sequence[nn.Module], datasets: Sequence[Mapping[str, Tensor]],
@@ -311,5 +288,5 @@ def _fit_group(models: Sequence[nn.Module], datasets: Sequence[Mapping[str, Tens
     run.run()
     seconds = (time.perf_counter() - started) / len(models)
     cpu_seconds = (time.process_time() - cpu_started) / len(models)
-    return [FitResult(status, message, history, seconds, cpu_seconds)
-            for (status, message), history in zip(run.status, run.histories)]
+    return [FitResult(status, message, monitor.history, seconds, cpu_seconds)
+            for (status, message), monitor in zip(run.status, run.monitors)]

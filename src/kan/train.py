@@ -19,11 +19,11 @@ from torch import Tensor, nn
 
 from kan.layers import fused_layers_backprop, fused_layers_run
 from kan.models import KAN
-from kan.optim import LBFGS
+from kan.optim import LBFGS, LBFGSOptions
+from kan.phases import Monitor, phases
 
 DATA_KEYS = ("train_input", "train_label", "test_input", "test_label")
 MAX_GRID = 10_000  # the largest G (intervals per edge) a grid schedule may ask for
-DIVERGENCE_FACTOR = 1e6  # a fit whose training loss exceeds this x its loss before training has diverged
 OPTIMIZERS = ("lbfgs", "adam")
 LOSSES = ("mse", "cross_entropy")
 _INT_MINIMUM = {  # integer options and their least valid value
@@ -129,7 +129,7 @@ class TrainConfig:
 @dataclass
 class FitResult:
     """Outcome of a fit: ``status`` is "ok", "diverged" (non-finite loss, or a training loss above
-    :data:`DIVERGENCE_FACTOR` x the loss before training) or "early_stopped".
+    :data:`kan.phases.DIVERGENCE_FACTOR` x the loss before training) or "early_stopped".
     Steps are numbered continuously over the phases (a phase ended by the stall rule is shorter)."""
 
     status: str
@@ -271,101 +271,69 @@ def _loss_and_output_grad(output: Tensor, labels: Tensor, loss: str) -> tuple[Te
     return value, probabilities / labels.shape[0]
 
 
+def lbfgs_options(config: TrainConfig) -> LBFGSOptions:
+    """The L-BFGS settings of a fit; tolerances so small that every step runs its full iteration budget."""
+    return LBFGSOptions(lr=config.lr, max_iter=config.lbfgs_max_iter, history_size=config.lbfgs_history,
+                        tolerance_grad=1e-32, tolerance_change=1e-32, curvature_eps=1e-32)
+
+
 def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer | LBFGS:
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr)
-    return LBFGS(
-        params, lr=config.lr, max_iter=config.lbfgs_max_iter, history_size=config.lbfgs_history,
-        tolerance_grad=1e-32, tolerance_change=1e-32, curvature_eps=1e-32,
-    )
+    return LBFGS(params, **asdict(lbfgs_options(config)))
 
 
 def fit(model: nn.Module, dataset: Mapping[str, Tensor], config: TrainConfig | None = None) -> FitResult:
     """Train ``model`` in place on ``dataset`` (keys ``train_input``, ``train_label``, ``test_input``,
     ``test_label``, tensors of the model's dtype: see :func:`check_dataset`); returns the per-step
-    history and a status. A non-finite loss, or a recorded training loss above :func:`divergence_limit`,
-    restores the last good (recorded) state and stops with status "diverged"."""
+    history and a status. A non-finite loss, or a recorded training loss above
+    :func:`kan.phases.divergence_limit`, restores the last good (recorded) state and stops with
+    status "diverged"."""
     config = config or TrainConfig()
     check_dataset(dataset, model, config.loss)
     objective = _Objective(model, config)
     x_train, y_train = dataset["train_input"], dataset["train_label"]
-    limit = divergence_limit(evaluate(model, x_train, y_train, config.loss)["loss"])
+    monitor = Monitor(config, evaluate(model, x_train, y_train, config.loss)["loss"])
     generator = torch.Generator().manual_seed(config.seed)
-    schedule = list(config.grid_schedule) if config.grid_schedule else [None]
+    schedule = phases(config)
     has_grid = isinstance(model, KAN)
-    history: list[dict[str, float]] = []
     started, cpu_started = time.perf_counter(), time.process_time()
-    bar = _progress(config.steps * len(schedule), config.progress)
+    bar = _progress(sum(phase.steps for phase in schedule), config.progress)
 
-    def stop(status: str, message: str) -> FitResult:
-        model.load_state_dict(last_good)
+    def metrics() -> dict[str, float]:
+        return {**_metrics(model, dataset, config, objective.penalty), "grid": float(model.num_intervals) if has_grid else 0.0}
+
+    def finish(status: str, message: str) -> FitResult:
         bar.close()
-        return FitResult(status, message, history, time.perf_counter() - started, time.process_time() - cpu_started)
+        return FitResult(status, message, monitor.history, time.perf_counter() - started, time.process_time() - cpu_started)
 
-    global_step = 0
-    for phase, num_intervals in enumerate(schedule):
-        if has_grid and num_intervals is not None and num_intervals != model.num_intervals:
-            model.update_grid(x_train, num_intervals, config.grid_uniform_fraction)
+    for phase in schedule:
+        if has_grid and phase.num_intervals is not None and phase.num_intervals != model.num_intervals:
+            model.update_grid(x_train, phase.num_intervals, config.grid_uniform_fraction)
         last_good = _snapshot(model)
         optimizer = _make_optimizer(model, config)
         fused = None
         if isinstance(optimizer, LBFGS) and _FusedKANGradient.applies(model, config):
             fused = _FusedKANGradient(model, optimizer.params, config.loss)
-        losses: list[float] = []
-        for step in range(config.steps):
-            if has_grid and config.grid_update_every and step % config.grid_update_every == 0 and 0 < step <= config.grid_update_until:
+        for step in range(phase.steps):
+            if has_grid and phase.updates_grid(step):
                 model.update_grid(x_train, None, config.grid_uniform_fraction)
                 if fused is not None:
                     fused.forget()
             inputs, labels = _batch(x_train, y_train, config.batch_size, generator)
             loss = _optimizer_step(optimizer, objective, inputs, labels, fused)
-            global_step += 1
             bar.update(1)
-            if not math.isfinite(loss):
-                return stop("diverged", f"non-finite training loss at step {global_step}; restored the last finite state")
-            losses.append(loss)
-            stalled = has_stalled(losses, config, step)
-            final = phase == len(schedule) - 1 and step == config.steps - 1
-            if global_step % config.eval_every and not (stalled or final):
-                continue
-            record = _record(model, dataset, config, global_step, objective.penalty)
-            if not all(math.isfinite(v) for v in record.values()):
-                return stop("diverged", f"non-finite metrics at step {global_step}; restored the last finite state")
-            if record["train_loss"] > limit:
-                return stop("diverged", runaway_message(record["train_loss"], global_step))
-            if config.stop_on_test_rise and history and record["test_loss"] > history[-1]["test_loss"]:
-                return stop("early_stopped", f"held-out loss rose at step {global_step}; kept step {history[-1]['step']:.0f}")
-            record["grid"] = float(model.num_intervals) if has_grid else 0.0
-            history.append(record)
-            last_good = _snapshot(model)
-            if stalled:
-                bar.update(config.steps - step - 1)
+            verdict = monitor.after_step(phase, step, loss, metrics)
+            if verdict.stop is not None:
+                model.load_state_dict(last_good)
+                return finish(*verdict.stop)
+            if verdict.recorded:
+                last_good = _snapshot(model)
+            if verdict.end_phase:
+                bar.update(phase.steps - step - 1)
                 break
-    bar.close()
-    return FitResult("ok", "finished", history, time.perf_counter() - started, time.process_time() - cpu_started)
-
-
-def divergence_limit(initial_loss: float) -> float:
-    """The training loss above which a fit has run away: :data:`DIVERGENCE_FACTOR` x its loss before
-    training (no limit when that loss is 0 or not finite)."""
-    return DIVERGENCE_FACTOR * initial_loss if 0 < initial_loss < math.inf else math.inf
-
-
-def runaway_message(loss: float, step: int) -> str:
-    """The "diverged" message of a finite training loss above :func:`divergence_limit`."""
-    return (f"training loss {loss:.3g} at step {step} exceeds {DIVERGENCE_FACTOR:g} x the loss before training; "
-            "restored the last good state")
-
-
-def has_stalled(losses: list[float], config: TrainConfig, step: int) -> bool:
-    """The stall rule: ``stall_window`` > 0 steps into a phase, the training loss fell by less than
-    ``stall_tolerance`` of its value ``stall_window`` steps earlier (the phase's last step never counts)."""
-    window = config.stall_window
-    if not window or len(losses) <= window or step == config.steps - 1:
-        return False
-    before = losses[-window - 1]
-    return before - losses[-1] <= config.stall_tolerance * abs(before)
+    return finish("ok", "finished")
 
 
 def _snapshot(model: nn.Module) -> dict[str, Any]:
@@ -405,10 +373,10 @@ def _batch(inputs: Tensor, labels: Tensor, batch_size: int | None, generator: to
     return inputs[index], labels[index]
 
 
-def _record(model: nn.Module, dataset: Mapping[str, Tensor], config: TrainConfig, step: int, penalty: float) -> dict[str, float]:
+def _metrics(model: nn.Module, dataset: Mapping[str, Tensor], config: TrainConfig, penalty: float) -> dict[str, float]:
     train = evaluate(model, dataset["train_input"], dataset["train_label"], config.loss)
     test = evaluate(model, dataset["test_input"], dataset["test_label"], config.loss)
-    record = {"step": float(step), "regularization": penalty}
+    record = {"regularization": penalty}
     record.update({f"train_{key}": value for key, value in train.items()})
     record.update({f"test_{key}": value for key, value in test.items()})
     return record

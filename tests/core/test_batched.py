@@ -1,4 +1,4 @@
-"""Batched training: stacked forward/gradients/grid updates, batched L-BFGS, fit_many semantics."""
+"""Batched training: stacked forward/gradients/grid updates and fit_many semantics."""
 
 import copy
 import math
@@ -9,7 +9,6 @@ import torch
 from kan import KAN, MLP, load_model
 from kan.batched import fit_many, group_indices
 from kan.batched_layers import StackedKAN, StackedMLP
-from kan.batched_optim import BatchedLBFGS
 from kan.prune import prune
 from kan.train import TrainConfig, fit
 
@@ -97,42 +96,6 @@ def test_stacked_mlp_forward_and_write_back():
     assert all(torch.allclose(out2[m], model(x[m]), rtol=0, atol=1e-12) for m, model in enumerate(models))
 
 
-def test_batched_lbfgs_rows_follow_torch_lbfgs():
-    """Independent rows (different quadratic + Rosenbrock-like objectives) vs torch.optim.LBFGS."""
-    rows, n = 4, 6
-    gen = torch.Generator().manual_seed(0)
-    a = torch.randn(rows, n, n, generator=gen, dtype=F64)
-    a = a @ a.transpose(1, 2) + 0.1 * torch.eye(n, dtype=F64)
-    b = torch.randn(rows, n, generator=gen, dtype=F64)
-
-    def objective(x, i):
-        return 0.5 * x @ a[i] @ x - b[i] @ x + ((x[1:] - x[:-1] ** 2) ** 2).sum()
-
-    def evaluate(trial):
-        trial = trial.detach().requires_grad_(True)
-        losses = torch.stack([objective(trial[i], i) for i in range(rows)])
-        return losses.detach(), torch.autograd.grad(losses.sum(), trial)[0]
-
-    x0 = torch.randn(rows, n, generator=gen, dtype=F64)
-    batched = BatchedLBFGS(x0.clone(), tolerance_grad=1e-32, tolerance_change=1e-32)
-    for _ in range(2):
-        batched.step(evaluate, range(rows))
-    for i in range(rows):
-        p = torch.nn.Parameter(x0[i].clone())
-        single = torch.optim.LBFGS([p], line_search_fn="strong_wolfe", tolerance_grad=1e-32, tolerance_change=1e-32)
-
-        def closure():
-            single.zero_grad()
-            loss = objective(p, i)
-            loss.backward()
-            return loss
-
-        for _ in range(2):
-            single.step(closure)
-        assert torch.allclose(batched.x[i], p.detach(), rtol=0, atol=1e-7)
-        assert batched.loss[i] == pytest.approx(float(objective(p.detach(), i)), rel=1e-10)
-
-
 def _relative(a, b):
     return abs(a - b) / abs(b)
 
@@ -214,6 +177,24 @@ def test_early_stop_and_sparse_records_match_individual_fits():
             assert kept == pytest.approx(ours.final["test_rmse"], rel=1e-10)
         statuses.append([r.status for r in results])
     assert statuses == [["early_stopped"] * 2, ["ok"] * 2]
+
+
+def test_members_stall_on_their_own_and_keep_their_recorded_state():
+    """fit's stall rule per member: a member that stalls waits for the next phase, untouched by the
+    in-phase grid refits of the others, and its steps stay numbered 1, 2, …"""
+    data = _data()
+    config = TrainConfig(steps=20, grid_schedule=(3, 5), stall_window=2, stall_tolerance=1e-2, grid_update_every=3,
+                         grid_update_until=20)
+    models = [KAN([2, 1, 1], seed=s, dtype=F64) for s in range(3)]
+    assert group_indices(models, [data] * 3, [config] * 3, "always") == [[0, 1, 2]]
+    results = fit_many(models, [data] * 3, config, batch="always")
+    for result, model in zip(results, models):
+        steps = [h["step"] for h in result.history]
+        assert result.status == "ok" and steps == list(range(1, len(steps) + 1)) and len(steps) < 40
+        assert result.final["grid"] == 5.0
+        kept = torch.sqrt(torch.mean((model(data["test_input"]) - data["test_label"]) ** 2)).item()
+        assert kept == pytest.approx(result.final["test_rmse"], rel=1e-10)
+    assert len({len(result.history) for result in results}) > 1  # they stalled at different steps
 
 
 def test_grouping_splits_incompatible_models_and_keeps_order():

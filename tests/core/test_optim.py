@@ -1,4 +1,5 @@
-"""Our L-BFGS against the textbook recursion and against torch.optim.LBFGS."""
+"""Our L-BFGS against the textbook recursion, the strong Wolfe conditions and torch.optim.LBFGS;
+a fleet of problems against each problem alone."""
 
 import math
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from kan import KAN
-from kan.optim import LBFGS, _CurvaturePairs, strong_wolfe
+from kan.optim import LBFGS, FleetLBFGS, LBFGSOptions, _CurvaturePairs, strong_wolfe
 
 F64 = torch.float64
 
@@ -41,20 +42,61 @@ def test_compact_direction_equals_two_loop_recursion():
     assert np.allclose(memory.direction(grad), expected, rtol=1e-10, atol=1e-12)
 
 
+def _line_search(fn, x0, direction, t):
+    """Drive :func:`strong_wolfe` along ``x0 + t·direction`` for ``fn(x) -> (f, grad)``; returns
+    (f, grad, t, evaluations) and the slope at t = 0."""
+    f0, g0 = fn(x0)
+    slope0 = float(g0 @ direction)
+    search = strong_wolfe(t, f0, g0, slope0, float(np.abs(direction).max()))
+    request = next(search)
+    while True:
+        f, g = fn(x0 + request * direction)
+        try:
+            request = search.send((f, g, float(g @ direction)))
+        except StopIteration as stop:
+            return stop.value, slope0
+
+
+def _assert_strong_wolfe(fn, x0, direction, t):
+    (f, grad, t, evals), slope0 = _line_search(fn, x0, direction, t)
+    f0 = fn(x0)[0]
+    assert f <= f0 + 1e-4 * t * slope0, "sufficient decrease"
+    assert abs(float(fn(x0 + t * direction)[1] @ direction)) <= 0.9 * abs(slope0), "curvature"
+    assert f == fn(x0 + t * direction)[0] and evals <= 25
+    return t
+
+
+def _quadratic(x):
+    target = np.array([3.0, -1.0])
+    return float(((x - target) ** 2).sum()), 2 * (x - target)
+
+
 @pytest.mark.parametrize("initial_step", [0.1, 1.0, 10.0])  # extrapolate, accept, zoom
 def test_strong_wolfe_conditions_hold_on_a_quadratic(initial_step):
-    target = np.array([3.0, -1.0])
+    t = _assert_strong_wolfe(_quadratic, np.zeros(2), np.array([1.0, 0.0]), initial_step)
+    assert 0.3 < t < 5.7  # the acceptable interval on this line
 
-    def evaluate(t):
-        point = t * np.array([1.0, 0.0])
-        grad = 2 * (point - target)
-        return float(((point - target) ** 2).sum()), grad, float(grad @ np.array([1.0, 0.0]))
 
-    f0, g0, slope0 = evaluate(0.0)
-    f, _, t, evals = strong_wolfe(evaluate, initial_step, f0, g0, slope0, 1.0)
-    assert f <= f0 + 1e-4 * t * slope0, "sufficient decrease"
-    assert abs(evaluate(t)[2]) <= 0.9 * abs(slope0), "curvature"
-    assert evals <= 25 and 0.3 < t < 5.7  # the acceptable interval on this line
+def _rosenbrock(x):
+    a, b = x
+    grad = np.array([-2 * (1 - a) - 400 * a * (b - a**2), 200 * (b - a**2)])
+    return float((1 - a) ** 2 + 100 * (b - a**2) ** 2), grad
+
+
+@pytest.mark.parametrize("start", [(-1.2, 1.0), (0.0, 0.0), (1.5, 1.5), (-1.5, 2.0)])
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])  # times 1/|g|_1, L-BFGS's first trial step
+def test_strong_wolfe_conditions_hold_on_rosenbrock(start, scale):
+    x0 = np.array(start)
+    grad = _rosenbrock(x0)[1]
+    _assert_strong_wolfe(_rosenbrock, x0, -grad, scale / np.abs(grad).sum())
+
+
+def test_line_search_backs_off_a_non_finite_loss():
+    def fn(x):
+        return (math.nan, np.full(2, math.nan)) if x[0] > 4 else _quadratic(x)
+
+    t = _assert_strong_wolfe(fn, np.zeros(2), np.array([1.0, 0.0]), 100.0)
+    assert 0.3 < t < 4
 
 
 def test_rosenbrock_reaches_the_minimum():
@@ -165,3 +207,60 @@ def test_bad_arguments_are_named():
         LBFGS([torch.zeros(1, requires_grad=True)], lr=0)
     with pytest.raises(ValueError, match="one dtype"):
         LBFGS([torch.zeros(1, requires_grad=True), torch.zeros(1, dtype=F64, requires_grad=True)])
+
+
+def _problems(rows=4, n=6):
+    """Per row a convex quadratic plus a Rosenbrock-like coupling, and a start ``[rows, n]``."""
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(rows, n, n, generator=gen, dtype=F64)
+    a = a @ a.transpose(1, 2) + 0.1 * torch.eye(n, dtype=F64)
+    b = torch.randn(rows, n, generator=gen, dtype=F64)
+
+    def loss_and_grad(x, row):
+        x = x.detach().clone().requires_grad_(True)
+        loss = 0.5 * x @ a[row] @ x - b[row] @ x + ((x[1:] - x[:-1] ** 2) ** 2).sum()
+        return loss.detach(), torch.autograd.grad(loss, x)[0]
+
+    def evaluate(trial):
+        pairs = [loss_and_grad(trial[row], row) for row in range(rows)]
+        return torch.stack([loss for loss, _ in pairs]), torch.stack([grad for _, grad in pairs])
+
+    return loss_and_grad, evaluate, torch.randn(rows, n, generator=gen, dtype=F64)
+
+
+def _alone(loss_and_grad, x0, row, steps, **options):
+    """Row ``row`` of the problems as one problem: its parameters and LBFGS after ``steps`` steps."""
+    point = x0[row].clone()
+    optimizer = LBFGS([point], **options)
+    for _ in range(steps):
+        optimizer.step(lambda: loss_and_grad(point, row))
+    return point, optimizer
+
+
+def test_fleet_rows_take_the_iterates_of_each_problem_alone():
+    """Bitwise: the rows share evaluations only. Rows 1 and 3 sit out the third step."""
+    loss_and_grad, evaluate, x0 = _problems()
+    options = dict(tolerance_grad=1e-32, tolerance_change=1e-32, history_size=3)
+    fleet = FleetLBFGS(4, LBFGSOptions(**options))
+    x = x0.clone()
+    for active in ([0, 1, 2, 3], [0, 1, 2, 3], [0, 2]):
+        x = fleet.step(x, evaluate, active)
+    for row in range(4):
+        point, alone = _alone(loss_and_grad, x0, row, 3 if row in (0, 2) else 2, **options)
+        assert torch.equal(x[row], point) and fleet.loss[row] == alone.last_loss
+
+
+def test_fleet_skips_a_step_s_first_evaluation_at_the_parameters_it_returned():
+    loss_and_grad, evaluate, x0 = _problems(rows=1)
+    calls = []
+
+    def counted(trial):
+        calls.append(trial)
+        return evaluate(trial)
+
+    fleet = FleetLBFGS(1, LBFGSOptions(max_iter=5))
+    x = fleet.step(x0, counted, [0])
+    x = fleet.step(x, counted, [0])  # starts where the last step's line search evaluated
+    fleet.step(x.clone(), counted, [0])  # another tensor: evaluated afresh
+    evaluations = [_alone(loss_and_grad, x0, 0, steps, max_iter=5)[1].evaluations for steps in (1, 2, 3)]
+    assert len(calls) == evaluations[2] - 1 and evaluations[1] - evaluations[0] > 1

@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.special import j0
 
-from kan import KAN, MLP, train
+from kan import KAN, MLP, phases
 from kan.batched import fit_many
 from kan.train import TrainConfig, fit
 
@@ -197,7 +197,7 @@ def test_finite_runaway_loss_is_diverged_and_restores_the_last_good_state():
     model = MLP([2, 8, 1], dtype=F64)
     result = fit(model, _regression(_exp_sin, 2), TrainConfig(steps=10, optimizer="adam", lr=1e30))
     assert result.status == "diverged", result.message
-    assert f"{train.DIVERGENCE_FACTOR:g} x the loss before training" in result.message
+    assert f"{phases.DIVERGENCE_FACTOR:g} x the loss before training" in result.message
     fresh = MLP([2, 8, 1], dtype=F64).state_dict()
     assert all(torch.equal(value, fresh[key]) for key, value in model.state_dict().items())
 
@@ -205,7 +205,7 @@ def test_finite_runaway_loss_is_diverged_and_restores_the_last_good_state():
 def test_stacked_fits_apply_the_same_runaway_rule(monkeypatch):
     """With the factor forced below 1 every fit "runs away" at its first recorded step: the stacked
     loop of fit_many stops and restores its members as fit does."""
-    monkeypatch.setattr(train, "DIVERGENCE_FACTOR", 1e-9)
+    monkeypatch.setattr(phases, "DIVERGENCE_FACTOR", 1e-9)
     data, config = _regression(_exp_sin, 2), TrainConfig(steps=3)
     models = [KAN([2, 3, 1], seed=seed, dtype=F64) for seed in range(3)]
     initial = [copy.deepcopy(model.state_dict()) for model in models]

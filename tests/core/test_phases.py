@@ -1,0 +1,58 @@
+"""Grid phases and the stop rules that fit and fit_many share."""
+
+import math
+
+from kan.phases import Monitor, phases
+from kan.train import TrainConfig
+
+
+def _metrics(train_loss=1.0, test_loss=1.0):
+    return lambda: {"train_loss": train_loss, "test_loss": test_loss, "grid": 3.0}
+
+
+def test_phases_follow_the_grid_schedule():
+    config = TrainConfig(steps=6, grid_schedule=(3, 5), grid_update_every=2, grid_update_until=4)
+    schedule = phases(config)
+    assert [(p.num_intervals, p.steps, p.last) for p in schedule] == [(3, 6, False), (5, 6, True)]
+    assert [step for step in range(6) if schedule[0].updates_grid(step)] == [2, 4]
+    assert [(p.num_intervals, p.last) for p in phases(TrainConfig(steps=3))] == [(None, True)]
+    assert not any(phases(TrainConfig(steps=6))[0].updates_grid(step) for step in range(6))
+
+
+def test_records_are_due_every_eval_every_steps_and_at_the_end():
+    config = TrainConfig(steps=4, grid_schedule=(3, 5), eval_every=3)
+    monitor = Monitor(config, initial_loss=1.0)
+    for phase in phases(config):
+        for step in range(phase.steps):
+            verdict = monitor.after_step(phase, step, 1.0 - 0.01 * monitor.step, _metrics())
+            assert verdict.stop is None and not verdict.end_phase
+    assert [record["step"] for record in monitor.history] == [3.0, 6.0, 8.0]
+    assert list(monitor.history[0]) == ["step", "train_loss", "test_loss", "grid"]
+
+
+def test_a_stalled_phase_ends_early_and_steps_stay_numbered_continuously():
+    config = TrainConfig(steps=6, grid_schedule=(3, 5), stall_window=2, stall_tolerance=0.1)
+    monitor = Monitor(config, initial_loss=1.0)
+    first, second = phases(config)
+    losses = [1.0, 0.5, 0.49, 0.48]  # 0.5 -> 0.48 over two steps: less than 10 %
+    verdicts = [monitor.after_step(first, step, loss, _metrics()) for step, loss in enumerate(losses)]
+    assert [v.end_phase for v in verdicts] == [False, False, False, True] and verdicts[-1].recorded
+    assert monitor.after_step(second, 0, 0.3, _metrics()).recorded
+    assert [record["step"] for record in monitor.history] == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_stops_name_the_step_and_the_reason():
+    config = TrainConfig(steps=5, eval_every=2, stop_on_test_rise=True)
+    (phase,) = phases(config)
+    monitor = Monitor(config, initial_loss=1.0)
+    assert monitor.after_step(phase, 0, 1.0, _metrics(train_loss=1e7)).stop is None  # not recorded: not judged
+    stop = monitor.after_step(phase, 1, 1.0, _metrics(train_loss=1e7)).stop
+    assert stop[0] == "diverged" and "loss 1e+07 at step 2 exceeds 1e+06 x the loss before training" in stop[1]
+    assert Monitor(config, 1.0).after_step(phase, 0, math.nan, _metrics()).stop == (
+        "diverged", "non-finite training loss at step 1; restored the last finite state")
+    assert monitor.after_step(phase, 2, 1.0, _metrics(test_loss=math.inf)).stop is None  # not due
+    assert monitor.after_step(phase, 3, 1.0, _metrics(test_loss=math.inf)).stop[1].startswith("non-finite metrics at step 4")
+    rising = Monitor(TrainConfig(steps=5, stop_on_test_rise=True), 1.0)
+    assert rising.after_step(phase, 0, 1.0, _metrics(test_loss=0.5)).recorded
+    assert rising.after_step(phase, 1, 1.0, _metrics(test_loss=0.6)).stop == (
+        "early_stopped", "held-out loss rose at step 2; kept step 1")
