@@ -8,7 +8,7 @@ PORT ?= 5000
 # working directory of the paper profile (its datasets, results, logs)
 PAPER_DIR ?= paper-run
 
-.PHONY: help install reproduce resume paper paper-shard publish-paper report-paper ui-paper test bench bench-sweep lint dry-run report ui ci-expected clean
+.PHONY: help install reproduce resume paper paper-shard publish-paper report-paper ui-paper test bench bench-sweep bench-fleet lint dry-run report ui ci-expected clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -53,6 +53,9 @@ bench: install  ## layer and whole-fit benchmark: ours vs equal-parameter MLP vs
 
 bench-sweep: install  ## mini-sweep sequential vs batched fit_many, and the paper-profile time estimate
 	cd benchmarks && ../$(BIN)/python bench_sweep.py $(BENCH_ARGS)
+
+bench-fleet: install  ## CPU cost per model of fit_many (one fit at a time, and stacked) against separate fits
+	cd benchmarks && ../$(BIN)/python bench_fleet.py $(BENCH_ARGS)
 
 lint: install  ## snakemake --lint
 	$(BIN)/snakemake --lint
