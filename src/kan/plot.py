@@ -16,17 +16,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib.axes import Axes
-from matplotlib.collections import LineCollection
-from matplotlib.figure import Figure
 from torch import Tensor
 
 from kan.models import KAN
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 CURVE_SAMPLES = 64
 LAYER_GAP = 2.0  # vertical distance between node rows; activation boxes sit half-way
@@ -143,6 +144,8 @@ def plot_kan(
     depth = len(width) - 1
     widest = max(max(a * b for a, b in zip(width[:-1], width[1:])), max(width))
     fig_width = float(np.clip(0.5 * widest, 4, 16))
+    from matplotlib.figure import Figure  # deferred: matplotlib takes a second to import, `import kan` need not
+
     fig = Figure(figsize=(fig_width, float(np.clip(1.4 * depth + 1.2, 2.6, 14))))
     ax = fig.add_axes((0.02, 0.02, 0.96, 0.9 if title else 0.96))
     max_half_width = MAX_BOX_HALF_WIDTH / (0.96 * fig_width)
@@ -159,6 +162,8 @@ def plot_kan(
             cx, cy, half_w = _box(edge, width, max_half_width)
             ax.text(cx + half_w, cy, f" {edge.symbol}", color=SYMBOLIC_COLOR, alpha=max(edge.alpha, 0.3),
                     fontsize=7, ha="left", va="center")
+    from matplotlib.collections import LineCollection  # deferred, as Figure above
+
     ax.add_collection(LineCollection(segments, colors=colors, linewidths=0.9))
     for level, count in enumerate(width):
         ax.scatter(_node_x(count), np.full(count, level * LAYER_GAP), s=28, color="black", zorder=3)
@@ -220,6 +225,8 @@ def draw_history(ax: Axes, history: Sequence[Mapping[str, float]] | pd.DataFrame
 
 def plot_history(history: Sequence[Mapping[str, float]] | pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
     """Training curves of one run (a ``fit`` history or a history frame) as a PNG."""
+    from matplotlib.figure import Figure  # deferred, as in plot_kan
+
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.add_subplot()
     draw_history(ax, history)
