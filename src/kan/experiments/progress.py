@@ -10,8 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from kan.experiments.runner import TERMINAL
-from kan.experiments.sweep import Training, chunks
+from kan.experiments.sweep import Training, chunks, finishing_runs
 from kan.records.publish import SCIENCE, is_current, merge, published_runs, write_report_inputs
 from kan.records.science_outputs import RUN_RECORD
 from kan.records.shards import group_count, shard_groups, shard_of
@@ -32,11 +31,10 @@ def publish(results: Path | str, out: Path | str, report_inputs: Mapping[str, An
 def training_state(training: Training, records: Mapping[str, Mapping[str, Any]]) -> str:
     """``current``, ``stale`` or ``missing``: whether the records hold the training's last run (or
     a run that ended it early) from current code."""
-    found = [records[s.run_id] for s in training.stages if s.run_id in records]
-    done = [r for r in found if r["run_id"] == training.stages[-1].run_id or r["status"] in TERMINAL]
+    done = finishing_runs(training, records)
     if not done:
         return "missing"
-    return "current" if all(is_current(r) for r in done) else "stale"
+    return "current" if any(is_current(r) for r in done) else "stale"
 
 
 def complete_datasets(trainings: Sequence[Training], records: Mapping[str, Mapping[str, Any]]) -> list[str]:

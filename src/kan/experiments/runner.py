@@ -24,13 +24,12 @@ from kan import KAN, MLP, load_model
 from kan.batched import fit_many
 from kan.data import read_dataset, to_tensors
 from kan.experiments.pruning import prune_model, sparsify_config
-from kan.experiments.sweep import Stage, Training
+from kan.experiments.sweep import Stage, Training, finishing_runs
 from kan.records.provenance import FINGERPRINT
 from kan.records.runfiles import checked_model, is_finished, read_metrics, run_dir, write_run
 from kan.train import TrainConfig
 
 log = logging.getLogger(__name__)
-TERMINAL = ("diverged", "early_stopped", "failed")  # statuses that end a training early
 
 
 @dataclass
@@ -150,13 +149,12 @@ def train_together(trainings: Sequence[Training], data: Mapping[str, Tensor], me
 
 
 def is_done(training: Training, results: Path, fingerprint: str | None = None) -> bool:
-    """Finished: its last run exists, or a run of it ended the training early; with a
-    ``fingerprint`` (:func:`kan.records.provenance.code_fingerprint`), only runs recorded by
+    """Finished: a finished run folder finishes it (:func:`kan.experiments.sweep.finishing_runs`);
+    with a ``fingerprint`` (:func:`kan.records.provenance.code_fingerprint`), only runs recorded by
     code of that fingerprint count (others are stale and trained again)."""
-    dirs = [run_dir(results, training.experiment, training.kind, s.run_id) for s in training.stages]
-    records = {d: read_metrics(d) for d in dirs if is_finished(d)}
-    current = {d: r for d, r in records.items() if fingerprint is None or r.get(FINGERPRINT) == fingerprint}
-    return dirs[-1] in current or any(r["status"] in TERMINAL for r in current.values())
+    dirs = (run_dir(results, training.experiment, training.kind, s.run_id) for s in training.stages)
+    records = {r["run_id"]: r for r in (read_metrics(d) for d in dirs if is_finished(d))}
+    return any(fingerprint is None or r.get(FINGERPRINT) == fingerprint for r in finishing_runs(training, records))
 
 
 def existing_runs(trainings: Sequence[Training], results: Path) -> list[Path]:

@@ -125,6 +125,18 @@ def _models(block_kan: Mapping[str, Any], block_mlp: Mapping[str, Any]) -> list[
     return out
 
 
+TERMINAL = ("diverged", "early_stopped", "failed")  # statuses that end a training early
+
+
+def finishing_runs(training: Training, records: Mapping[str, Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The records (``records`` maps run id to record) that finish ``training``: its last run, or
+    a run whose status ended it early. The runner and the published records' progress both
+    decide "done" from these."""
+    last = training.stages[-1].run_id
+    found = (records[s.run_id] for s in training.stages if s.run_id in records)
+    return [r for r in found if r["run_id"] == last or r["status"] in TERMINAL]
+
+
 def expand(config: Mapping[str, Any]) -> list[Training]:
     """Every training of a validated config, in a stable order."""
     trainings = []
