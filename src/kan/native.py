@@ -2,8 +2,8 @@
 
 The C source (``csrc/uniform_kan.c``) is built with the system C compiler on first use and
 cached under ``$KAN_NATIVE_CACHE`` (default ``~/.cache/kan-repro``), keyed by source, compiler,
-flags and CPU. Without a compiler, or with ``KAN_NATIVE=0``, layers use the PyTorch path; the
-two agree to rounding. Small layers gain most: one C call replaces dozens of tensor operations.
+flags and CPU. Without a compiler, or with ``KAN_NATIVE=0``, layers use the PyTorch path (on
+non-uniform grids the plain Cox-de Boor ops); the two agree to rounding. Small layers gain most: one C call replaces dozens of tensor operations.
 """
 
 from __future__ import annotations
