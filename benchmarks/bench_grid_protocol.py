@@ -7,6 +7,10 @@ samples every 5 steps up to step 50 of each phase, with a grid that is 98% sampl
 setup: exp(sin(πx) + y²), 1000 points, 200 L-BFGS steps per G) and prints the test RMSE at the end
 of every phase, the best over the schedule, and the wall time.
 
+With ``--timing`` it instead times one fit per protocol with the compiled layer kernel on and off
+(``kan.native.use_native``): thread CPU time, best of ``--repeats`` runs, and the final training
+loss of each (equal with the kernel on and off up to rounding).
+
 Run: ``.venv/bin/python benchmarks/bench_grid_protocol.py`` (``--help`` for options). 1 thread.
 """
 
@@ -20,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from kan import KAN
+from kan import KAN, native
 from kan.data import generate_to_dir, read_dataset, to_tensors
 from kan.train import TrainConfig, fit
 
@@ -36,6 +40,30 @@ def toy_data(name: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
         return {k: v.contiguous() for k, v in to_tensors(read_dataset(directory), dtype=dtype).items()}
 
 
+def timed_fit(shape: list[int], config: TrainConfig, data: dict[str, torch.Tensor], dtype: torch.dtype,
+              compiled: bool) -> tuple[float, float]:
+    """Thread CPU seconds and final training loss of one fit (model seed 0)."""
+    with native.use_native(compiled):
+        model = KAN(shape, num_intervals=config.grid_schedule[0], seed=0, dtype=dtype)
+        started = time.thread_time()
+        result = fit(model, data, config)
+        return time.thread_time() - started, result.final["train_loss"]
+
+
+def timing_table(args: argparse.Namespace, data: dict[str, torch.Tensor], dtype: torch.dtype) -> None:
+    """Prints the CPU time of each protocol's fit with the compiled kernel on and off."""
+    print(f"\n## Fit CPU time, KAN {args.shape}, {args.dtype}, G {tuple(args.grids)} x {args.steps} L-BFGS steps, "
+          f"1 thread, best of {args.repeats}\n")
+    print("| protocol | compiled kernel | CPU s | final train loss |")
+    print("|---|---|---|---|")
+    for protocol, options in PROTOCOLS.items():
+        config = TrainConfig(steps=args.steps, grid_schedule=tuple(args.grids), **options)
+        for compiled in (True, False):
+            runs = [timed_fit(args.shape, config, data, dtype, compiled) for _ in range(args.repeats)]
+            label = "on" if compiled else "off"
+            print(f"| {protocol} | {label} | {min(r[0] for r in runs):.1f} | {runs[0][1]:.6e} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shape", type=int, nargs="+", default=[2, 5, 1])
@@ -43,10 +71,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="L-BFGS steps per grid phase")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    parser.add_argument("--timing", action="store_true", help="time the fits with the compiled kernel on and off")
+    parser.add_argument("--repeats", type=int, default=3, help="--timing: runs per figure (the best counts)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     dtype = getattr(torch, args.dtype)
     data = toy_data("exp_sin_sq", dtype)
+    if args.timing:
+        timing_table(args, data, dtype)
+        return
     rows = []
     for protocol, options in PROTOCOLS.items():
         for seed in args.seeds:

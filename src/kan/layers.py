@@ -13,7 +13,7 @@ import math
 import warnings
 import weakref
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, ClassVar, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +47,8 @@ _DERIVED_CACHES = ("_numeric_cache", "_layout_cache", "_basis_memo", "_native_me
 
 @contextlib.contextmanager
 def use_fast_path(enabled: bool) -> Iterator[None]:
-    """Switch the fused uniform-grid layer path on or off inside the block.
+    """Switch the fused layer path (uniform grids, and non-uniform ones the compiled kernel serves)
+    on or off inside the block.
 
     Off, layers run the plain differentiable ops (the reference). The fused path is already
     exact for higher derivatives (under ``create_graph`` its backward re-runs the plain ops),
@@ -86,23 +87,57 @@ _BASE_GRADS = {  # grad through the base branch: (grad wrt activation output, x)
 
 
 @dataclass(frozen=True, eq=False)
-class _UniformLayout:
-    """Constants of one uniform grid that the fused path needs, cached by the layer.
+class _GridLayout:
+    """Constants of one grid that the fused path needs, cached by the layer. Non-uniform grids
+    run in the compiled kernel only, which searches each sample's knot interval."""
+
+    grid: Tensor  # [in, G + 2k + 1]
+    version: int  # grid._version when built
+    order: int
+    num_basis: int  # G + k
+    activation: str
+    n_out: int
+    uniform: ClassVar[bool] = False
+
+    @classmethod
+    def build(cls, grid: Tensor, order: int, activation: str, n_out: int = 1) -> "_GridLayout":
+        return cls(grid, grid._version, order, grid.shape[1] - order - 1, activation, n_out)
+
+    @functools.cached_property
+    def native_constants(self) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """:class:`kan.native.LayerCall`'s constants: unit scale, zero shift, the local polynomials
+        (unused with knots) and the float64 knots."""
+        knots = self.grid.detach().to("cpu", torch.float64).contiguous()
+        poly = spline.local_value_slope_matrix(self.order, torch.float64, torch.device("cpu"))
+        n_in = knots.shape[0]
+        return knots.new_ones(n_in), knots.new_zeros(n_in), poly.contiguous(), knots
+
+    def native_call(self, batch: int, dtype: torch.dtype) -> native.LayerCall:
+        """The compiled kernel's call on ``batch`` samples of ``dtype`` (kept for the layout's life)."""
+        calls: dict[tuple[int, torch.dtype], native.LayerCall] = self.__dict__.setdefault("_native_calls", {})
+        call = calls.get((batch, dtype))
+        if call is None:
+            if len(calls) >= NATIVE_CALLS_KEPT:
+                calls.clear()
+            call = native.LayerCall(batch, self.n_out, self.num_basis, self.order, self.activation,
+                                    self.native_constants, dtype)
+            calls[batch, dtype] = call
+        return call
+
+
+@dataclass(frozen=True, eq=False)
+class _UniformLayout(_GridLayout):
+    """A uniform grid's layout, which the PyTorch contractions serve too.
 
     Basis rows are position-major: row ``w·in + i`` holds padded column w of input i, where
     function j sits in column ``j + k + 1`` and k + 1 always-zero columns pad each side; dense
     layouts append one row per input for the base activation.
     """
 
-    grid: Tensor  # [in, G + 2k + 1]
-    version: int  # grid._version when built
     scale: Tensor  # [in, 1] 1 / knot spacing
     shift: Tensor  # [in, 1] -(first knot) / knot spacing
     offsets: Tensor  # [k + 1, in, 1] int64: row of value r of input i is cell·in + offsets[r, i]
-    order: int
-    num_basis: int  # G + k
-    activation: str
-    n_out: int
+    uniform: ClassVar[bool] = True
 
     @property
     def edges(self) -> int:
@@ -125,25 +160,13 @@ class _UniformLayout:
         positions = torch.arange(1, order + 2, device=grid.device)[:, None, None] * n_in
         offsets = positions + torch.arange(n_in, device=grid.device)[:, None]
         shift = -grid[:, :1] / step
-        return cls(grid, grid._version, 1 / step, shift, offsets, order, num_basis, activation, n_out)
+        return cls(grid, grid._version, order, num_basis, activation, n_out, 1 / step, shift, offsets)
 
     @functools.cached_property
-    def native_constants(self) -> tuple[Tensor, Tensor, Tensor]:
-        """Float64 scale and shift ``[in]`` and local polynomials for :mod:`kan.native`."""
+    def native_constants(self) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """Float64 scale and shift ``[in]`` and local polynomials for :mod:`kan.native` (no knots)."""
         poly = spline.local_value_slope_matrix(self.order, torch.float64, torch.device("cpu"))
-        return _cpu_float64(self.scale), _cpu_float64(self.shift), poly.contiguous()
-
-    def native_call(self, batch: int, dtype: torch.dtype) -> native.LayerCall:
-        """The compiled kernel's call on ``batch`` samples of ``dtype`` (kept for the layout's life)."""
-        calls: dict[tuple[int, torch.dtype], native.LayerCall] = self.__dict__.setdefault("_native_calls", {})
-        call = calls.get((batch, dtype))
-        if call is None:
-            if len(calls) >= NATIVE_CALLS_KEPT:
-                calls.clear()
-            call = native.LayerCall(batch, self.n_out, self.num_basis, self.order, self.activation,
-                                    self.native_constants, dtype)
-            calls[batch, dtype] = call
-        return call
+        return _cpu_float64(self.scale), _cpu_float64(self.shift), poly.contiguous(), None
 
 
 def _cpu_float64(values: Tensor) -> Tensor:
@@ -263,7 +286,7 @@ def _row_weight(layout: _UniformLayout, coef: Tensor, spline_scale: Tensor, base
 class _NativeState:
     """What the compiled kernel's backward needs from its forward (see :mod:`kan.native`)."""
 
-    layout: _UniformLayout
+    layout: _GridLayout
     call: native.LayerCall
     x: Tensor  # contiguous [batch, in]
     coef: Tensor
@@ -288,27 +311,27 @@ class _InputMemo:
     full-batch fit evaluates the same training and test tensors over and over."""
 
     def __init__(self) -> None:
-        self.entries: list[tuple[weakref.ref, int, _UniformLayout, Any]] = []
+        self.entries: list[tuple[weakref.ref, int, _GridLayout, Any]] = []
 
-    def find(self, x: Tensor, layout: _UniformLayout, default: Any = None) -> Any:
+    def find(self, x: Tensor, layout: _GridLayout, default: Any = None) -> Any:
         for entry in self.entries:
             if self._matches(entry, x, layout):
                 return entry[3]
         return default
 
-    def put(self, x: Tensor, layout: _UniformLayout, value: Any) -> None:
+    def put(self, x: Tensor, layout: _GridLayout, value: Any) -> None:
         """Remember ``value`` for ``x``, replacing its entry or the older of the other two."""
         alive = [e for e in self.entries if e[0]() is not None and not self._matches(e, x, layout)]
         self.entries = [(weakref.ref(x), x._version, layout, value), *alive[:1]]
 
     @staticmethod
-    def _matches(entry: tuple[weakref.ref, int, _UniformLayout, Any], x: Tensor, layout: _UniformLayout) -> bool:
+    def _matches(entry: tuple[weakref.ref, int, _GridLayout, Any], x: Tensor, layout: _GridLayout) -> bool:
         ref, version, cached_layout, _ = entry
         return ref() is x and version == x._version and cached_layout is layout
 
 
 def _native_forward(
-    layout: _UniformLayout, call: native.LayerCall, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,
+    layout: _GridLayout, call: native.LayerCall, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,
     numeric: Tensor | None, local: tuple[Tensor | None, int, bool],
 ) -> tuple[Tensor, _NativeState]:
     """Numeric-edge layer output ``[batch, out]`` from the compiled kernel; ``local`` is
@@ -401,7 +424,7 @@ def _fused_backward(state: _FusedState, grad_out: Tensor, need: tuple[bool, ...]
     return grad_x, grad_coef, grad_base, grad_spline
 
 
-class _FusedUniformLayers(torch.autograd.Function):
+class _FusedLayers(torch.autograd.Function):
     """Autograd wrapper of consecutive layers' :meth:`KANLayer.fused_forward` and their states'
     backwards: one graph node for a whole KAN. Under ``create_graph`` the backward re-runs the
     plain ops, so higher derivatives are exact."""
@@ -425,14 +448,14 @@ class _FusedUniformLayers(torch.autograd.Function):
 
 
 def _plain_backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-    """:class:`_FusedUniformLayers`'s backward through the plain differentiable ops."""
+    """:class:`_FusedLayers`'s backward through the plain differentiable ops."""
     x, *params = ctx.saved_tensors
     out = x
     for index, state in enumerate(ctx.states):
         coef, scale_base, scale_spline = params[3 * index: 3 * index + 3]
         layout = state.layout
         out = spline_base_plain(out, layout.grid, coef, scale_base, scale_spline, state.numeric, layout.order,
-                                layout.activation, True)
+                                layout.activation, layout.uniform)
     need = ctx.needs_input_grad
     inputs = (x, *params)
     flags = (need[0], *need[3:])
@@ -475,7 +498,7 @@ def fused_layers_forward(layers: Sequence["KANLayer"], x: Tensor) -> Tensor:
     input_grad = x.requires_grad and torch.is_grad_enabled()
     params = [p for layer in layers for p in (layer.coef, layer.scale_base, layer.scale_spline)]
     if input_grad or torch.is_grad_enabled() and any(p.requires_grad for p in params):
-        return _FusedUniformLayers.apply(x, tuple(layers), input_grad, *params)
+        return _FusedLayers.apply(x, tuple(layers), input_grad, *params)
     for layer in layers:  # nothing to differentiate: skip the autograd wrapper
         x = layer.fused_forward(x, input_grad=False, backward=False)[0]
     return x
@@ -567,10 +590,14 @@ class KANLayer(nn.Module):
             self.__dict__["_numeric_cache"] = cached
         return cached[4]
 
-    def _uniform_layout(self) -> _UniformLayout:
+    def _layout(self) -> _GridLayout:
         cached = self.__dict__.get("_layout_cache")
-        if cached is None or cached.grid is not self.grid or cached.version != self.grid._version:
-            cached = _UniformLayout.build(self.grid, self.order, self.base_activation, self.out_dim)
+        if (
+            cached is None or cached.grid is not self.grid or cached.version != self.grid._version
+            or cached.uniform != self.uniform
+        ):
+            kind = _UniformLayout if self.uniform else _GridLayout
+            cached = kind.build(self.grid, self.order, self.base_activation, self.out_dim)
             self.__dict__["_layout_cache"] = cached
         return cached
 
@@ -599,19 +626,25 @@ class KANLayer(nn.Module):
 
     @property
     def fusable(self) -> bool:
-        """Whether :meth:`fused_forward` applies: fast path on, uniform grid, no symbolic edge."""
-        return _fast_path and self.uniform and not self.symbolic_names
+        """Whether :meth:`fused_forward` applies: :attr:`fused_numeric` and no symbolic edge."""
+        return self.fused_numeric and not self.symbolic_names
 
-    def _native_call(self, x: Tensor, layout: _UniformLayout) -> native.LayerCall | None:
+    @property
+    def fused_numeric(self) -> bool:
+        """Whether the numeric edges run fused: fast path on and a uniform grid, or a non-uniform
+        one that the compiled kernel serves (CPU, float32/float64, its orders and activations)."""
+        return _fast_path and (self.uniform or native.serves(self.coef, self.order, self.base_activation))
+
+    def _native_call(self, x: Tensor, layout: _GridLayout) -> native.LayerCall | None:
         """The compiled kernel's call for this layer on ``x``, or None where the kernel does not
         compute it (not on the CPU, unsupported order or activation, no compiler). Where it applies
         it is the fastest CPU path at every benchmarked size (README, "Performance")."""
-        if native.supports(x, self.coef.dtype, self.order, self.base_activation) and native.available():
+        if native.supports(x, self.coef.dtype, self.order, self.base_activation):
             return layout.native_call(x.shape[0], x.dtype)
         return None
 
     def _native_local(
-        self, x: Tensor, layout: _UniformLayout, call: native.LayerCall, input_grad: bool, backward: bool
+        self, x: Tensor, layout: _GridLayout, call: native.LayerCall, input_grad: bool, backward: bool
     ) -> tuple[Tensor | None, int, bool]:
         """The kernel's per-sample buffer for ``x``: ``(buffer, mode, slopes)``. A backward gets a
         filled buffer (with slopes for the gradient of x); an input without gradient that comes
@@ -635,18 +668,21 @@ class KANLayer(nn.Module):
     ) -> tuple[Tensor, _FusedState | _NativeState]:
         """Output ``[batch, out]`` computed without autograd, and the state whose ``backward``
         gives the gradients (``input_grad``: whether it must return the gradient of x; ``backward``: whether a
-        backward will follow at all). Needs :attr:`fusable`."""
-        layout = self._uniform_layout()
+        backward will follow at all). Needs :attr:`fused_numeric`."""
+        layout = self._layout()
         params = (self.coef, self.scale_base, self.scale_spline, self._cached_numeric_mask())
         call = self._native_call(x, layout)
         if call is not None:
             local = self._native_local(x, layout, call, input_grad, backward)
             return _native_forward(layout, call, x, *params, local)
+        if not layout.uniform:
+            raise ValueError(f"KANLayer: a non-uniform grid runs fused only on inputs of the layer's dtype and "
+                             f"device ({self.coef.dtype}, {self.coef.device}), got {x.dtype} on {x.device}")
         return _fused_forward(layout, self._local_basis(x, layout, derivative=input_grad), *params)
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.in_dim, "KANLayer")
-        if self.uniform and _fast_path:
+        if self.fused_numeric:
             out = fused_layers_forward((self,), x)
         else:
             out = spline_base_plain(
@@ -707,8 +743,9 @@ class KANLayer(nn.Module):
     def update_grid(self, x: Tensor, num_intervals: int | None = None, uniform_fraction: float = 1.0) -> None:
         """Move the knots to follow the samples ``x`` and refit the splines to stay the same function.
 
-        ``uniform_fraction = 1`` keeps per-input uniform grids (fast path); smaller values mix in
-        sample percentiles (paper's grid_eps) and switch to the general Cox-de Boor path.
+        ``uniform_fraction = 1`` keeps per-input uniform grids; smaller values mix in sample
+        percentiles (paper's grid_eps): non-uniform grids, which only the compiled kernel runs fast
+        (elsewhere the layer uses the Cox-de Boor ops).
         """
         check_input(x, self.in_dim, "KANLayer.update_grid")
         size = self.num_intervals if num_intervals is None else num_intervals

@@ -1,9 +1,9 @@
-"""Optional compiled kernel for KAN layers on per-input uniform grids (CPU, float32/float64).
+"""Optional compiled kernel for KAN layers on per-input knot grids, uniform or not (CPU, float32/float64).
 
 The C source (``csrc/uniform_kan.c``) is built with the system C compiler on first use and
 cached under ``$KAN_NATIVE_CACHE`` (default ``~/.cache/kan-repro``), keyed by source, compiler,
-flags and CPU. Without a compiler, or with ``KAN_NATIVE=0``, layers use the PyTorch path; the
-two agree to rounding. Small layers gain most: one C call replaces dozens of tensor operations.
+flags and CPU. Without a compiler, or with ``KAN_NATIVE=0``, layers use the PyTorch path (on
+non-uniform grids the plain Cox-de Boor ops); the two agree to rounding. Small layers gain most: one C call replaces dozens of tensor operations.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ _SUFFIXES = {torch.float64: "f64", torch.float32: "f32"}
 _enabled = os.environ.get("KAN_NATIVE", "1") != "0"
 
 
-_C_FIELDS = ("batch", "n_in", "n_out", "num_basis", "order", "activation", "scale", "shift", "poly")  # kan_shape_layout's order
+_C_FIELDS = ("batch", "n_in", "n_out", "num_basis", "order", "activation", "scale", "shift", "poly", "knots")  # kan_shape_layout's order
 
 
 class Shape(ctypes.Structure):
@@ -43,7 +43,7 @@ class Shape(ctypes.Structure):
     _fields_ = [
         ("batch", ctypes.c_long), ("n_in", ctypes.c_long), ("n_out", ctypes.c_long), ("num_basis", ctypes.c_long),
         ("order", ctypes.c_int), ("activation", ctypes.c_int),
-        ("scale", ctypes.c_void_p), ("shift", ctypes.c_void_p), ("poly", ctypes.c_void_p),
+        ("scale", ctypes.c_void_p), ("shift", ctypes.c_void_p), ("poly", ctypes.c_void_p), ("knots", ctypes.c_void_p),
     ]
 
 
@@ -145,30 +145,37 @@ def available() -> bool:
     return _enabled and _library() is not None
 
 
-def supports(x: Tensor, weight_dtype: torch.dtype, order: int, activation: str) -> bool:
-    """Whether the kernel can run a layer with weights of ``weight_dtype`` on ``x`` (see also
-    :func:`available`)."""
+def serves(weights: Tensor, order: int, activation: str) -> bool:
+    """Whether the kernel is available and runs a layer whose parameters are ``weights`` (on the
+    CPU, float32 or float64) with splines of ``order`` and this base activation."""
     return (
-        x.is_cpu and x.dtype == weight_dtype and x.dtype in _SUFFIXES and activation in ACTIVATIONS
+        weights.is_cpu and weights.dtype in _SUFFIXES and activation in ACTIVATIONS and available()
         and order <= max_order()
     )
 
 
+def supports(x: Tensor, weight_dtype: torch.dtype, order: int, activation: str) -> bool:
+    """Whether the kernel is available and can run a layer with weights of ``weight_dtype`` on ``x``."""
+    return x.dtype == weight_dtype and serves(x, order, activation)
+
+
 class LayerCall:
     """The kernel's forward and backward of one layer shape on batches of one size and dtype.
-    ``constants`` are float64 CPU tensors (scale and shift ``[in]``, the local polynomial matrix
-    ``[2(k+1), k+1]``) that must outlive the call; every tensor passed is contiguous, on the CPU
-    and of ``dtype``."""
+    ``constants`` are float64 CPU tensors that must outlive the call: scale and shift ``[in]``, the
+    local polynomial matrix ``[2(k+1), k+1]`` and the knots ``[in, G + 2k + 1]`` of a non-uniform
+    grid (None: uniform grids, with scale and shift placing samples on them; with knots, scale is
+    ones); every tensor passed is contiguous, on the CPU and of ``dtype``."""
 
     __slots__ = ("shape", "packed_size", "local_size", "_forward", "_backward")
 
     def __init__(
-        self, batch: int, n_out: int, num_basis: int, order: int, activation: str, constants: tuple[Tensor, ...],
+        self, batch: int, n_out: int, num_basis: int, order: int, activation: str,
+        constants: tuple[Tensor, Tensor, Tensor, Tensor | None],
         dtype: torch.dtype,
     ) -> None:
-        scale, shift, poly = constants
+        scale, shift, poly, knots = constants
         self.shape = Shape(batch, scale.numel(), n_out, num_basis, order, ACTIVATIONS[activation],
-                           scale.data_ptr(), shift.data_ptr(), poly.data_ptr())
+                           scale.data_ptr(), shift.data_ptr(), poly.data_ptr(), _pointer(knots))
         library, suffix = _library(), _SUFFIXES[dtype]
         self.packed_size = library.kan_packed_size(ctypes.byref(self.shape))
         self.local_size = library.kan_local_size(ctypes.byref(self.shape))  # doubles

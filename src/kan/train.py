@@ -220,7 +220,7 @@ class _Objective:
 class _FusedKANGradient:
     """Loss and flat gradient of a KAN through its layers' fused forward/backward: no autograd
     graph, no ``.grad`` bookkeeping. Applies while the fast path is on, every layer is fusable
-    (uniform grid, no symbolic edge) and there is no penalty; gives the same values as autograd.
+    (:attr:`KANLayer.fusable`) and there is no penalty; gives the same values as autograd.
 
     The last result is reused when nothing changed since (same batch tensors, parameters not
     written, no :meth:`forget`): each LBFGS step starts where the previous one evaluated last."""

@@ -1,5 +1,6 @@
-"""The fused uniform-grid layer path against the plain differentiable path. Every test runs
-twice: with the compiled kernel (kan.native) and with the PyTorch contractions it replaces."""
+"""The fused layer path against the plain differentiable path. Every test runs twice: with the
+compiled kernel (kan.native) and with the PyTorch contractions it replaces (uniform grids only:
+without the kernel, non-uniform grids take the plain path)."""
 
 import math
 
@@ -61,8 +62,10 @@ def test_fused_and_plain_paths_agree(G, out_dim, activation):
 
 
 @pytest.mark.parametrize("G", [5, 40])
-def test_masked_and_symbolic_edges_agree(G):
+@pytest.mark.parametrize("uniform_fraction", [1.0, 0.02])
+def test_masked_and_symbolic_edges_agree(G, uniform_fraction):
     layer, x = _layer(G=G), _inputs()
+    layer.update_grid(x * 0.8, uniform_fraction=uniform_fraction)
     layer.mask[0, 1] = 0.0
     layer.set_symbolic(2, 3, "sin", (1.5, 0.2, 0.7, -0.1))
     out_fast, grads_fast = _grads(layer, x, True)
@@ -93,19 +96,20 @@ def test_nan_input_gives_nan_output_without_index_errors():
         assert torch.isnan(out[5]).all() and torch.isnan(out[6]).all() and torch.isfinite(out[7:]).all()
 
 
+def _laplacian(model, points, fast):
+    """Σ_i ∂²model/∂x_i² at ``points`` (differentiable), on the fused path or the plain one."""
+    points = points.clone().requires_grad_(True)
+    with layers.use_fast_path(fast):
+        (grad,) = torch.autograd.grad(model(points).sum(), points, create_graph=True)
+        return sum(torch.autograd.grad(grad[:, i].sum(), points, create_graph=True)[0][:, i] for i in range(2))
+
+
 @pytest.mark.parametrize("G", [5, 40])
 def test_second_derivatives_through_the_fused_path(G):
     """create_graph through the fused path equals the plain path, which matches finite differences."""
     model = KAN([2, 3, 1], num_intervals=G, dtype=F64, seed=2)
     x = _inputs(40, 2, spread=0.9)
-
-    def laplacian(points, fast):
-        points = points.clone().requires_grad_(True)
-        with layers.use_fast_path(fast):
-            (grad,) = torch.autograd.grad(model(points).sum(), points, create_graph=True)
-            return sum(torch.autograd.grad(grad[:, i].sum(), points, create_graph=True)[0][:, i] for i in range(2))
-
-    fast, plain = laplacian(x, True), laplacian(x, False)
+    fast, plain = _laplacian(model, x, True), _laplacian(model, x, False)
     assert torch.allclose(fast, plain, atol=1e-9)
     h = 1e-5  # the second derivative is only continuous (C²) at knots: keep h far below the knot spacing
     with torch.no_grad():
@@ -115,7 +119,7 @@ def test_second_derivatives_through_the_fused_path(G):
     assert torch.allclose(plain, fd, atol=1e-3 * max(1.0, fd.abs().max().item()))
     (param_grad,) = torch.autograd.grad(fast.pow(2).sum(), model.layers[0].coef)
     with layers.use_fast_path(False):
-        (param_plain,) = torch.autograd.grad(laplacian(x, False).pow(2).sum(), model.layers[0].coef)
+        (param_plain,) = torch.autograd.grad(_laplacian(model, x, False).pow(2).sum(), model.layers[0].coef)
     assert torch.allclose(param_grad, param_plain, atol=1e-8)
 
 
@@ -127,15 +131,30 @@ def test_second_derivatives_after_a_grid_update():
     interior = points.interior
     model = KAN([2, 10, 1], num_intervals=3, dtype=F64, seed=0)
     model.update_grid(torch.cat([interior, points.boundary]))
-
-    def laplacian(fast):
-        points = interior.clone().requires_grad_(True)
-        with layers.use_fast_path(fast):
-            (grad,) = torch.autograd.grad(model(points).sum(), points, create_graph=True)
-            return sum(torch.autograd.grad(grad[:, i].sum(), points, create_graph=True)[0][:, i] for i in range(2))
-
-    fast, plain = laplacian(True), laplacian(False)
+    fast, plain = _laplacian(model, interior, True), _laplacian(model, interior, False)
     assert torch.allclose(fast, plain, rtol=0, atol=1e-10), float((fast - plain).abs().max())
+
+
+def test_non_uniform_grids_run_fused_with_the_kernel_and_keep_second_derivatives(fused_kernel):
+    """After pykan's grid update (non-uniform knots) the kernel runs the layers (without it, the
+    plain ops); first and second derivatives, and the parameter gradient of the Laplacian (the
+    backward under create_graph re-runs the plain ops), equal the plain path's."""
+    model = KAN([2, 3, 1], num_intervals=6, dtype=F64, seed=2)
+    x = _inputs(60, 2, spread=0.9)
+    model.update_grid(x**3, uniform_fraction=0.02)
+    assert [layer.fusable for layer in model.layers] == [fused_kernel == "compiled"] * 2
+    assert not any(layer.uniform for layer in model.layers)
+    out_fast, grads_fast = _grads(model.layers[0], x, True)
+    out_plain, grads_plain = _grads(model.layers[0], x, False)
+    assert torch.allclose(out_fast, out_plain, rtol=0, atol=1e-12)
+    for fast, plain in zip(grads_fast, grads_plain):
+        assert torch.allclose(fast, plain, rtol=0, atol=1e-10)
+    fast, plain = _laplacian(model, x, True), _laplacian(model, x, False)
+    assert torch.allclose(fast, plain, rtol=0, atol=1e-10)
+    coef = model.layers[1].coef
+    (param_fast,) = torch.autograd.grad(fast.pow(2).sum(), coef)
+    (param_plain,) = torch.autograd.grad(plain.pow(2).sum(), coef)
+    assert torch.allclose(param_fast, param_plain, rtol=0, atol=1e-9)
 
 
 def test_uniform_local_basis_matches_cox_de_boor():

@@ -10,8 +10,9 @@ import sys
 import pytest
 import torch
 
-from kan import KAN, native
+from kan import KAN, create_dataset, native, pykan_config
 from kan.layers import KANLayer
+from kan.train import fit
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="compiled kernel unavailable (no C compiler)")
 
@@ -51,10 +52,55 @@ def test_wide_kernel_matches_over_several_runs_of_samples():
     _check_against_pytorch(_layer(torch.float32, 3, 20), batch=2600)
 
 
-def _check_against_pytorch(layer, batch):
+def _skewed(batch, dtype, seed=4):
+    """Samples crowded towards -1: their percentiles make strongly non-uniform grids."""
+    return torch.rand(batch, 3, generator=torch.Generator().manual_seed(seed), dtype=dtype) ** 3 * 2 - 1
+
+
+def _adaptive_layer(dtype, order, out_dim, activation="silu"):
+    """A layer after pykan's grid update (98 % sample percentiles): non-uniform knots per input."""
+    layer = _layer(dtype, order, out_dim, activation)
+    layer.update_grid(_skewed(500, dtype), uniform_fraction=0.02)
+    assert not layer.uniform and layer.fusable
+    return layer
+
+
+def _hand_made_layer(dtype, order, out_dim, G=7):
+    """A layer on knots with spacings that vary 50-fold, different for each input."""
+    layer = _layer(dtype, order, out_dim, G=G)
+    spacing = torch.rand(3, G + 2 * order, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    knots = torch.cat([torch.zeros(3, 1, dtype=torch.float64), torch.cumsum(0.02 + spacing, dim=1)], dim=1)
+    layer.grid = (knots / knots[:, -1:] * 2.4 - 1.2).to(dtype)
+    layer.uniform = False
+    return layer
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("order", [1, 2, 3, 5])
+@pytest.mark.parametrize("out_dim", [1, 3, 8, 14, 37])
+def test_compiled_kernel_matches_the_plain_path_on_non_uniform_grids(dtype, order, out_dim):
+    """Knot search and Cox-de Boor recursion in the kernel against the plain ops, for samples
+    inside, outside and exactly on the adaptive grid's ends."""
+    layer = _adaptive_layer(dtype, order, out_dim)
+    x = (torch.rand(700, 3, generator=torch.Generator().manual_seed(1), dtype=dtype) * 2 - 1) * 1.3  # some off grid
+    x[:3] = layer.grid[:, [0, order + 1, -1]].T  # knots exactly
+    _check_against_pytorch(layer, x=x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("order", [1, 3, 5])
+@pytest.mark.parametrize("out_dim", [1, 14])
+def test_compiled_kernel_matches_the_plain_path_on_hand_made_knots(dtype, order, out_dim):
+    _check_against_pytorch(_hand_made_layer(dtype, order, out_dim), batch=700)
+
+
+def _check_against_pytorch(layer, batch=None, x=None):
+    """The kernel's output and gradients against the plain path on ``x`` (default: ``batch``
+    samples in [-1.6, 1.6], some off the grid, and the uniform grid's ends)."""
     dtype = layer.coef.dtype
-    x = (torch.rand(batch, 3, generator=torch.Generator().manual_seed(1), dtype=dtype) * 2 - 1) * 1.6  # some off grid
-    x[:2] = torch.tensor([-1.0, 1.0], dtype=dtype)[:, None]  # knots exactly
+    if x is None:
+        x = (torch.rand(batch, 3, generator=torch.Generator().manual_seed(1), dtype=dtype) * 2 - 1) * 1.6
+        x[:2] = torch.tensor([-1.0, 1.0], dtype=dtype)[:, None]  # knots exactly
     compiled, reference = _outputs_and_grads(layer, x, True), _outputs_and_grads(layer, x, False)
     for name, a, b in zip(["output", "x", "coef", "scale_base", "scale_spline"], compiled, reference):
         scale = b.abs().max().clamp_min(1.0)
@@ -63,8 +109,9 @@ def _check_against_pytorch(layer, batch):
 
 
 @pytest.mark.parametrize("out_dim", [2, 14])
-def test_non_finite_inputs_give_nan_rows(out_dim):
-    layer = _layer(torch.float64, 3, out_dim)
+@pytest.mark.parametrize("make", [_layer, _adaptive_layer])
+def test_non_finite_inputs_give_nan_rows(out_dim, make):
+    layer = make(torch.float64, 3, out_dim)
     x = torch.rand(10, 3, dtype=torch.float64)
     x[4, 1], x[5, 2] = float("nan"), float("-inf")
     with torch.no_grad():
@@ -73,9 +120,12 @@ def test_non_finite_inputs_give_nan_rows(out_dim):
 
 
 @pytest.mark.parametrize("width", [[3, 4, 1], [3, 12, 9]])
-def test_kernel_is_deterministic(width):
+@pytest.mark.parametrize("uniform_fraction", [1.0, 0.02])
+def test_kernel_is_deterministic(width, uniform_fraction):
     model = KAN(width, num_intervals=9, seed=2)
     x = torch.rand(3000, 3, generator=torch.Generator().manual_seed(0))
+    if uniform_fraction < 1:
+        model.update_grid(_skewed(3000, torch.float32), uniform_fraction=uniform_fraction)
     runs = []
     for _ in range(2):
         model.zero_grad()
@@ -83,6 +133,24 @@ def test_kernel_is_deterministic(width):
         out.square().sum().backward()
         runs.append([out.detach(), *(p.grad.clone() for p in model.parameters() if p.grad is not None)])
     assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fit_with_pykan_grid_updates_is_the_same_with_the_kernel(dtype):
+    """pykan's protocol (grid updates onto 98 % percentile grids every 5 steps) trains through the
+    kernel's non-uniform path to the same losses as through the plain ops. Adam: L-BFGS's line
+    searches amplify rounding differences chaotically (tenfold per step)."""
+    data = create_dataset(lambda x: torch.exp(torch.sin(torch.pi * x[:, :1]) + x[:, 1:] ** 2), [(-1, 1)] * 2,
+                          n_train=300, n_test=100, dtype=dtype)
+    config = pykan_config(steps=30, grid_schedule=(3, 5), optimizer="adam", lr=0.02)
+    losses = []
+    for compiled in (True, False):
+        with native.use_native(compiled):
+            model = KAN([2, 5, 1], num_intervals=3, seed=0, dtype=dtype)
+            losses.append([row["train_loss"] for row in fit(model, data, config).history])
+            assert not model.layers[0].uniform
+    tolerance = {torch.float64: 1e-10, torch.float32: 1e-3}[dtype]
+    assert losses[0] == pytest.approx(losses[1], rel=tolerance)
 
 
 def _python(code: str, **env: str) -> subprocess.CompletedProcess:

@@ -1,4 +1,4 @@
-/* Fused KAN layer on per-input uniform grids: forward and backward without tensor temporaries.
+/* Fused KAN layer on per-input knot grids: forward and backward without tensor temporaries.
  *
  * Layouts (row-major, contiguous): x [batch][in]; out and grad_out [batch][out];
  * weight [in][width][out], width = num_basis + 2 (k + 1): the spline coefficients times their
@@ -7,6 +7,9 @@
  * u = x * scale + shift the position in knot intervals (knot 0 at u = 0); poly [2 (k+1)][k+1]:
  * row r is the local polynomial of value r in powers of the fractional part of u, row k+1+r
  * its derivative d/du. Value r in interval `cell` belongs to basis function cell - k + r.
+ * Non-uniform grids give knots [in][num_basis + k + 1] instead: a sample's interval comes from a
+ * binary search, its values from the Cox-de Boor recursion and its slopes are d/dx (scale 1, so
+ * the code that multiplies slopes by scale serves both).
  *
  * Work runs input by input over blocks of samples, so consecutive updates hit different rows
  * (no store-to-load chains). Basis values are computed in double; every sum has a fixed order,
@@ -29,6 +32,7 @@ typedef struct {
     long batch, n_in, n_out, num_basis;
     int order, activation;
     const double *scale, *shift, *poly;
+    const double *knots; /* null: uniform grids (scale, shift, poly) */
 } kan_shape;
 
 /* Per-sample quantities of one input over one block of samples (structure of arrays). */
@@ -96,6 +100,66 @@ INLINE void fill_block(const kan_shape *s, int rows, const double *poly, const d
             double v = c[rows - 1];
             for (int p = rows - 2; p >= 0; p--) v = v * f[b] + c[p];
             out[b] = v;
+        }
+    }
+}
+
+/* Knot j of t[0 .. n-1]; beyond the ends the end intervals repeat. Only functions outside
+ * [0, num_basis) (zero weights) use those knots: they just keep them finite. */
+INLINE double knot_at(const double *t, long n, long j) {
+    if (j < 0) return t[0] + (double)j * (t[1] - t[0]);
+    if (j >= n) return t[n - 1] + (double)(j - n + 1) * (t[n - 1] - t[n - 2]);
+    return t[j];
+}
+
+/* The k+1 B-splines that can be non-zero at x in [t[c], t[c+1]) (value r: function c - k + r) and
+ * their derivatives d/dx: the Cox-de Boor recursion on the 2k knots around the interval (The
+ * NURBS Book, A2.2); the last level's quotients also give the derivatives. */
+INLINE void cox_de_boor(const double *t, long n, long c, int k, double x, double *value, double *slope) {
+    double left[MAX_ORDER + 1], right[MAX_ORDER + 1];
+    for (int j = 1; j <= k; j++) {
+        left[j] = x - knot_at(t, n, c + 1 - j);
+        right[j] = knot_at(t, n, c + j) - x;
+    }
+    value[0] = 1.0;
+    for (int r = 0; r <= k; r++) slope[r] = 0.0;
+    for (int j = 1; j <= k; j++) {
+        double saved = 0.0;
+        for (int r = 0; r < j; r++) {
+            double quotient = value[r] / (right[r + 1] + left[j - r]);
+            value[r] = saved + right[r + 1] * quotient;
+            saved = left[j - r] * quotient;
+            if (j == k) {
+                slope[r] -= k * quotient;
+                slope[r + 1] += k * quotient;
+            }
+        }
+        value[j] = saved;
+    }
+}
+
+/* fill_block on the knots t[0 .. n-1] of one input at the samples x: the interval by binary
+ * search, the values by cox_de_boor. Samples off [t[0], t[n-1]) (NaN too) read the zero rows
+ * 0 .. k with values and slopes 0 * x, as the Cox-de Boor ops give (NaN for non-finite x). */
+INLINE void fill_block_knots(const double *t, long n, int rows, const double *x, long count, int slopes,
+                             block_view blk) {
+    double value[MAX_ORDER + 1], slope[MAX_ORDER + 1];
+    for (long b = 0; b < count; b++) {
+        long lo = 0, hi = n - 1; /* t[lo] <= x < t[hi] */
+        if (x[b] >= t[0] && x[b] < t[n - 1]) {
+            while (hi - lo > 1) {
+                long mid = (lo + hi) / 2;
+                if (t[mid] <= x[b]) lo = mid; else hi = mid;
+            }
+            cox_de_boor(t, n, lo, rows - 1, x[b], value, slope);
+            blk.row[b] = (int)lo + 1; /* (lo - k) + (k + 1) */
+        } else {
+            for (int r = 0; r < rows; r++) value[r] = slope[r] = 0.0 * x[b];
+            blk.row[b] = 0;
+        }
+        for (int r = 0; r < rows; r++) {
+            blk.value[r * BLOCK + b] = value[r];
+            if (slopes) blk.slope[r * BLOCK + b] = slope[r];
         }
     }
 }
@@ -185,7 +249,7 @@ void kan_shape_layout(long *out) {
     const long layout[] = {sizeof(kan_shape), offsetof(kan_shape, batch), offsetof(kan_shape, n_in),
                            offsetof(kan_shape, n_out), offsetof(kan_shape, num_basis), offsetof(kan_shape, order),
                            offsetof(kan_shape, activation), offsetof(kan_shape, scale), offsetof(kan_shape, shift),
-                           offsetof(kan_shape, poly)};
+                           offsetof(kan_shape, poly), offsetof(kan_shape, knots)};
     memcpy(out, layout, sizeof layout);
 }
 

@@ -13,9 +13,14 @@ INLINE void NAME(load_block, SUFFIX)(const kan_shape *s, int rows, const double 
     for (long b = 0; b < count; b++) {
         xt[b] = x[(start + b) * s->n_in + i];
         xi[b] = (double)xt[b];
-        u[b] = xi[b] * scale + shift;
     }
-    fill_block(s, rows, poly, u, count, slopes, blk);
+    if (s->knots) {
+        long n = s->num_basis + rows;
+        fill_block_knots(s->knots + i * n, n, rows, xi, count, slopes, blk);
+    } else {
+        for (long b = 0; b < count; b++) u[b] = xi[b] * scale + shift;
+        fill_block(s, rows, poly, u, count, slopes, blk);
+    }
     if (s->activation == ACT_SILU)
         NAME(silu_block, SUFFIX)(xt, count, blk);
     else
