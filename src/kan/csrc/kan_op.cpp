@@ -138,7 +138,7 @@ std::tuple<Tensor, Tensor> forward_shapes(const Tensor& x, const Tensor& coef, c
                                           const Tensor& scale_spline, const OptionalTensor& mask,
                                           const Tensor& scale, const Tensor& shift, const Tensor& poly,
                                           const OptionalTensor& knots, c10::string_view activation,
-                                          const OptionalTensor& local, c10::string_view mode, bool slopes,
+                                          const OptionalTensor& local, c10::string_view mode,
                                           Sizes* sizes = nullptr) {
     constexpr const char* op = "kan::layer_forward";
     const Sizes s = check_layer(op, x, coef, scale_spline, mask, scale, shift, poly, knots);
@@ -156,7 +156,7 @@ std::tuple<Tensor, Tensor> forward_meta(const Tensor& x, const Tensor& coef, con
                                         c10::string_view activation, const OptionalTensor& local,
                                         c10::string_view mode, bool slopes) {
     return forward_shapes(x, coef, scale_base, scale_spline, mask, scale, shift, poly, knots, activation, local,
-                          mode, slopes);
+                          mode);
 }
 
 template <typename T>
@@ -176,7 +176,7 @@ std::tuple<Tensor, Tensor> forward_cpu(const Tensor& x, const Tensor& coef, cons
     constexpr const char* op = "kan::layer_forward";
     Sizes s;
     auto [out, packed] = forward_shapes(x, coef, scale_base, scale_spline, mask, scale, shift, poly, knots,
-                                        activation, local, mode, slopes, &s);
+                                        activation, local, mode, &s);
     const auto shape = kernel_shape(s, scale, shift, poly, knots, activation_code(op, activation));
     double* buffer = optional_data<double>(local);
     if (x.scalar_type() == at::kDouble)
