@@ -37,7 +37,7 @@ GATHER_ALWAYS_OUTPUTS, GATHER_SPARSE_OUTPUTS = 2, 5
 # The kernel keeps per-sample basis values for the backward, and for inputs that come back
 # (the training and test inputs of the first layer), in buffers up to this size.
 NATIVE_LOCAL_BYTES = 64 * 2**20
-# A grid layout keeps the kernel calls for this many (batch size, dtype) pairs.
+# A grid layout keeps the kernel calls for this many batch sizes.
 NATIVE_CALLS_KEPT = 8
 
 _fast_path = True
@@ -104,24 +104,19 @@ class _GridLayout:
         return cls(grid, grid._version, order, grid.shape[1] - order - 1, activation, n_out)
 
     @functools.cached_property
-    def native_constants(self) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-        """:class:`kan.native.LayerCall`'s constants: unit scale, zero shift, the local polynomials
-        (unused with knots) and the float64 knots."""
-        knots = self.grid.detach().to("cpu", torch.float64).contiguous()
-        poly = spline.local_value_slope_matrix(self.order, torch.float64, torch.device("cpu"))
-        n_in = knots.shape[0]
-        return knots.new_ones(n_in), knots.new_zeros(n_in), poly.contiguous(), knots
+    def native_constants(self) -> native.Constants:
+        """:func:`_native_constants` of this grid."""
+        return _native_constants(self.grid, self.order, self.uniform)
 
-    def native_call(self, batch: int, dtype: torch.dtype) -> native.LayerCall:
-        """The compiled kernel's call on ``batch`` samples of ``dtype`` (kept for the layout's life)."""
-        calls: dict[tuple[int, torch.dtype], native.LayerCall] = self.__dict__.setdefault("_native_calls", {})
-        call = calls.get((batch, dtype))
+    def native_call(self, batch: int) -> native.LayerCall:
+        """The compiled kernel's call on ``batch`` samples (kept for the layout's life)."""
+        calls: dict[int, native.LayerCall] = self.__dict__.setdefault("_native_calls", {})
+        call = calls.get(batch)
         if call is None:
             if len(calls) >= NATIVE_CALLS_KEPT:
                 calls.clear()
-            call = native.LayerCall(batch, self.n_out, self.num_basis, self.order, self.activation,
-                                    self.native_constants, dtype)
-            calls[batch, dtype] = call
+            call = native.LayerCall(batch, self.activation, self.native_constants)
+            calls[batch] = call
         return call
 
 
@@ -156,17 +151,33 @@ class _UniformLayout(_GridLayout):
     @classmethod
     def build(cls, grid: Tensor, order: int, activation: str, n_out: int = 1) -> "_UniformLayout":
         n_in, num_basis = grid.shape[0], grid.shape[1] - order - 1
-        step = (grid[:, -1:] - grid[:, :1]) / (grid.shape[1] - 1)  # accurate even for large G in float32
         positions = torch.arange(1, order + 2, device=grid.device)[:, None, None] * n_in
         offsets = positions + torch.arange(n_in, device=grid.device)[:, None]
-        shift = -grid[:, :1] / step
-        return cls(grid, grid._version, order, num_basis, activation, n_out, 1 / step, shift, offsets)
+        return cls(grid, grid._version, order, num_basis, activation, n_out, *_uniform_placement(grid), offsets)
 
-    @functools.cached_property
-    def native_constants(self) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-        """Float64 scale and shift ``[in]`` and local polynomials for :mod:`kan.native` (no knots)."""
-        poly = spline.local_value_slope_matrix(self.order, torch.float64, torch.device("cpu"))
-        return _cpu_float64(self.scale), _cpu_float64(self.shift), poly.contiguous(), None
+
+
+def _uniform_placement(grid: Tensor) -> tuple[Tensor, Tensor]:
+    """``[in, 1]`` scale (1 / knot spacing) and shift (-(first knot) / spacing) of uniform grids."""
+    step = (grid[:, -1:] - grid[:, :1]) / (grid.shape[1] - 1)  # accurate even for large G in float32
+    return 1 / step, -grid[:, :1] / step
+
+
+def _native_constants(grid: Tensor, order: int, uniform: bool) -> native.Constants:
+    """:class:`kan.native.LayerCall`'s float64 CPU constants, from tensor ops only (torch.compile
+    traces them): scale, shift and local polynomials of a uniform grid; unit scale, zero shift, the
+    polynomials (unused) and the knots of another."""
+    poly = _local_polynomials(order)
+    if uniform:
+        return *(_cpu_float64(t) for t in _uniform_placement(grid)), poly, None
+    knots = grid.detach().to("cpu", torch.float64).contiguous()
+    return knots.new_ones(knots.shape[0]), knots.new_zeros(knots.shape[0]), poly, knots
+
+
+@torch.compiler.assume_constant_result
+def _local_polynomials(order: int) -> Tensor:
+    """:func:`kan.spline.local_value_slope_matrix` on the CPU in float64 (a constant when traced)."""
+    return spline.local_value_slope_matrix(order, torch.float64, torch.device("cpu")).contiguous()
 
 
 def _cpu_float64(values: Tensor) -> Tensor:
@@ -332,7 +343,7 @@ class _InputMemo:
 
 def _native_forward(
     layout: _GridLayout, call: native.LayerCall, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,
-    numeric: Tensor | None, local: tuple[Tensor | None, int, bool],
+    numeric: Tensor | None, local: tuple[Tensor | None, str, bool],
 ) -> tuple[Tensor, _NativeState]:
     """Numeric-edge layer output ``[batch, out]`` from the compiled kernel; ``local`` is
     ``(buffer, mode, slopes)`` as :meth:`kan.native.LayerCall.forward` takes them."""
@@ -640,12 +651,12 @@ class KANLayer(nn.Module):
         compute it (not on the CPU, unsupported order or activation, no compiler). Where it applies
         it is the fastest CPU path at every benchmarked size (README, "Performance")."""
         if native.supports(x, self.coef.dtype, self.order, self.base_activation):
-            return layout.native_call(x.shape[0], x.dtype)
+            return layout.native_call(x.shape[0])
         return None
 
     def _native_local(
         self, x: Tensor, layout: _GridLayout, call: native.LayerCall, input_grad: bool, backward: bool
-    ) -> tuple[Tensor | None, int, bool]:
+    ) -> tuple[Tensor | None, str, bool]:
         """The kernel's per-sample buffer for ``x``: ``(buffer, mode, slopes)``. A backward gets a
         filled buffer (with slopes for the gradient of x); an input without gradient that comes
         back (the last two per layer are remembered) is computed once and read afterwards.
@@ -682,7 +693,9 @@ class KANLayer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.in_dim, "KANLayer")
-        if self.fused_numeric:
+        if torch.compiler.is_compiling():
+            out = self._traced_numeric(x)
+        elif self.fused_numeric:
             out = fused_layers_forward((self,), x)
         else:
             out = spline_base_plain(
@@ -693,6 +706,17 @@ class KANLayer(nn.Module):
             values, _, outputs = self._symbolic_edge_values(x)
             out = out.index_add(1, outputs, values)
         return out
+
+    def _traced_numeric(self, x: Tensor) -> Tensor:
+        """The numeric edges' output without the layer's caches, for torch.compile: the registered
+        operator (``torch.ops.kan.layer``) where the kernel serves, else the plain ops."""
+        numeric = self._numeric_mask()
+        if _fast_path and native.supports(x, self.coef.dtype, self.order, self.base_activation):
+            constants = _native_constants(self.grid, self.order, self.uniform)
+            return native.layer(x, self.coef, self.scale_base, self.scale_spline, numeric, constants,
+                                self.base_activation)
+        return spline_base_plain(x, self.grid, self.coef, self.scale_base, self.scale_spline, numeric, self.order,
+                                 self.base_activation, self.uniform)
 
     def edge_activations(self, x: Tensor) -> Tensor:
         """Every edge's φ at every sample, ``[batch, in, out]``; summing over ``in`` gives forward."""

@@ -19,10 +19,17 @@
  * kept in a caller-owned `local` buffer of LOCAL_CHUNK doubles per block of samples and input:
  * the forward fills it (or reads it when the same input comes back) and the backward reads it
  * instead of recomputing.
+ *
+ * kan_op.cpp includes this file and registers its entry points as PyTorch operators; the file
+ * stays valid C (restrict is C++'s __restrict__ there).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef __cplusplus
+#define restrict __restrict__
+#endif
 
 #define MAX_ORDER 15
 #define BLOCK 256
@@ -52,6 +59,10 @@ typedef struct {
 
 /* doubles per (block, input) chunk of the local buffer: rows as ints, then the rest */
 #define LOCAL_CHUNK(rows) ((2 * (rows) + 2) * BLOCK + BLOCK / 2)
+/* Sizes of the buffers a caller allocates: the local buffer (doubles) and the packed weights (in
+ * the layer's dtype); macros, so that the C++ side can also apply them to symbolic sizes. */
+#define KAN_LOCAL_SIZE(batch, n_in, order) (((batch) + BLOCK - 1) / BLOCK * (n_in) * LOCAL_CHUNK((order) + 1))
+#define KAN_PACKED_SIZE(n_in, n_out, num_basis, order) ((n_in) * (n_out) * ((num_basis) + 2 * ((order) + 1) + 1))
 enum { LOCAL_NONE = 0, LOCAL_FILL = 1, LOCAL_READ = 2 };
 
 #define INLINE static inline __attribute__((always_inline))
@@ -240,25 +251,5 @@ INLINE void plain_activation_block(int activation, long count, const double *x, 
 #define SUFFIX f32
 #include "uniform_kan_body.h"
 
-/* The layout facts the Python caller needs, so it never restates them: kan_shape's size and field
- * offsets (checked against the ctypes mirror at load), the largest order, and the sizes of the
- * buffers a caller allocates (packed weights in the layer's dtype, the local buffer in doubles). */
-#include <stddef.h>
-
-void kan_shape_layout(long *out) {
-    const long layout[] = {sizeof(kan_shape), offsetof(kan_shape, batch), offsetof(kan_shape, n_in),
-                           offsetof(kan_shape, n_out), offsetof(kan_shape, num_basis), offsetof(kan_shape, order),
-                           offsetof(kan_shape, activation), offsetof(kan_shape, scale), offsetof(kan_shape, shift),
-                           offsetof(kan_shape, poly), offsetof(kan_shape, knots)};
-    memcpy(out, layout, sizeof layout);
-}
-
-int kan_max_order(void) { return MAX_ORDER; }
-
-long kan_packed_size(const kan_shape *s) {
-    return s->n_in * s->n_out * (s->num_basis + 2 * (s->order + 1) + 1);
-}
-
-long kan_local_size(const kan_shape *s) {
-    return (s->batch + BLOCK - 1) / BLOCK * s->n_in * LOCAL_CHUNK(s->order + 1);
-}
+#undef T
+#undef SUFFIX

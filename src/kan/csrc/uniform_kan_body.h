@@ -313,8 +313,8 @@ INLINE int NAME(backward_wide, SUFFIX)(const kan_shape *s, int rows, const T *re
     double poly[2 * (MAX_ORDER + 1) * (MAX_ORDER + 1)];
     static __thread local_block blk;
     static __thread NAME(row_groups, SUFFIX) q;
-    int *first = malloc(sizeof(int) * (width + 2));
-    T *acc = malloc(sizeof(T) * (size_t)((width + 2) * n_out));
+    int *first = (int *)malloc(sizeof(int) * (width + 2));
+    T *acc = (T *)malloc(sizeof(T) * (size_t)((width + 2) * n_out));
     if (!first || !acc) {
         free(first);
         free(acc);
@@ -404,7 +404,7 @@ int NAME(kan_layer_backward, SUFFIX)(const kan_shape *s, const T *x, const T *co
                                      const T *mask, const T *packed, const T *grad_out, T *grad_coef,
                                      T *grad_scale_base, T *grad_scale_spline, T *grad_x, double *local) {
     const long n_in = s->n_in, n_out = s->n_out, nb = s->num_basis, rows = s->order + 1, width = nb + 2 * rows;
-    double *grad_weight = calloc((size_t)(n_in * width * n_out + n_in * n_out), sizeof(double));
+    double *grad_weight = (double *)calloc((size_t)(n_in * width * n_out + n_in * n_out), sizeof(double));
     if (!grad_weight) return -1;
     double *grad_base = grad_weight + n_in * width * n_out;
     int status = NAME(kan_backward, SUFFIX)(s, x, packed, packed + n_in * width * n_out, grad_out, grad_weight,
