@@ -49,7 +49,7 @@ SCALINGS: dict[str, Scaling] = {
                                 note="per task, the data and snapping the chosen KAN do not scale"),
     "unsupervised": Scaling(("seeds",), (1 / 7, 3 / 7)),
     "knots": Scaling(
-        ("kan_steps", "mlp_converged_steps", "formula_steps", "unsup_seeds"), (0.05, 0.1),
+        ("kan_steps", "mlp_converged_steps", "formula_steps", "unsup_seeds"), (0.01, 0.02),
         priced_with={"mlp_max_steps": "mlp_converged_steps"},
         note="the early-stopped MLP is priced at its max steps (mlp_max_steps), as more steps of the same MLP "
              "trained for mlp_converged_steps"),
