@@ -1,6 +1,8 @@
 """Sequential ``kan.train.fit`` vs batched ``kan.batched.fit_many`` on a fixed mini-sweep, an
-estimate of the paper profile's total training time from measured per-step costs, and a compute
-floor for it from FLOP counts and the machine's measured matrix-product rate.
+estimate of the paper profile's total training time from measured per-step costs, the science
+experiments' CPU time at the paper's settings extrapolated from short probes
+(:mod:`kan.science.cost`; ``--no-science`` skips them, ``--science-only`` runs only them), and a
+compute floor for the trainings from FLOP counts and the machine's measured matrix-product rate.
 
 Run: ``.venv/bin/python benchmarks/bench_sweep.py`` (``--help`` for options). Everything is
 float64 on 1000 training / 1000 test points, as the paper profile (workflow/config/paper.yaml).
@@ -16,6 +18,7 @@ each right after the sequential fits of the same 3 models.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import sys
@@ -23,8 +26,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
+import pandas as pd
 import torch
 from torch import Tensor, nn
 
@@ -36,6 +40,7 @@ from kan.experiments.sweep import Training, expand, total_steps
 from kan.pipeline.cli import PUBLISHED, SCHEMA
 from kan.pipeline.config import load_config
 from kan.records.publish import RUNS, SCIENCE, is_current
+from kan.science import cost
 from kan.train import FitResult, TrainConfig, fit
 
 SEEDS = (0, 1, 2)
@@ -238,7 +243,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="best-of-N for the mini-sweep (default 1)")
     parser.add_argument("--probe-steps", type=int, default=4, help="steps per cost probe (default 4)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default 1 2)")
+    science_flags = parser.add_mutually_exclusive_group()
+    science_flags.add_argument("--no-science", action="store_true", help="skip the science experiments' cost probes")
+    science_flags.add_argument("--science-only", action="store_true",
+                               help="only the science experiments' cost probes (no mini-sweep, no training estimate)")
     args = parser.parse_args()
+    science = load_config(PAPER_CONFIG, ROOT / SCHEMA)["science"]
+    if args.science_only:
+        print_science(science, science_estimates(science), ROOT / PUBLISHED)
+        return
 
     data = feynman_data()
     config = TrainConfig(steps=args.steps_per_phase, grid_schedule=(3, 5, 10))
@@ -251,8 +264,24 @@ def main() -> None:
                                                            for s in SEEDS], data, args.probe_steps, None, 2)
                 for width in (5, 20, 100)}
     costs = CostModel(timings[0].per_depth, grid_factors(data, args.probe_steps), mlp_cost)
-    print_estimate(costs, paper_trainings())
+    estimates = {} if args.no_science else science_estimates(science)
+    print_estimate(costs, paper_trainings(), estimates)
+    print_science(science, estimates, ROOT / PUBLISHED)
+    print_assumptions()
     print_measured(costs, paper_trainings(), ROOT / PUBLISHED)
+
+
+def science_estimates(science: Mapping[str, Mapping[str, Any]]) -> dict[str, cost.Estimate]:
+    """Each science experiment's CPU time at the paper's settings from its probes (1 thread)."""
+    torch.set_num_threads(1)
+    for name in science:
+        cost.scaling(name)  # every experiment has a rule before any probe runs
+    estimates = {}
+    for name, settings in science.items():
+        print(f"[science] probing {name} at fractions {cost.scaling(name).fractions}", file=sys.stderr, flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            estimates[name] = cost.estimate(name, settings, tmp)
+    return estimates
 
 
 def grid_factors(data: Mapping[str, Tensor], steps: int) -> dict[int, tuple[float, float]]:
@@ -263,7 +292,7 @@ def grid_factors(data: Mapping[str, Tensor], steps: int) -> dict[int, tuple[floa
     return {g: (c[0] / base[0], c[1] / base[1]) for g, c in measured.items()}
 
 
-def print_estimate(costs: CostModel, trainings: Sequence[Training]) -> None:
+def print_estimate(costs: CostModel, trainings: Sequence[Training], science: Mapping[str, cost.Estimate]) -> None:
     print("\n## Measured per-step costs (1 thread, seconds per model and L-BFGS step)\n")
     print("| model | sequential | fit_many (groups of 3) | speed-up |")
     print("|---|---|---|---|")
@@ -287,14 +316,57 @@ def print_estimate(costs: CostModel, trainings: Sequence[Training]) -> None:
         totals = [a + b for a, b in zip(totals, seconds)]
         print(f"| {experiment} | {len(mine)} | {sum(map(total_steps, mine)) / 1e6:.2f} | "
               + " | ".join(f"{x / 3600:.1f}" for x in seconds) + " |")
-    print(f"| total | {len(trainings)} | {steps / 1e6:.2f} | " + " | ".join(f"{x / 3600:.1f}" for x in totals) + " |")
-    print(f"\nOn 2 cores (two single-thread processes): sequential {totals[0] / 7200:.1f} h, fit_many "
+    if science:
+        seconds = sum(e.seconds for e in science.values())
+        totals = [x + seconds for x in totals]
+        print(f"| science ({len(science)} experiments, table below) | | | " + " | ".join([f"{seconds / 3600:.1f}"] * 3) + " |")
+    covered = "trainings and science experiments" if science else "trainings only, science not probed"
+    print(f"| total ({covered}) | {len(trainings)} | {steps / 1e6:.2f} | "
+          + " | ".join(f"{x / 3600:.1f}" for x in totals) + " |")
+    print(f"\nOn 2 cores (two single-thread processes; {covered}): sequential {totals[0] / 7200:.1f} h, fit_many "
           f"{totals[1] / 7200:.1f} h, best of both {totals[2] / 7200:.1f} h.")
     floor, rate = mlp_flop_floor(trainings), matmul_gflops()
     print(f"\nCompute floor: the MLP trainings alone need at least {floor / 1e15:.0f} PFLOP (6 FLOP per parameter, "
           f"training point and L-BFGS iteration, 20 iterations per step); at this machine's measured float64 "
           f"matrix-product peak ({rate:.0f} GFLOP/s per thread) that is {floor / (2 * rate * 1e9) / 3600:.1f} h on "
           f"2 cores, before any KAN.")
+
+
+def published_science(records_dir: Path, name: str) -> dict[str, Any] | None:
+    """The published paper run's record of science experiment ``name``, when current."""
+    path = records_dir / SCIENCE / name / "run.json"
+    record = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return record if record is not None and is_current(record, name) else None
+
+
+def print_science(science: Mapping[str, Mapping[str, Any]], estimates: Mapping[str, cost.Estimate],
+                  records_dir: Path) -> None:
+    """Per science experiment: the probes, the estimate at the paper's settings and, where the
+    published paper run measured it, its CPU time (the ratio checks the method)."""
+    print(f"\n## Science experiments at the paper's settings ({len(estimates)} probed, 1 thread)\n")
+    print("| experiment | knobs scaled | probe fractions | probe CPU s | data CPU s | fixed CPU s | estimated CPU-h "
+          "| published CPU-h | published / estimated |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in science:
+        rule, estimate, record = cost.scaling(name), estimates.get(name), published_science(records_dir, name)
+        knobs = ", ".join([*rule.knobs, *(f"{b} (as {k})" for b, k in rule.priced_with.items())])
+        cells = ([", ".join(f"{f:.3g}" for f, _ in estimate.probes), ", ".join(f"{s:.1f}" for _, s in estimate.probes),
+                  f"{estimate.data_seconds:.1f}", f"{estimate.fixed:.1f}", f"{estimate.seconds / 3600:.3f}"]
+                 if estimate else ["not probed", "", "", "", ""])
+        published = [f"{record['cpu_seconds'] / 3600:.3f}",
+                     f"{record['cpu_seconds'] / estimate.seconds:.2f}" if estimate else ""] if record else ["not run", ""]
+        print(f"| {name} | {knobs} | " + " | ".join(cells + published) + " |")
+    if estimates:
+        total = sum(e.seconds for e in estimates.values())
+        print(f"| total | | | {sum(s for e in estimates.values() for _, s in e.probes):.1f} | | | {total / 3600:.3f} | | |")
+    print()
+    for name in science:
+        notes = [cost.scaling(name).note, *(estimates[name].datasets if name in estimates else ())]
+        for note in filter(None, notes):
+            print(f"- {name}: {note}")
+
+
+def print_assumptions() -> None:
     print("\nCounting and assumptions:")
     for line in ASSUMPTIONS:
         print(f"- {line}")
@@ -308,12 +380,7 @@ def measured_seconds(training: Training, records: Mapping[str, Mapping]) -> tupl
 
 
 def print_measured(costs: CostModel, trainings: Sequence[Training], records_dir: Path) -> None:
-    """The estimate next to what the published paper run measured, per experiment, and the
-    science experiments' measured CPU time (their cost is not modelled)."""
-    import json
-
-    import pandas as pd
-
+    """The trainings' estimate next to what the published paper run measured, per experiment."""
     print(f"\n## Estimate vs the published paper run ({records_dir.relative_to(ROOT)})\n")
     if not (records_dir / RUNS).is_file():
         print("No published records yet.")
@@ -330,22 +397,14 @@ def print_measured(costs: CostModel, trainings: Sequence[Training], records_dir:
         estimated, seconds = sum(costs.seconds(t, 0) for t in done), sum(m[0] for m in measured)
         kind = "CPU time" if all(m[1] for m in measured) else "CPU time where recorded, else wall time"
         print(f"| {experiment} | {len(done)} | {estimated / 3600:.2f} | {seconds / 3600:.2f} | {seconds / estimated:.2f} | {kind} |")
-    settings = load_config(PAPER_CONFIG, ROOT / SCHEMA)
-    print("\n| science experiment | measured CPU-h | wall h |")
-    print("|---|---|---|")
-    for name in settings["science"]:
-        path = records_dir / SCIENCE / name / "run.json"
-        record = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-        if record is None or not is_current(record, name):
-            print(f"| {name} | not run yet | |")
-        else:
-            print(f"| {name} | {record['cpu_seconds'] / 3600:.2f} | {record['seconds'] / 3600:.2f} |")
 
 
 ASSUMPTIONS = (
     "the trainings are the workflow's own expansion of the paper config (kan.experiments.sweep.expand), the same "
-    "list `python -m kan plan workflow/config/paper.yaml` counts; science experiments are not modelled: their CPU "
-    "time is measured in the published paper run (table above)",
+    "list `python -m kan plan workflow/config/paper.yaml` counts",
+    "science experiments: each runs at the paper's settings with its training-length knobs (table above) at two "
+    "fractions f of their value; CPU time = fixed + slope x f, extrapolated to f = 1, plus the CPU time of "
+    "generating its datasets once (kan.science.cost); one process each, not batched",
     "one step = one optimizer step of up to 20 L-BFGS inner iterations; a KAN trains `steps` per G of its "
     "schedule, the pruned variant one more sparsification phase at the first G; an MLP trains the same total",
     "KAN cost per step = measured width-5 cost at that depth (G 3..10; depth clipped to 2..6) x measured "
