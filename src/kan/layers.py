@@ -34,6 +34,9 @@ BASIS_CACHE_BYTES = 16 * 2**20
 # Layers with few outputs gather each sample's weights per output instead of building a basis:
 # always up to GATHER_ALWAYS_OUTPUTS, on sparse layouts up to GATHER_SPARSE_OUTPUTS (measured on CPU).
 GATHER_ALWAYS_OUTPUTS, GATHER_SPARSE_OUTPUTS = 2, 5
+# Stacked layers (kan.batched_layers) contract a dense basis [M, in·width, B] up to this padded
+# width per input and gather the k+1 weights per input on wider grids.
+STACKED_DENSE_MAX_WIDTH = 14
 # The kernel keeps per-sample basis values for the backward, and for inputs that come back
 # (the training and test inputs of the first layer), in buffers up to this size.
 NATIVE_LOCAL_BYTES = 64 * 2**20
