@@ -209,7 +209,9 @@ def local_basis(u: Tensor, order: int, derivative: bool = False) -> tuple[Tensor
     matrix = local_value_slope_matrix(order, u.dtype, u.device)
     block = (matrix if derivative else matrix[:rows]) @ torch.cat(powers[:rows], dim=-2)
     block = block.view(*lead, -1, *u.shape[-2:])
-    return block.narrow(-3, 0, rows), block.narrow(-3, rows, rows) if derivative else None, floor
+    if not derivative:
+        return block, None, floor
+    return block.narrow(-3, 0, rows), block.narrow(-3, rows, rows), floor
 
 
 def uniform_local_basis(
