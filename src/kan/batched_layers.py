@@ -9,7 +9,6 @@ The forward takes the parameters as an argument so an optimizer can evaluate tri
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -19,13 +18,11 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from kan import spline
-from kan.layers import BASE_ACTIVATIONS
+from kan.layers import BASE_ACTIVATIONS, STACKED_DENSE_MAX_WIDTH
 from kan.models import KAN, MLP
 
 # Grid refits build a [samples, models·in, G + k] basis; chunk the model axis to stay below this.
 _REFIT_ELEMENTS = 1 << 23
-# A dense basis [M, in·width, B] pays while the padded width per input is small; wider grids use gathers.
-_DENSE_MAX_WIDTH = 14
 
 
 def _stack_rows(tensors: Sequence[Sequence[Tensor]]) -> Tensor:
@@ -60,72 +57,31 @@ class _KANLayerSlot:
         return coef, rest[:, 0], rest[:, 1]
 
 
-def _uniform_geometry(grid: Tensor) -> tuple[Tensor, Tensor]:
-    """First knot and knot spacing ``[M, in]`` of per-input uniform grids ``[M, in, knots]``."""
-    start = grid[..., 0]
-    return start, (grid[..., -1] - start) / (grid.shape[-1] - 1)
-
-
-def _grid_samples(grid: Tensor, order: int) -> Tensor:
-    """Evenly spaced points over each column's grid range, ``[3(G + k) + 1, columns]``
-    (the points :meth:`KANLayer.update_grid` refits on besides the data)."""
-    count = 3 * (grid.shape[1] - order - 1) + 1
-    t = torch.linspace(0, 1, count, dtype=grid.dtype, device=grid.device)[:, None]
-    low, high = grid[:, order], grid[:, -order - 1]
-    return low + t * (high - low)
-
-
-@functools.lru_cache(maxsize=None)
-def _value_slope_matrix(order: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """``[2(k+1), k+1]``: row r gives local value r, row k+1+r its derivative in f, as coefficients
-    of the powers 1, f, …, f^k (see :func:`spline.local_uniform_values`)."""
-    exact = spline._local_polynomials(order)  # exact[p][r]
-    values = [[exact[p][r] for p in range(order + 1)] for r in range(order + 1)]
-    slopes = [[(p + 1) * exact[p + 1][r] for p in range(order)] + [0] for r in range(order + 1)]
-    return torch.tensor(values + slopes, dtype=dtype).to(device)
-
-
-def _local_values(x: Tensor, start: Tensor, step: Tensor, order: int, slopes: bool) -> tuple[Tensor, Tensor | None, Tensor]:
-    """For ``x [M, in, B]`` on uniform grids (``start``, ``step`` ``[M, in, 1]``): the values
-    ``[M, k+1, in, B]`` of the k+1 B-splines that can be non-zero there, optionally their
-    derivatives d/dx (same shape), and the knot cell ``floor(u)`` ``[M, in, B]``."""
-    m, n_in, batch = x.shape
-    u = (x - start) / step  # position in knot intervals
-    cell = torch.floor(u)
-    frac = u - cell
-    powers = [torch.ones_like(frac), frac]
-    while len(powers) <= order:
-        powers.append(powers[-1] * frac)
-    rows = 2 * (order + 1) if slopes else order + 1
-    matrix = _value_slope_matrix(order, x.dtype, x.device)[:rows]
-    block = (matrix @ torch.stack(powers[: order + 1], dim=1).view(m, order + 1, -1)).view(m, rows, n_in, batch)
-    if not slopes:
-        return block, None, cell
-    return block[:, : order + 1], block[:, order + 1 :] / step.unsqueeze(1), cell
-
-
-def _columns(cell: Tensor, num_basis: int, order: int) -> Tensor:
-    """Columns ``[M, k+1, in, B]`` of the local values in a per-input padded layout of width
-    ``G + k + 2(k+1)`` (function j in column ``j + k + 1``); points off the grid land in the padding."""
-    first = cell.clamp(-1, num_basis + order).nan_to_num_(-1).long() + 1
-    return first.unsqueeze(1) + torch.arange(order + 1, device=cell.device)[:, None, None]
+def _local_values(x: Tensor, grid: Tensor, order: int, slopes: bool) -> tuple[Tensor, Tensor | None, Tensor]:
+    """:func:`spline.local_basis` of ``x [M, in, B]`` on uniform grids ``[M, in, knots]``: the values
+    ``[M, k+1, in, B]``, optionally their derivatives d/dx (same shape) and the values' padded
+    columns (:func:`spline.local_columns`)."""
+    start, step = spline.uniform_spacing(grid)
+    values, d_du, floor = spline.local_basis((x - start) / step, order, slopes)
+    cell = spline.padded_cell(floor, grid.shape[-1] - order - 1, order)
+    return values, None if d_du is None else d_du / step.unsqueeze(1), spline.local_columns(cell, order)
 
 
 class _LocalValues(torch.autograd.Function):
-    """:func:`_local_values` as an op differentiable in x (first derivatives); the cell has no gradient."""
+    """:func:`_local_values` as an op differentiable in x (first derivatives); the columns have no gradient."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, start: Tensor, step: Tensor, order: int) -> tuple[Tensor, Tensor]:  # type: ignore[override]
-        values, slopes, cell = _local_values(x, start, step, order, ctx.needs_input_grad[0])
+    def forward(ctx: Any, x: Tensor, grid: Tensor, order: int) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        values, slopes, columns = _local_values(x, grid, order, ctx.needs_input_grad[0])
         ctx.save_for_backward(slopes)
-        ctx.mark_non_differentiable(cell)
-        return values, cell
+        ctx.mark_non_differentiable(columns)
+        return values, columns
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_values: Tensor, _: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         (slopes,) = ctx.saved_tensors
-        return (grad_values * slopes).sum(dim=1), None, None, None
+        return (grad_values * slopes).sum(dim=1), None, None
 
 
 class _StackedLayer(torch.autograd.Function):
@@ -141,20 +97,20 @@ class _StackedLayer(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, mask: Tensor | None,
-        start: Tensor, step: Tensor, order: int, activation: str,
+        grid: Tensor, order: int, activation: str,
     ) -> Tensor:
         m, n_in, batch = x.shape
         n_out, num_basis = coef.shape[2], coef.shape[3]
-        k, width = order, num_basis + 2 * (order + 1)
-        values, slopes, cell = _local_values(x, start, step, k, ctx.needs_input_grad[0])
-        index = _columns(cell, num_basis, k) + (torch.arange(n_in, device=x.device) * width)[:, None]
+        width = spline.padded_width(num_basis, order)
+        values, slopes, columns = _local_values(x, grid, order, ctx.needs_input_grad[0])
+        index = columns + (torch.arange(n_in, device=x.device) * width)[:, None]
         index, values = index.view(m, -1, batch), values.reshape(m, -1, batch)  # [M, (k+1)·in, B]
         spline_scale = scale_spline if mask is None else scale_spline * mask
         weight = x.new_zeros(m, n_out, n_in, width)
-        weight[..., k + 1 : k + 1 + num_basis] = (coef * spline_scale.unsqueeze(-1)).transpose(1, 2)
+        weight[..., spline.function_columns(num_basis, order)] = (coef * spline_scale.unsqueeze(-1)).transpose(1, 2)
         weight = weight.view(m, n_out, n_in * width)
         basis = gathered = None
-        if width <= _DENSE_MAX_WIDTH:
+        if width <= STACKED_DENSE_MAX_WIDTH:
             basis = x.new_zeros(m, n_in * width, batch).scatter_(1, index, values)
             out = torch.bmm(weight, basis)
         else:
@@ -187,7 +143,7 @@ class _StackedLayer(torch.autograd.Function):
                 spread = (values.unsqueeze(1) * grad_out.unsqueeze(2)).view(m, n_out, -1)
                 expanded = index.view(m, 1, -1).expand(m, n_out, -1)
                 grad_weight = grad_out.new_zeros(m, n_out, n_in * width).scatter_add_(2, expanded, spread)
-            core = grad_weight.view(m, n_out, n_in, width)[..., k + 1 : k + 1 + num_basis].transpose(1, 2)
+            core = grad_weight.view(m, n_out, n_in, width)[..., spline.function_columns(num_basis, k)].transpose(1, 2)
             grad_coef = core * spline_scale.unsqueeze(-1)
             grad_spline = torch.linalg.vecdot(core, coef)
             grad_spline = grad_spline if mask is None else grad_spline * mask
@@ -205,7 +161,7 @@ class _StackedLayer(torch.autograd.Function):
                 if activation == "silu":
                     through_base = torch.ops.aten.silu_backward(through_base, x)
                 grad_x = grad_x + through_base
-        return grad_x, grad_coef, grad_base, grad_spline, None, None, None, None, None
+        return grad_x, grad_coef, grad_base, grad_spline, None, None, None, None
 
 
 class StackedKAN:
@@ -282,20 +238,16 @@ class StackedKAN:
     def _layer(self, x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,
                mask: Tensor | None) -> Tensor:
         """One layer, features first: ``[M, in, B] → [M, out, B]``."""
-        start, step = _uniform_geometry(grid)
-        return _StackedLayer.apply(
-            x, coef, scale_base, scale_spline, mask, start[..., None], step[..., None], self.order, self.activation_name
-        )
+        return _StackedLayer.apply(x, coef, scale_base, scale_spline, mask, grid, self.order, self.activation_name)
 
     def _edges(self, x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,
                mask: Tensor | None) -> Tensor:
         """Every edge's activation φ ``[M, in, out, B]`` of ``x [M, in, B]`` (masked edges are zero)."""
         m, n_in, batch = x.shape
-        k, n_out, num_basis = self.order, coef.shape[2], coef.shape[3]
-        start, step = _uniform_geometry(grid)
-        values, cell = _LocalValues.apply(x, start[..., None], step[..., None], k)  # [M, k+1, in, B]
-        index = _columns(cell, num_basis, k).transpose(1, 2).reshape(m, n_in, 1, -1)  # [M, in, 1, (k+1)·B]
-        padded = F.pad(coef, (k + 1, k + 1))  # [M, in, out, width]
+        k, n_out = self.order, coef.shape[2]
+        values, columns = _LocalValues.apply(x, grid, k)  # [M, k+1, in, B]
+        index = columns.transpose(1, 2).reshape(m, n_in, 1, -1)  # [M, in, 1, (k+1)·B]
+        padded = spline.pad_functions(coef, k)  # [M, in, out, width]
         rows = torch.gather(padded, 3, index.expand(m, n_in, n_out, -1)).view(m, n_in, n_out, k + 1, batch)
         spline_part = (rows * values.transpose(1, 2).unsqueeze(2)).sum(dim=3)
         base = BASE_ACTIVATIONS[self.activation_name](x).unsqueeze(2) * scale_base.unsqueeze(-1)
@@ -334,7 +286,7 @@ class StackedKAN:
         n_out, num_basis = coef.shape[2], coef.shape[3]
         columns = x.reshape(m * n_in, batch).T  # every (model, input) is one column
         new_grid = spline.adaptive_grid(columns, size, k, 1.0)
-        samples = torch.cat([columns, _grid_samples(new_grid, k)])
+        samples = torch.cat([columns, spline.grid_samples(new_grid, k)])
         basis = spline.uniform_bspline_basis_padded(samples, grid.reshape(m * n_in, -1), k)
         target = torch.einsum("bin,ion->bio", basis, F.pad(coef.reshape(m * n_in, n_out, num_basis), (k, k)))
         new_coef = spline.fit_coefficients(samples, target, new_grid, k)

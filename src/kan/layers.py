@@ -34,6 +34,9 @@ BASIS_CACHE_BYTES = 16 * 2**20
 # Layers with few outputs gather each sample's weights per output instead of building a basis:
 # always up to GATHER_ALWAYS_OUTPUTS, on sparse layouts up to GATHER_SPARSE_OUTPUTS (measured on CPU).
 GATHER_ALWAYS_OUTPUTS, GATHER_SPARSE_OUTPUTS = 2, 5
+# Stacked layers (kan.batched_layers) contract a dense basis [M, in·width, B] up to this padded
+# width per input and gather the k+1 weights per input on wider grids.
+STACKED_DENSE_MAX_WIDTH = 14
 # The kernel keeps per-sample basis values for the backward, and for inputs that come back
 # (the training and test inputs of the first layer), in buffers up to this size.
 NATIVE_LOCAL_BYTES = 64 * 2**20
@@ -124,9 +127,9 @@ class _GridLayout:
 class _UniformLayout(_GridLayout):
     """A uniform grid's layout, which the PyTorch contractions serve too.
 
-    Basis rows are position-major: row ``w·in + i`` holds padded column w of input i, where
-    function j sits in column ``j + k + 1`` and k + 1 always-zero columns pad each side; dense
-    layouts append one row per input for the base activation.
+    Basis rows are position-major: row ``w·in + i`` holds padded column w of input i (the layout
+    of :func:`kan.spline.padded_width`); dense layouts append one row per input for the base
+    activation.
     """
 
     scale: Tensor  # [in, 1] 1 / knot spacing
@@ -141,7 +144,7 @@ class _UniformLayout(_GridLayout):
     @property
     def width(self) -> int:
         """Padded columns per input."""
-        return self.num_basis + 2 * (self.order + 1)
+        return spline.padded_width(self.num_basis, self.order)
 
     @property
     def sparse(self) -> bool:
@@ -151,7 +154,7 @@ class _UniformLayout(_GridLayout):
     @classmethod
     def build(cls, grid: Tensor, order: int, activation: str, n_out: int = 1) -> "_UniformLayout":
         n_in, num_basis = grid.shape[0], grid.shape[1] - order - 1
-        positions = torch.arange(1, order + 2, device=grid.device)[:, None, None] * n_in
+        positions = spline.local_column_offsets(order, grid.device)[:, None, None] * n_in
         offsets = positions + torch.arange(n_in, device=grid.device)[:, None]
         return cls(grid, grid._version, order, num_basis, activation, n_out, *_uniform_placement(grid), offsets)
 
@@ -159,15 +162,15 @@ class _UniformLayout(_GridLayout):
 
 def _uniform_placement(grid: Tensor) -> tuple[Tensor, Tensor]:
     """``[in, 1]`` scale (1 / knot spacing) and shift (-(first knot) / spacing) of uniform grids."""
-    step = (grid[:, -1:] - grid[:, :1]) / (grid.shape[1] - 1)  # accurate even for large G in float32
-    return 1 / step, -grid[:, :1] / step
+    start, step = spline.uniform_spacing(grid)
+    return 1 / step, -start / step
 
 
 def _native_constants(grid: Tensor, order: int, uniform: bool) -> native.Constants:
     """:class:`kan.native.LayerCall`'s float64 CPU constants, from tensor ops only (torch.compile
     traces them): scale, shift and local polynomials of a uniform grid; unit scale, zero shift, the
     polynomials (unused) and the knots of another."""
-    poly = _local_polynomials(order)
+    poly = _native_polynomials(order)
     if uniform:
         return *(_cpu_float64(t) for t in _uniform_placement(grid)), poly, None
     knots = grid.detach().to("cpu", torch.float64).contiguous()
@@ -175,7 +178,7 @@ def _native_constants(grid: Tensor, order: int, uniform: bool) -> native.Constan
 
 
 @torch.compiler.assume_constant_result
-def _local_polynomials(order: int) -> Tensor:
+def _native_polynomials(order: int) -> Tensor:
     """:func:`kan.spline.local_value_slope_matrix` on the CPU in float64 (a constant when traced)."""
     return spline.local_value_slope_matrix(order, torch.float64, torch.device("cpu")).contiguous()
 
@@ -284,10 +287,9 @@ class _FusedState:
 def _row_weight(layout: _UniformLayout, coef: Tensor, spline_scale: Tensor, base_weight: Tensor | None) -> Tensor:
     """Basis rows -> outputs, ``[width·in, out]`` with row ``w·in + i`` for padded column w of
     input i (zero outside the G + k functions), then the ``base_weight`` rows if given."""
-    k, num_basis = layout.order, layout.num_basis
     n_in, n_out = spline_scale.shape
     weight = coef.new_zeros(layout.width + (base_weight is not None), n_in, n_out)
-    torch.mul(coef.permute(2, 0, 1), spline_scale, out=weight[k + 1 : k + 1 + num_basis])
+    torch.mul(coef.permute(2, 0, 1), spline_scale, out=weight[spline.function_columns(layout.num_basis, layout.order)])
     if base_weight is not None:
         weight[-1] = base_weight
     return weight.view(-1, n_out)
@@ -418,11 +420,11 @@ def _fused_backward(state: _FusedState, grad_out: Tensor, need: tuple[bool, ...]
     ``need`` asks; x needs a basis built with derivatives. Works feature-major (``[out, batch]``):
     on CPU the products and elementwise ops are several times faster in that layout."""
     layout = state.layout
-    k, num_basis, width = layout.order, layout.num_basis, layout.width
     n_in, n_out = state.local.x_t.shape[0], grad_out.shape[1]
     grad_t = grad_out.mT.contiguous()  # [out, batch]
     spline_grad, base_grad = _spline_grad(state, grad_out, grad_t)
-    grad_weight = spline_grad.view(n_out, width, n_in)[:, k + 1 : k + 1 + num_basis].permute(2, 0, 1)
+    functions = spline.function_columns(layout.num_basis, layout.order)
+    grad_weight = spline_grad.view(n_out, layout.width, n_in)[:, functions].permute(2, 0, 1)
     grad_x = _input_grad(state, grad_t) if need[0] else None
     grad_coef = grad_base = grad_spline = None
     if need[1]:
@@ -774,22 +776,15 @@ class KANLayer(nn.Module):
         check_input(x, self.in_dim, "KANLayer.update_grid")
         size = self.num_intervals if num_intervals is None else num_intervals
         new_grid = spline.adaptive_grid(x, size, self.order, uniform_fraction)
-        self._refit(new_grid, torch.cat([x, self._grid_samples(new_grid)]), uniform=uniform_fraction == 1.0)
+        samples = torch.cat([x, spline.grid_samples(new_grid, self.order)])
+        self._refit(new_grid, samples, uniform=uniform_fraction == 1.0)
 
     @torch.no_grad()
     def extend_grid(self, num_intervals: int) -> None:
         """Least-squares refit onto a uniform grid with ``num_intervals`` on the same range."""
         k = self.order
         new_grid = spline.uniform_grid(self.grid[:, k], self.grid[:, -k - 1], num_intervals, k)
-        self._refit(new_grid, self._grid_samples(new_grid), uniform=True)
-
-    def _grid_samples(self, grid: Tensor) -> Tensor:
-        """Evenly spaced points over each input's grid range, ``[3(G + k) + 1, in]``."""
-        k = self.order
-        count = 3 * (grid.shape[1] - k - 1) + 1
-        t = torch.linspace(0, 1, count, dtype=grid.dtype, device=grid.device)[:, None]
-        low, high = grid[:, k], grid[:, -k - 1]
-        return low + t * (high - low)
+        self._refit(new_grid, spline.grid_samples(new_grid, k), uniform=True)
 
     def _refit(self, new_grid: Tensor, samples: Tensor, uniform: bool) -> None:
         target = self.spline_values(samples)

@@ -10,6 +10,7 @@ import functools
 from fractions import Fraction
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -72,7 +73,7 @@ def bspline_basis(x: Tensor, grid: Tensor, order: int) -> Tensor:
 
 
 @functools.lru_cache(maxsize=None)
-def _local_polynomials(order: int) -> tuple[tuple[Fraction, ...], ...]:
+def local_polynomials(order: int) -> tuple[tuple[Fraction, ...], ...]:
     """Exact coefficients ``M[p][r]`` with ``value_r(f) = Σ_p M[p][r] f^p`` for f ∈ [0, 1).
 
     value_r is the cardinal B-spline whose support starts r - k intervals before the current
@@ -103,13 +104,13 @@ def _local_polynomials(order: int) -> tuple[tuple[Fraction, ...], ...]:
 
 @functools.lru_cache(maxsize=None)
 def _local_matrix(order: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    return torch.tensor(_local_polynomials(order), dtype=dtype).to(device)  # [k+1 powers, k+1]
+    return torch.tensor(local_polynomials(order), dtype=dtype).to(device)  # [k+1 powers, k+1]
 
 
 @functools.lru_cache(maxsize=None)
 def local_value_slope_matrix(order: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """``[2(k+1), k+1]``: rows r give value_r, rows k+1+r its derivative, as coefficients of 1, f, f², ..."""
-    exact = _local_polynomials(order)
+    exact = local_polynomials(order)
     slopes = [[(p + 1) * exact[p + 1][r] for p in range(order)] + [Fraction(0)] for r in range(order + 1)]
     values = [[exact[p][r] for p in range(order + 1)] for r in range(order + 1)]
     return torch.tensor(values + slopes, dtype=dtype).to(device)
@@ -121,6 +122,21 @@ def local_uniform_values(frac: Tensor, order: int) -> Tensor:
     return powers @ _local_matrix(order, frac.dtype, frac.device)
 
 
+def uniform_spacing(grid: Tensor) -> tuple[Tensor, Tensor]:
+    """First knot and knot spacing ``[..., 1]`` of uniform grids ``[..., knots]``."""
+    start = grid[..., :1]
+    return start, (grid[..., -1:] - start) / (grid.shape[-1] - 1)  # accurate even for large G in float32
+
+
+def grid_samples(grid: Tensor, order: int) -> Tensor:
+    """Evenly spaced points over each row's grid range, ``[3(G + k) + 1, rows]`` (the points a grid
+    update refits on besides the data)."""
+    count = 3 * (grid.shape[1] - order - 1) + 1
+    t = torch.linspace(0, 1, count, dtype=grid.dtype, device=grid.device)[:, None]
+    low, high = grid[:, order], grid[:, -order - 1]
+    return low + t * (high - low)
+
+
 def uniform_bspline_basis_padded(x: Tensor, grid: Tensor, order: int) -> Tensor:
     """Fast basis for per-input uniform grids, padded to ``[batch, in, G + 3k]``.
 
@@ -129,8 +145,7 @@ def uniform_bspline_basis_padded(x: Tensor, grid: Tensor, order: int) -> Tensor:
     per input are computed (closed form), then scattered into place.
     """
     num_basis = grid.shape[1] - order - 1  # G + k
-    start = grid[:, 0]
-    step = (grid[:, -1] - start) / (grid.shape[1] - 1)  # accurate even for large G in float32
+    start, step = (t[:, 0] for t in uniform_spacing(grid))
     u = (x - start) / step  # position in knot intervals, [batch, in]
     cell = torch.floor(u)
     inside = (u >= 0) & (u < num_basis + order)
@@ -142,30 +157,70 @@ def uniform_bspline_basis_padded(x: Tensor, grid: Tensor, order: int) -> Tensor:
     return padded.scatter(-1, index, values)
 
 
-def uniform_local_basis(
-    x_t: Tensor, scale: Tensor, shift: Tensor, num_basis: int, order: int, derivative: bool = False
-) -> tuple[Tensor, Tensor | None, Tensor]:
-    """Compact basis on per-input uniform grids, feature-major: ``x_t`` is ``[in, batch]``, contiguous.
+# The padded column layout of the fused layer paths (kan.layers, kan.batched_layers; the C header
+# kan/csrc/uniform_kan_body.h mirrors it): per input, padded_width(G + k, k) columns, function j
+# in column j + k + 1 (function_columns) and k + 1 always-zero columns on each side. A sample in
+# knot cell c (padded_cell) has value r in column c + local_column_offsets()[r] = c + 1 + r.
 
-    ``u = x·scale + shift`` (``scale``, ``shift``: ``[in, 1]``) is the position in knot intervals,
-    knot 0 at u = 0. Returns the values ``[k+1, in, batch]`` of the k+1 B-splines that can be
-    non-zero at each sample, their derivatives d/du (or None) and the knot interval ``cell``
-    ``[in, batch]`` (int64): value r belongs to function ``cell - k + r`` of ``num_basis``.
-    ``cell`` is clamped to ``[-1, num_basis + k]``, so samples off the grid (and NaN) only touch
-    functions outside ``[0, num_basis)``, which callers must weight with zeros. (Feature-major
-    layouts keep every elementwise op and the polynomial product long and contiguous.)
-    """
-    u = torch.addcmul(shift, x_t, scale)
+
+def padded_width(num_basis: int, order: int) -> int:
+    """Padded columns per input for ``num_basis`` = G + k functions."""
+    return num_basis + 2 * (order + 1)
+
+
+def function_columns(num_basis: int, order: int) -> slice:
+    """The padded columns that hold the ``num_basis`` functions."""
+    return slice(order + 1, order + 1 + num_basis)
+
+
+def pad_functions(values: Tensor, order: int) -> Tensor:
+    """``values [..., G + k]`` (one per function) in their padded columns, zeros around."""
+    return F.pad(values, (order + 1, order + 1))
+
+
+def padded_cell(floor: Tensor, num_basis: int, order: int) -> Tensor:
+    """The knot cell ``floor(u)`` as int64, clamped to ``[-1, num_basis + k]`` so that samples off
+    the grid (NaN and ±inf convert to some integer, clamped too) only reach padding columns."""
+    return floor.long().clamp_(-1, num_basis + order)
+
+
+def local_column_offsets(order: int, device: torch.device | None = None) -> Tensor:
+    """``[k + 1]`` int64: value r of a sample in knot cell c sits in padded column ``c + 1 + r``."""
+    return torch.arange(1, order + 2, device=device)
+
+
+def local_columns(cell: Tensor, order: int) -> Tensor:
+    """Padded columns ``[..., k + 1, in, batch]`` of the local values of cells ``[..., in, batch]``."""
+    return cell.unsqueeze(-3) + local_column_offsets(order, cell.device)[:, None, None]
+
+
+def local_basis(u: Tensor, order: int, derivative: bool = False) -> tuple[Tensor, Tensor | None, Tensor]:
+    """The k+1 cardinal B-splines that can be non-zero at positions ``u [..., in, batch]`` (in knot
+    intervals, contiguous): values ``[..., k+1, in, batch]`` (value r belongs to function
+    ``floor(u) - k + r``), their derivatives d/du (or None) and ``floor(u)``. Inputs last keep every
+    elementwise op and the polynomial product long and contiguous."""
+    lead = u.shape[:-2]
     floor = torch.floor(u)
-    frac = (u - floor).view(1, -1)
+    frac = (u - floor).view(*lead, 1, -1)
     powers = [torch.ones_like(frac), frac]
     while len(powers) <= order:
         powers.append(powers[-1] * frac)
     rows = order + 1
-    matrix = local_value_slope_matrix(order, x_t.dtype, x_t.device)
-    block = ((matrix if derivative else matrix[:rows]) @ torch.cat(powers[:rows])).view(-1, *x_t.shape)
-    cell = floor.long().clamp_(-1, num_basis + order)  # NaN/inf convert to some integer: clamped too
-    return block[:rows], block[rows:] if derivative else None, cell
+    matrix = local_value_slope_matrix(order, u.dtype, u.device)
+    block = (matrix if derivative else matrix[:rows]) @ torch.cat(powers[:rows], dim=-2)
+    block = block.view(*lead, -1, *u.shape[-2:])
+    if not derivative:
+        return block, None, floor
+    return block.narrow(-3, 0, rows), block.narrow(-3, rows, rows), floor
+
+
+def uniform_local_basis(
+    x_t: Tensor, scale: Tensor, shift: Tensor, num_basis: int, order: int, derivative: bool = False
+) -> tuple[Tensor, Tensor | None, Tensor]:
+    """:func:`local_basis` of ``x_t [in, batch]`` (contiguous) at ``u = x·scale + shift`` (``scale``,
+    ``shift``: ``[in, 1]``; knot 0 at u = 0), with its cell as :func:`padded_cell` ``[in, batch]``."""
+    values, slopes, floor = local_basis(torch.addcmul(shift, x_t, scale), order, derivative)
+    return values, slopes, padded_cell(floor, num_basis, order)
 
 
 def fit_coefficients(x: Tensor, y: Tensor, grid: Tensor, order: int, ridge: float | None = None) -> Tensor:

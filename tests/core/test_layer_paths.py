@@ -162,18 +162,29 @@ def test_uniform_local_basis_matches_cox_de_boor():
         G = 6
         grid = spline.uniform_grid(torch.tensor([-1.0, -2.5], dtype=F64), torch.tensor([1.0, 0.5], dtype=F64), G, k)
         x = torch.rand(500, 2, dtype=F64, generator=torch.Generator().manual_seed(k)) * 8 - 4
-        step = (grid[:, -1:] - grid[:, :1]) / (grid.shape[1] - 1)
-        values, slopes, cell = spline.uniform_local_basis(x.T.contiguous(), 1 / step, -grid[:, :1] / step, G + k, k, True)
-        values, slopes, cell = values.permute(2, 1, 0), slopes.permute(2, 1, 0), cell.T  # [batch, in, ...]
-        dense = torch.zeros(500, 2, G + 3 * k + 2, dtype=F64)
-        dense.scatter_(-1, (cell + 1).unsqueeze(-1) + torch.arange(k + 1), values)
-        assert torch.allclose(dense[..., k + 1 : -k - 1], spline.bspline_basis(x, grid, k), atol=1e-12)
+        start, step = spline.uniform_spacing(grid)
+        values, slopes, cell = spline.uniform_local_basis(x.T.contiguous(), 1 / step, -start / step, G + k, k, True)
+        columns = spline.local_columns(cell, k)
+        values, slopes, columns = (t.permute(2, 1, 0) for t in (values, slopes, columns))  # [batch, in, k+1]
+        functions = spline.function_columns(G + k, k)
+        dense = torch.zeros(500, 2, spline.padded_width(G + k, k), dtype=F64).scatter_(-1, columns, values)
+        assert torch.allclose(dense[..., functions], spline.bspline_basis(x, grid, k), atol=1e-12)
         if k > 1:  # derivative of a C^1 spline; compare with autograd through Cox-de Boor
             xr = x.clone().requires_grad_(True)
             w = torch.randn(500, 2, G + k, dtype=F64, generator=torch.Generator().manual_seed(9))
             (ref,) = torch.autograd.grad((spline.bspline_basis(xr, grid, k) * w).sum(), xr)
-            deriv = torch.zeros_like(dense).scatter_(-1, (cell + 1).unsqueeze(-1) + torch.arange(k + 1), slopes)
-            assert torch.allclose((deriv[..., k + 1 : -k - 1] * w).sum(-1) / step.T, ref, atol=1e-9)
+            deriv = torch.zeros_like(dense).scatter_(-1, columns, slopes)
+            assert torch.allclose((deriv[..., functions] * w).sum(-1) / step.T, ref, atol=1e-9)
+
+
+def test_local_basis_with_a_model_axis_equals_each_model():
+    gen = torch.Generator().manual_seed(0)
+    for dtype, k in ((F64, 3), (torch.float32, 2)):
+        u = torch.rand(3, 4, 50, generator=gen, dtype=dtype) * 20 - 5  # [M, in, batch]
+        stacked = spline.local_basis(u, k, derivative=True)
+        for m in range(3):
+            for whole, single in zip(stacked, spline.local_basis(u[m], k, derivative=True)):
+                assert torch.equal(whole[m], single)
 
 
 def test_float32_fused_path_is_accurate():
