@@ -2,10 +2,11 @@
 promise that every paper number is compared or listed with a reason."""
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from kan.reporting.compare import COMPARED_BLOCKS, REPORTED, paper_vs_ours
+from kan.reporting.compare import COMPARED_BLOCKS, REPORTED, cause_keys, paper_vs_ours
 from kan.reporting.fidelity import (
     CAUSE_BETTER, CAUSE_BUDGET, CAUSE_UNCERTAIN, CAUSE_UNEXPLAINED, Causes, Tally, strict_tolerance, within_band,
 )
@@ -99,3 +100,21 @@ def test_not_compared_is_checked(reference_path, tmp_path, bad):
     reference = load_reference(reference_path)
     reference["feynman"]["rows"][0].update(bad)
     assert any("not_compared" in problem for problem in validate_reference(reference))
+
+
+@pytest.mark.parametrize("profile", ["default", "paper", "ci"])
+def test_shipped_miss_causes_name_numbers_of_the_paper(load, reference_path, profile):
+    settings = load(Path(__file__).resolve().parents[2] / "workflow" / "config" / f"{profile}.yaml")
+    known = cause_keys(load_reference(reference_path))
+    assert set(settings["report"]["miss_causes"]) <= known
+    assert {"feynman/II.38.3/human_rmse", "grid_extension/exp_sin_sq/best_grid for [2,5,1]",
+            "knot/KAN: test_accuracy", "anderson/GAAM KAN auto: accuracy"} <= known
+
+
+def test_a_mistyped_miss_cause_is_an_error(make_runs, reference_path, tmp_path):
+    runs = make_runs({"experiment": "feynman", "dataset": "II.38.3", "variant": "human", "shape": "[2,1,1]",
+                      "test_rmse": 0.17})
+    causes = Causes({"feynman/II.38.3/human_rsme": "typo"}, reduced_budget=True)
+    with pytest.raises(ValueError, match="report.miss_causes: 1 key.*'feynman/II.38.3/human_rsme'"):
+        paper_vs_ours(runs, reference_path, [], tmp_path / "pvo.md", causes=causes)
+    assert not (tmp_path / "pvo.md").exists()

@@ -19,6 +19,7 @@ from kan.records.markdown import is_missing, markdown_table, sci
 from kan.reporting.fidelity import Causes, Tally, cause_key, strict_tolerance, within_band
 from kan.reporting.reference import FLAG_LISTS, NOT_COMPARED, Reference, load_reference
 from kan.reporting.runs import Table, format_shape, load_runs, usable_runs
+from kan.reporting.science import cause_keys as science_cause_keys
 from kan.reporting.science import science_report
 from kan.reporting.summaries import feynman_summary, grid_summary, scaling_summary, special_summary
 
@@ -126,6 +127,28 @@ def _row_comparisons(
             uncertain=column in row.get("uncertain", ()), approximate=column in row.get("approximate", ()),
         ))
     return found
+
+
+def cause_keys(reference: Reference) -> set[str]:
+    """The ``report.miss_causes`` key (:func:`kan.reporting.fidelity.cause_key`) of every number the
+    report can compare: table cells (``block/dataset/quantity``) and science numbers."""
+    keys = set(science_cause_keys(reference))
+    for name, block in COMPARED_BLOCKS.items():
+        for row in reference[name]["rows"]:
+            extra = " ".join(_key_text(row[k]) for k in block.keys[1:])
+            keys |= {cause_key(name, str(row["dataset"]), f"{column} for {extra}" if extra else column)
+                     for column in row if column.endswith(REPORTED) and column not in block.keys}
+    return keys
+
+
+def check_causes(causes: Causes, reference: Reference) -> None:
+    """Raise ValueError naming every curated cause whose key matches no number of ``reference``
+    (a mistyped key would otherwise fall back to a generic cause without a word)."""
+    unknown = sorted(set(causes.curated) - cause_keys(reference))
+    if unknown:
+        raise ValueError(f"report.miss_causes: {len(unknown)} key(s) match no number of the paper: "
+                         f"{', '.join(repr(k) for k in unknown)}; a key is block/dataset/quantity as the report "
+                         "names them, e.g. 'feynman/II.38.3/human_rmse' or 'knot/KAN: test_accuracy'")
 
 
 def _block_comparisons(
@@ -251,6 +274,7 @@ def paper_vs_ours(
     (science.csv, see :mod:`kan.reporting.science`) adds the science experiments, ``causes``
     explains each number outside its tolerance."""
     reference = load_reference(reference_yaml)
+    check_causes(causes, reference)
     extra = science_report(science if science is not None else pd.DataFrame(columns=["experiment", "metric", "value"]),
                            reference)
     usable, excluded = usable_runs(load_runs(runs))

@@ -130,6 +130,12 @@ def _cells_with_ours(node: Any, key: str = "", inherited: frozenset[str] = froze
                 yield from _cells_with_ours(child, child_key, approximate)
 
 
+def cause_keys(reference: Reference) -> set[str]:
+    """The ``report.miss_causes`` key of every science number of ``reference`` (see :func:`number_comparisons`)."""
+    return {cause_key(name, "", f"{label}: {cell}") for name in SCIENCE_BLOCKS if name in reference
+            for label, node, _ in _cells_with_ours(reference[name]) for cell in node[OURS]}
+
+
 def number_comparisons(summary: Summary, block: Mapping[str, Any]) -> tuple[list[NumberComparison], list[str]]:
     """Every ``ours`` cell of ``block`` against ``summary``, and the metrics our summary lacks."""
     found, missing = [], []
