@@ -37,9 +37,6 @@ GATHER_ALWAYS_OUTPUTS, GATHER_SPARSE_OUTPUTS = 2, 5
 # Stacked layers (kan.batched_layers) contract a dense basis [M, in·width, B] up to this padded
 # width per input and gather the k+1 weights per input on wider grids.
 STACKED_DENSE_MAX_WIDTH = 14
-# The kernel keeps per-sample basis values for the backward, and for inputs that come back
-# (the training and test inputs of the first layer), in buffers up to this size.
-NATIVE_LOCAL_BYTES = 64 * 2**20
 # A grid layout keeps the kernel calls for this many batch sizes.
 NATIVE_CALLS_KEPT = 8
 
@@ -662,8 +659,8 @@ class KANLayer(nn.Module):
         """The kernel's per-sample buffer for ``x``: ``(buffer, mode, slopes)``. A backward gets a
         filled buffer (with slopes for the gradient of x); an input without gradient that comes
         back (the last two per layer are remembered) is computed once and read afterwards.
-        Buffers over NATIVE_LOCAL_BYTES are not kept: the kernel recomputes."""
-        if call.local_bytes > NATIVE_LOCAL_BYTES:
+        Buffers over the kernel's size limit are not kept (``call.keeps_local``): it recomputes."""
+        if not call.keeps_local:
             return None, native.LOCAL_NONE, False
         if input_grad:  # a hidden activation in training: it never comes back
             return call.local_buffer(), native.LOCAL_FILL, True

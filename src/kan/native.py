@@ -179,18 +179,14 @@ class LayerCall:
     placing samples on them; with knots, scale is ones). Every tensor passed is contiguous, on the
     CPU and of the layer's dtype; the operators check this."""
 
-    __slots__ = ("constants", "activation", "local_size", "_forward", "_backward")
+    __slots__ = ("constants", "activation", "local_size", "keeps_local", "_forward", "_backward")
 
     def __init__(self, batch: int, activation: str, constants: Constants) -> None:
         scale, _, poly, _ = constants
         self.constants, self.activation = constants, activation
         self.local_size = torch.ops.kan.local_size(batch, scale.numel(), poly.shape[1] - 1)  # doubles
+        self.keeps_local = 8 * self.local_size <= torch.ops.kan.local_bytes_kept()  # the kernel's own limit
         self._forward, self._backward = torch.ops.kan.layer_forward.default, torch.ops.kan.layer_backward.default
-
-    @property
-    def local_bytes(self) -> int:
-        """Size of :meth:`local_buffer`."""
-        return 8 * self.local_size
 
     def local_buffer(self) -> Tensor:
         """An empty per-sample buffer (float64; see the C source's header): the forward fills it,

@@ -39,7 +39,8 @@ using OptionalTensor = std::optional<Tensor>;
 // indexed by the kernel's ACT_* values
 constexpr std::array<std::string_view, 3> ACTIVATION_NAMES = {"silu", "identity", "zero"};
 static_assert(kernel::ACT_SILU == 0 && kernel::ACT_IDENTITY == 1 && kernel::ACT_ZERO == 2);
-// kan::layer keeps the per-sample buffer for its backward up to this size (else recomputes)
+// The largest per-sample buffer a layer keeps (else the backward recomputes): kan::layer for its
+// backward, and KANLayer (through kan.native) also for inputs that come back
 constexpr int64_t LAYER_LOCAL_BYTES = int64_t{64} << 20;
 
 /* The layer's sizes, read from its tensors (symbolic while tracing). */
@@ -326,6 +327,8 @@ std::vector<std::string> activations() { return {ACTIVATION_NAMES.begin(), ACTIV
 
 int64_t local_size(int64_t batch, int64_t n_in, int64_t order) { return KAN_LOCAL_SIZE(batch, n_in, order); }
 
+int64_t local_bytes_kept() { return LAYER_LOCAL_BYTES; }
+
 }  // namespace
 
 TORCH_LIBRARY(kan, m) {
@@ -340,6 +343,7 @@ TORCH_LIBRARY(kan, m) {
     m.def("max_order() -> int", &max_order);
     m.def("activations() -> str[]", &activations);
     m.def("local_size(int batch, int n_in, int order) -> int", &local_size);
+    m.def("local_bytes_kept() -> int", &local_bytes_kept);
 }
 
 TORCH_LIBRARY_IMPL(kan, CPU, m) {
