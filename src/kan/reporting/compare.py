@@ -109,10 +109,16 @@ def unmatched_cells(block: _Block, row: Mapping, ours: pd.Series | None) -> list
     ]
 
 
+def _quantity(block: _Block, row: Mapping, column: str) -> str:
+    """A row cell's quantity as the report (and ``report.miss_causes``) names it: the column, with the
+    row's further keys (e.g. the grid-extension shape) after "for"."""
+    extra = " ".join(_key_text(row[k]) for k in block.keys[1:])
+    return f"{column} for {extra}" if extra else column
+
+
 def _row_comparisons(
     block: _Block, row: Mapping, ours: pd.Series, factor: float,
 ) -> list[Comparison]:
-    extra = " ".join(_key_text(row[k]) for k in block.keys[1:])
     found = []
     for column, paper in row.items():
         if column in block.keys or column in (*FLAG_LISTS, NOT_COMPARED) or column not in ours.index or is_missing(ours[column]):
@@ -120,7 +126,7 @@ def _row_comparisons(
         is_shape = isinstance(paper, list)
         found.append(Comparison(
             experiment=block.experiment, dataset=str(row["dataset"]),
-            quantity=f"{column} for {extra}" if extra else column,
+            quantity=_quantity(block, row, column),
             paper=format_shape(paper) if is_shape else float(paper),
             ours=str(ours[column]) if is_shape else float(ours[column]),
             tolerance_factor=factor,
@@ -135,8 +141,7 @@ def cause_keys(reference: Reference) -> set[str]:
     keys = set(science_cause_keys(reference))
     for name, block in COMPARED_BLOCKS.items():
         for row in reference[name]["rows"]:
-            extra = " ".join(_key_text(row[k]) for k in block.keys[1:])
-            keys |= {cause_key(name, str(row["dataset"]), f"{column} for {extra}" if extra else column)
+            keys |= {cause_key(name, str(row["dataset"]), _quantity(block, row, column))
                      for column in row if column.endswith(REPORTED) and column not in block.keys}
     return keys
 

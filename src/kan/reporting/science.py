@@ -130,9 +130,14 @@ def _cells_with_ours(node: Any, key: str = "", inherited: frozenset[str] = froze
                 yield from _cells_with_ours(child, child_key, approximate)
 
 
+def _quantity(label: str, cell: str) -> str:
+    """A science number's quantity as the report (and ``report.miss_causes``) names it."""
+    return f"{label}: {cell}"
+
+
 def cause_keys(reference: Reference) -> set[str]:
     """The ``report.miss_causes`` key of every science number of ``reference`` (see :func:`number_comparisons`)."""
-    return {cause_key(name, "", f"{label}: {cell}") for name in SCIENCE_BLOCKS if name in reference
+    return {cause_key(name, "", _quantity(label, cell)) for name in SCIENCE_BLOCKS if name in reference
             for label, node, _ in _cells_with_ours(reference[name]) for cell in node[OURS]}
 
 
@@ -146,7 +151,7 @@ def number_comparisons(summary: Summary, block: Mapping[str, Any]) -> tuple[list
                 continue
             is_accuracy = cell.endswith("accuracy")
             found.append(NumberComparison(
-                quantity=f"{label}: {cell}", metric=metric, paper=float(node[cell]), ours=summary[metric],
+                quantity=_quantity(label, cell), metric=metric, paper=float(node[cell]), ours=summary[metric],
                 is_accuracy=is_accuracy,
                 tolerance=float(block["accuracy_tolerance"] if is_accuracy else block["tolerance_factor"]),
                 uncertain=cell in node.get("uncertain", ()),
