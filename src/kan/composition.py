@@ -17,7 +17,7 @@ and it is fitted as a whole:
    complexity being the sum of both) are refined on all six parameters by Levenberg-Marquardt,
    and the best pair after that wins.
 
-It costs about 100 affine fits per chain (seconds). Known limit: the rank score caps a fit's
+It costs about 100 affine fits per chain. Known limit: the rank score caps a fit's
 accuracy at 16 bits, so a simpler pair that fits the composite to 1 − R² ≈ 1e-5 (a cosine arc
 for √(1 + x²)) ties with the exact composition and wins on complexity.
 """

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
+
+from kan.models import resolve_dtype
 
 
 def create_dataset(
@@ -14,7 +17,7 @@ def create_dataset(
     n_train: int = 1000,
     n_test: int = 1000,
     seed: int = 0,
-    dtype: torch.dtype = torch.float64,
+    dtype: torch.dtype | str = torch.float64,
 ) -> dict[str, Tensor]:
     """Train and test points of ``f``: inputs uniform on ``ranges`` (one ``(low, high)`` per input,
     drawn from a generator seeded with ``seed``, train first), labels ``f(inputs)``.
@@ -22,10 +25,12 @@ def create_dataset(
     ``f`` maps inputs ``[n, len(ranges)]`` to ``[n]`` or ``[n, n_out]``. Returns ``train_input``,
     ``train_label``, ``test_input``, ``test_label`` with labels ``[n, n_out]``.
     """
-    if not ranges or any(len(r) != 2 or not r[0] < r[1] for r in ranges):
-        raise ValueError(f"ranges must list one (low, high) with low < high per input, got {list(ranges)}")
-    if n_train < 1 or n_test < 1:
-        raise ValueError(f"need n_train >= 1 and n_test >= 1, got {n_train} and {n_test}")
+    if not _is_range_list(ranges):
+        raise ValueError(f"ranges must list one (low, high) with low < high per input, e.g. [(-1, 1), (-1, 1)], "
+                         f"got {ranges!r}")
+    if not all(isinstance(n, numbers.Integral) and n >= 1 for n in (n_train, n_test)):
+        raise ValueError(f"n_train and n_test must be integers >= 1, got {n_train!r} and {n_test!r}")
+    dtype = resolve_dtype(dtype)
     generator = torch.Generator().manual_seed(seed)
     low = torch.tensor([r[0] for r in ranges], dtype=dtype)
     span = torch.tensor([r[1] - r[0] for r in ranges], dtype=dtype)
@@ -38,3 +43,13 @@ def create_dataset(
             raise ValueError(f"f must return [n] or [n, n_out] for inputs [n, {len(ranges)}], got {list(labels.shape)}")
         data[f"{split}_input"], data[f"{split}_label"] = inputs, labels
     return data
+
+
+def _is_range_list(ranges: object) -> bool:
+    """Whether ``ranges`` holds one or more ``(low, high)`` pairs of real numbers with low < high."""
+    try:
+        pairs = [tuple(r) for r in ranges]  # type: ignore[union-attr]
+    except TypeError:
+        return False
+    return bool(pairs) and all(len(p) == 2 and all(isinstance(v, numbers.Real) for v in p) and p[0] < p[1]
+                               for p in pairs)

@@ -15,7 +15,7 @@ import numpy as np
 import sympy
 import torch
 
-from kan.models import KAN
+from kan.models import KAN, resolve_dtype
 from kan.prune import prune
 from kan.symbolic import auto_symbolic, symbolic_formula
 from kan.train import TrainConfig, fit
@@ -56,12 +56,16 @@ class KANRegressor:
         return self
 
     def _tensors(self, X: Any, y: Any | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = torch.as_tensor(np.asarray(X, dtype=np.float64), dtype=getattr(torch, self.dtype))
+        x = torch.as_tensor(np.asarray(X, dtype=np.float64), dtype=resolve_dtype(self.dtype))
         if x.dim() != 2:
             raise ValueError(f"X must be 2-d [n_samples, n_features], got shape {list(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("X contains NaN or Inf values")
         if y is None:
             return x, None
         labels = torch.as_tensor(np.asarray(y, dtype=np.float64), dtype=x.dtype)
+        if not bool(torch.isfinite(labels).all()):
+            raise ValueError("y contains NaN or Inf values")
         labels = labels[:, None] if labels.dim() == 1 else labels
         if labels.dim() != 2 or len(labels) != len(x):
             raise ValueError(f"y must be [n_samples] or [n_samples, n_outputs] with {len(x)} rows, "
@@ -73,6 +77,8 @@ class KANRegressor:
         x, labels = self._tensors(X, y)
         self.dataset_ = {"train_input": x, "train_label": labels, "test_input": x, "test_label": labels}
         low, high = float(x.min()), float(x.max())
+        if low == high:
+            raise ValueError(f"every value of X is {low}: a KAN needs inputs that vary")
         width = [x.shape[1], *self.hidden, labels.shape[1]]
         model = KAN(width, self.grid, self.order, grid_range=(low, high), seed=self.seed, dtype=self.dtype)
         fit(model, self.dataset_, TrainConfig(steps=self.sparsify_steps, lamb=self.lamb, lamb_l1=self.lamb_l1,
@@ -86,6 +92,7 @@ class KANRegressor:
 
     def predict(self, X: Any) -> np.ndarray:
         """Predictions ``[n_samples]`` (one output) or ``[n_samples, n_outputs]``."""
+        self._fitted()
         x, _ = self._tensors(X)
         with torch.no_grad():
             out = self.model_(x).numpy()
@@ -99,11 +106,18 @@ class KANRegressor:
         total = ((truth - truth.mean(axis=0)) ** 2).sum(axis=0)
         return float(np.mean(1 - residual / total))
 
+    def _fitted(self) -> None:
+        """A RuntimeError unless ``fit`` has run."""
+        if not hasattr(self, "model_"):
+            raise RuntimeError("this KANRegressor is not fitted yet: call fit(X, y) first")
+
     def auto_symbolic(self, library: Sequence[str] | None = None) -> "KANRegressor":
         """Snap the fitted KAN layer by layer (:func:`kan.symbolic.auto_symbolic` on the training data)."""
+        self._fitted()
         auto_symbolic(self.model_, self.dataset_, library=library)
         return self
 
     def formula(self, variables: Sequence[str] | None = None) -> list[sympy.Expr]:
         """The snapped KAN's normalised formulas, one per output (:func:`kan.symbolic.symbolic_formula`)."""
+        self._fitted()
         return symbolic_formula(self.model_, variables)

@@ -318,12 +318,17 @@ _MISSING = object()
 class _InputMemo:
     """Values a layer derived from its last two input tensors (weakly referenced): an input
     matches while it is unmodified (same ``_version``) and the grid layout is the same; a
-    full-batch fit evaluates the same training and test tensors over and over."""
+    full-batch fit evaluates the same training and test tensors over and over. Inference tensors
+    (``torch.inference_mode``) have no version counter and are never remembered. Writes that
+    bypass the version counter (through ``.data`` or a numpy view) are not seen: give the layer
+    a new tensor, or call :meth:`KANLayer.forget_inputs`, after changing one in place that way."""
 
     def __init__(self) -> None:
         self.entries: list[tuple[weakref.ref, int, _GridLayout, Any]] = []
 
     def find(self, x: Tensor, layout: _GridLayout, default: Any = None) -> Any:
+        if x.is_inference():
+            return default
         for entry in self.entries:
             if self._matches(entry, x, layout):
                 return entry[3]
@@ -331,6 +336,8 @@ class _InputMemo:
 
     def put(self, x: Tensor, layout: _GridLayout, value: Any) -> None:
         """Remember ``value`` for ``x``, replacing its entry or the older of the other two."""
+        if x.is_inference():
+            return
         alive = [e for e in self.entries if e[0]() is not None and not self._matches(e, x, layout)]
         self.entries = [(weakref.ref(x), x._version, layout, value), *alive[:1]]
 
@@ -514,10 +521,15 @@ def fused_layers_forward(layers: Sequence["KANLayer"], x: Tensor) -> Tensor:
     return x
 
 
-def check_input(x: Tensor, width: int, owner: str) -> None:
-    """Raise a clear error unless ``x`` is a finite-shape ``[batch, width]`` tensor."""
+def check_input(x: Tensor, width: int, owner: str, dtype: torch.dtype) -> None:
+    """Raise a clear error unless ``x`` is a ``[batch, width]`` tensor of the model's ``dtype``."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{owner} expects a torch.Tensor [batch, {width}], got {type(x).__name__} "
+                        "(wrap arrays with torch.as_tensor)")
     if x.dim() != 2 or x.shape[1] != width:
         raise ValueError(f"{owner} expects input of shape [batch, {width}], got {list(x.shape)}")
+    if x.dtype != dtype:
+        raise TypeError(f"{owner} expects input of the model's dtype {dtype}, got {x.dtype}; convert it with .to({dtype})")
 
 
 class KANLayer(nn.Module):
@@ -541,6 +553,7 @@ class KANLayer(nn.Module):
         if base_activation not in BASE_ACTIVATIONS:
             raise ValueError(f"unknown base activation {base_activation!r}; known: {', '.join(BASE_ACTIVATIONS)}")
         spline.check_grid_size(num_intervals, order)
+        num_intervals, order = int(num_intervals), int(order)
         low, high = grid_range
         if not low < high:
             raise ValueError(f"grid_range must satisfy low < high, got {grid_range}")
@@ -565,8 +578,8 @@ class KANLayer(nn.Module):
         self.symbolic_affine = nn.Parameter(affine)  # [in, out, 4] = (a, b, c, d)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickling and deep copies leave out the derived caches (rebuilt on use; the kernel calls
-        hold raw pointers into this layer's constants)."""
+        """Pickling and deep copies leave out the derived caches (rebuilt on use): grid layouts,
+        the kernel's calls with their constant tensors, and what the layer remembers of its inputs."""
         return {key: value for key, value in super().__getstate__().items() if key not in _DERIVED_CACHES}
 
     @property
@@ -655,23 +668,29 @@ class KANLayer(nn.Module):
 
     def _native_local(
         self, x: Tensor, layout: _GridLayout, call: native.LayerCall, input_grad: bool, backward: bool
-    ) -> tuple[Tensor | None, str, bool]:
-        """The kernel's per-sample buffer for ``x``: ``(buffer, mode, slopes)``. A backward gets a
-        filled buffer (with slopes for the gradient of x); an input without gradient that comes
-        back (the last two per layer are remembered) is computed once and read afterwards.
-        Buffers over the kernel's size limit are not kept (``call.keeps_local``): it recomputes."""
+    ) -> tuple[tuple[Tensor | None, str, bool], bool]:
+        """The kernel's per-sample buffer for ``x`` as ``(buffer, mode, slopes)``, and whether to
+        remember it for ``x`` once the forward has filled it. A backward gets a filled buffer (with
+        slopes for the gradient of x); an input without gradient that comes back (the last two per
+        layer are remembered) is computed once and read afterwards. Buffers over the kernel's size
+        limit are not kept (``call.keeps_local``): it recomputes."""
         if not call.keeps_local:
-            return None, native.LOCAL_NONE, False
+            return (None, native.LOCAL_NONE, False), False
         if input_grad:  # a hidden activation in training: it never comes back
-            return call.local_buffer(), native.LOCAL_FILL, True
+            return (call.local_buffer(), native.LOCAL_FILL, True), False
         memo: _InputMemo = self.__dict__.setdefault("_native_memo", _InputMemo())
         buffer = memo.find(x, layout, _MISSING)
         if buffer is not _MISSING and buffer is not None:
-            return buffer, native.LOCAL_READ, False
+            return (buffer, native.LOCAL_READ, False), False
         # seen before without a buffer (None): worth keeping now; first sight: only for a backward
         buffer = call.local_buffer() if buffer is None or backward else None
-        memo.put(x, layout, buffer)
-        return buffer, native.LOCAL_FILL if buffer is not None else native.LOCAL_NONE, False
+        return (buffer, native.LOCAL_FILL if buffer is not None else native.LOCAL_NONE, False), True
+
+    def forget_inputs(self) -> None:
+        """Drop what the layer remembers about its last inputs (needed only after changing an input
+        in place through ``.data`` or a numpy view, which its version counter does not see)."""
+        for name in ("_basis_memo", "_native_memo"):
+            self.__dict__.pop(name, None)
 
     def fused_forward(
         self, x: Tensor, input_grad: bool, backward: bool = True
@@ -683,15 +702,18 @@ class KANLayer(nn.Module):
         params = (self.coef, self.scale_base, self.scale_spline, self._cached_numeric_mask())
         call = self._native_call(x, layout)
         if call is not None:
-            local = self._native_local(x, layout, call, input_grad, backward)
-            return _native_forward(layout, call, x, *params, local)
+            local, remember = self._native_local(x, layout, call, input_grad, backward)
+            result = _native_forward(layout, call, x, *params, local)
+            if remember:  # only once filled: another thread may read it as soon as it is remembered
+                self.__dict__.setdefault("_native_memo", _InputMemo()).put(x, layout, local[0])
+            return result
         if not layout.uniform:
             raise ValueError(f"KANLayer: a non-uniform grid runs fused only on inputs of the layer's dtype and "
                              f"device ({self.coef.dtype}, {self.coef.device}), got {x.dtype} on {x.device}")
         return _fused_forward(layout, self._local_basis(x, layout, derivative=input_grad), *params)
 
     def forward(self, x: Tensor) -> Tensor:
-        check_input(x, self.in_dim, "KANLayer")
+        check_input(x, self.in_dim, "KANLayer", self.coef.dtype)
         if torch.compiler.is_compiling():
             out = self._traced_numeric(x)
         elif self.fused_numeric:
@@ -719,7 +741,7 @@ class KANLayer(nn.Module):
 
     def edge_activations(self, x: Tensor) -> Tensor:
         """Every edge's φ at every sample, ``[batch, in, out]``; summing over ``in`` gives forward."""
-        check_input(x, self.in_dim, "KANLayer")
+        check_input(x, self.in_dim, "KANLayer", self.coef.dtype)
         spline_part = torch.einsum("bin,ion->bio", self.basis(x), self._basis_coef())
         base = BASE_ACTIVATIONS[self.base_activation](x).unsqueeze(-1)
         phi = (base * self.scale_base + spline_part * self.scale_spline) * self._numeric_mask()
@@ -770,7 +792,7 @@ class KANLayer(nn.Module):
         percentiles (paper's grid_eps): non-uniform grids, which only the compiled kernel runs fast
         (elsewhere the layer uses the Cox-de Boor ops).
         """
-        check_input(x, self.in_dim, "KANLayer.update_grid")
+        check_input(x, self.in_dim, "KANLayer.update_grid", self.coef.dtype)
         size = self.num_intervals if num_intervals is None else num_intervals
         new_grid = spline.adaptive_grid(x, size, self.order, uniform_fraction)
         samples = torch.cat([x, spline.grid_samples(new_grid, self.order)])

@@ -19,10 +19,22 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def _check_width(width: Sequence[int]) -> list[int]:
+    if isinstance(width, (str, bytes)) or not all(isinstance(w, int) or float(w).is_integer() for w in width):
+        raise ValueError(f"width must list integer layer sizes, got {list(width) if not isinstance(width, str) else width!r}")
     width = [int(w) for w in width]
     if len(width) < 2 or any(w < 1 for w in width):
         raise ValueError(f"width must list >= 2 positive layer sizes, got {width}")
     return width
+
+
+def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    """``torch.float32`` / ``torch.float64`` from a dtype or its name; anything else is a ValueError."""
+    if isinstance(dtype, str):
+        if dtype not in _DTYPES:
+            raise ValueError(f"unsupported dtype {dtype!r}; use one of {', '.join(map(repr, _DTYPES))}")
+        return _DTYPES[dtype]
+    _dtype_name(dtype)
+    return dtype
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -66,7 +78,7 @@ class KAN(_SavableModel):
         dtype: torch.dtype | str = torch.float32,
     ) -> None:
         super().__init__()
-        dtype = _DTYPES[dtype] if isinstance(dtype, str) else dtype
+        dtype = resolve_dtype(dtype)
         self._init_args = {
             "num_intervals": int(num_intervals), "order": int(order), "grid_range": tuple(grid_range),
             "noise_scale": float(noise_scale), "base_activation": base_activation, "seed": int(seed),
@@ -92,16 +104,21 @@ class KAN(_SavableModel):
 
     def forward(self, x: Tensor) -> Tensor:
         layers = self.layers
-        check_input(x, layers[0].in_dim, "KAN")
+        check_input(x, layers[0].in_dim, "KAN", layers[0].coef.dtype)
         if all(layer.fusable for layer in layers):  # one autograd node for the whole model
             return fused_layers_forward(layers, x)
         for layer in layers:
             x = layer(x)
         return x
 
+    def forget_inputs(self) -> None:
+        """Drop what the layers remember about their last inputs (:meth:`KANLayer.forget_inputs`)."""
+        for layer in self.layers:
+            layer.forget_inputs()
+
     def layer_inputs(self, x: Tensor) -> list[Tensor]:
         """The input of every layer followed by the output: ``L + 1`` tensors."""
-        check_input(x, self.width[0], "KAN")
+        check_input(x, self.width[0], "KAN", self.dtype)
         values = [x]
         for layer in self.layers:
             values.append(layer(values[-1]))
@@ -109,7 +126,7 @@ class KAN(_SavableModel):
 
     def forward_with_edges(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         """Output plus every layer's edge activations ``[batch, in, out]`` in one pass."""
-        check_input(x, self.width[0], "KAN")
+        check_input(x, self.width[0], "KAN", self.dtype)
         edges = []
         for layer in self.layers:
             phi = layer.edge_activations(x)
@@ -147,7 +164,7 @@ class KAN(_SavableModel):
     @torch.no_grad()
     def update_grid(self, x: Tensor, num_intervals: int | None = None, uniform_fraction: float = 1.0) -> None:
         """Grid update (and optional resize) of every layer from the activations of ``x``."""
-        check_input(x, self.width[0], "KAN.update_grid")
+        check_input(x, self.width[0], "KAN.update_grid", self.dtype)
         for layer in self.layers:
             layer.update_grid(x, num_intervals, uniform_fraction)
             x = layer(x)
@@ -169,7 +186,7 @@ class MLP(_SavableModel):
         self, width: Sequence[int], activation: str = "silu", seed: int = 0, dtype: torch.dtype | str = torch.float32
     ) -> None:
         super().__init__()
-        dtype = _DTYPES[dtype] if isinstance(dtype, str) else dtype
+        dtype = resolve_dtype(dtype)
         if activation not in _ACTIVATIONS:
             raise ValueError(f"unknown MLP activation {activation!r}; known: {', '.join(_ACTIVATIONS)}")
         width = _check_width(width)
@@ -193,7 +210,7 @@ class MLP(_SavableModel):
         return dict(self._init_args)
 
     def forward(self, x: Tensor) -> Tensor:
-        check_input(x, self.width[0], "MLP")
+        check_input(x, self.width[0], "MLP", self.net[0].weight.dtype)
         return self.net(x)
 
     def num_parameters(self) -> int:

@@ -30,8 +30,9 @@ class Phase:
     update_until: int  # grid_update_until
 
     def updates_grid(self, step: int) -> bool:
-        """Whether the grid is refit (at its current G) before in-phase step ``step`` (counted from 0)."""
-        return bool(self.update_every) and step % self.update_every == 0 and 0 < step <= self.update_until
+        """Whether the grid is refit (at its current G) before in-phase step ``step`` (counted from 0):
+        at steps 0, every, 2·every, … below ``update_until``, as the reference implementation's ``fit``."""
+        return bool(self.update_every) and step % self.update_every == 0 and step < self.update_until
 
 
 def phases(config: TrainConfig) -> list[Phase]:

@@ -1,7 +1,7 @@
 """Training presets: the reference implementation's (pykan's) grid protocol as one option.
 
 Our trainer keeps uniform grids and moves them only when G changes (``docs/protocol.md``).
-pykan's ``fit`` instead re-fits every grid to the training inputs every 5 steps up to step 50 of a
+pykan's ``fit`` instead re-fits every grid to the training inputs before steps 0, 5, …, 45 of a
 phase (its ``grid_update_num=10`` over ``stop_grid_update_step=50``), on a grid that is 98 % sample
 quantiles and 2 % uniform (its ``grid_eps=0.02``). The compiled layer kernel runs such
 non-uniform grids too; without it (GPU, ``KAN_NATIVE=0``) they take the slower plain ops.

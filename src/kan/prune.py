@@ -98,6 +98,8 @@ def apply_edge_masks(model: KAN, masks: Sequence[Tensor]) -> None:
 def prune(model: KAN, x: Tensor, node_threshold: float = 1e-2, edge_threshold: float | None = None) -> KAN:
     """The paper's pruning: drop weak hidden nodes (see :func:`kept_nodes`) into a new, smaller
     KAN; with ``edge_threshold``, also mask that model's edges whose ``|φ|₁`` falls below it."""
+    if not isinstance(model, KAN):
+        raise TypeError(f"prune removes hidden nodes of a KAN, got {type(model).__name__}")
     smaller = select_nodes(model, kept_nodes(model, x, node_threshold))
     if edge_threshold is not None:
         apply_edge_masks(smaller, edge_masks(smaller, x, edge_threshold))

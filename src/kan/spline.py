@@ -15,7 +15,10 @@ from torch import Tensor
 
 
 def check_grid_size(num_intervals: int, order: int) -> None:
-    """Raise a clear error for an empty or negative grid / order."""
+    """Raise a clear error for a non-integer, empty or negative grid / order."""
+    for name, value in (("num_intervals", num_intervals), ("order", order)):
+        if not (isinstance(value, int) or float(value).is_integer()):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
     if int(num_intervals) < 1:
         raise ValueError(f"grid must have at least 1 interval, got num_intervals={num_intervals}")
     if int(order) < 0:
@@ -118,6 +121,8 @@ def local_value_slope_matrix(order: int, dtype: torch.dtype, device: torch.devic
 
 def local_uniform_values(frac: Tensor, order: int) -> Tensor:
     """Values ``[..., k + 1]`` of the k+1 cardinal B-splines that are non-zero at ``frac`` ∈ [0, 1)."""
+    if order == 0:  # one piecewise-constant B-spline, 1 on its interval (vander needs N >= 2)
+        return torch.ones_like(frac).unsqueeze(-1)
     powers = torch.linalg.vander(frac, N=order + 1)  # [..., k+1] = 1, f, f², ...
     return powers @ _local_matrix(order, frac.dtype, frac.device)
 

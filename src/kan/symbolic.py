@@ -69,7 +69,7 @@ def suggest_symbolic(
     top_k: int = 5,
     weight_simple: float = 0.8,
 ) -> list[Suggestion]:
-    """The ``top_k`` library functions for edge ``(l, i, j)``, best first (see module docstring)."""
+    """The ``top_k`` library functions for edge ``(l, i, j)``, best first (ranked as :mod:`kan.symbolic_fit` describes)."""
     inputs, phi = _edge_samples(model, (l, i, j), x)
     return _rank(inputs, phi, library, weight_simple)[:top_k]
 
@@ -116,6 +116,13 @@ def auto_symbolic(
     composite does.
     """
     library = list(default_library() if library is None else library)
+    if not library:
+        raise ValueError("auto_symbolic needs a non-empty library of function names (default: kan.default_library())")
+    if not isinstance(model, KAN):
+        raise TypeError(f"auto_symbolic snaps the edges of a KAN, got {type(model).__name__}")
+    if not isinstance(data, (Tensor, Mapping)):
+        raise TypeError(f"auto_symbolic expects input samples (a torch.Tensor) or a dataset mapping, got "
+                        f"{type(data).__name__} (wrap arrays with torch.as_tensor)")
     dataset = None if isinstance(data, Tensor) else data
     x = data if dataset is None else dataset["train_input"][:samples]
     snapped: dict[Edge, Suggestion] = {}

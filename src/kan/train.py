@@ -72,7 +72,7 @@ class TrainConfig:
     lamb_entropy: float = 1.0  # μ2
     grid_schedule: tuple[int, ...] = ()
     grid_update_every: int = 0  # 0: no grid updates inside a phase
-    grid_update_until: int = 50  # last in-phase step that may update the grid
+    grid_update_until: int = 50  # in-phase steps below this may update the grid
     grid_uniform_fraction: float = 1.0
     batch_size: int | None = None  # None: full batch
     lbfgs_max_iter: int = 20
@@ -168,6 +168,8 @@ def check_dataset(dataset: Mapping[str, Tensor], model: nn.Module, loss: str) ->
             raise ValueError(f"{split}_label must be int64 class indices [n] for classification")
         if loss == "cross_entropy" and int(labels.max()) >= n_out:
             raise ValueError(f"{split}_label has class {int(labels.max())} but the model has {n_out} outputs")
+        if loss == "cross_entropy" and int(labels.min()) < 0:
+            raise ValueError(f"{split}_label has class {int(labels.min())}; classes are indices 0..{n_out - 1}")
         for name, tensor in ((f"{split}_input", inputs), (f"{split}_label", labels)):
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                 raise ValueError(f"{name} contains NaN or Inf values")
@@ -220,7 +222,7 @@ class _Objective:
 class _FusedKANGradient:
     """Loss and flat gradient of a KAN through its layers' fused forward/backward: no autograd
     graph, no ``.grad`` bookkeeping. Applies while the fast path is on, every layer is fusable
-    (:attr:`KANLayer.fusable`) and there is no penalty; gives the same values as autograd.
+    (:attr:`KANLayer.fusable`) and there is no penalty; gives autograd's values up to rounding.
 
     The last result is reused when nothing changed since (same batch tensors, parameters not
     written, no :meth:`forget`): each LBFGS step starts where the previous one evaluated last."""
@@ -267,6 +269,8 @@ def _loss_and_output_grad(output: Tensor, labels: Tensor, loss: str) -> tuple[Te
         return (diff * diff).mean(), diff * (2.0 / diff.numel())
     probabilities = torch.softmax(output, dim=1)
     value = F.nll_loss(torch.log(probabilities), labels)
+    if not torch.isfinite(value):  # a probability underflowed to 0: log_softmax keeps the loss finite
+        value = F.cross_entropy(output, labels)
     probabilities[torch.arange(labels.shape[0], device=labels.device), labels] -= 1.0
     return value, probabilities / labels.shape[0]
 
@@ -384,7 +388,7 @@ def _metrics(model: nn.Module, dataset: Mapping[str, Tensor], config: TrainConfi
 
 def _progress(total: int, enabled: bool) -> Any:
     if enabled:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # deferred: only a fit that shows a progress bar needs it
 
         return tqdm(total=total, unit="step")
     return _NoProgress()

@@ -69,6 +69,11 @@ def test_create_dataset_is_seeded_and_checks_its_arguments():
         kan.create_dataset(f, [(1, 0)])
     with pytest.raises(ValueError, match=r"f must return \[n\] or \[n, n_out\]"):
         kan.create_dataset(lambda x: x[:3], [(0, 1)])
+    with pytest.raises(ValueError, match=r"one \(low, high\) .* got \(-1, 1\)"):
+        kan.create_dataset(f, (-1, 1))  # one pair instead of a list of pairs
+    with pytest.raises(ValueError, match="integers >= 1, got 5.5"):
+        kan.create_dataset(f, [(0, 1)], n_train=5.5)
+    assert kan.create_dataset(f, [(0, 1), (0, 1)], n_train=4, n_test=4, dtype="float32")["test_input"].dtype == torch.float32
 
 
 def test_pykan_grid_protocol_is_one_option_away():

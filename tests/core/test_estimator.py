@@ -34,3 +34,14 @@ def test_parameters_follow_scikit_learn_conventions():
         model.fit(np.zeros(5), np.zeros(5))
     with pytest.raises(ValueError, match="y must be"):
         model.fit(np.zeros((5, 2)), np.zeros(4))
+
+
+def test_bad_data_and_unfitted_use_are_named():
+    with pytest.raises(RuntimeError, match="not fitted yet"):
+        KANRegressor().predict([[0.1, 0.2]])
+    with pytest.raises(ValueError, match="X contains NaN"):
+        KANRegressor().fit([[float("nan"), 1.0], [0.0, 1.0]], [1.0, 2.0])
+    with pytest.raises(ValueError, match="every value of X is 1.0"):
+        KANRegressor().fit([[1.0], [1.0]], [1.0, 2.0])
+    with pytest.raises(ValueError, match="unsupported dtype 'float16'"):
+        KANRegressor(dtype="float16").fit([[0.0], [1.0]], [1.0, 2.0])

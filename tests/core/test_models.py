@@ -117,3 +117,52 @@ def test_bad_constructor_arguments_are_named():
         MLP([2, 1], activation="gelu")
     with pytest.raises(ValueError, match="unknown symbolic function 'sinc'"):
         KAN([2, 1]).layers[0].set_symbolic(0, 0, "sinc", (1, 0, 1, 0))
+
+
+def test_inputs_of_another_dtype_or_type_are_named():
+    with pytest.raises(TypeError, match=r"model's dtype torch.float32, got torch.float64"):
+        KAN([2, 1])(torch.zeros(5, 2, dtype=F64))
+    with pytest.raises(TypeError, match=r"model's dtype torch.float64, got torch.int64"):
+        MLP([2, 1], dtype=F64)(torch.zeros(5, 2, dtype=torch.int64))
+    with pytest.raises(TypeError, match="got ndarray"):
+        KAN([2, 1])(torch.zeros(5, 2).numpy())
+
+
+def test_sizes_and_dtypes_must_be_what_they_say():
+    with pytest.raises(ValueError, match=r"integer layer sizes, got \[2.7, 1\]"):
+        KAN([2.7, 1])
+    with pytest.raises(ValueError, match="num_intervals must be an integer, got 2.5"):
+        KAN([2, 1], num_intervals=2.5)
+    for make in (lambda: KAN([2, 1], dtype="float16"), lambda: MLP([2, 1], dtype="double")):
+        with pytest.raises(ValueError, match="unsupported dtype"):
+            make()
+    assert KAN([2, 1], num_intervals=4.0).num_intervals == 4  # an integral float is an integer
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_forward_under_inference_mode_equals_no_grad(fast):
+    from kan.layers import use_fast_path
+
+    model, x = KAN([2, 4, 3, 1], num_intervals=5, dtype=F64), _x()
+    with use_fast_path(fast):
+        with torch.no_grad():
+            expected = model(x)
+        with torch.inference_mode():
+            inference_x = x.clone()  # an inference tensor: no version counter
+            assert torch.equal(model(x), expected) and torch.equal(model(inference_x), expected)
+
+
+def test_forget_inputs_sees_writes_that_bypass_the_version_counter():
+    model, x = KAN([2, 3, 1], num_intervals=5, dtype=F64), _x()
+    with torch.no_grad():
+        model(x), model(x)  # the layers now remember x
+        x.numpy()[:] = 0.5  # invisible to x._version
+        model.forget_inputs()
+        assert torch.equal(model(x), model(x.clone()))
+
+
+def test_order_zero_splines_work_on_every_path():
+    model, x = KAN([2, 2, 1], num_intervals=4, order=0, dtype=F64), _x()
+    edges = model.forward_with_edges(x)[1]  # the plain ops
+    assert torch.allclose(edges[-1].sum(dim=1), model(x), atol=1e-12)
+    assert [s.shape for s in model.edge_scores(x)] == [(2, 2), (2, 1)]

@@ -316,3 +316,23 @@ def test_layer_under_torch_compile_matches_eager(uniform):
         out = run(x)
         results.append([out.detach(), *torch.autograd.grad(out.square().sum(), [layer.coef, layer.scale_base])])
     assert all(torch.equal(a, b) for a, b in zip(*results))
+
+
+def test_a_remembered_buffer_is_filled_before_anyone_can_read_it(monkeypatch):
+    """Another thread may read a remembered per-sample buffer at once, so the layer remembers it
+    only after the forward that fills it has returned."""
+    import kan.layers as layers
+
+    layer, x = _layer(torch.float64, 3, 3), torch.rand(64, 3, dtype=torch.float64) * 2 - 1
+    original, seen = layers._native_forward, []
+
+    def spy(layout, call, x_, *rest):
+        buffer = rest[-1][0]
+        memo = layer.__dict__.get("_native_memo")
+        seen.append(buffer is not None and memo is not None and memo.find(x_, layout, None) is buffer)
+        return original(layout, call, x_, *rest)
+
+    monkeypatch.setattr(layers, "_native_forward", spy)
+    with torch.no_grad():
+        outputs = [layer(x) for _ in range(3)]  # remembered on the second call, read on the third
+    assert seen == [False, False, True] and torch.equal(outputs[0], outputs[2])

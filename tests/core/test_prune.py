@@ -120,3 +120,10 @@ def test_select_nodes_validates_its_selection():
         select_nodes(model, [[0, 1, 2], [0, 0], [0, 1]])
     with pytest.raises(ValueError, match=r"keep\[1\]"):
         select_nodes(model, [[0, 1, 2], [], [0, 1]])
+
+
+def test_only_a_kan_is_pruned():
+    from kan import MLP
+
+    with pytest.raises(TypeError, match="prune removes hidden nodes of a KAN, got MLP"):
+        prune(MLP([2, 3, 1]), torch.rand(10, 2))

@@ -141,3 +141,11 @@ def test_formula_rounding_and_variable_names():
     assert all(abs(float(f) * 100 - round(float(f) * 100)) < 1e-9 for f in first.atoms(sympy.Float))
     with pytest.raises(ValueError, match="expected 2 variables, got 1"):
         symbolic_formula(model, variables=["u"])
+
+
+def test_auto_symbolic_arguments_are_checked():
+    model, x = KAN([2, 1], dtype=torch.float64), torch.rand(20, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="non-empty library"):
+        auto_symbolic(model, x, library=[])
+    with pytest.raises(TypeError, match="got ndarray"):
+        auto_symbolic(model, x.numpy())

@@ -214,3 +214,24 @@ def test_stacked_fits_apply_the_same_runaway_rule(monkeypatch):
         assert result.status == "diverged" and "exceeds 1e-09 x the loss before training" in result.message
         assert result.history == [] and all(torch.equal(v, before[k]) for k, v in model.state_dict().items()
                                           if isinstance(v, torch.Tensor))
+
+
+def test_negative_class_labels_are_named():
+    x = torch.rand(20, 2, dtype=F64)
+    labels = torch.zeros(20, dtype=torch.int64)
+    labels[4] = -1
+    data = {"train_input": x, "train_label": labels, "test_input": x, "test_label": labels.abs()}
+    with pytest.raises(ValueError, match=r"train_label has class -1; classes are indices 0..2"):
+        fit(KAN([2, 3], dtype=F64), data, TrainConfig(loss="cross_entropy"))
+
+
+def test_fused_cross_entropy_stays_finite_where_a_probability_underflows():
+    from kan.train import _loss_and_output_grad
+
+    labels = torch.tensor([0, 0])
+    for gap in (5.0, 200.0):  # 200: softmax gives exactly 0 for the true class of the first row
+        logits = torch.tensor([[0.0, gap], [1.0, 0.0]], requires_grad=True)
+        value, grad = _loss_and_output_grad(logits.detach(), labels, "cross_entropy")
+        expected = torch.nn.functional.cross_entropy(logits, labels)
+        assert torch.isfinite(value) and torch.isclose(value, expected.detach())
+        assert torch.allclose(grad, torch.autograd.grad(expected, logits)[0], atol=1e-7)

@@ -8,7 +8,7 @@ import pytest
 
 from kan.pipeline.regression import (
     compare_band, compare_expected, compare_paper, compare_science_expected, compare_science_paper, compare_trends,
-    expected_table, record_for_machine, rows_for_machine,
+    expected_table, record_for_machine, rows_for_machine, science_rows_for_machine,
 )
 from kan.records.provenance import machine_kind
 
@@ -59,6 +59,25 @@ def test_expected_files_keep_one_set_of_rows_per_machine_kind():
     assert not recorded and rows["test_rmse"].tolist() == _runs()["test_rmse"].tolist()
     with pytest.raises(ValueError, match="no 'machine' column"):
         rows_for_machine(expected_table(_runs()), "aarch64")
+
+
+def test_science_values_are_compared_per_experiment_where_that_kind_recorded_them():
+    def rows(machine, experiment, value):
+        return {"machine": machine, "experiment": experiment, "metric": "accuracy", "value": value}
+
+    intel, amd = "x86_64-GenuineIntel-avx512", "x86_64-AuthenticAMD-avx2"
+    expected = pd.DataFrame([rows(amd, "knots", 0.5), rows(intel, "knots", 0.6), rows(intel, "localization", 0.9)])
+    chosen, compared = science_rows_for_machine(expected, amd)  # localization re-recorded on Intel only
+    assert compared == {"knots"} and chosen.to_dict("records") == [
+        {"experiment": "knots", "metric": "accuracy", "value": 0.5},
+        {"experiment": "localization", "metric": "accuracy", "value": 0.9}]
+    ours = pd.DataFrame([{"experiment": "knots", "metric": "accuracy", "value": 0.5},
+                         {"experiment": "localization", "metric": "accuracy", "value": 0.7}])
+    assert compare_science_expected(ours, chosen, 1e-9, compared) == []  # localization's value not compared
+    assert compare_science_expected(ours.assign(value=[0.4, 0.7]), chosen, 1e-9, compared) == [
+        "science knots: accuracy = 0.4, expected 0.5 (relative tolerance 1e-09)"]
+    assert compare_science_expected(ours.iloc[:1], chosen, 1e-9, compared) == [
+        "missing science number: localization accuracy (expected 0.9)"]
 
 
 def test_machine_kind_names_architecture_vendor_and_vector_extension(tmp_path):

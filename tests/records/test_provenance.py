@@ -51,4 +51,10 @@ def test_a_science_experiment_has_its_own_fingerprint(reference):
 
 def test_a_machine_kind_without_expected_values_is_unrecorded_and_missing_files_unknown(reference, tmp_path):
     assert code_fingerprint("riscv64-unknown", reference=reference) == UNRECORDED
+    kind = _kinds(reference)[0]
+    path = reference / EXPECTED_FILES[1]
+    header, *rows = path.read_text().splitlines()
+    path.write_text("\n".join([header, *(r for r in rows if not r.startswith(kind + ",pde,"))]) + "\n")
+    assert code_fingerprint(kind, "pde", reference) == UNRECORDED  # its rows dropped on this kind
+    assert code_fingerprint(kind, "knots", reference) not in (UNRECORDED, "unknown")
     assert code_fingerprint(_kinds(reference)[0], reference=tmp_path / "nowhere") == "unknown"

@@ -27,7 +27,7 @@ from kan.pipeline.config import load_config, load_yaml
 from kan.pipeline.jobs import profile_datasets, report_deviations, science_requests
 from kan.pipeline.regression import (
     compare_band, compare_expected, compare_paper, compare_science_expected, compare_science_paper, compare_trends,
-    expected_table, record_for_machine, rows_for_machine, science_expected_table,
+    expected_table, record_for_machine, rows_for_machine, science_expected_table, science_rows_for_machine,
 )
 from kan.pipeline.resume import unlock_if_idle
 from kan.pipeline.tracking import load_published, tracking_uri
@@ -60,13 +60,16 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    def unrecorded(what: str) -> None:
+        print(f"{what}: no values recorded on a {machine} machine: floats not compared, only which runs and "
+              "numbers exist and their exact columns (`make ci-expected` on such a machine records them)")
+
     def expected_rows(name: str, rtol: float) -> tuple[pd.DataFrame, float | None]:
         """This machine kind's rows of reports/reference/``name`` and the tolerance to compare
         floats with (None: no rows of this kind, floats not compared)."""
         rows, recorded = rows_for_machine(pd.read_csv(args.reference / name), machine)
         if not recorded:
-            print(f"{name}: no values recorded on a {machine} machine: floats not compared, only which runs and "
-                  "numbers exist and their exact columns (`make ci-expected` on such a machine records them)")
+            unrecorded(name)
         return rows, rtol if recorded else None
 
     machine = machine_kind()
@@ -81,7 +84,10 @@ def _check(args: argparse.Namespace) -> int:
         print(f"no science.csv beside {args.runs}: science numbers not checked")
     else:
         table = pd.read_csv(science)
-        failures += compare_science_expected(table, *expected_rows(SCIENCE_EXPECTED, spec["science_rtol"]))
+        rows, recorded = science_rows_for_machine(pd.read_csv(args.reference / SCIENCE_EXPECTED), machine)
+        for experiment in sorted(set(rows["experiment"]) - recorded):
+            unrecorded(f"{SCIENCE_EXPECTED}, {experiment}")
+        failures += compare_science_expected(table, rows, spec["science_rtol"], recorded)
         failures += compare_science_paper(table, spec["science_paper_checks"], spec["science_claims"], paper)
     for failure in failures:
         print(failure)

@@ -60,7 +60,8 @@ def code_fingerprint(machine: str | None = None, science: str | None = None, ref
     ``science`` hashes those and its own rows of ``ci_expected_science.csv``, so a change to one
     experiment's numbers does not make the others' records stale. Two commits with the same
     fingerprint give the same ci numbers on that kind, so their results can be mixed.
-    ``"unrecorded"`` when that kind has no expected values, ``"unknown"`` without the
+    ``"unrecorded"`` when that kind has no expected values (for ``science``: none of that
+    experiment), ``"unknown"`` without the
     expected-values files (an installed copy outside the repository)."""
     if not all((reference / name).is_file() for name in EXPECTED_FILES):
         return "unknown"
@@ -71,6 +72,8 @@ def code_fingerprint(machine: str | None = None, science: str | None = None, ref
     digest.update("".join(",".join(row) + "\n" for row in rows).encode("utf-8"))
     if science is not None:
         own = [row for row in _rows(reference / experiments, machine) if row[1] == science]
+        if not own:  # this experiment's numbers are not recorded on this kind (yet, or no more)
+            return UNRECORDED
         digest.update(f"{experiments}\n".encode())
         digest.update("".join(",".join(row) + "\n" for row in own).encode("utf-8"))
     return digest.hexdigest()[:16] if rows else UNRECORDED
