@@ -27,15 +27,15 @@ resume: install  ## after a kill: remove the stale lock (only if no snakemake ru
 	$(BIN)/python -m kan unlock
 	$(BIN)/snakemake --cores $(CORES) --rerun-incomplete
 
-paper: install  ## the paper's sweeps on this machine, in $(PAPER_DIR)/ (days of CPU time; see profiles/slurm)
+paper: install  ## the paper's sweeps on this machine, in PAPER_DIR (default paper-run/; days of CPU time; see profiles/slurm)
 	$(BIN)/snakemake -s $(CURDIR)/Snakefile --directory $(PAPER_DIR) --profile profiles/paper --cores $(CORES)
 
-paper-shard: install  ## one shard of the paper profile, in $(PAPER_DIR)/, SHARD=k/54: one dataset or science experiment (resumable)
+paper-shard: install  ## one shard of the paper profile, in PAPER_DIR (default paper-run/), SHARD=k/54: one dataset or science experiment (resumable)
 	@test -n "$(SHARD)" || { echo "usage: make paper-shard SHARD=k/N (e.g. SHARD=3/54; reports/paper-run/shards.csv names each)"; exit 2; }
 	$(BIN)/snakemake -s $(CURDIR)/Snakefile --directory $(PAPER_DIR) shard --profile profiles/paper --cores $(CORES) \
 		--rerun-incomplete --config shard=$(SHARD)
 
-publish-paper: install  ## merge the paper run's finished results ($(PAPER_DIR)/results) into reports/paper-run/, then rebuild its report
+publish-paper: install  ## merge the paper run's finished results (PAPER_DIR/results) into reports/paper-run/, then rebuild its report
 	$(BIN)/python -m kan publish $(PAPER_DIR)/results
 	$(BIN)/python -m kan report
 
@@ -66,7 +66,7 @@ dry-run: install  ## what the default profile would run
 report: install  ## HTML report of figures and tables: reports/report.html
 	$(BIN)/snakemake --report reports/report.html
 
-ui: install  ## MLflow UI on http://127.0.0.1:$(PORT) for results/mlflow.db (or $$MLFLOW_TRACKING_URI)
+ui: install  ## MLflow UI on http://127.0.0.1:PORT (default 5000) for results/mlflow.db (or MLFLOW_TRACKING_URI)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m kan ui --port $(PORT)
 
 ci-expected: install  ## rerun the ci profile in a scratch dir and rewrite this machine kind's rows of reports/reference/ci_expected*.csv

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
+from kan.data import generate_to_dir
 from kan.experiments import runner
 from kan.experiments.sweep import expand
+from kan.records.provenance import code_fingerprint
 from kan.records.runfiles import MODEL, read_history, read_metrics, run_dir
 from kan.train import FitResult
 
@@ -113,3 +116,53 @@ def test_runs_of_code_with_another_fingerprint_are_trained_again(tiny_sweep, tra
     again = runner.train_chunk(human, dirs, tmp_path, {"code_fingerprint": "bbbb"})
     assert again["trained"] == len(human)
     assert {read_metrics(run)["code_fingerprint"] for run in again["runs"]} == {"bbbb"}
+
+
+def test_a_training_with_a_lost_earlier_phase_is_trained_again(tiny_sweep, trained, xy_dataset, tmp_path):
+    shutil.copytree(trained[0], tmp_path, dirs_exist_ok=True)
+    lost = next(t for t in tiny_sweep if t.variant == "unpruned")
+    shutil.rmtree(_dir(tmp_path, lost, lost.stages[0]))  # the G = 3 run of a training whose G = 5 run is there
+    assert not runner.is_done(lost, tmp_path)
+    again = _train(tiny_sweep, xy_dataset, tmp_path)
+    assert again["trained"] == 1 and _dir(tmp_path, lost, lost.stages[0]).is_dir()
+
+
+def test_runs_made_from_other_data_are_stale(tiny_sweep, trained, xy_dataset, tmp_path):
+    shutil.copytree(trained[0], tmp_path, dirs_exist_ok=True)
+    regenerated = tmp_path / "datasets" / "synthetic" / "xy"
+    generate_to_dir("synthetic", "xy", {"n_train": 60, "n_test": 40}, 1, regenerated)  # another seed: other data
+    extra, dirs = {"profile": "test", "git_commit": "abc"}, {("synthetic", "xy"): regenerated}
+    old, new = (runner.load_dataset(d, "float64")[0] for d in (xy_dataset / "synthetic" / "xy", regenerated))
+    assert {read_metrics(run)["data_digest"] for run in trained[1]["runs"]} == {runner.data_digest(old)}
+    for run in trained[1]["runs"]:  # records from before data digests were kept count as made from any data
+        path = tmp_path / Path(run).relative_to(trained[0])
+        record = read_metrics(path)
+        del record["data_digest"]
+        (path / "metrics.json").write_text(json.dumps(record))
+    assert runner.train_chunk(tiny_sweep, dirs, tmp_path, extra)["trained"] == 0
+    shutil.rmtree(tmp_path / "runs")
+    shutil.copytree(trained[0] / "runs", tmp_path / "runs")  # recorded from the old data
+    again = runner.train_chunk(tiny_sweep, dirs, tmp_path, extra)
+    assert again["trained"] == len(tiny_sweep)
+    assert {read_metrics(run)["data_digest"] for run in again["runs"]} == {runner.data_digest(new)}
+
+
+def test_runs_of_another_machine_kind_count_with_that_kinds_fingerprint(tiny_sweep, trained, xy_dataset, tmp_path):
+    """A shard resumed on another kind of CPU keeps what the first kind finished, as long as the
+    code computes the same numbers there (its fingerprint for that kind)."""
+    shutil.copytree(trained[0], tmp_path, dirs_exist_ok=True)
+    other = "x86_64-AuthenticAMD-avx2"
+    runs = {"current": code_fingerprint(other), "stale": "0123456789abcdef"}
+    for run in trained[1]["runs"]:
+        path = tmp_path / Path(run).relative_to(trained[0])
+        record = read_metrics(path)
+        (path / "metrics.json").write_text(json.dumps({**record, "machine": other, "code_fingerprint": runs["current"]}))
+    data = runner.load_dataset(xy_dataset / "synthetic" / "xy", "float64")[0]
+    here = {"machine": "x86_64-GenuineIntel-avx512", "code_fingerprint": "fedcba9876543210"}
+    assert code_fingerprint(other) not in ("unrecorded", "unknown")
+    assert all(runner.is_done(t, tmp_path, runner.currency(here, data)) for t in tiny_sweep)
+    stale = next(t for t in tiny_sweep if t.kind == "mlp")
+    path = _dir(tmp_path, stale, stale.stages[-1])
+    (path / "metrics.json").write_text(json.dumps({**read_metrics(path), "code_fingerprint": runs["stale"]}))
+    assert not runner.is_done(stale, tmp_path, runner.currency(here, data))
+    assert path not in runner.existing_runs([stale], tmp_path, runner.currency(here, data))

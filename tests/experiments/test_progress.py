@@ -66,3 +66,13 @@ def test_runs_of_another_profile_or_no_results_are_refused(results, tmp_path):
     with pytest.raises(FileNotFoundError, match="holds no runs folder"):
         progress.publish(tmp_path / "nothing", tmp_path / "out", {"profile": "test"}, [])
     assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_a_training_missing_an_earlier_phase_is_missing(tiny_sweep):
+    """Published progress and the runner agree: a training is in only with every phase's run."""
+    kan = next(t for t in tiny_sweep if t.kind == "kan" and len(t.stages) > 1)
+    current = {"machine": machine_kind(), "code_fingerprint": code_fingerprint(), "status": "ok"}
+    records = {s.run_id: {"run_id": s.run_id, **current} for s in kan.stages}
+    assert progress.training_state(kan, records) == "current"
+    del records[kan.stages[0].run_id]
+    assert progress.training_state(kan, records) == "missing"

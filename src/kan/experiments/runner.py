@@ -5,17 +5,19 @@ grid phase is one :func:`kan.batched.fit_many` call over every live model (it st
 compatible ones where that is faster), and after each phase every KAN writes the run of that phase; an MLP writes
 its single run after the last phase. Training phase by phase is the same as one call with the
 whole schedule (the optimizer restarts at every phase either way; with minibatches, each phase
-restarts the minibatch order). Finished trainings are skipped, so a rerun after a killed job
-only trains what is missing.
+restarts the minibatch order). A training counts as finished once the runs of all its phases are
+on disk and still count (:func:`currency`: same data, code that computes the same numbers); a
+rerun after a killed job skips those and trains the others again from their first phase.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -25,11 +27,12 @@ from kan.batched import fit_many
 from kan.data import read_dataset, to_tensors
 from kan.experiments.pruning import prune_model, sparsify_config
 from kan.experiments.sweep import Stage, Training, finishing_runs
-from kan.records.provenance import FINGERPRINT
+from kan.records.provenance import FINGERPRINT, code_fingerprint, machine_kind
 from kan.records.runfiles import checked_model, is_finished, read_metrics, run_dir, write_run
 from kan.train import TrainConfig
 
 log = logging.getLogger(__name__)
+DATA_DIGEST = "data_digest"  # the record key of data_digest()
 
 
 @dataclass
@@ -148,19 +151,56 @@ def train_together(trainings: Sequence[Training], data: Mapping[str, Tensor], me
                 _write(state, state.training.stages[0], results, extra)
 
 
-def is_done(training: Training, results: Path, fingerprint: str | None = None) -> bool:
-    """Finished: a finished run folder finishes it (:func:`kan.experiments.sweep.finishing_runs`);
-    with a ``fingerprint`` (:func:`kan.records.provenance.code_fingerprint`), only runs recorded by
-    code of that fingerprint count (others are stale and trained again)."""
+Currency = Callable[[Mapping[str, Any]], bool]  # whether a run record still counts
+
+
+def currency(extra: Mapping[str, Any], data: Mapping[str, Tensor]) -> Currency:
+    """Which records count for a chunk whose runs get provenance ``extra`` and that trains on
+    ``data``: a record made from other data (its ``data_digest``) is stale; with a code
+    fingerprint in ``extra``, so is one whose fingerprint is not what the code computes on the
+    record's machine kind (``extra``'s fingerprint on this kind, the recorded one on another).
+    Records from before data digests were kept count as made from this data."""
+    digest, fingerprint = data_digest(data), extra.get(FINGERPRINT)
+    here = extra.get("machine") or machine_kind()
+
+    def counts(record: Mapping[str, Any]) -> bool:
+        if record.get(DATA_DIGEST, digest) != digest:
+            return False
+        if fingerprint is None:
+            return True
+        machine = record.get("machine") or here
+        return record.get(FINGERPRINT) == (fingerprint if machine == here else code_fingerprint(machine))
+
+    return counts
+
+
+def data_digest(data: Mapping[str, Tensor]) -> str:
+    """16 hex digits naming the content of a training's data (every split, as the tensors it trains on)."""
+    digest = hashlib.sha256()
+    for key in sorted(data):
+        tensor = data[key].detach().cpu().contiguous()
+        digest.update(f"{key}:{tensor.dtype}:{list(tensor.shape)}\n".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _records(training: Training, results: Path, counts: Currency | None) -> dict[str, Mapping[str, Any]]:
+    """run id -> record of the training's finished run folders that count."""
     dirs = (run_dir(results, training.experiment, training.kind, s.run_id) for s in training.stages)
-    records = {r["run_id"]: r for r in (read_metrics(d) for d in dirs if is_finished(d))}
-    return any(fingerprint is None or r.get(FINGERPRINT) == fingerprint for r in finishing_runs(training, records))
+    found = (read_metrics(d) for d in dirs if is_finished(d))
+    return {r["run_id"]: r for r in found if counts is None or counts(r)}
 
 
-def existing_runs(trainings: Sequence[Training], results: Path) -> list[Path]:
-    """Run folders of ``trainings`` that exist on disk."""
-    dirs = (run_dir(results, t.experiment, t.kind, s.run_id) for t in trainings for s in t.stages)
-    return [d for d in dirs if is_finished(d)]
+def is_done(training: Training, results: Path, counts: Currency | None = None) -> bool:
+    """Finished: a run that finishes it (:func:`kan.experiments.sweep.finishing_runs`) and the
+    runs of every phase before that one are on disk; with ``counts`` (:func:`currency`), only
+    records it accepts (the others are stale, and the training is trained again)."""
+    return bool(finishing_runs(training, _records(training, results, counts)))
+
+
+def existing_runs(trainings: Sequence[Training], results: Path, counts: Currency | None = None) -> list[Path]:
+    """Run folders of ``trainings`` that exist on disk (and that ``counts`` accepts)."""
+    return [run_dir(results, t.experiment, t.kind, run_id) for t in trainings for run_id in _records(t, results, counts)]
 
 
 def load_dataset(directory: Path | str, dtype: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -181,17 +221,19 @@ def train_chunk(trainings: Sequence[Training], dataset_dirs: Mapping[tuple[str, 
     """Train every unfinished training of a chunk; return a manifest of its runs.
 
     ``dataset_dirs`` maps (family, name) to the generated dataset folder; ``extra`` is
-    merged into every metrics.json (provenance: git commit, profile, code fingerprint; runs
-    recorded under another fingerprint are trained again).
+    merged into every metrics.json (provenance: git commit, profile, code fingerprint), with the
+    digest of the data. Runs that no longer count (:func:`currency`: other data, or code that
+    computes other numbers) are trained again and left out of the manifest.
     """
     results = Path(results)
-    todo = [t for t in trainings if not is_done(t, results, extra.get(FINGERPRINT))]
+    first = trainings[0]
+    if any((t.family, t.dataset, t.dtype) != (first.family, first.dataset, first.dtype) for t in trainings):
+        raise ValueError("a chunk must hold trainings of one dataset and dtype")
+    data, meta = load_dataset(dataset_dirs[(first.family, first.dataset)], first.dtype)
+    counts = currency(extra, data)
+    todo = [t for t in trainings if not is_done(t, results, counts)]
     if todo:
-        first = todo[0]
-        if any((t.family, t.dataset, t.dtype) != (first.family, first.dataset, first.dtype) for t in todo):
-            raise ValueError("a chunk must hold trainings of one dataset and dtype")
-        data, meta = load_dataset(dataset_dirs[(first.family, first.dataset)], first.dtype)
         log.info("training %d of %d trainings on %s/%s", len(todo), len(trainings), first.family, first.dataset)
-        train_together(todo, data, meta, results, extra)
-    runs = existing_runs(trainings, results)
+        train_together(todo, data, meta, results, {**extra, DATA_DIGEST: data_digest(data)})
+    runs = existing_runs(trainings, results, counts)
     return {"trainings": len(trainings), "trained": len(todo), "runs": [str(d) for d in runs]}

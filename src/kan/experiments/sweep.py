@@ -130,11 +130,12 @@ TERMINAL = ("diverged", "early_stopped", "failed")  # statuses that end a traini
 
 def finishing_runs(training: Training, records: Mapping[str, Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The records (``records`` maps run id to record) that finish ``training``: its last run, or
-    a run whose status ended it early. The runner and the published records' progress both
-    decide "done" from these."""
-    last = training.stages[-1].run_id
-    found = (records[s.run_id] for s in training.stages if s.run_id in records)
-    return [r for r in found if r["run_id"] == last or r["status"] in TERMINAL]
+    a run whose status ended it early, each only with the runs of every phase before it. The
+    runner and the published records' progress both decide "done" from these."""
+    ids = [stage.run_id for stage in training.stages]
+    found = [records[i] for i in ids if i in records]
+    return [r for r in found if (r["run_id"] == ids[-1] or r["status"] in TERMINAL)
+            and all(i in records for i in ids[: ids.index(r["run_id"])])]
 
 
 def expand(config: Mapping[str, Any]) -> list[Training]:
