@@ -1,10 +1,18 @@
-"""Published records: histories thinned for publishing."""
+"""Published records: histories thinned for publishing; merging results into the records (a run
+id's newest current record wins, with its history; runs the profile no longer has and hidden
+leftovers of interrupted writes are left out)."""
 
 from __future__ import annotations
 
-import pandas as pd
+import shutil
+from pathlib import Path
 
+import pandas as pd
+import pytest
+
+from kan.experiments import progress
 from kan.records import publish
+from kan.records.provenance import code_fingerprint, machine_kind
 from kan.records.runfiles import HISTORY_COLUMNS
 
 
@@ -17,3 +25,91 @@ def test_a_thinned_history_keeps_the_first_step_every_nth_and_each_phase_end():
     history = _history(60, [3, 5, 10])
     kept = publish.thinned_history(history, every=25)["step"].tolist()
     assert kept == [1, 25, 50, 60, 75, 100, 120, 125, 150, 175, 180]
+
+
+# Merging results into published records ---------------------------------------------------------
+
+STALE = "0000000000000000"
+
+
+def _record(run_id: str, fingerprint: str | None = None, **metrics) -> dict:
+    """metrics.json keys of a published-looking run: profile "test", this machine, current code
+    (unless ``fingerprint`` says otherwise), its own training."""
+    return {"profile": "test", "machine": machine_kind(), "code_fingerprint": fingerprint or code_fingerprint(),
+            "training_id": run_id, "cpu_seconds": 1.0, **metrics}
+
+
+def _run(make_run, results: Path, run_id: str, scale: float, fingerprint: str | None = None, **metrics) -> Path:
+    """A fake run whose history's train RMSE is scaled by ``scale`` (to tell whose history is kept)."""
+    directory = make_run(results, run_id, **_record(run_id, fingerprint, **metrics))
+    history = pd.read_parquet(directory / "history.parquet")
+    history.assign(train_rmse=history["train_rmse"] * scale).to_parquet(directory / "history.parquet", index=False)
+    return directory
+
+
+@pytest.mark.parametrize(("published", "read", "kept"), [
+    ((None, 200.0), (None, 100.0), "published"),  # an older record does not replace a newer one
+    ((None, 100.0), (STALE, 300.0), "published"),  # nor does a stale one a current one, however late
+    ((STALE, 300.0), (None, 100.0), "read"),  # a current record replaces a stale one
+    ((None, 100.0), (None, 200.0), "read"),  # and a newer one an older one
+    ((None, float("nan")), (None, 100.0), "read"),  # a record without finished_at is the oldest
+])
+def test_a_run_ids_newest_current_record_wins_with_its_history(make_run, tmp_path, published, read, kept):
+    out, run_id = tmp_path / "published", "aaaa00000001"
+    for folder, (fingerprint, finished), scale in (("first", published, 1.0), ("second", read, 10.0)):
+        _run(make_run, tmp_path / folder / "results", run_id, scale, fingerprint, finished_at=finished, test_rmse=scale)
+        publish.merge(tmp_path / folder / "results", out, "test")
+    records = pd.read_parquet(out / publish.RUNS)
+    histories = pd.read_parquet(out / publish.HISTORIES)
+    want = 1.0 if kept == "published" else 10.0
+    assert records["run_id"].tolist() == [run_id] and records.loc[0, "test_rmse"] == want
+    assert set(histories["run_id"]) == {run_id}
+    assert histories["train_rmse"].tolist() == pytest.approx([want * 0.3 / s for s in (1, 3)])  # thinned: first, last
+
+
+def test_a_training_keeps_the_history_of_its_longest_kept_run(make_run, tmp_path):
+    """A newer publish holding only a training's first phase keeps the published longer run's
+    history (one history per training)."""
+    out = tmp_path / "published"
+    _run(make_run, tmp_path / "a" / "results", "long00000001", 1.0, steps=3, training_id="long00000001", finished_at=1.0)
+    publish.merge(tmp_path / "a" / "results", out, "test")
+    _run(make_run, tmp_path / "b" / "results", "short0000001", 10.0, steps=2, training_id="long00000001", finished_at=2.0)
+    publish.merge(tmp_path / "b" / "results", out, "test")
+    assert set(pd.read_parquet(out / publish.HISTORIES)["run_id"]) == {"long00000001"}
+    assert set(pd.read_parquet(out / publish.RUNS)["run_id"]) == {"long00000001", "short0000001"}
+
+
+def test_runs_the_profile_no_longer_has_are_left_out_and_counted(make_run, tiny_sweep, tmp_path, capsys):
+    out, results = tmp_path / "published", tmp_path / "results"
+    ours = tiny_sweep[0].stages[-1].run_id
+    _run(make_run, tmp_path / "earlier" / "results", "dead00000001", 1.0)  # trained under an earlier config
+    publish.merge(tmp_path / "earlier" / "results", out, "test")
+    _run(make_run, results, ours, 1.0, training_id=ours)
+    _run(make_run, results, "dead00000002", 1.0)
+    added = progress.publish(results, out, {"profile": "test"}, tiny_sweep)
+    assert set(pd.read_parquet(out / publish.RUNS)["run_id"]) == {ours}
+    assert set(pd.read_parquet(out / publish.HISTORIES)["run_id"]) == {ours}
+    assert added["runs"] == 1 and added["left_out"] == 2
+    assert "left out 2 run(s) whose run id the profile no longer has" in capsys.readouterr().out
+
+
+def test_hidden_leftovers_of_an_interrupted_write_are_not_runs(make_run, tmp_path):
+    results = tmp_path / "results"
+    run = make_run(results, "aaaa00000001")
+    for leftover in (".aaaa00000001.tmp-x1y2", ".aaaa00000001.old-0123abcd"):
+        shutil.copytree(run, run.with_name(leftover))  # each holds a metrics.json
+    assert publish.finished_runs(results) == [run]
+
+
+def test_publishing_a_results_folder_without_runs_keeps_the_records(make_run, tmp_path):
+    """How the committed shards.csv and report.json are re-derived from the records alone."""
+    out = tmp_path / "published"
+    _run(make_run, tmp_path / "a" / "results", "aaaa00000001", 1.0)
+    publish.merge(tmp_path / "a" / "results", out, "test")
+    before = [pd.read_parquet(out / name) for name in (publish.RUNS, publish.HISTORIES)]
+    (tmp_path / "empty" / "results" / "runs").mkdir(parents=True)
+    merged, added = publish.merge(tmp_path / "empty" / "results", out, "test")
+    assert added["runs"] == added["histories"] == 0
+    pd.testing.assert_frame_equal(merged, before[0])
+    for name, frame in zip((publish.RUNS, publish.HISTORIES), before):
+        pd.testing.assert_frame_equal(pd.read_parquet(out / name), frame)

@@ -1,8 +1,15 @@
-"""Shards of a profile: a partition of its jobs that keeps each dataset's chunks together."""
+"""Shards of a profile: a partition of its jobs that keeps each dataset's chunks together; the
+shard table's CPU hours."""
 
+import json
+
+import pandas as pd
 import pytest
 
+from kan.experiments.progress import shard_table
 from kan.experiments.sweep import chunks, expand
+from kan.records import publish
+from kan.records.provenance import code_fingerprint, machine_kind
 from kan.records.shards import group_count, in_shard, job_group, parse_shard, shard_groups, shard_of
 
 
@@ -40,3 +47,25 @@ def test_one_group_per_shard_at_the_group_count(paper_jobs):
 def test_bad_shard_is_named(bad):
     with pytest.raises(ValueError, match="shard must be 'k/N'"):
         parse_shard(bad)
+
+
+def test_a_shards_cpu_hours_sum_cpu_seconds_and_wall_seconds_only_where_a_record_lacks_them(tiny_sweep, tmp_path):
+    """Per current training its longest run's CPU seconds (wall seconds for a record without them),
+    plus each current science experiment's."""
+    machine = machine_kind()
+    rows = [{"run_id": s.run_id, "status": "ok", "steps": s.phases, "machine": machine, "code_fingerprint": code_fingerprint(),
+             "seconds": 3600.0 * s.phases, "cpu_seconds": 1800.0 * s.phases} for t in tiny_sweep for s in t.stages]
+    lacking = tiny_sweep[0].stages[-1].run_id
+    for row in rows:
+        row["cpu_seconds"] = float("nan") if row["run_id"] == lacking else row["cpu_seconds"]
+    pd.DataFrame(rows).to_parquet(tmp_path / publish.RUNS, index=False)
+    science = tmp_path / publish.SCIENCE / "continual"
+    science.mkdir(parents=True)
+    record = {"machine": machine, "code_fingerprint": code_fingerprint(machine, "continual"), "seconds": 7200.0,
+              "cpu_seconds": 3600.0}
+    (science / "run.json").write_text(json.dumps(record))
+    table = shard_table(tiny_sweep, 4, ["continual"], tmp_path, 1)
+    assert table.loc[0, ["trainings", "current", "science_current"]].tolist() == [len(tiny_sweep), len(tiny_sweep), 1]
+    longest = {t.stages[-1].run_id: t.stages[-1].phases for t in tiny_sweep}
+    expected = sum((3600.0 if run_id == lacking else 1800.0) * phases for run_id, phases in longest.items()) + 3600.0
+    assert table.loc[0, "cpu_hours"] == round(expected / 3600, 2)

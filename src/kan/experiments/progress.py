@@ -19,12 +19,17 @@ from kan.records.shards import group_count, shard_groups, shard_of
 def publish(results: Path | str, out: Path | str, report_inputs: Mapping[str, Any],
             trainings: Sequence[Training]) -> dict[str, int]:
     """Merge the finished runs and science results of ``results`` into the records in ``out``
-    (:func:`kan.records.publish.merge`) and write ``report_inputs`` (profile, deviations, miss
-    causes) to report.json with the ``experiment/dataset`` pairs of ``trainings`` (the profile's)
-    that the records now complete; counts of what was added."""
-    merged, added = merge(results, out, report_inputs["profile"])
+    (:func:`kan.records.publish.merge`; only the run ids of ``trainings``, the profile's, are
+    kept: runs trained under an earlier config are left out) and write ``report_inputs``
+    (profile, deviations, miss causes) to report.json with the ``experiment/dataset`` pairs of
+    ``trainings`` that the records now complete; counts of what was added, and a line on what
+    was not (printed: part of ``python -m kan publish``'s summary)."""
+    run_ids = {stage.run_id for training in trainings for stage in training.stages}
+    merged, added = merge(results, out, report_inputs["profile"], run_ids)
     complete = complete_datasets(trainings, {r["run_id"]: r for r in merged.to_dict("records")})
     write_report_inputs(out, report_inputs, complete)
+    print(f"left out {added['left_out']} run(s) whose run id the profile no longer has (read or published before); "
+          f"kept the published record of {added['older']} run(s) read whose published record is newer")
     return added
 
 
@@ -52,8 +57,10 @@ def shard_table(
 ) -> pd.DataFrame:
     """Per shard (1..``count``, split as ``kan.records.shards``; default one shard per dataset
     and science experiment, the published paper run's split): the groups it runs, trainings
-    and science experiments expected, current, stale and missing in the records of ``out``; CPU
-    hours and machine kinds of its current records."""
+    and science experiments expected, current, stale and missing in the records of ``out``; the
+    machine kinds of its current records and their ``cpu_hours``: the CPU seconds of each
+    current training's longest run and of each current science experiment (:func:`cpu_seconds`:
+    wall seconds for a record without CPU seconds)."""
     out = Path(out)
     records = published_runs(out)
     members = chunks(trainings, chunk_size)
@@ -75,7 +82,7 @@ def shard_table(
                     row["machines"].add(record["machine"])
             last = max((records[s.run_id] for s in training.stages if s.run_id in records),
                        key=lambda r: r["steps"], default=None)
-            row["seconds"] += last["seconds"] if state == "current" and last is not None else 0.0
+            row["seconds"] += cpu_seconds(last) if state == "current" and last is not None else 0.0
     for name in science:
         row = rows[shards[f"science:{name}"]]
         row["science"] += 1
@@ -84,10 +91,20 @@ def shard_table(
             record = json.loads(record_path.read_text(encoding="utf-8"))
             if is_current(record, name):
                 row["science_current"] += 1
-                row["seconds"] += record.get("seconds", 0.0)
+                row["seconds"] += cpu_seconds(record)
                 row["machines"].add(record["machine"])
     table = pd.DataFrame(rows.values())
     table["complete"] = (table["current"] == table["trainings"]) & (table["science_current"] == table["science"])
     table["cpu_hours"] = (table.pop("seconds") / 3600).round(2)
     table["machines"] = table["machines"].map(lambda kinds: " ".join(sorted(kinds)))
     return table
+
+
+def cpu_seconds(record: Mapping[str, Any]) -> float:
+    """The record's ``cpu_seconds``; its wall ``seconds`` where it has none (records written
+    before CPU time was recorded), 0 without either."""
+    for key in ("cpu_seconds", "seconds"):
+        value = record.get(key)
+        if value is not None and not pd.isna(value):
+            return float(value)
+    return 0.0

@@ -8,21 +8,27 @@ enough to rebuild the report and an MLflow store without training.
 ``science/<name>/``     each science experiment's summary.json, run.json and tables
 ``report.json``         what the report needs besides the records (profile, deviations, miss causes,
                         the experiment/dataset pairs whose trainings are all current)
-``shards.csv``          per shard: trainings and science experiments expected, current, stale, missing
+``shards.csv``          per shard: trainings and science experiments expected, current, stale, missing;
+                        CPU hours (CPU seconds of the current records; wall seconds for a record
+                        without them) and machine kinds
 
 Shards are published one at a time: :func:`merge` merges a results folder into the records
-already there (a run id's newest record wins; :func:`kan.experiments.progress.publish` adds which
-datasets of the profile they complete). A record is current when its code fingerprint equals the
-one this code has on the record's machine kind.
+already there (a run id's newest record wins: a current record over a stale one, then the later
+``finished_at``; a training's history is that of its longest kept run; only the run ids of the
+profile are kept; :func:`kan.experiments.progress.publish` adds which datasets of the profile they
+complete). A record is current when its code fingerprint equals the one this code has on the
+record's machine kind. A results folder with an empty ``runs`` folder adds nothing: publishing it
+re-derives report.json's complete datasets and shards.csv from the records alone.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Collection, Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -43,6 +49,8 @@ COMPLETE = "complete_datasets"  # report.json key
 def run_records(run_dirs: Iterable[Path]) -> pd.DataFrame:
     """One row per finished run folder: ``RECORD_COLUMNS`` (config as canonical JSON)."""
     run_dirs = list(run_dirs)
+    if not run_dirs:
+        return pd.DataFrame(columns=list(RECORD_COLUMNS))
     table = runs_table(run_dirs).set_index("run_id", drop=False)
     extra = {}
     for directory in run_dirs:
@@ -83,14 +91,40 @@ def training_histories(run_dirs: Iterable[Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[columns].astype(values)
 
 
-def _merged(old: pd.DataFrame | None, new: pd.DataFrame, replaced: Sequence[str], order: Sequence[str]) -> pd.DataFrame:
-    """``new`` plus the rows of ``old`` whose ``replaced`` key ``new`` does not hold, sorted."""
-    if old is None or old.empty:
-        merged = new
-    else:
-        kept = old[~old[replaced[0]].isin(set(new[replaced[0]]))]
-        merged = pd.concat([kept, new], ignore_index=True) if not kept.empty else new
-    return merged.sort_values(list(order), ignore_index=True, kind="stable")
+def _sorted(frame: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
+    return frame.sort_values(list(order), ignore_index=True, kind="stable")
+
+
+def newest(old: pd.DataFrame | None, new: pd.DataFrame) -> tuple[pd.DataFrame, set[str]]:
+    """Per run id, the newest of the records ``old`` and ``new``: a current record over a stale
+    one (:func:`is_current`), then the later ``finished_at`` (none: the oldest), then ``new``'s;
+    the kept rows (``old``'s first) and the run ids whose kept record is ``new``'s."""
+    frames = [f for f in (old, new) if f is not None and not f.empty]
+    if not frames:
+        return new.iloc[0:0], set()
+    both = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+    source = [False] * (len(both) - len(new)) + [True] * len(new)  # new's rows come last
+    pairs = list(zip(both["machine"], both[FINGERPRINT]))
+    current = {pair: is_current({"machine": pair[0], FINGERPRINT: pair[1]}) for pair in set(pairs)}
+    rank = pd.DataFrame({"run_id": both["run_id"], "current": [current[p] for p in pairs],
+                         "finished": both["finished_at"].astype("float64").fillna(-math.inf),
+                         "position": range(len(both))})
+    kept = rank.sort_values(["current", "finished", "position"], kind="stable").groupby("run_id").tail(1).index
+    kept = sorted(kept)
+    return both.loc[kept].reset_index(drop=True), {both.at[i, "run_id"] for i in kept if source[i]}
+
+
+def longest_histories(histories: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """Of ``histories`` (each under a run id of ``records``), per training (``training_id``; a run
+    without one is its own) the history of the run with the most steps (on a tie the later)."""
+    if histories.empty:
+        return histories
+    runs = records.set_index("run_id")
+    ids = pd.Series(histories["run_id"].unique())
+    training = ids.map(runs["training_id"]).fillna(ids)
+    steps = ids.map(runs["steps"])
+    longest = pd.DataFrame({"run_id": ids, "training": training, "steps": steps}).sort_values("steps", kind="stable")
+    return histories[histories["run_id"].isin(set(longest.groupby("training").tail(1)["run_id"]))]
 
 
 def _read(path: Path) -> pd.DataFrame | None:
@@ -98,8 +132,11 @@ def _read(path: Path) -> pd.DataFrame | None:
 
 
 def finished_runs(results: Path) -> list[Path]:
-    """Every complete run folder under ``<results>/runs``, in path order."""
-    return sorted(d for d in (Path(results) / "runs").glob("*/*/*") if is_finished(d))
+    """Every complete run folder under ``<results>/runs``, in path order; hidden folders (the
+    ``.<id>.tmp-*`` and ``.<id>.old-*`` leftovers of an interrupted write) are none."""
+    runs = Path(results) / "runs"
+    return sorted(d for d in runs.glob("*/*/*")
+                  if not any(part.startswith(".") for part in d.relative_to(runs).parts) and is_finished(d))
 
 
 def finished_science(results: Path) -> list[Path]:
@@ -123,9 +160,14 @@ def publish_science(result_dir: Path, out: Path) -> Path:
 _DATASET_DEVIATION = re.compile(r"^[a-z]+/[^:\s]+: ")  # how report_deviations names a dataset's own
 
 
-def merge(results: Path | str, out: Path | str, profile: str) -> tuple[pd.DataFrame, dict[str, int]]:
+def merge(results: Path | str, out: Path | str, profile: str,
+          run_ids: Collection[str] | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
     """Merge the finished runs and science results of ``results`` (all of profile ``profile``) into
-    the records in ``out``; the merged run records and counts of what was added."""
+    the records in ``out``, per run id the newest record (:func:`newest`) and per training the
+    history of its longest kept run; with ``run_ids`` (every run id of the profile) runs outside
+    it are left out, read or published before. The merged run records and counts: ``runs`` and
+    ``histories`` added (or replaced), ``science`` experiments copied, ``older`` runs read but
+    not kept (the published record is newer), ``left_out`` runs outside ``run_ids``."""
     results, out = Path(results), Path(out)
     if not (results / "runs").is_dir():
         raise FileNotFoundError(f"{results} holds no runs folder: give the results folder of a profile run")
@@ -137,19 +179,30 @@ def merge(results: Path | str, out: Path | str, profile: str) -> tuple[pd.DataFr
         raise ValueError(f"{results}: {len(foreign)} of {len(records)} runs come from profile(s) {found}, not "
                          f"{profile!r}; publish each profile's results on their own")
     out.mkdir(parents=True, exist_ok=True)
+    previous, previous_histories = _read(out / RUNS), _read(out / HISTORIES)
+    left_out = 0
+    if run_ids is not None:  # runs trained under an earlier version of the profile's config
+        wanted = set(run_ids)
+        left_out = int((~records["run_id"].isin(wanted)).sum())
+        records = records[records["run_id"].isin(wanted)]
+        if previous is not None:
+            left_out += int((~previous["run_id"].isin(wanted)).sum())
+            previous = previous[previous["run_id"].isin(wanted)]
     order = ["experiment", "dataset", "model", "variant", "initial_shape", "lamb", "activation", "seed", "steps", "run_id"]
-    merged = _merged(_read(out / RUNS), records, ["run_id"], order)
-    histories = training_histories(runs)
-    previous = _read(out / HISTORIES)
-    if previous is not None:
-        dropped = set(records["run_id"])  # a training's earlier longest run may have been extended
-        previous = previous[~previous["run_id"].isin(dropped | set(histories["run_id"]))]
-        previous = previous[previous["run_id"].isin(set(merged["run_id"]))]
-    merged_histories = _merged(previous, histories, ["run_id"], ["run_id", "step"])
+    kept, from_new = newest(previous, records)
+    merged = _sorted(kept, order)
+    histories = training_histories(d for d in runs if d.name in from_new)  # a run folder is named by its id
+    if previous_histories is not None:  # the published histories of runs whose published record stays
+        previous_histories = previous_histories[previous_histories["run_id"].isin(set(merged["run_id"]) - from_new)]
+    frames = [f for f in (previous_histories, histories) if f is not None and not f.empty]
+    candidates = pd.concat(frames, ignore_index=True) if frames else histories
+    merged_histories = _sorted(longest_histories(candidates, merged), ["run_id", "step"])
     merged.to_parquet(out / RUNS, index=False)
     merged_histories.to_parquet(out / HISTORIES, index=False)
     science = [publish_science(d, out) for d in finished_science(results)]
-    return merged, {"runs": len(records), "histories": int(histories["run_id"].nunique()), "science": len(science)}
+    added = merged_histories.loc[merged_histories["run_id"].isin(from_new), "run_id"].nunique()
+    return merged, {"runs": len(from_new), "histories": int(added), "science": len(science),
+                    "older": len(records) - len(from_new), "left_out": left_out}
 
 
 def write_report_inputs(out: Path | str, report_inputs: Mapping[str, Any], complete: Sequence[str]) -> None:

@@ -23,8 +23,9 @@ REPORT, TABLES, FIGURES = "paper_vs_ours.md", "tables", "figures"
 
 def status_lines(shards: pd.DataFrame, compared: int, datasets: int) -> list[str]:
     """What the records hold, for the top of the report: shards complete, trainings current,
-    CPU hours and machine kinds, and how many datasets are compared (``compared`` of ``datasets``
-    with runs: those whose trainings are all in)."""
+    CPU hours (the shards' ``cpu_hours``: CPU time of the current records, wall time for a record
+    without it) and machine kinds, and how many datasets are compared (``compared`` of
+    ``datasets`` with runs: those whose trainings are all in)."""
     complete = int(shards["complete"].sum())
     machines = sorted({kind for text in shards["machines"].fillna("") for kind in str(text).split()})
     return [
