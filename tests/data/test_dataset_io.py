@@ -148,3 +148,36 @@ def test_unsupervised_labels_are_empty():
 
 def test_versions_cover_generation_libraries():
     assert set(io.library_versions()) == {"python", "numpy", "scipy", "sympy", "pandas", "pyarrow"}
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_write_rejects_non_finite_values_naming_task_column_and_count(tmp_path, data, bad):
+    """A spec whose ranges leave the formula's domain gives NaN/Inf rows: nothing is written, and the
+    message names the task, the column and how many values (it used to be written with a RuntimeWarning)."""
+    data.train.loc[[2, 5, 7], "target"] = bad
+    data.test.loc[1, "a"] = bad
+    with pytest.raises(ValueError) as info:
+        write_dataset(tmp_path / "ds", data)
+    message = str(info.value)
+    assert "feynman/I.16.6" in message
+    assert "column 'target' of the train split has 3 of 30 values NaN or infinite" in message
+    assert "column 'a' of the test split has 1 of 20" in message
+    assert not (tmp_path / "ds").exists()
+
+
+def test_rewrite_with_non_finite_values_keeps_the_previous_dataset(tmp_path, data):
+    target = write_dataset(tmp_path / "ds", data)
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    data.test.loc[0, "target"] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        write_dataset(target, data)
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ds"]  # no temporary folder left
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in sqrt:RuntimeWarning")
+def test_generated_data_outside_the_domain_is_rejected_before_writing(tmp_path):
+    """feynman I.15.3x divides by sqrt(1 - b^2): b in [-2, 2] makes NaN targets."""
+    with pytest.raises(ValueError, match=r"feynman/I\.15\.3x: column 'target' of the train split has \d+ of 30"):
+        generate_to_dir("feynman", "I.15.3x", {**SMALL, "ranges": {"b": [-2, 2]}}, 0, tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()

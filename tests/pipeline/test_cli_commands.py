@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import pandas as pd
+import pytest
 
 from kan.pipeline.cli import main
 from kan.records.aggregate import runs_table
@@ -63,3 +66,55 @@ def test_ui_serves_the_pipeline_store_on_loopback_with_one_worker(monkeypatch, t
     assert command[:2] == ["mlflow", "server"]
     assert command[command.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path.resolve()}/results/mlflow.db"
     assert command[command.index("--host") + 1] == "127.0.0.1" and command[command.index("--workers") + 1] == "1"
+
+
+def test_config_error_is_a_message_and_status_2_not_a_traceback(repo, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(repo)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("experiments:\n  toy_scaling: {family: synthetic, datasets: [xy], train: {steps: 0, grid_schedule: [3]}}\n")
+    assert main(["plan", str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    assert captured.err.startswith("kan plan: invalid pipeline config:") and "at experiments.toy_scaling.train.steps:" in captured.err
+
+
+def test_missing_or_malformed_config_file_is_status_2(repo, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(repo)
+    assert main(["plan", str(tmp_path / "nope.yaml")]) == 2
+    assert capsys.readouterr().err == f"kan plan: No such file or directory: {tmp_path / 'nope.yaml'}\n"
+    (tmp_path / "broken.yaml").write_text("experiments: [\n")
+    assert main(["publish", str(tmp_path), "--config", str(tmp_path / "broken.yaml")]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_bad_input_file_of_a_command_is_status_2(two_runs, tmp_path, capsys):
+    """check on an expected-values file without the machine column: the command's ValueError, no traceback."""
+    runs_csv = tmp_path / "runs.csv"
+    runs_table(two_runs).to_csv(runs_csv, index=False)
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    pd.DataFrame({"run_id": ["x"]}).to_csv(reference / "ci_expected.csv", index=False)
+    (reference / "ci_expected.yaml").write_text("rtol: 1.0e-9\nband_factor: 2\n")
+    assert main(["check", str(runs_csv), "--reference", str(reference)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kan check: ") and "no 'machine' column" in err and "Traceback" not in err
+
+
+def test_programming_errors_keep_their_traceback(monkeypatch):
+    """Only bad input is caught: an error of another kind from a command still propagates."""
+    import kan.pipeline.cli as cli
+
+    def broken(args):
+        raise TypeError("'dict' object is not callable")
+
+    monkeypatch.setattr(cli, "_plan", broken)
+    with pytest.raises(TypeError, match="not callable"):
+        main(["plan"])
+
+
+def test_python_m_kan_prints_no_traceback_for_a_config_error(repo, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("experiments: {toys: {}}\n")
+    result = subprocess.run([sys.executable, "-m", "kan", "plan", str(bad)], cwd=repo, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "toys" in result.stderr, result.stderr

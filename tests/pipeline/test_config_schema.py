@@ -123,3 +123,65 @@ def test_empty_mapping_on_the_command_line_does_not_run_the_default_sweep(repo, 
     result = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=600)
     out = result.stdout + result.stderr
     assert result.returncode != 0 and "at experiments:" in out and "train_chunk" not in out, out
+
+
+@pytest.mark.parametrize(("family", "name"), [("knot", "snappy"), ("anderson", "mosaic")])
+def test_classification_families_are_rejected_for_training_experiments(tiny_config, error, family, name):
+    """knot and anderson data are read by the science experiments (science.knots, science.localization);
+    a training experiment on them used to crash validation (knot: TypeError) or pass it (anderson)."""
+    experiment = tiny_config["experiments"]["toy_scaling"]
+    experiment.update(family=family, datasets=[name], kan={"widths": [3], "depths": [2]}, mlp={})
+    experiment["train"]["loss"] = "cross_entropy"
+    message = error(tiny_config)
+    assert f"at experiments.toy_scaling.family: '{family}' is not one of ['synthetic', 'feynman', 'special']" in message
+
+
+def test_cross_entropy_on_regression_data_names_the_loss(tiny_config, error):
+    tiny_config["experiments"]["toy_scaling"]["train"]["loss"] = "cross_entropy"
+    message = error(tiny_config)
+    assert ("at experiments.toy_scaling.train.loss: cross_entropy is a classification loss, but synthetic/xy is "
+            "regression data: use mse") in message
+
+
+def test_unsupervised_data_cannot_be_trained_on(tiny_config, error):
+    """synthetic/unsupervised_6var has no target: a model of it would have 0 outputs (ValueError in the job)."""
+    experiment = tiny_config["experiments"]["toy_scaling"]
+    experiment.update(datasets=["xy", "unsupervised_6var"], kan={"widths": [3], "depths": [2]})
+    message = error(tiny_config)
+    assert "at experiments.toy_scaling.datasets: synthetic/unsupervised_6var is unsupervised data" in message
+    assert "synthetic/xy" not in message
+
+
+def test_ranges_outside_the_formula_domain_are_named_before_any_job(tiny_config, error, load):
+    """sqrt(1 - b^2) of feynman I.15.3x is imaginary for |b| > 1: the data job used to write NaN targets
+    (only a RuntimeWarning) and training failed later naming neither the task nor the spec."""
+    tiny_config["experiments"]["toy_scaling"].update(family="feynman", datasets=["I.15.3x"])
+    tiny_config["datasets"]["specs"] = {"feynman/I.15.3x": {"n_train": 50, "n_test": 20, "ranges": {"b": [-2, 2]}}}
+    message = error(tiny_config)
+    assert "at datasets.specs.feynman/I.15.3x.ranges: feynman/I.15.3x: column 'target' of the train split has" in message
+    assert "NaN or infinite" in message
+    tiny_config["datasets"]["specs"]["feynman/I.15.3x"]["ranges"] = {"b": [-0.5, 0.5]}
+    assert load(tiny_config)["datasets"]["specs"]["feynman/I.15.3x"]["ranges"] == {"b": [-0.5, 0.5]}
+
+
+def test_family_ranges_outside_the_domain_name_the_family_key(tiny_config, error):
+    tiny_config["experiments"]["toy_scaling"].update(family="feynman", datasets=["I.15.3x"])
+    tiny_config["datasets"]["specs"] = {"feynman": {"n_train": 50, "n_test": 20}, "feynman/I.15.3x": {"ranges": {"b": [1, 3]}}}
+    assert "at datasets.specs.feynman/I.15.3x.ranges: feynman/I.15.3x" in error(tiny_config)
+
+
+def test_mistyped_miss_cause_key_is_named_before_any_job(tiny_config, error, load):
+    """The paper_vs_ours job, the last one, used to be the first to notice."""
+    good = "feynman/II.38.3/human_rmse"
+    tiny_config["report"] = {"miss_causes": {good: "a cause", "feynman/II.38.3/human_rmsee": "a typo"}}
+    message = error(tiny_config)
+    assert "at report.miss_causes: 1 key(s) match no number of the paper: 'feynman/II.38.3/human_rmsee'" in message
+    del tiny_config["report"]["miss_causes"]["feynman/II.38.3/human_rmsee"]
+    tiny_config["report"]["miss_causes"]["knot/KAN: test_accuracy"] = "a science key"
+    assert load(tiny_config)["report"]["miss_causes"][good] == "a cause"
+
+
+def test_malformed_yaml_is_a_config_error(tmp_path, error):
+    path = tmp_path / "bad.yaml"
+    path.write_text("experiments: {toy_scaling: [\n", encoding="utf-8")
+    assert f"{path}: not valid YAML" in error(path)

@@ -67,3 +67,27 @@ def test_kan_unlock_command(tmp_path, capsys):
 
     assert main(["unlock", "--directory", str(tmp_path)]) == 0
     assert "no lock to remove" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flags", [
+    ["--directory=../work"], ["--directory", "../work"], ["-d../work"], ["-d", "../work"],
+    ["--dir", "../work"], ["--direct=../work"],  # argparse takes unique prefixes of --directory
+    ["-d", "../other", "--directory=../work"],  # the last one wins, as in argparse
+])
+def test_every_spelling_of_the_directory_flag_is_recognised(tmp_path, flags):
+    """`snakemake --directory=paper-run` (or -dpaper-run) is a live run of paper-run: unlocking it
+    would remove that run's lock."""
+    work, other, proc = tmp_path / "work", tmp_path / "other", tmp_path / "proc"
+    work.mkdir(), other.mkdir()
+    _fake_process(proc, 201, [".venv/bin/python", ".venv/bin/snakemake", "--cores", "2", *flags], other)
+    assert active_runs(work, proc) == [201]
+    assert active_runs(other, proc) == []
+
+
+@pytest.mark.parametrize("argv", [
+    ["snakemake", "--dry-run"], ["snakemake", "-n", "--directory"], ["snakemake", "--d", "x"],  # --d: ambiguous
+])
+def test_flags_that_only_look_like_the_directory_flag_keep_the_cwd(tmp_path, argv):
+    proc = tmp_path / "proc"
+    _fake_process(proc, 301, argv, tmp_path)
+    assert active_runs(tmp_path, proc) == [301]

@@ -42,7 +42,8 @@ class GeneratedData:
 
 
 def validate_data(data: GeneratedData) -> None:
-    """Raise ValueError if ``data.meta`` lacks required keys or disagrees with the frames."""
+    """Raise ValueError if ``data.meta`` lacks required keys or disagrees with the frames, or if an
+    input or target column holds NaN or infinite values (naming the task, each column and how many)."""
     meta = data.meta
     missing = [key for key in REQUIRED_META if key not in meta]
     if "formula" not in meta and "generator" not in meta:
@@ -60,6 +61,23 @@ def validate_data(data: GeneratedData) -> None:
             raise ValueError(f"{split} frame lacks columns {absent}")
         if len(frame) != meta[f"n_{split}"]:
             raise ValueError(f"{split} frame has {len(frame)} rows, meta says {meta[f'n_{split}']}")
+    non_finite = [text for split in SPLITS for text in _non_finite_columns(getattr(data, split), meta, split)]
+    if non_finite:
+        raise ValueError(f"{meta['family']}/{meta['name']}: {'; '.join(non_finite)} (is the task undefined "
+                         "somewhere in its spec's ranges?)")
+
+
+def _non_finite_columns(frame: pd.DataFrame, meta: dict[str, Any], split: str) -> list[str]:
+    """``column 'c' of the <split> split has k of n values NaN or infinite`` for each input and
+    target column of ``frame`` (what a model reads, see :func:`to_tensors`) that has any."""
+    found = []
+    for column in [*meta["inputs"], *meta["targets"]]:
+        values = frame[column].to_numpy()
+        if values.dtype.kind == "f":  # integer and boolean columns are finite
+            count = int((~np.isfinite(values)).sum())
+            if count:
+                found.append(f"column '{column}' of the {split} split has {count} of {len(frame)} values NaN or infinite")
+    return found
 
 
 def library_versions() -> dict[str, str]:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+import traceback
 from pathlib import Path
 from typing import Sequence
 
@@ -23,7 +25,7 @@ import pandas as pd
 
 from kan.experiments.progress import publish, shard_table
 from kan.experiments.sweep import expand, total_steps
-from kan.pipeline.config import load_config, load_yaml
+from kan.pipeline.config import ConfigError, load_config, load_yaml
 from kan.pipeline.jobs import profile_datasets, report_deviations, science_requests
 from kan.pipeline.regression import (
     compare_band, compare_expected, compare_paper, compare_science_expected, compare_science_paper, compare_trends,
@@ -203,6 +205,24 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; return its exit status."""
+    """Run one command; return its exit status: 2, with the message on stderr and no traceback, for
+    bad input (an invalid config, a missing or malformed file the command reads). Errors of other
+    kinds propagate with their traceback."""
     args = parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except ConfigError as error:  # every problem of the config, each with its config path
+        return _bad_input(args, str(error))
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as error:
+        return _bad_input(args, f"{error.strerror}: {error.filename}" if error.filename else str(error))
+    except ValueError as error:  # the commands' own checks of the files they read (runs table, expected values, records)
+        if os.environ.get("KAN_TRACEBACK"):
+            raise
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        return _bad_input(args, f"{error} (raised at {Path(where.filename).name}:{where.lineno}; "
+                                "KAN_TRACEBACK=1 shows the traceback)")
+
+
+def _bad_input(args: argparse.Namespace, message: str) -> int:
+    print(f"kan {args.command}: {message}", file=sys.stderr)
+    return 2

@@ -1,6 +1,7 @@
 """Pipeline configuration: schema validation with defaults, then checks the schema cannot
-express (task names, dataset specs, training options). Every problem is reported with the
-config path it belongs to, before any job starts.
+express (task names, dataset specs and the data they make, training options and losses, science
+settings, the report's curated miss causes). Every problem is reported with the config path it
+belongs to, before any job starts.
 """
 
 from __future__ import annotations
@@ -11,14 +12,23 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import jsonschema
+import numpy as np
 import yaml
 
-from kan.data import FAMILIES, family_module, task_names
+from kan.data import FAMILIES, family_module, generate, task_names
+from kan.data.io import validate_data
 from kan.data.spec import merge_spec
 from kan.experiments.sweep import data_spec, dataset_names
 from kan.records.shards import parse_shard
+from kan.reporting.compare import check_causes
+from kan.reporting.fidelity import Causes
+from kan.reporting.reference import load_reference
 from kan.science.registry import resolve_settings
 from kan.train import TrainConfig, TrainConfigError
+
+REFERENCE = Path("reports") / "reference" / "paper.yaml"  # the paper's numbers, from the repository root
+CLASSIFICATION_FAMILIES = ("knot", "anderson")  # their data label classes; the other families' are real-valued
+LOSSES = {"regression": "mse", "classification": "cross_entropy"}  # the loss each kind of data trains with
 
 
 class ConfigError(ValueError):
@@ -28,7 +38,10 @@ class ConfigError(ValueError):
 def load_yaml(path: Path | str) -> dict[str, Any]:
     """Read a YAML mapping from ``path``."""
     with open(path, encoding="utf-8") as handle:
-        data = yaml.safe_load(handle) or {}
+        try:
+            data = yaml.safe_load(handle) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data
@@ -115,31 +128,79 @@ def validate_schema(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[s
     return config
 
 
+def task_kind(family: str, name: str) -> str:
+    """The kind of data (``kan.data.io.TASK_KINDS``) task ``name`` of ``family`` generates, read from
+    its definition: classification for the knot and anderson families; otherwise regression, or
+    unsupervised for a task without targets (``kan.data.sampling.tabulate``)."""
+    if family in CLASSIFICATION_FAMILIES:
+        return "classification"
+    return "unsupervised" if getattr(family_module(family).TASKS[name], "target_names", None) == () else "regression"
+
+
+def _tasks(family: str, names: list[str]) -> str:
+    """``family/a is`` or ``family/a, family/b, family/c and 2 more are``."""
+    shown = ", ".join(f"{family}/{name}" for name in names[:3])
+    return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "") + (" is" if len(names) == 1 else " are")
+
+
+def _check_kinds(key: str, experiment: Mapping[str, Any], names: list[str], loss: str | None) -> list[str]:
+    """Every dataset's kind of data against the experiment's loss (``train.loss``, default mse): a
+    mismatch otherwise fails inside the train job with a dtype error naming no config path."""
+    family, problems = experiment["family"], []
+    by_kind: dict[str, list[str]] = {}
+    for name in names:
+        by_kind.setdefault(task_kind(family, name), []).append(name)
+    for kind, members in by_kind.items():
+        if kind not in LOSSES:
+            hint = "; list the tasks wanted instead of all" if experiment["datasets"] == "all" else ""
+            problems.append(f"at experiments.{key}.datasets: {_tasks(family, members)} {kind} data (no target to "
+                            f"fit): a training experiment fits data with targets{hint}")
+        elif loss is not None and LOSSES[kind] != loss:
+            loss_kind = next(k for k, v in LOSSES.items() if v == loss)
+            problems.append(f"at experiments.{key}.train.loss: {loss} is a {loss_kind} loss, but "
+                            f"{_tasks(family, members)} {kind} data: use {LOSSES[kind]}")
+    return problems
+
+
 def _check_experiment(config: Mapping[str, Any], key: str, experiment: Mapping[str, Any]) -> list[str]:
     problems = []
     family = experiment["family"]
     known = task_names(family)
     for name in [n for n in dataset_names(experiment) if n not in known]:
-        problems.append(f"experiments.{key}.datasets: unknown {family} task '{name}'; valid: {', '.join(known)}")
+        problems.append(f"at experiments.{key}.datasets: unknown {family} task '{name}'; valid: {', '.join(known)}")
     kan, mlp = experiment["kan"], experiment["mlp"]
     for part, block in (("kan", kan), ("mlp", mlp)):
         if bool(block["widths"]) != bool(block["depths"]):
-            problems.append(f"experiments.{key}.{part}: give both widths and depths (or neither)")
+            problems.append(f"at experiments.{key}.{part}: give both widths and depths (or neither)")
     if kan["prune"]["lambdas"] and not kan["widths"]:
-        problems.append(f"experiments.{key}.kan.prune: pruning needs kan.widths and kan.depths")
+        problems.append(f"at experiments.{key}.kan.prune: pruning needs kan.widths and kan.depths")
     if not (kan["paper_shape"] or kan["widths"] or mlp["widths"]):
-        problems.append(f"experiments.{key}: no models (set kan.paper_shape, kan.widths/depths or mlp.widths/depths)")
+        problems.append(f"at experiments.{key}: no models (set kan.paper_shape, kan.widths/depths or mlp.widths/depths)")
     if kan["paper_shape"]:
         for name in [n for n in dataset_names(experiment) if n in known]:
             if getattr(family_module(family).TASKS[name], "shape", None) is None:
-                problems.append(f"experiments.{key}.kan.paper_shape: {family}/{name} has no paper shape")
+                problems.append(f"at experiments.{key}.kan.paper_shape: {family}/{name} has no paper shape")
+    loss = None
     try:
-        TrainConfig.from_dict(experiment["train"])
+        loss = TrainConfig.from_dict(experiment["train"]).loss
     except TrainConfigError as error:
-        problems += [f"experiments.{key}.train.{name}: {what}" for name, what in error.problems.items()]
+        problems += [f"at experiments.{key}.train.{name}: {what}" for name, what in error.problems.items()]
     except ValueError as error:
-        problems.append(f"experiments.{key}.train: {error}")
-    return problems
+        problems.append(f"at experiments.{key}.train: {error}")
+    return problems + _check_kinds(key, experiment, [n for n in dataset_names(experiment) if n in known], loss)
+
+
+def _check_domain(config: Mapping[str, Any], family: str, name: str, spec: Mapping[str, Any]) -> list[str]:
+    """The dataset the data job will write for ``spec`` (whose ``ranges`` a config overrides), made in
+    memory (same spec and seed: the same rows) and checked like the job checks it: ranges beyond the
+    task's domain give NaN or infinite values."""
+    key = f"{family}/{name}" if "ranges" in config["datasets"]["specs"].get(f"{family}/{name}", {}) else family
+    try:
+        with np.errstate(all="ignore"):  # the NaNs are reported below, by column
+            validate_data(generate(family, name, dict(spec), config["datasets"]["seed"]))
+    except ValueError as error:
+        return [f"at datasets.specs.{key}.ranges: {error}"]
+    return []
 
 
 def _check_specs(config: Mapping[str, Any]) -> list[str]:
@@ -147,20 +208,42 @@ def _check_specs(config: Mapping[str, Any]) -> list[str]:
     for key in config["datasets"]["specs"]:
         family, _, name = key.partition("/")
         if family not in FAMILIES:
-            problems.append(f"datasets.specs.{key}: unknown family '{family}'; valid: {', '.join(FAMILIES)}")
+            problems.append(f"at datasets.specs.{key}: unknown family '{family}'; valid: {', '.join(FAMILIES)}")
         elif name and name not in task_names(family):
-            problems.append(f"datasets.specs.{key}: unknown {family} task '{name}'")
+            problems.append(f"at datasets.specs.{key}: unknown {family} task '{name}'")
     if problems:
         return problems
     used = {(e["family"], n) for e in config["experiments"].values() for n in dataset_names(e) if n in task_names(e["family"])}
     for family, name in sorted(used):
-        task = family_module(family).TASKS[name]
-        if hasattr(task, "defaults"):
-            try:
-                merge_spec(task.defaults(), data_spec(config, family, name), where=f"{family}/{name}")
-            except ValueError as error:
-                problems.append(f"datasets.specs: {error}")
+        task, spec = family_module(family).TASKS[name], data_spec(config, family, name)
+        if not callable(getattr(task, "defaults", None)):  # knot, anderson: the schema keeps them out of experiments
+            continue
+        try:
+            merge_spec(task.defaults(), spec, where=f"{family}/{name}")
+        except ValueError as error:
+            problems.append(f"at datasets.specs: {error}")
+            continue
+        if "ranges" in spec:
+            problems += _check_domain(config, family, name, spec)
     return problems
+
+
+def _check_causes(config: Mapping[str, Any], reference: Path) -> list[str]:
+    """The curated miss causes' keys against the numbers the report compares (the check the
+    paper_vs_ours job makes, :func:`kan.reporting.compare.check_causes`, which covers the science
+    numbers too)."""
+    causes = config["report"]["miss_causes"]
+    if not causes:
+        return []
+    try:
+        numbers = load_reference(reference)
+    except (OSError, ValueError) as error:
+        return [f"at report.miss_causes: cannot check the keys against the paper's numbers: {error}"]
+    try:
+        check_causes(Causes(causes, reduced_budget=False), numbers)
+    except ValueError as error:
+        return [f"at report.miss_causes: {str(error).removeprefix('report.miss_causes: ')}"]
+    return []
 
 
 def _check_science(config: Mapping[str, Any]) -> list[str]:
@@ -172,7 +255,7 @@ def _check_science(config: Mapping[str, Any]) -> list[str]:
         try:
             resolve_settings(name, settings)
         except ValueError as error:
-            problems.append(f"science.{name}: {error}")
+            problems.append(f"at science.{name}: {error}")
     return problems
 
 
@@ -186,19 +269,29 @@ def _check_shard(config: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def check_semantics(config: Mapping[str, Any]) -> None:
-    """Checks beyond the schema; ConfigError lists every problem with its config path."""
+def check_semantics(config: Mapping[str, Any], reference: Path | str = REFERENCE) -> None:
+    """Checks beyond the schema; ConfigError lists every problem with its config path. ``reference``:
+    the paper's numbers, that ``report.miss_causes`` keys must name."""
     problems = _check_specs(config) + _check_science(config) + _check_shard(config)
     for key, experiment in config["experiments"].items():
         problems += _check_experiment(config, key, experiment)
-    _report(problems)
+    _report(problems + _check_causes(config, Path(reference)))
 
 
-def load_config(config: Mapping[str, Any] | Path | str, schema_path: Path | str) -> dict[str, Any]:
+def workflow_reference(schema_path: Path | str) -> Path:
+    """The paper's numbers of the workflow a schema belongs to: ``<root>/workflow/schemas/<schema>``
+    -> ``<root>/reports/reference/paper.yaml``, the file its report compares with (the Snakefile's
+    PAPER_REFERENCE)."""
+    return Path(schema_path).resolve().parent.parent.parent / REFERENCE
+
+
+def load_config(config: Mapping[str, Any] | Path | str, schema_path: Path | str,
+                reference: Path | str | None = None) -> dict[str, Any]:
     """Validate a config (mapping or YAML path) against the schema and the semantic checks;
-    return it with defaults filled in."""
+    return it with defaults filled in. ``reference`` (default: :func:`workflow_reference` of the
+    schema) holds the paper's numbers that ``report.miss_causes`` keys name."""
     raw = load_yaml(config) if isinstance(config, (str, Path)) else dict(config)
     check_finite(raw)
     validated = validate_schema(raw, load_yaml(schema_path))
-    check_semantics(validated)
+    check_semantics(validated, workflow_reference(schema_path) if reference is None else reference)
     return validated

@@ -15,14 +15,23 @@ LOCKS = Path(".snakemake") / "locks"
 
 
 def _snakemake_directory(argv: Sequence[str], cwd: Path) -> Path | None:
-    """The working directory of a snakemake command line run from ``cwd``; None for other commands."""
+    """The working directory of a snakemake command line run from ``cwd``; None for other commands.
+    The directory flag is read as snakemake's argparse reads it: ``--directory DIR``,
+    ``--directory=DIR``, a unique prefix of ``--directory`` (``--dir DIR``), ``-d DIR`` or ``-dDIR``;
+    the last one counts."""
     is_snakemake = any(Path(a).name == "snakemake" for a in argv[:3]) or ("snakemake" in argv[1:3] and "-m" in argv[1:3])
     if not is_snakemake:
         return None
-    for flag in ("--directory", "-d"):
-        if flag in argv[:-1]:
-            return (cwd / argv[argv.index(flag) + 1]).resolve()
-    return cwd.resolve()
+    directory = None
+    for index, arg in enumerate(argv):
+        name, equals, value = arg.partition("=")
+        if len(name) >= 4 and "--directory".startswith(name):  # argparse takes unique prefixes (--dir)
+            directory = value if equals else (argv[index + 1] if index + 1 < len(argv) else None)
+        elif arg == "-d":
+            directory = argv[index + 1] if index + 1 < len(argv) else None
+        elif arg.startswith("-d") and not arg.startswith("--"):  # -dDIR
+            directory = arg[2:]
+    return (cwd / directory).resolve() if directory else cwd.resolve()
 
 
 def active_runs(directory: Path | str, proc: Path = Path("/proc")) -> list[int]:
