@@ -79,7 +79,7 @@ def test_a_training_keeps_the_history_of_its_longest_kept_run(make_run, tmp_path
     assert set(pd.read_parquet(out / publish.RUNS)["run_id"]) == {"long00000001", "short0000001"}
 
 
-def test_runs_the_profile_no_longer_has_are_left_out_and_counted(make_run, tiny_sweep, tmp_path, capsys):
+def test_runs_the_profile_no_longer_has_are_left_out_and_counted(make_run, tiny_sweep, tmp_path):
     out, results = tmp_path / "published", tmp_path / "results"
     ours = tiny_sweep[0].stages[-1].run_id
     _run(make_run, tmp_path / "earlier" / "results", "dead00000001", 1.0)  # trained under an earlier config
@@ -90,7 +90,6 @@ def test_runs_the_profile_no_longer_has_are_left_out_and_counted(make_run, tiny_
     assert set(pd.read_parquet(out / publish.RUNS)["run_id"]) == {ours}
     assert set(pd.read_parquet(out / publish.HISTORIES)["run_id"]) == {ours}
     assert added["runs"] == 1 and added["left_out"] == 2
-    assert "left out 2 run(s) whose run id the profile no longer has" in capsys.readouterr().out
 
 
 def test_hidden_leftovers_of_an_interrupted_write_are_not_runs(make_run, tmp_path):

@@ -22,14 +22,11 @@ def publish(results: Path | str, out: Path | str, report_inputs: Mapping[str, An
     (:func:`kan.records.publish.merge`; only the run ids of ``trainings``, the profile's, are
     kept: runs trained under an earlier config are left out) and write ``report_inputs``
     (profile, deviations, miss causes) to report.json with the ``experiment/dataset`` pairs of
-    ``trainings`` that the records now complete; counts of what was added, and a line on what
-    was not (printed: part of ``python -m kan publish``'s summary)."""
+    ``trainings`` that the records now complete; the counts of :func:`kan.records.publish.merge`."""
     run_ids = {stage.run_id for training in trainings for stage in training.stages}
     merged, added = merge(results, out, report_inputs["profile"], run_ids)
     complete = complete_datasets(trainings, {r["run_id"]: r for r in merged.to_dict("records")})
     write_report_inputs(out, report_inputs, complete)
-    print(f"left out {added['left_out']} run(s) whose run id the profile no longer has (read or published before); "
-          f"kept the published record of {added['older']} run(s) read whose published record is newer")
     return added
 
 

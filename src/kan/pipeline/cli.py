@@ -134,7 +134,9 @@ def _publish(args: argparse.Namespace) -> int:
     table = shard_table(trainings, settings["chunk_size"], list(settings["science"]), args.out, args.shards)
     table.to_csv(args.out / SHARDS, index=False)
     print(f"published {added['runs']} runs, {added['histories']} histories, {added['science']} science experiments "
-          f"into {args.out}; {int(table['complete'].sum())} of {len(table)} shards complete")
+          f"into {args.out}; {int(table['complete'].sum())} of {len(table)} shards complete; left out "
+          f"{added['left_out']} run(s) the profile no longer has and {added['older']} read run(s) whose published "
+          "record is newer")
     return 0
 
 
