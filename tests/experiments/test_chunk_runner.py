@@ -166,3 +166,22 @@ def test_runs_of_another_machine_kind_count_with_that_kinds_fingerprint(tiny_swe
     (path / "metrics.json").write_text(json.dumps({**read_metrics(path), "code_fingerprint": runs["stale"]}))
     assert not runner.is_done(stale, tmp_path, runner.currency(here, data))
     assert path not in runner.existing_runs([stale], tmp_path, runner.currency(here, data))
+
+
+@pytest.mark.parametrize("variant", ["unpruned", "pruned"])
+def test_a_training_killed_after_a_phase_goes_on_from_there_with_the_same_results(
+        variant, tiny_sweep, trained, xy_dataset, tmp_path, monkeypatch):
+    shutil.copytree(trained[0], tmp_path, dirs_exist_ok=True)
+    training = next(t for t in tiny_sweep if t.variant == variant)
+    last = _dir(tmp_path, training, training.stages[-1])
+    shutil.rmtree(last)  # killed during its last grid phase
+    phases = []
+    original = runner._run_phase
+    monkeypatch.setattr(runner, "_run_phase", lambda states, *rest: (phases.append(len(states)), original(states, *rest)))
+    assert _train(tiny_sweep, xy_dataset, tmp_path)["trained"] == 1
+    assert phases == [1]  # only the last phase ran: no sparsification, no first phase
+    expected = _dir(trained[0], training, training.stages[-1])
+    assert read_history(last).equals(read_history(expected))
+    resumed, uninterrupted = read_metrics(last), read_metrics(expected)
+    for key in ("train_rmse", "test_rmse", "steps", "shape", "initial_shape", "pruned_at_step", "model_sha256"):
+        assert resumed[key] == uninterrupted[key], key

@@ -7,12 +7,15 @@ its single run after the last phase. Training phase by phase is the same as one 
 whole schedule (the optimizer restarts at every phase either way; with minibatches, each phase
 restarts the minibatch order). A training counts as finished once the runs of all its phases are
 on disk and still count (:func:`currency`: same data, code that computes the same numbers); a
-rerun after a killed job skips those and trains the others again from their first phase.
+rerun after a killed job skips those, and a KAN killed part-way goes on after its last finished
+phase (:func:`resumed_state`: its model and history are in that phase's run), with the same
+results as an uninterrupted training.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -28,7 +31,7 @@ from kan.data import read_dataset, to_tensors
 from kan.experiments.pruning import prune_model, sparsify_config
 from kan.experiments.sweep import Stage, Training, finishing_runs
 from kan.records.provenance import FINGERPRINT, code_fingerprint, machine_kind
-from kan.records.runfiles import checked_model, is_finished, read_metrics, run_dir, write_run
+from kan.records.runfiles import checked_model, is_finished, read_history, read_metrics, run_dir, write_run
 from kan.train import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,7 @@ class _State:
     status: str = "ok"
     message: str = "finished"
     pruned_at_step: int | None = None
+    phases_done: int = 0  # grid phases already on disk when the training was resumed
 
     @property
     def active(self) -> bool:
@@ -125,24 +129,49 @@ def _write(state: _State, stage: Stage, results: Path, extra: Mapping[str, Any])
     write_run(directory, metrics_record(state, stage, extra), state.history, state.model)
 
 
+def resumed_state(training: Training, results: Path, counts: Currency | None = None) -> _State | None:
+    """A KAN training as its last finished grid phase left it, from the run folders of its first
+    phases (all on disk and counted by ``counts``; a finished phase's run holds the model and the
+    whole history so far); None when no phase is there or its last phase is (nothing to resume)."""
+    records = _records(training, results, counts)
+    done = 0
+    while done < len(training.stages) and training.stages[done].run_id in records:
+        done += 1
+    last = records[training.stages[done - 1].run_id] if done else None
+    if training.kind != "kan" or not done or done == len(training.stages) or last["status"] != "ok":
+        return None
+    directory = run_dir(results, training.experiment, training.kind, last["run_id"])
+    history = read_history(directory).to_dict("records")
+    return _State(training, load_run_model(directory), json.loads(last["initial_shape"]), history,
+                  last["seconds"], last.get("cpu_seconds", 0.0), pruned_at_step=last.get("pruned_at_step"),
+                  phases_done=done)
+
+
 def train_together(trainings: Sequence[Training], data: Mapping[str, Tensor], meta: Mapping[str, Any],
-                   results: Path, extra: Mapping[str, Any]) -> None:
-    """Train trainings that share a dataset and training options in lockstep; write their runs."""
+                   results: Path, extra: Mapping[str, Any], resumed: Mapping[str, _State] | None = None) -> None:
+    """Train trainings that share a dataset and training options in lockstep; write their runs.
+    ``resumed`` maps a training's last run id to its :func:`resumed_state`: it goes on from there."""
     train = trainings[0].train
     if any(t.train != train for t in trainings):
         raise ValueError("trainings trained together must share their training options")
+    resumed = resumed or {}
     states = []
     for training in trainings:
-        model = build_model(training, meta)
-        states.append(_State(training, model, list(model.width)))
-    pruned = [s for s in states if s.training.prune]
+        state = resumed.get(training.stages[-1].run_id)
+        if state is None:
+            model = build_model(training, meta)
+            state = _State(training, model, list(model.width))
+        states.append(state)
+    pruned = [s for s in states if s.training.prune and not s.phases_done]
     if pruned:
         _sparsify_and_prune(pruned, data)
         for state in [s for s in pruned if not s.active]:
             _write(state, state.training.stages[0], results, extra)
     schedule = train["grid_schedule"]
     for phase, grid in enumerate(schedule):
-        live = [s for s in states if s.active]
+        live = [s for s in states if s.active and s.phases_done <= phase]
+        if not live:
+            continue
         _run_phase(live, data, [TrainConfig.from_dict({**train, "grid_schedule": [grid]})] * len(live))
         for state in live:
             if state.training.kind == "kan":
@@ -233,7 +262,9 @@ def train_chunk(trainings: Sequence[Training], dataset_dirs: Mapping[tuple[str, 
     counts = currency(extra, data)
     todo = [t for t in trainings if not is_done(t, results, counts)]
     if todo:
-        log.info("training %d of %d trainings on %s/%s", len(todo), len(trainings), first.family, first.dataset)
-        train_together(todo, data, meta, results, {**extra, DATA_DIGEST: data_digest(data)})
+        resumed = {t.stages[-1].run_id: s for t in todo if (s := resumed_state(t, results, counts)) is not None}
+        log.info("training %d of %d trainings on %s/%s (%d resumed after their last finished grid phase)",
+                 len(todo), len(trainings), first.family, first.dataset, len(resumed))
+        train_together(todo, data, meta, results, {**extra, DATA_DIGEST: data_digest(data)}, resumed)
     runs = existing_runs(trainings, results, counts)
     return {"trainings": len(trainings), "trained": len(todo), "runs": [str(d) for d in runs]}
