@@ -4,6 +4,7 @@ leftovers of interrupted writes are left out)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -112,3 +113,25 @@ def test_publishing_a_results_folder_without_runs_keeps_the_records(make_run, tm
     pd.testing.assert_frame_equal(merged, before[0])
     for name, frame in zip((publish.RUNS, publish.HISTORIES), before):
         pd.testing.assert_frame_equal(pd.read_parquet(out / name), frame)
+
+
+def test_a_published_science_experiment_is_replaced_only_by_a_newer_current_one(tmp_path):
+    machine = machine_kind()
+    current = {"machine": machine, "code_fingerprint": code_fingerprint(machine, "continual")}
+
+    def result(folder, run, summary):
+        path = tmp_path / folder / "continual"
+        (path / "tables").mkdir(parents=True)
+        (path / "run.json").write_text(json.dumps(run))
+        (path / "summary.json").write_text(json.dumps(summary))
+        return path
+
+    out = tmp_path / "published"
+    assert publish.publish_science(result("first", {**current, "finished_at": 10.0}, {"v": 1}), out) is not None
+    stale = result("stale", {**current, "code_fingerprint": "0123456789abcdef", "finished_at": 20.0}, {"v": 2})
+    older = result("older", {**current, "finished_at": 5.0}, {"v": 3})
+    newer = result("newer", {**current, "finished_at": 30.0}, {"v": 4})
+    assert publish.publish_science(stale, out) is None and publish.publish_science(older, out) is None
+    assert json.loads((out / publish.SCIENCE / "continual" / "summary.json").read_text()) == {"v": 1}
+    assert publish.publish_science(newer, out) is not None
+    assert json.loads((out / publish.SCIENCE / "continual" / "summary.json").read_text()) == {"v": 4}

@@ -5,7 +5,8 @@ enough to rebuild the report and an MLflow store without training.
 ``histories.parquet``   per training, the history of its longest run, thinned (every
                         ``HISTORY_EVERY``-th step and each grid phase's last step; full for the
                         experiments in ``FULL_HISTORIES``), values as float32 (for plots)
-``science/<name>/``     each science experiment's summary.json, run.json and tables
+``science/<name>/``     each science experiment's summary.json, run.json and tables (the newest,
+                        by the rule for runs below)
 ``report.json``         what the report needs besides the records (profile, deviations, miss causes,
                         the experiment/dataset pairs whose trainings are all current)
 ``shards.csv``          per shard: trainings and science experiments expected, current, stale, missing;
@@ -144,9 +145,23 @@ def finished_science(results: Path) -> list[Path]:
     return sorted(d for d in (Path(results) / "science").glob("*") if all((d / n).is_file() for n in SCIENCE_FILES))
 
 
-def publish_science(result_dir: Path, out: Path) -> Path:
-    """Copy a science experiment's summary, run record and tables into ``<out>/science/<name>``."""
-    target = out / SCIENCE / result_dir.name
+def _science_rank(run: Mapping[str, Any], name: str) -> tuple[bool, float]:
+    """How new a science run record is: current (:func:`is_current`) first, then ``finished_at``."""
+    finished = run.get("finished_at")
+    return is_current(run, name), -math.inf if finished is None else float(finished)
+
+
+def publish_science(result_dir: Path, out: Path) -> Path | None:
+    """Copy a science experiment's summary, run record and tables into ``<out>/science/<name>``,
+    unless the published ones are newer (as runs: a current record over a stale one, then the
+    later ``finished_at``); the folder written, or None."""
+    name, target = result_dir.name, out / SCIENCE / result_dir.name
+    published = target / "run.json"
+    if published.is_file():
+        ours = json.loads((result_dir / "run.json").read_text(encoding="utf-8"))
+        theirs = json.loads(published.read_text(encoding="utf-8"))
+        if _science_rank(theirs, name) > _science_rank(ours, name):
+            return None
     if target.exists():
         shutil.rmtree(target)
     (target / "tables").mkdir(parents=True)
@@ -199,7 +214,7 @@ def merge(results: Path | str, out: Path | str, profile: str,
     merged_histories = _sorted(longest_histories(candidates, merged), ["run_id", "step"])
     merged.to_parquet(out / RUNS, index=False)
     merged_histories.to_parquet(out / HISTORIES, index=False)
-    science = [publish_science(d, out) for d in finished_science(results)]
+    science = [d for d in (publish_science(d, out) for d in finished_science(results)) if d is not None]
     added = merged_histories.loc[merged_histories["run_id"].isin(from_new), "run_id"].nunique()
     return merged, {"runs": len(from_new), "histories": int(added), "science": len(science),
                     "older": len(records) - len(from_new), "left_out": left_out}
