@@ -166,3 +166,19 @@ def test_the_experiment_says_what_it_holds(database, tmp_path):
     experiment_id = init_tracking(database, "described", None, "KAN runs of the ci profile; report: reports/paper_vs_ours.md")
     tags = client(database).get_experiment(experiment_id).tags
     assert tags["mlflow.note.content"].startswith("KAN runs of the ci profile")
+
+
+def test_runs_no_longer_on_disk_or_in_the_config_are_retired(store, two_runs, science_dir):
+    from kan.pipeline.tracking import log_science_run, retire_runs
+
+    uri, experiment_id = store
+    mlflow = client(uri)
+    for run in two_runs:
+        log_run(mlflow, experiment_id, run, logged_runs(mlflow, experiment_id))
+    log_science_run(mlflow, experiment_id, science_dir, logged_runs(mlflow, experiment_id))
+    kept, gone = two_runs[0].name, two_runs[1].name
+    assert retire_runs(mlflow, experiment_id, "feynman", [kept]) == []  # another pipeline experiment: untouched
+    assert retire_runs(mlflow, experiment_id, "toy_scaling", [kept]) == [gone]
+    active = logged_runs(mlflow, experiment_id)
+    assert kept in active and gone not in active and len(active) == 2  # the science run stays
+    assert mlflow.get_run(active[kept][0]).info.lifecycle_stage == "active"

@@ -4,4 +4,4 @@ from kan.pipeline.jobs import log_runs, setup_logging
 
 setup_logging(snakemake.log[0])
 log_runs(snakemake.params.uri, snakemake.params.experiment, snakemake.input.manifests, snakemake.params.diagrams,
-         snakemake.params.datasets, snakemake.output[0])
+         snakemake.params.datasets, snakemake.output[0], snakemake.wildcards.experiment)

@@ -112,9 +112,11 @@ def _tracking_store(uri: str, experiment: str) -> tuple[Any, str, dict[str, tupl
 
 
 def log_runs(uri: str, experiment: str, manifests: Sequence[Path | str], diagrams: str,
-             dataset_root: Path | str, out: Path | str) -> None:
-    """Log every run listed by ``manifests`` to MLflow (idempotent); ``diagrams`` is
-    ``all``, ``final`` (only each training's last run) or ``none``."""
+             dataset_root: Path | str, out: Path | str, sweep: str) -> None:
+    """Log every run listed by ``manifests`` (those of pipeline experiment ``sweep``) to MLflow
+    (idempotent) and retire the MLflow runs of ``sweep`` they no longer list
+    (:func:`kan.pipeline.tracking.retire_runs`); ``diagrams`` is ``all``, ``final`` (only each
+    training's last run) or ``none``."""
     matplotlib.use("Agg")
     mlflow, experiment_id, known = _tracking_store(uri, experiment)
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,7 +127,9 @@ def log_runs(uri: str, experiment: str, manifests: Sequence[Path | str], diagram
             return _figures(run_dir, out, Path(dataset_root)) if wanted else []
 
         logged = tracking.log_trainings(mlflow, experiment_id, manifest_runs(manifests), known, figures, Path(dataset_root))
-    log.info("%d runs in MLflow experiment %s (%s)", len(logged), experiment, uri)
+    retired = tracking.retire_runs(mlflow, experiment_id, sweep, logged)
+    log.info("%d runs in MLflow experiment %s (%s); %d no longer on disk or in the config deleted", len(logged),
+             experiment, uri, len(retired))
     write_json(out, {"uri": uri, "experiment": experiment, "runs": logged})
 
 

@@ -135,6 +135,27 @@ def logged_runs(mlflow: "MlflowClient", experiment_id: str) -> dict[str, tuple[s
             return found
 
 
+def retire_runs(mlflow: "MlflowClient", experiment_id: str, experiment: str, keep: Iterable[str]) -> list[str]:
+    """Soft-delete the active training runs of pipeline experiment ``experiment`` (tag) whose
+    config id is not in ``keep`` (the run folders just logged): runs whose files are gone or were
+    trained under an earlier config would otherwise still show as finished. Science runs are
+    left alone. Returns the config ids retired."""
+    from mlflow.entities import ViewType  # deferred: mlflow is slow to import
+
+    keep, retired, token = set(keep), [], None
+    while True:
+        page = mlflow.search_runs([experiment_id], filter_string=f"tags.experiment = '{experiment}'",
+                                  run_view_type=ViewType.ACTIVE_ONLY, max_results=5000, page_token=token)
+        for run in page:
+            tags = run.data.tags
+            if tags.get("variant") != "science" and tags.get("config_id") not in keep:
+                mlflow.delete_run(run.info.run_id)
+                retired.append(tags.get("config_id", run.info.run_id))
+        token = page.token
+        if not token:
+            return retired
+
+
 def _current_run(mlflow: "MlflowClient", known: Mapping[str, tuple[str, str]], config_id: str, digest: str) -> str | None:
     """The MLflow run of ``config_id`` when it was logged from the same files (``digest``);
     otherwise delete any outdated run of that id and return None."""
