@@ -13,7 +13,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 import pandas as pd
 
@@ -116,23 +116,30 @@ def files_digest(run_dir: Path | str, names: Iterable[str] = (METRICS, HISTORY))
     return digest.hexdigest()
 
 
+def _active_runs(mlflow: "MlflowClient", experiment_id: str, filter_string: str = "") -> Iterator[Any]:
+    """The experiment's active MLflow runs (matching ``filter_string``), page by page."""
+    from mlflow.entities import ViewType  # deferred: mlflow is slow to import
+
+    token = None
+    while True:
+        page = mlflow.search_runs([experiment_id], filter_string, run_view_type=ViewType.ACTIVE_ONLY, max_results=5000,
+                                  page_token=token)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
 def logged_runs(mlflow: "MlflowClient", experiment_id: str) -> dict[str, tuple[str, str]]:
     """config_id -> (MLflow run id, files digest) of the experiment's active runs; a run whose
     logging did not finish has digest "" (it is replaced on the next pass)."""
-    from mlflow.entities import ViewType  # deferred: mlflow is slow to import
-
     found: dict[str, tuple[str, str]] = {}
-    token = None
-    while True:
-        page = mlflow.search_runs([experiment_id], run_view_type=ViewType.ACTIVE_ONLY, max_results=5000, page_token=token)
-        for run in page:
-            tags = run.data.tags
-            if "config_id" in tags:
-                complete = run.info.status in COMPLETE
-                found[tags["config_id"]] = (run.info.run_id, tags.get("files_digest", "") if complete else "")
-        token = page.token
-        if not token:
-            return found
+    for run in _active_runs(mlflow, experiment_id):
+        tags = run.data.tags
+        if "config_id" in tags:
+            complete = run.info.status in COMPLETE
+            found[tags["config_id"]] = (run.info.run_id, tags.get("files_digest", "") if complete else "")
+    return found
 
 
 def retire_runs(mlflow: "MlflowClient", experiment_id: str, experiment: str, keep: Iterable[str]) -> list[str]:
@@ -140,20 +147,13 @@ def retire_runs(mlflow: "MlflowClient", experiment_id: str, experiment: str, kee
     config id is not in ``keep`` (the run folders just logged): runs whose files are gone or were
     trained under an earlier config would otherwise still show as finished. Science runs are
     left alone. Returns the config ids retired."""
-    from mlflow.entities import ViewType  # deferred: mlflow is slow to import
-
-    keep, retired, token = set(keep), [], None
-    while True:
-        page = mlflow.search_runs([experiment_id], filter_string=f"tags.experiment = '{experiment}'",
-                                  run_view_type=ViewType.ACTIVE_ONLY, max_results=5000, page_token=token)
-        for run in page:
-            tags = run.data.tags
-            if tags.get("variant") != "science" and tags.get("config_id") not in keep:
-                mlflow.delete_run(run.info.run_id)
-                retired.append(tags.get("config_id", run.info.run_id))
-        token = page.token
-        if not token:
-            return retired
+    keep, retired = set(keep), []
+    for run in list(_active_runs(mlflow, experiment_id, f"tags.experiment = '{experiment}'")):
+        tags = run.data.tags
+        if tags.get("variant") != "science" and tags.get("config_id") not in keep:
+            mlflow.delete_run(run.info.run_id)
+            retired.append(tags.get("config_id", run.info.run_id))
+    return retired
 
 
 def _current_run(mlflow: "MlflowClient", known: Mapping[str, tuple[str, str]], config_id: str, digest: str) -> str | None:
