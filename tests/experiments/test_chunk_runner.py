@@ -160,12 +160,12 @@ def test_runs_of_another_machine_kind_count_with_that_kinds_fingerprint(tiny_swe
     data = runner.load_dataset(xy_dataset / "synthetic" / "xy", "float64")[0]
     here = {"machine": "x86_64-GenuineIntel-avx512", "code_fingerprint": "fedcba9876543210"}
     assert code_fingerprint(other) not in ("unrecorded", "unknown")
-    assert all(runner.is_done(t, tmp_path, runner.currency(here, data)) for t in tiny_sweep)
+    assert all(runner.is_done(t, tmp_path, runner.currency(here, runner.data_digest(data))) for t in tiny_sweep)
     stale = next(t for t in tiny_sweep if t.kind == "mlp")
     path = _dir(tmp_path, stale, stale.stages[-1])
     (path / "metrics.json").write_text(json.dumps({**read_metrics(path), "code_fingerprint": runs["stale"]}))
-    assert not runner.is_done(stale, tmp_path, runner.currency(here, data))
-    assert path not in runner.existing_runs([stale], tmp_path, runner.currency(here, data))
+    assert not runner.is_done(stale, tmp_path, runner.currency(here, runner.data_digest(data)))
+    assert path not in runner.existing_runs([stale], tmp_path, runner.currency(here, runner.data_digest(data)))
 
 
 @pytest.mark.parametrize("variant", ["unpruned", "pruned"])

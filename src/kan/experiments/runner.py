@@ -183,13 +183,13 @@ def train_together(trainings: Sequence[Training], data: Mapping[str, Tensor], me
 Currency = Callable[[Mapping[str, Any]], bool]  # whether a run record still counts
 
 
-def currency(extra: Mapping[str, Any], data: Mapping[str, Tensor]) -> Currency:
-    """Which records count for a chunk whose runs get provenance ``extra`` and that trains on
-    ``data``: a record made from other data (its ``data_digest``) is stale; with a code
+def currency(extra: Mapping[str, Any], digest: str) -> Currency:
+    """Which records count for a chunk whose runs get provenance ``extra`` and that trains on the
+    data of ``digest`` (:func:`data_digest`): a record made from other data is stale; with a code
     fingerprint in ``extra``, so is one whose fingerprint is not what the code computes on the
     record's machine kind (``extra``'s fingerprint on this kind, the recorded one on another).
     Records from before data digests were kept count as made from this data."""
-    digest, fingerprint = data_digest(data), extra.get(FINGERPRINT)
+    fingerprint = extra.get(FINGERPRINT)
     here = extra.get("machine") or machine_kind()
 
     def counts(record: Mapping[str, Any]) -> bool:
@@ -259,12 +259,13 @@ def train_chunk(trainings: Sequence[Training], dataset_dirs: Mapping[tuple[str, 
     if any((t.family, t.dataset, t.dtype) != (first.family, first.dataset, first.dtype) for t in trainings):
         raise ValueError("a chunk must hold trainings of one dataset and dtype")
     data, meta = load_dataset(dataset_dirs[(first.family, first.dataset)], first.dtype)
-    counts = currency(extra, data)
+    digest = data_digest(data)
+    counts = currency(extra, digest)
     todo = [t for t in trainings if not is_done(t, results, counts)]
     if todo:
         resumed = {t.stages[-1].run_id: s for t in todo if (s := resumed_state(t, results, counts)) is not None}
         log.info("training %d of %d trainings on %s/%s (%d resumed after their last finished grid phase)",
                  len(todo), len(trainings), first.family, first.dataset, len(resumed))
-        train_together(todo, data, meta, results, {**extra, DATA_DIGEST: data_digest(data)}, resumed)
+        train_together(todo, data, meta, results, {**extra, DATA_DIGEST: digest}, resumed)
     runs = existing_runs(trainings, results, counts)
     return {"trainings": len(trainings), "trained": len(todo), "runs": [str(d) for d in runs]}
