@@ -41,6 +41,8 @@ def test_causes_curated_first_then_flag_direction_and_budget():
     assert causes.explain(_Cell("KAN: test_accuracy", 0.8, 0.9), "k") == CAUSE_BETTER  # higher accuracy
     assert causes.explain(_Cell("kan_exponent", 4.0, 0.3), "k") == CAUSE_BUDGET
     assert Causes({}, reduced_budget=False).explain(worse, "k") == CAUSE_UNEXPLAINED
+    assert Causes.of_profile({}, "paper") == Causes({}, reduced_budget=False)  # only the paper profile has its budget
+    assert Causes.of_profile({}, "default") == Causes.of_profile({}, "ci") == Causes({}, reduced_budget=True)
     assert causes.explain(_Cell("best_grid for [2,5,1]", 50.0, 20.0), "k") == CAUSE_BUDGET  # no better side
 
 

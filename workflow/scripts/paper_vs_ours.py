@@ -12,4 +12,4 @@ setup_logging(snakemake.log[0])
 deviations = report_deviations(snakemake.params.deviations, snakemake.input.datasets)
 paper_vs_ours(pd.read_csv(snakemake.input.runs), Path(snakemake.input.reference), deviations, Path(snakemake.output[0]),
               pd.read_csv(snakemake.input.science),
-              Causes(snakemake.params.miss_causes, reduced_budget=snakemake.params.profile != "paper"))
+              Causes.of_profile(snakemake.params.miss_causes, snakemake.params.profile))

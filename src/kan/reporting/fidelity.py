@@ -74,6 +74,11 @@ class Causes:
     curated: Mapping[str, str]
     reduced_budget: bool
 
+    @classmethod
+    def of_profile(cls, curated: Mapping[str, str], profile: str) -> "Causes":
+        """The causes of a profile's report: every profile but ``paper`` trains below the paper's budget."""
+        return cls(curated, reduced_budget=profile != "paper")
+
     def explain(self, comparison: Judged, key: str) -> str:
         """Curated, ⚑, better than the paper, budget, or unexplained, in that order."""
         if key in self.curated:

@@ -58,7 +58,7 @@ def rebuild(records: Path | str, reference_yaml: Path | str) -> list[Path]:
     runs = every[pairs.isin(inputs[COMPLETE])].reset_index(drop=True)
     science_dirs = sorted(d for d in (records / SCIENCE).glob("*") if d.is_dir())
     report = paper_vs_ours(runs, reference_yaml, inputs["deviations"], records / REPORT, science_table(science_dirs),
-                           Causes(inputs["miss_causes"], reduced_budget=inputs["profile"] != "paper"))
+                           Causes.of_profile(inputs["miss_causes"], inputs["profile"]))
     title, *rest = report.read_text(encoding="utf-8").split("\n", 2)
     status = status_lines(pd.read_csv(records / SHARDS), pairs[pairs.isin(inputs[COMPLETE])].nunique(), pairs.nunique())
     report.write_text("\n".join([title, "", *status, *rest[1:]]), encoding="utf-8")
