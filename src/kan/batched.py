@@ -13,14 +13,17 @@ batched call. Phases, records and stops follow fit's rules (:mod:`kan.phases`) m
 model that stops is restored to its last recorded state and frozen without affecting the others,
 one that stalls waits for the next phase. Everything else (Adam, minibatches, non-uniform grids,
 symbolic edges, other model types, single models) goes through :func:`kan.train.fit` one at a
-time, and so, by default (``batch="auto"``), all models on CPU, where the fused single-model path
-was faster than the stacked program on the KAN mini-sweep (benchmarks/bench_sweep.py);
+time, and so, by default (``batch="auto"``), all models on CPU (see :func:`batching_pays`);
 ``batch="always"`` stacks anyway.
+
+On CPU a stack's KAN layers run the compiled kernel model by model (:mod:`kan.native`'s fleet
+call): each model's outputs and gradients equal its own, bit for bit. Elsewhere (GPU, no
+compiler, λ > 0) they run the plain-ops reference of :mod:`kan.batched_layers`.
 
 What differs from ``fit`` (by rounding only, or where ``fit`` has no counterpart):
 
-* The stacked forward and backward round differently from a single model's, and L-BFGS
-  amplifies such differences over a fit.
+* The stacked loss sums (and, off the kernel, the stacked forward and backward) round differently
+  from a single fit's, and L-BFGS amplifies such differences over a fit.
 * With λ > 0 anywhere in a group, every member's forward sums the per-edge activations (a λ = 0
   member's loss is unchanged up to rounding and its ``regularization`` is recorded as 0, as in ``fit``).
 * ``FitResult.seconds`` (``cpu_seconds``) is the group's wall (CPU) time divided by the group size.
@@ -96,9 +99,9 @@ def group_indices(
 
 
 def batching_pays(data: Mapping[str, Tensor]) -> bool:
-    """Whether stacking is expected to beat one fit at a time: on a GPU (per-op launch costs
-    dominate small fits there), not on CPU, where the stacked mini-sweep of benchmarks/bench_sweep.py
-    is slower than one fit at a time (README, "Performance")."""
+    """Whether stacking is expected to pay: on a GPU (per-op launch costs dominate small fits
+    there). Not on CPU: a stack saves under a tenth of the CPU time there (``make bench-fleet``)
+    while its rounding would move every number the pipeline has recorded with one fit at a time."""
     return data["train_input"].device.type != "cpu"
 
 

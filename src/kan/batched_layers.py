@@ -10,15 +10,14 @@ The forward takes the parameters as an argument so an optimizer can evaluate tri
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
-from kan import spline
-from kan.layers import BASE_ACTIVATIONS, STACKED_DENSE_MAX_WIDTH
+from kan import native, spline
+from kan.layers import BASE_ACTIVATIONS, native_constants
 from kan.models import KAN, MLP
 
 # Grid refits build a [samples, models·in, G + k] basis; chunk the model axis to stay below this.
@@ -57,111 +56,13 @@ class _KANLayerSlot:
         return coef, rest[:, 0], rest[:, 1]
 
 
-def _local_values(x: Tensor, grid: Tensor, order: int, slopes: bool) -> tuple[Tensor, Tensor | None, Tensor]:
+def _local_values(x: Tensor, grid: Tensor, order: int) -> tuple[Tensor, Tensor]:
     """:func:`spline.local_basis` of ``x [M, in, B]`` on uniform grids ``[M, in, knots]``: the values
-    ``[M, k+1, in, B]``, optionally their derivatives d/dx (same shape) and the values' padded
-    columns (:func:`spline.local_columns`)."""
+    ``[M, k+1, in, B]`` (differentiable in x) and their padded columns (:func:`spline.local_columns`)."""
     start, step = spline.uniform_spacing(grid)
-    values, d_du, floor = spline.local_basis((x - start) / step, order, slopes)
+    values, _, floor = spline.local_basis((x - start) / step, order)
     cell = spline.padded_cell(floor, grid.shape[-1] - order - 1, order)
-    return values, None if d_du is None else d_du / step.unsqueeze(1), spline.local_columns(cell, order)
-
-
-class _LocalValues(torch.autograd.Function):
-    """:func:`_local_values` as an op differentiable in x (first derivatives); the columns have no gradient."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, grid: Tensor, order: int) -> tuple[Tensor, Tensor]:  # type: ignore[override]
-        values, slopes, columns = _local_values(x, grid, order, ctx.needs_input_grad[0])
-        ctx.save_for_backward(slopes)
-        ctx.mark_non_differentiable(columns)
-        return values, columns
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad_values: Tensor, _: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        (slopes,) = ctx.saved_tensors
-        return (grad_values * slopes).sum(dim=1), None, None
-
-
-class _StackedLayer(torch.autograd.Function):
-    """Spline + base branch of M stacked uniform-grid KAN layers, features first:
-    ``x [M, in, B] → [M, out, B]`` (every matmul then has the long sample axis as its columns).
-
-    The forward contracts the k+1 local basis values per sample and input with the padded,
-    scaled coefficients ``[M, out, in·width]``, through a dense basis ``[M, in·width, B]`` on
-    narrow grids or through gathers on wide ones; the hand-written backward gives the gradients
-    of x, coef, scale_base and scale_spline with a few large ops (first derivatives only).
-    """
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, mask: Tensor | None,
-        grid: Tensor, order: int, activation: str,
-    ) -> Tensor:
-        m, n_in, batch = x.shape
-        n_out, num_basis = coef.shape[2], coef.shape[3]
-        width = spline.padded_width(num_basis, order)
-        values, slopes, columns = _local_values(x, grid, order, ctx.needs_input_grad[0])
-        index = columns + (torch.arange(n_in, device=x.device) * width)[:, None]
-        index, values = index.view(m, -1, batch), values.reshape(m, -1, batch)  # [M, (k+1)·in, B]
-        spline_scale = scale_spline if mask is None else scale_spline * mask
-        weight = x.new_zeros(m, n_out, n_in, width)
-        weight[..., spline.function_columns(num_basis, order)] = (coef * spline_scale.unsqueeze(-1)).transpose(1, 2)
-        weight = weight.view(m, n_out, n_in * width)
-        basis = gathered = None
-        if width <= STACKED_DENSE_MAX_WIDTH:
-            basis = x.new_zeros(m, n_in * width, batch).scatter_(1, index, values)
-            out = torch.bmm(weight, basis)
-        else:
-            gathered = torch.gather(weight, 2, index.view(m, 1, -1).expand(m, n_out, -1)).view(m, n_out, -1, batch)
-            out = (gathered * values.unsqueeze(1)).sum(dim=2)
-        activated = base_weight = None
-        if activation != "zero":
-            activated = BASE_ACTIVATIONS[activation](x)
-            base_weight = scale_base if mask is None else scale_base * mask
-            out = torch.baddbmm(out, base_weight.transpose(1, 2), activated)
-        ctx.meta = (order, activation, width)
-        ctx.save_for_backward(
-            x, coef, mask, values, slopes, index, basis, gathered, weight, spline_scale, activated, base_weight
-        )
-        return out
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        x, coef, mask, values, slopes, index, basis, gathered, weight, spline_scale, activated, base_weight = ctx.saved_tensors
-        k, activation, width = ctx.meta
-        m, n_in, batch = x.shape
-        n_out, num_basis = coef.shape[2], coef.shape[3]
-        grad_out = grad_out.contiguous()
-        grad_x = grad_coef = grad_base = grad_spline = None
-        if ctx.needs_input_grad[1] or ctx.needs_input_grad[3]:
-            if basis is not None:
-                grad_weight = torch.bmm(grad_out, basis.transpose(1, 2))  # [M, out, in·width]
-            else:
-                spread = (values.unsqueeze(1) * grad_out.unsqueeze(2)).view(m, n_out, -1)
-                expanded = index.view(m, 1, -1).expand(m, n_out, -1)
-                grad_weight = grad_out.new_zeros(m, n_out, n_in * width).scatter_add_(2, expanded, spread)
-            core = grad_weight.view(m, n_out, n_in, width)[..., spline.function_columns(num_basis, k)].transpose(1, 2)
-            grad_coef = core * spline_scale.unsqueeze(-1)
-            grad_spline = torch.linalg.vecdot(core, coef)
-            grad_spline = grad_spline if mask is None else grad_spline * mask
-        if activated is not None and ctx.needs_input_grad[2]:
-            grad_base = torch.bmm(activated, grad_out.transpose(1, 2))
-            grad_base = grad_base if mask is None else grad_base * mask
-        if ctx.needs_input_grad[0]:
-            if basis is not None:
-                per_value = torch.gather(torch.bmm(weight.transpose(1, 2), grad_out), 1, index)
-            else:
-                per_value = (gathered * grad_out.unsqueeze(2)).sum(dim=1)
-            grad_x = (per_value.view_as(slopes) * slopes).sum(dim=1)
-            if activated is not None:
-                through_base = torch.bmm(base_weight, grad_out)
-                if activation == "silu":
-                    through_base = torch.ops.aten.silu_backward(through_base, x)
-                grad_x = grad_x + through_base
-        return grad_x, grad_coef, grad_base, grad_spline, None, None, None, None
+    return values, spline.local_columns(cell, order)
 
 
 class StackedKAN:
@@ -179,6 +80,7 @@ class StackedKAN:
         self.params = _stack_rows(
             [[t for layer in m.layers for t in (layer.coef, layer.scale_base, layer.scale_spline)] for m in models]
         )
+        self._native_constants: dict[int, tuple[Tensor, native.Constants]] = {}
 
     @property
     def num_intervals(self) -> int:
@@ -217,7 +119,11 @@ class StackedKAN:
     def forward(self, params: Tensor, x: Tensor, with_penalty: bool = False, l1_weight: float = 1.0,
                 entropy_weight: float = 1.0) -> tuple[Tensor, Tensor | None]:
         """Outputs ``[M, B, out]`` of ``x [M, B, in]`` and, if asked, the per-model penalty ``[M]``
-        ``Σ_l μ1 |Φ_l|_1 + μ2 S(Φ_l)`` (paper eq. 2.20, as :meth:`KAN.forward_with_penalty`)."""
+        ``Σ_l μ1 |Φ_l|_1 + μ2 S(Φ_l)`` (paper eq. 2.20, as :meth:`KAN.forward_with_penalty`). Without
+        the penalty, where the compiled kernel serves, every model runs the kernel call it would
+        run alone (:mod:`kan.native`)."""
+        if not with_penalty and native.supports(x, params.dtype, self.order, self.activation_name):
+            return self._native_forward(params, x), None
         x = x.transpose(1, 2).contiguous()  # features first: [M, in, B]
         penalty = None
         for slot, grid, mask in zip(self.slots, self.grids, self.masks):
@@ -235,17 +141,34 @@ class StackedKAN:
             x = phi.sum(dim=1)
         return x.transpose(1, 2), penalty
 
+    def _native_forward(self, params: Tensor, x: Tensor) -> Tensor:
+        """:meth:`forward`'s outputs through the kernel's differentiable operator, model by model."""
+        x = x.contiguous()
+        for index, (slot, grid, mask) in enumerate(zip(self.slots, self.grids, self.masks)):
+            coef, scale_base, scale_spline = (t.contiguous() for t in slot.views(params))
+            x = native.layer(x, coef, scale_base, scale_spline, mask, self._constants(index, grid), self.activation_name)
+        return x
+
+    def _constants(self, index: int, grid: Tensor) -> native.Constants:
+        """The kernel's constants of layer ``index``'s grids, kept while that grid tensor is current."""
+        cached = self._native_constants.get(index)
+        if cached is None or cached[0] is not grid:
+            cached = (grid, native_constants(grid, self.order, uniform=True))
+            self._native_constants[index] = cached
+        return cached[1]
+
     def _layer(self, x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,
                mask: Tensor | None) -> Tensor:
-        """One layer, features first: ``[M, in, B] → [M, out, B]``."""
-        return _StackedLayer.apply(x, coef, scale_base, scale_spline, mask, grid, self.order, self.activation_name)
+        """One layer, features first: ``[M, in, B] → [M, out, B]``, from the per-edge activations
+        (plain differentiable ops: the reference the kernel is checked against, and the path on GPUs)."""
+        return self._edges(x, grid, coef, scale_base, scale_spline, mask).sum(dim=1)
 
     def _edges(self, x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,
                mask: Tensor | None) -> Tensor:
         """Every edge's activation φ ``[M, in, out, B]`` of ``x [M, in, B]`` (masked edges are zero)."""
         m, n_in, batch = x.shape
         k, n_out = self.order, coef.shape[2]
-        values, columns = _LocalValues.apply(x, grid, k)  # [M, k+1, in, B]
+        values, columns = _local_values(x, grid, k)  # [M, k+1, in, B]
         index = columns.transpose(1, 2).reshape(m, n_in, 1, -1)  # [M, in, 1, (k+1)·B]
         padded = spline.pad_functions(coef, k)  # [M, in, out, width]
         rows = torch.gather(padded, 3, index.expand(m, n_in, n_out, -1)).view(m, n_in, n_out, k + 1, batch)

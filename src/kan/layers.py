@@ -34,9 +34,6 @@ BASIS_CACHE_BYTES = 16 * 2**20
 # Layers with few outputs gather each sample's weights per output instead of building a basis:
 # always up to GATHER_ALWAYS_OUTPUTS, on sparse layouts up to GATHER_SPARSE_OUTPUTS (measured on CPU).
 GATHER_ALWAYS_OUTPUTS, GATHER_SPARSE_OUTPUTS = 2, 5
-# Stacked layers (kan.batched_layers) contract a dense basis [M, in·width, B] up to this padded
-# width per input and gather the k+1 weights per input on wider grids.
-STACKED_DENSE_MAX_WIDTH = 14
 # A grid layout keeps the kernel calls for this many batch sizes.
 NATIVE_CALLS_KEPT = 8
 
@@ -105,8 +102,8 @@ class _GridLayout:
 
     @functools.cached_property
     def native_constants(self) -> native.Constants:
-        """:func:`_native_constants` of this grid."""
-        return _native_constants(self.grid, self.order, self.uniform)
+        """:func:`native_constants` of this grid."""
+        return native_constants(self.grid, self.order, self.uniform)
 
     def native_call(self, batch: int) -> native.LayerCall:
         """The compiled kernel's call on ``batch`` samples (kept for the layout's life)."""
@@ -163,15 +160,16 @@ def _uniform_placement(grid: Tensor) -> tuple[Tensor, Tensor]:
     return 1 / step, -start / step
 
 
-def _native_constants(grid: Tensor, order: int, uniform: bool) -> native.Constants:
-    """:class:`kan.native.LayerCall`'s float64 CPU constants, from tensor ops only (torch.compile
-    traces them): scale, shift and local polynomials of a uniform grid; unit scale, zero shift, the
-    polynomials (unused) and the knots of another."""
+def native_constants(grid: Tensor, order: int, uniform: bool) -> native.Constants:
+    """:class:`kan.native.LayerCall`'s float64 CPU constants of grids ``[..., in, knots]`` (a fleet's
+    have a leading model axis), from tensor ops only (torch.compile traces them): scale, shift
+    ``[..., in]`` and local polynomials of uniform grids; unit scale, zero shift, the polynomials
+    (unused) and the knots of others."""
     poly = _native_polynomials(order)
     if uniform:
         return *(_cpu_float64(t) for t in _uniform_placement(grid)), poly, None
     knots = grid.detach().to("cpu", torch.float64).contiguous()
-    return knots.new_ones(knots.shape[0]), knots.new_zeros(knots.shape[0]), poly, knots
+    return knots.new_ones(knots.shape[:-1]), knots.new_zeros(knots.shape[:-1]), poly, knots
 
 
 @torch.compiler.assume_constant_result
@@ -181,7 +179,8 @@ def _native_polynomials(order: int) -> Tensor:
 
 
 def _cpu_float64(values: Tensor) -> Tensor:
-    return values.detach().reshape(-1).to("cpu", torch.float64).contiguous()
+    """``[..., 1]`` per-input values as a contiguous float64 CPU tensor ``[...]``."""
+    return values.detach().squeeze(-1).to("cpu", torch.float64).contiguous()
 
 
 @dataclass(frozen=True, eq=False)
@@ -733,7 +732,7 @@ class KANLayer(nn.Module):
         operator (``torch.ops.kan.layer``) where the kernel serves, else the plain ops."""
         numeric = self._numeric_mask()
         if _fast_path and native.supports(x, self.coef.dtype, self.order, self.base_activation):
-            constants = _native_constants(self.grid, self.order, self.uniform)
+            constants = native_constants(self.grid, self.order, self.uniform)
             return native.layer(x, self.coef, self.scale_base, self.scale_spline, numeric, constants,
                                 self.base_activation)
         return spline_base_plain(x, self.grid, self.coef, self.scale_base, self.scale_spline, numeric, self.order,

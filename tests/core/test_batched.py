@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from kan import KAN, MLP, load_model
+from kan import KAN, MLP, load_model, native
 from kan.batched import fit_many, group_indices
 from kan.batched_layers import StackedKAN, StackedMLP
 from kan.prune import prune
@@ -41,11 +41,13 @@ def _stacked_input(models, n=150):
     return x  # partly outside the grids on purpose
 
 
-@pytest.mark.parametrize("num_intervals", [3, 12])  # dense basis and gather paths
-def test_stacked_forward_and_penalty_equal_each_model(num_intervals):
+@pytest.mark.parametrize("compiled", [True, False])  # the kernel's fleet call, and the plain-ops reference
+@pytest.mark.parametrize("num_intervals", [3, 12])
+def test_stacked_forward_and_penalty_equal_each_model(num_intervals, compiled):
     models = _kans([3, 4, 2], 3, num_intervals, masked=True)
     stacked, x = StackedKAN(models), _stacked_input(models)
-    out, _ = stacked.forward(stacked.params, x)
+    with native.use_native(compiled):
+        out, _ = stacked.forward(stacked.params, x)
     out_p, penalty = stacked.forward(stacked.params, x, with_penalty=True, l1_weight=0.7, entropy_weight=1.3)
     for m, model in enumerate(models):
         ref_out, ref_penalty = model.forward_with_penalty(x[m], 0.7, 1.3)
@@ -54,14 +56,16 @@ def test_stacked_forward_and_penalty_equal_each_model(num_intervals):
         assert abs(float(penalty[m] - ref_penalty.detach())) < 1e-12
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("with_penalty", [False, True])
 @pytest.mark.parametrize("num_intervals", [3, 12])
-def test_stacked_gradients_equal_per_model_gradients(num_intervals, with_penalty):
+def test_stacked_gradients_equal_per_model_gradients(num_intervals, with_penalty, compiled):
     models = _kans([2, 3, 2], 3, num_intervals, masked=True)
     stacked, x = StackedKAN(models), _stacked_input(models)
     y = torch.randn(len(models), x.shape[1], 2, dtype=F64, generator=torch.Generator().manual_seed(1))
     params = stacked.params.clone().requires_grad_(True)
-    out, penalty = stacked.forward(params, x, with_penalty=with_penalty)
+    with native.use_native(compiled):
+        out, penalty = stacked.forward(params, x, with_penalty=with_penalty)
     losses = (out - y).square().mean(dim=(1, 2)) + (0.1 * penalty if with_penalty else 0)
     (grad,) = torch.autograd.grad(losses.sum(), params)
     for m, model in enumerate(models):
@@ -70,6 +74,21 @@ def test_stacked_gradients_equal_per_model_gradients(num_intervals, with_penalty
         tensors = [t for layer in model.layers for t in (layer.coef, layer.scale_base, layer.scale_spline)]
         ref = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, tensors)])
         assert torch.allclose(grad[m], ref, rtol=0, atol=1e-12)
+
+
+@pytest.mark.skipif(not native.available(), reason="compiled kernel unavailable (no C++ compiler)")
+def test_on_cpu_a_stack_runs_each_models_own_kernel_call_bit_for_bit():
+    """A fleet is M single models: outputs and parameter gradients equal each model's own exactly."""
+    models = _kans([3, 5, 2], 4, 7, masked=True)
+    stacked, x = StackedKAN(models), _stacked_input(models)
+    params = stacked.params.clone().requires_grad_(True)
+    out, _ = stacked.forward(params, x)
+    (grad,) = torch.autograd.grad(out.square().sum(), params)
+    for m, model in enumerate(models):
+        own = model(x[m])
+        tensors = [t for layer in model.layers for t in (layer.coef, layer.scale_base, layer.scale_spline)]
+        own_grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(own.square().sum(), tensors)])
+        assert torch.equal(out[m], own) and torch.equal(grad[m], own_grad)
 
 
 def test_stacked_grid_update_equals_model_update_grid():

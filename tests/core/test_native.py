@@ -281,6 +281,77 @@ def test_operators_pass_opcheck():
     torch.library.opcheck(torch.ops.kan.layer.default, differentiable)
 
 
+def _fleet_layers(dtype, uniform, models=3):
+    """``models`` 3 -> 4 layers with their own parameters, masks and (skewed, if not ``uniform``) grids."""
+    layers = []
+    for m in range(models):
+        layer = _adaptive_layer(dtype, 3, 4) if not uniform else _layer(dtype, 3, 4)
+        gen = torch.Generator().manual_seed(10 + m)
+        with torch.no_grad():
+            for p in (layer.coef, layer.scale_base, layer.scale_spline):
+                p.add_(0.1 * torch.randn(p.shape, generator=gen, dtype=dtype))
+            layer.mask[m % 3, 1] = 0.0
+        if uniform:
+            layer.update_grid(_skewed(200, dtype, seed=20 + m))
+        layers.append(layer)
+    return layers
+
+
+def _fleet_args(layers, xs):
+    """kan::layer_forward's arguments for the fleet of ``layers`` on inputs ``xs``."""
+    constants = [layer._layout().native_constants for layer in layers]
+    stacked = [torch.stack([p.detach() for p in ps]) for ps in zip(*[(l.coef, l.scale_base, l.scale_spline, l.mask) for l in layers])]
+    knots = None if constants[0][3] is None else torch.stack([c[3] for c in constants])
+    return [torch.stack(xs), *stacked, torch.stack([c[0] for c in constants]), torch.stack([c[1] for c in constants]),
+            constants[0][2], knots, "silu"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("uniform", [True, False])
+def test_a_fleet_gives_each_model_its_numbers_alone_bit_for_bit(dtype, uniform):
+    """The operators with a model axis: every model's output, packed weights and gradients equal
+    those of its own call, with and without the per-sample buffer."""
+    layers = _fleet_layers(dtype, uniform)
+    xs = [_skewed(257, dtype, seed=30 + m) * 1.1 for m in range(len(layers))]
+    args = _fleet_args(layers, xs)
+    grad_out = torch.randn(len(layers), 257, 4, dtype=dtype, generator=torch.Generator().manual_seed(7))
+    size = torch.ops.kan.local_size(257, 3, 3)
+    local = torch.empty(len(layers), size, dtype=torch.float64)
+    out, packed = _forward(args, local, "fill", True)
+    grads = torch.ops.kan.layer_backward(args[0], args[1], args[3], args[4], packed, grad_out, *args[5:], True, local)
+    for m, layer in enumerate(layers):
+        alone = [t[m] if isinstance(t, torch.Tensor) and t.dim() > 0 and i != 7 else t for i, t in enumerate(args)]
+        own_local = torch.empty(size, dtype=torch.float64)
+        own_out, own_packed = _forward(alone, own_local, "fill", True)
+        assert torch.equal(out[m], own_out) and torch.equal(packed[m], own_packed)
+        own = torch.ops.kan.layer_backward(alone[0], alone[1], alone[3], alone[4], own_packed, grad_out[m], *alone[5:],
+                                           True, own_local)
+        assert all(torch.equal(a[m], b) for a, b in zip(grads, own))
+        recomputed = torch.ops.kan.layer_backward(alone[0], alone[1], alone[3], alone[4], own_packed, grad_out[m],
+                                                  *alone[5:], True, None)
+        assert all(torch.equal(a[m], b) for a, b in zip(grads, recomputed))
+
+
+def test_fleet_operators_check_the_model_axis_and_pass_opcheck():
+    layers = _fleet_layers(torch.float64, uniform=True)
+    xs = [_skewed(100, torch.float64, seed=m) for m in range(3)]
+    args = _fleet_args(layers, xs)
+    bad = list(args)
+    bad[2] = bad[2][:2]
+    with pytest.raises(RuntimeError, match=r"scale_base must have shape \[3, 3, 4\], got \[2, 3, 4\]"):
+        _forward(bad)
+    bad = list(args)
+    bad[1] = bad[1][0]
+    with pytest.raises(RuntimeError, match=r"coef must be \[models, in, out, num_basis\] like x"):
+        _forward(bad)
+    with pytest.raises(RuntimeError, match=r"local must be \[models, n\]"):
+        _forward(args, torch.empty(torch.ops.kan.local_size(100, 3, 3), dtype=torch.float64), "fill")
+    local = torch.empty(3, torch.ops.kan.local_size(100, 3, 3), dtype=torch.float64)
+    torch.library.opcheck(torch.ops.kan.layer_forward.default, (*args, local, "fill", True))
+    differentiable = [t.requires_grad_() if 0 < i < 4 else t for i, t in enumerate(args)]
+    torch.library.opcheck(torch.ops.kan.layer.default, differentiable)
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_layer_operator_matches_the_layer_bit_for_bit(dtype):
     layer = _layer(dtype, 3, 4)

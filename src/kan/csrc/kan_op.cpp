@@ -11,6 +11,11 @@
  * (mask: optional, multiplies both branches); all of one dtype, float32 or float64. The grid
  * constants are float64: scale and shift [in], poly [2 (k+1), k+1] (the spline order k is its
  * width less one) and, for non-uniform grids, knots [in, num_basis + k + 1] (see uniform_kan.c).
+ *
+ * A fleet of M models of one shape: every tensor but poly gains a leading model axis (x
+ * [M, batch, in], coef [M, in, out, num_basis], scale [M, in], local [M, n], packed [M, size],
+ * outputs and gradients likewise). Each model runs the same kernel call as alone, one after
+ * another, so a model's numbers do not depend on the fleet it is in.
  */
 #include <math.h>
 #include <stddef.h>
@@ -21,6 +26,7 @@
 #include <optional>
 #include <string_view>
 #include <tuple>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -43,12 +49,23 @@ static_assert(kernel::ACT_SILU == 0 && kernel::ACT_IDENTITY == 1 && kernel::ACT_
 // backward, and KANLayer (through kan.native) also for inputs that come back
 constexpr int64_t LAYER_LOCAL_BYTES = int64_t{64} << 20;
 
-/* The layer's sizes, read from its tensors (symbolic while tracing). */
+/* The layer's sizes, read from its tensors (symbolic while tracing); `fleet`: tensors carry a
+ * leading model axis of `models` entries. */
 struct Sizes {
-    SymInt batch, n_in, n_out, num_basis, order;
+    SymInt models, batch, n_in, n_out, num_basis, order;
+    bool fleet;
 
     SymInt packed() const { return KAN_PACKED_SIZE(n_in, n_out, num_basis, order); }
     SymInt local() const { return KAN_LOCAL_SIZE(batch, n_in, order); }
+    int64_t model_count() const { return fleet ? models.expect_int() : 1; }
+
+    /* A per-model shape, with the model axis in front for a fleet. */
+    std::vector<SymInt> of(std::initializer_list<SymInt> per_model) const {
+        std::vector<SymInt> shape;
+        if (fleet) shape.push_back(models);
+        shape.insert(shape.end(), per_model.begin(), per_model.end());
+        return shape;
+    }
 };
 
 void expect(const char* op, const char* name, const Tensor& t, const Tensor& x, at::ScalarType dtype,
@@ -71,20 +88,25 @@ Sizes check_layer(const char* op, const Tensor& x, const Tensor& coef, const Ten
     TORCH_CHECK(x.device().is_cpu() || x.device().is_meta(), op, ": runs on the CPU, got x on ", x.device());
     TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble, op,
                 ": x must be float32 or float64, got ", x.scalar_type());
-    TORCH_CHECK(x.dim() == 2, op, ": x must be [batch, in], got shape ", x.sym_sizes());
-    TORCH_CHECK(coef.dim() == 3, op, ": coef must be [in, out, num_basis], got shape ", coef.sym_sizes());
+    TORCH_CHECK(x.dim() == 2 || x.dim() == 3, op, ": x must be [batch, in] or, for a fleet, [models, batch, in], "
+                "got shape ", x.sym_sizes());
+    const bool fleet = x.dim() == 3;
+    TORCH_CHECK(coef.dim() == x.dim() + 1, op, ": coef must be ", fleet ? "[models, in, out, num_basis]" : "[in, out, num_basis]",
+                " like x, got shape ", coef.sym_sizes());
     TORCH_CHECK(poly.dim() == 2 && poly.sym_size(1) >= 1 && poly.sym_size(1) <= MAX_ORDER + 1, op,
                 ": poly must be [2 (k+1), k+1] with spline order k <= ", MAX_ORDER, ", got shape ", poly.sym_sizes());
-    Sizes s{x.sym_size(0), x.sym_size(1), coef.sym_size(1), coef.sym_size(2), poly.sym_size(1) - 1};
+    const int lead = fleet ? 1 : 0;
+    Sizes s{fleet ? x.sym_size(0) : SymInt(1), x.sym_size(lead), x.sym_size(lead + 1), coef.sym_size(lead + 1),
+            coef.sym_size(lead + 2), poly.sym_size(1) - 1, fleet};
     const auto dtype = x.scalar_type();
-    expect(op, "x", x, x, dtype, {s.batch, s.n_in});
-    expect(op, "coef", coef, x, dtype, {s.n_in, s.n_out, s.num_basis});
-    expect(op, "scale_spline", scale_spline, x, dtype, {s.n_in, s.n_out});
-    expect(op, "mask", mask, x, dtype, {s.n_in, s.n_out});
-    expect(op, "scale", scale, x, at::kDouble, {s.n_in});
-    expect(op, "shift", shift, x, at::kDouble, {s.n_in});
+    expect(op, "x", x, x, dtype, s.of({s.batch, s.n_in}));
+    expect(op, "coef", coef, x, dtype, s.of({s.n_in, s.n_out, s.num_basis}));
+    expect(op, "scale_spline", scale_spline, x, dtype, s.of({s.n_in, s.n_out}));
+    expect(op, "mask", mask, x, dtype, s.of({s.n_in, s.n_out}));
+    expect(op, "scale", scale, x, at::kDouble, s.of({s.n_in}));
+    expect(op, "shift", shift, x, at::kDouble, s.of({s.n_in}));
     expect(op, "poly", poly, x, at::kDouble, {2 * (s.order + 1), s.order + 1});
-    expect(op, "knots", knots, x, at::kDouble, {s.n_in, s.num_basis + s.order + 1});
+    expect(op, "knots", knots, x, at::kDouble, s.of({s.n_in, s.num_basis + s.order + 1}));
     return s;
 }
 
@@ -103,21 +125,31 @@ int local_mode(const char* op, c10::string_view mode) {
 
 void check_local(const char* op, const OptionalTensor& local, const Tensor& x, const Sizes& s) {
     if (!local.has_value()) return;
-    TORCH_CHECK(local->dim() == 1 && local->sym_size(0) >= s.local(), op, ": local must be [n] with n >= ",
-                s.local(), " (kan::local_size), got shape ", local->sym_sizes());
+    const bool fits = s.fleet ? local->dim() == 2 && local->sym_size(0) == s.models && local->sym_size(1) >= s.local()
+                              : local->dim() == 1 && local->sym_size(0) >= s.local();
+    TORCH_CHECK(fits, op, ": local must be ", s.fleet ? "[models, n]" : "[n]", " with n >= ", s.local(),
+                " (kan::local_size), got shape ", local->sym_sizes());
     expect(op, "local", *local, x, at::kDouble, local->sym_sizes());
 }
 
-kernel::kan_shape kernel_shape(const Sizes& s, const Tensor& scale, const Tensor& shift, const Tensor& poly,
-                               const OptionalTensor& knots, int activation) {
-    return {s.batch.expect_int(), s.n_in.expect_int(), s.n_out.expect_int(), s.num_basis.expect_int(),
-            static_cast<int>(s.order.expect_int()), activation, scale.data_ptr<double>(), shift.data_ptr<double>(),
-            poly.data_ptr<double>(), knots.has_value() ? knots->data_ptr<double>() : nullptr};
+/* Model m's part of a contiguous tensor that holds `models` equal parts (the whole tensor for one model). */
+template <typename T>
+T* part(const Tensor& t, int64_t m, int64_t models) {
+    return t.data_ptr<T>() + m * (t.numel() / models);
 }
 
 template <typename T>
-T* optional_data(const OptionalTensor& t) {
-    return t.has_value() ? t->data_ptr<T>() : nullptr;
+T* optional_part(const OptionalTensor& t, int64_t m, int64_t models) {
+    return t.has_value() ? part<T>(*t, m, models) : nullptr;
+}
+
+/* The kernel's description of model m's layer. */
+kernel::kan_shape kernel_shape(const Sizes& s, int64_t m, const Tensor& scale, const Tensor& shift,
+                               const Tensor& poly, const OptionalTensor& knots, int activation) {
+    const int64_t models = s.model_count();
+    return {s.batch.expect_int(), s.n_in.expect_int(), s.n_out.expect_int(), s.num_basis.expect_int(),
+            static_cast<int>(s.order.expect_int()), activation, part<double>(scale, m, models),
+            part<double>(shift, m, models), poly.data_ptr<double>(), optional_part<double>(knots, m, models)};
 }
 
 template <typename T>
@@ -143,12 +175,12 @@ std::tuple<Tensor, Tensor> forward_shapes(const Tensor& x, const Tensor& coef, c
                                           Sizes* sizes = nullptr) {
     constexpr const char* op = "kan::layer_forward";
     const Sizes s = check_layer(op, x, coef, scale_spline, mask, scale, shift, poly, knots);
-    expect(op, "scale_base", scale_base, x, x.scalar_type(), {s.n_in, s.n_out});
+    expect(op, "scale_base", scale_base, x, x.scalar_type(), s.of({s.n_in, s.n_out}));
     activation_code(op, activation);
     local_mode(op, mode);
     check_local(op, local, x, s);
     if (sizes) *sizes = s;
-    return {at::empty_symint({s.batch, s.n_out}, x.options()), at::empty_symint({s.packed()}, x.options())};
+    return {at::empty_symint(s.of({s.batch, s.n_out}), x.options()), at::empty_symint(s.of({s.packed()}), x.options())};
 }
 
 std::tuple<Tensor, Tensor> forward_meta(const Tensor& x, const Tensor& coef, const Tensor& scale_base,
@@ -161,12 +193,18 @@ std::tuple<Tensor, Tensor> forward_meta(const Tensor& x, const Tensor& coef, con
 }
 
 template <typename T>
-void run_forward(const kernel::kan_shape& shape, const Tensor& x, const Tensor& coef, const Tensor& scale_base,
-                 const Tensor& scale_spline, const OptionalTensor& mask, Tensor& packed, Tensor& out, double* local,
-                 int mode, bool slopes) {
-    Entry<T>::forward(&shape, x.data_ptr<T>(), coef.data_ptr<T>(), scale_base.data_ptr<T>(),
-                      scale_spline.data_ptr<T>(), optional_data<T>(mask), packed.data_ptr<T>(), out.data_ptr<T>(),
-                      local, mode, slopes);
+void run_forward(const Sizes& s, const Tensor& x, const Tensor& coef, const Tensor& scale_base,
+                 const Tensor& scale_spline, const OptionalTensor& mask, const Tensor& scale, const Tensor& shift,
+                 const Tensor& poly, const OptionalTensor& knots, int activation, Tensor& packed, Tensor& out,
+                 const OptionalTensor& local, int mode, bool slopes) {
+    const int64_t models = s.model_count();
+    for (int64_t m = 0; m < models; m++) {
+        const auto shape = kernel_shape(s, m, scale, shift, poly, knots, activation);
+        Entry<T>::forward(&shape, part<T>(x, m, models), part<T>(coef, m, models), part<T>(scale_base, m, models),
+                          part<T>(scale_spline, m, models), optional_part<T>(mask, m, models),
+                          part<T>(packed, m, models), part<T>(out, m, models), optional_part<double>(local, m, models),
+                          mode, slopes);
+    }
 }
 
 std::tuple<Tensor, Tensor> forward_cpu(const Tensor& x, const Tensor& coef, const Tensor& scale_base,
@@ -178,14 +216,13 @@ std::tuple<Tensor, Tensor> forward_cpu(const Tensor& x, const Tensor& coef, cons
     Sizes s;
     auto [out, packed] = forward_shapes(x, coef, scale_base, scale_spline, mask, scale, shift, poly, knots,
                                         activation, local, mode, &s);
-    const auto shape = kernel_shape(s, scale, shift, poly, knots, activation_code(op, activation));
-    double* buffer = optional_data<double>(local);
+    const int code = activation_code(op, activation), how = local_mode(op, mode);
     if (x.scalar_type() == at::kDouble)
-        run_forward<double>(shape, x, coef, scale_base, scale_spline, mask, packed, out, buffer, local_mode(op, mode),
-                            slopes);
+        run_forward<double>(s, x, coef, scale_base, scale_spline, mask, scale, shift, poly, knots, code, packed, out,
+                            local, how, slopes);
     else
-        run_forward<float>(shape, x, coef, scale_base, scale_spline, mask, packed, out, buffer, local_mode(op, mode),
-                           slopes);
+        run_forward<float>(s, x, coef, scale_base, scale_spline, mask, scale, shift, poly, knots, code, packed, out,
+                           local, how, slopes);
     return {out, packed};
 }
 
@@ -199,9 +236,10 @@ Gradients backward_shapes(const Tensor& x, const Tensor& coef, const Tensor& sca
                           bool input_grad, const OptionalTensor& local, Sizes* sizes = nullptr) {
     constexpr const char* op = "kan::layer_backward";
     const Sizes s = check_layer(op, x, coef, scale_spline, mask, scale, shift, poly, knots);
-    expect(op, "packed", packed, x, x.scalar_type(), {s.packed()});
-    TORCH_CHECK(grad_out.scalar_type() == x.scalar_type() && grad_out.sym_sizes().equals({s.batch, s.n_out}), op,
-                ": grad_out must be ", x.scalar_type(), " of shape ", c10::SymIntArrayRef{s.batch, s.n_out}, ", got ",
+    expect(op, "packed", packed, x, x.scalar_type(), s.of({s.packed()}));
+    const auto out_shape = s.of({s.batch, s.n_out});
+    TORCH_CHECK(grad_out.scalar_type() == x.scalar_type() && grad_out.sym_sizes().equals(out_shape), op,
+                ": grad_out must be ", x.scalar_type(), " of shape ", c10::SymIntArrayRef(out_shape), ", got ",
                 grad_out.scalar_type(), " of shape ", grad_out.sym_sizes());
     activation_code(op, activation);
     check_local(op, local, x, s);
@@ -218,15 +256,24 @@ Gradients backward_meta(const Tensor& x, const Tensor& coef, const Tensor& scale
                            input_grad, local);
 }
 
+/* Nonzero where a model's backward ran out of memory. */
 template <typename T>
-int run_backward(const kernel::kan_shape& shape, const Tensor& x, const Tensor& coef, const Tensor& scale_spline,
-                 const OptionalTensor& mask, const Tensor& packed, const Tensor& grad_out, Gradients& grads,
-                 double* local) {
+int run_backward(const Sizes& s, const Tensor& x, const Tensor& coef, const Tensor& scale_spline,
+                 const OptionalTensor& mask, const Tensor& packed, const Tensor& grad_out, const Tensor& scale,
+                 const Tensor& shift, const Tensor& poly, const OptionalTensor& knots, int activation,
+                 Gradients& grads, const OptionalTensor& local) {
     auto& [grad_x, grad_coef, grad_base, grad_spline] = grads;
-    return Entry<T>::backward(&shape, x.data_ptr<T>(), coef.data_ptr<T>(), scale_spline.data_ptr<T>(),
-                              optional_data<T>(mask), packed.data_ptr<T>(), grad_out.data_ptr<T>(),
-                              grad_coef.data_ptr<T>(), grad_base.data_ptr<T>(), grad_spline.data_ptr<T>(),
-                              grad_x.has_value() ? grad_x->data_ptr<T>() : nullptr, local);
+    const int64_t models = s.model_count();
+    for (int64_t m = 0; m < models; m++) {
+        const auto shape = kernel_shape(s, m, scale, shift, poly, knots, activation);
+        const int status = Entry<T>::backward(
+            &shape, part<T>(x, m, models), part<T>(coef, m, models), part<T>(scale_spline, m, models),
+            optional_part<T>(mask, m, models), part<T>(packed, m, models), part<T>(grad_out, m, models),
+            part<T>(grad_coef, m, models), part<T>(grad_base, m, models), part<T>(grad_spline, m, models),
+            optional_part<T>(grad_x, m, models), optional_part<double>(local, m, models));
+        if (status != 0) return status;
+    }
+    return 0;
 }
 
 Gradients backward_cpu(const Tensor& x, const Tensor& coef, const Tensor& scale_spline, const OptionalTensor& mask,
@@ -238,11 +285,12 @@ Gradients backward_cpu(const Tensor& x, const Tensor& coef, const Tensor& scale_
     Sizes s;
     Gradients grads = backward_shapes(x, coef, scale_spline, mask, packed, grad, scale, shift, poly, knots,
                                       activation, input_grad, local, &s);
-    const auto shape = kernel_shape(s, scale, shift, poly, knots, activation_code(op, activation));
-    double* buffer = optional_data<double>(local);
+    const int code = activation_code(op, activation);
     const int status = x.scalar_type() == at::kDouble
-                           ? run_backward<double>(shape, x, coef, scale_spline, mask, packed, grad, grads, buffer)
-                           : run_backward<float>(shape, x, coef, scale_spline, mask, packed, grad, grads, buffer);
+                           ? run_backward<double>(s, x, coef, scale_spline, mask, packed, grad, scale, shift, poly,
+                                                  knots, code, grads, local)
+                           : run_backward<float>(s, x, coef, scale_spline, mask, packed, grad, scale, shift, poly,
+                                                 knots, code, grads, local);
     TORCH_CHECK_WITH(OutOfMemoryError, status == 0, op, ": no memory for the layer gradient");
     return grads;
 }
@@ -276,9 +324,17 @@ struct LayerFunction : torch::autograd::Function<LayerFunction> {
                           const Tensor& scale_base, const Tensor& scale_spline, const OptionalTensor& mask,
                           const Tensor& scale, const Tensor& shift, const Tensor& poly, const OptionalTensor& knots,
                           c10::string_view activation) {
-        const SymInt local_size = KAN_LOCAL_SIZE(x.sym_size(0), x.sym_size(1), poly.sym_size(1) - 1);
+        const bool fleet = x.dim() == 3;
+        const int lead = fleet ? 1 : 0;
+        const SymInt local_size = KAN_LOCAL_SIZE(x.sym_size(lead), x.sym_size(lead + 1), poly.sym_size(1) - 1);
+        const SymInt models = fleet ? x.sym_size(0) : SymInt(1);
         OptionalTensor local;
-        if (local_size * 8 <= LAYER_LOCAL_BYTES) local = at::empty_symint({local_size}, x.options().dtype(at::kDouble));
+        if (models * local_size * 8 <= LAYER_LOCAL_BYTES) {
+            std::vector<SymInt> shape;
+            if (fleet) shape.push_back(models);
+            shape.push_back(local_size);
+            local = at::empty_symint(shape, x.options().dtype(at::kDouble));
+        }
         const bool slopes = x.requires_grad();
         auto [out, packed] = forward_op().call(x, coef, scale_base, scale_spline, mask, scale, shift, poly, knots,
                                                activation, local, local ? "fill" : "none", slopes);
