@@ -3,6 +3,11 @@
 Shapes: input ``[batch, in]``, output ``[batch, out]``; per-edge tensors are ``[in, out]``;
 spline coefficients ``[in, out, G + k]``. A pruned edge has ``mask = 0``; an edge fixed to a
 symbolic function ``c·f(a·x + b) + d`` has ``symbolic_mask = 1`` and skips its numeric branch.
+
+The numeric edges have two implementations: the plain differentiable ops
+(:func:`spline_base_plain`, the reference, used on GPUs, without a C++ compiler and for higher
+derivatives) and the compiled CPU kernel (:mod:`kan.native`), which runs consecutive layers as one
+autograd node.
 """
 
 from __future__ import annotations
@@ -10,10 +15,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import warnings
 import weakref
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,30 +28,19 @@ from kan.symbolic_library import get_function
 
 BASE_ACTIVATIONS = {"silu": F.silu, "identity": lambda x: x, "zero": torch.zeros_like}
 
-# The sparse contraction (gathers instead of a dense [batch, in·(G+3k+2)] basis) pays off
-# once the padded per-input basis is this many times wider than the k+1 non-zero values, or
-# (measured on CPU: its fixed costs are then amortised) the smaller ratio for large layers.
-SPARSE_WIDTH_RATIO = 8
-LARGE_LAYER_SPARSE_RATIO, LARGE_LAYER_EDGES = 6, 2500
-# Bases of inputs that need no gradient are cached (two per layer) up to this size.
-BASIS_CACHE_BYTES = 16 * 2**20
-# Layers with few outputs gather each sample's weights per output instead of building a basis:
-# always up to GATHER_ALWAYS_OUTPUTS, on sparse layouts up to GATHER_SPARSE_OUTPUTS (measured on CPU).
-GATHER_ALWAYS_OUTPUTS, GATHER_SPARSE_OUTPUTS = 2, 5
 # A grid layout keeps the kernel calls for this many batch sizes.
 NATIVE_CALLS_KEPT = 8
 
 _fast_path = True
 # What a layer derives from its tensors and inputs and keeps in its __dict__ (never copied).
-_DERIVED_CACHES = ("_numeric_cache", "_layout_cache", "_basis_memo", "_native_memo")
+_DERIVED_CACHES = ("_numeric_cache", "_layout_cache", "_native_memo")
 
 
 @contextlib.contextmanager
 def use_fast_path(enabled: bool) -> Iterator[None]:
-    """Switch the fused layer path (uniform grids, and non-uniform ones the compiled kernel serves)
-    on or off inside the block.
+    """Switch the compiled kernel's layer path on or off inside the block.
 
-    Off, layers run the plain differentiable ops (the reference). The fused path is already
+    Off, layers run the plain differentiable ops (the reference). The kernel path is already
     exact for higher derivatives (under ``create_graph`` its backward re-runs the plain ops),
     so this switch is for cross-checks and benchmarks.
     """
@@ -76,29 +69,19 @@ def spline_base_plain(
     return torch.addmm(base, basis.reshape(batch, -1), weight)
 
 
-_BASE_GRADS = {  # grad through the base branch: (grad wrt activation output, x) -> grad wrt x
-    "silu": torch.ops.aten.silu_backward,
-    "identity": lambda grad, x: grad,
-    "zero": lambda grad, x: torch.zeros_like(x),
-}
-
-
 @dataclass(frozen=True, eq=False)
 class _GridLayout:
-    """Constants of one grid that the fused path needs, cached by the layer. Non-uniform grids
-    run in the compiled kernel only, which searches each sample's knot interval."""
+    """The constants of one grid that the kernel needs, cached by the layer."""
 
     grid: Tensor  # [in, G + 2k + 1]
     version: int  # grid._version when built
     order: int
-    num_basis: int  # G + k
+    uniform: bool
     activation: str
-    n_out: int
-    uniform: ClassVar[bool] = False
 
     @classmethod
-    def build(cls, grid: Tensor, order: int, activation: str, n_out: int = 1) -> "_GridLayout":
-        return cls(grid, grid._version, order, grid.shape[1] - order - 1, activation, n_out)
+    def build(cls, grid: Tensor, order: int, uniform: bool, activation: str) -> "_GridLayout":
+        return cls(grid, grid._version, order, uniform, activation)
 
     @functools.cached_property
     def native_constants(self) -> native.Constants:
@@ -115,43 +98,6 @@ class _GridLayout:
             call = native.LayerCall(batch, self.activation, self.native_constants)
             calls[batch] = call
         return call
-
-
-@dataclass(frozen=True, eq=False)
-class _UniformLayout(_GridLayout):
-    """A uniform grid's layout, which the PyTorch contractions serve too.
-
-    Basis rows are position-major: row ``w·in + i`` holds padded column w of input i (the layout
-    of :func:`kan.spline.padded_width`); dense layouts append one row per input for the base
-    activation.
-    """
-
-    scale: Tensor  # [in, 1] 1 / knot spacing
-    shift: Tensor  # [in, 1] -(first knot) / knot spacing
-    offsets: Tensor  # [k + 1, in, 1] int64: row of value r of input i is cell·in + offsets[r, i]
-    uniform: ClassVar[bool] = True
-
-    @property
-    def edges(self) -> int:
-        return self.scale.shape[0] * self.n_out
-
-    @property
-    def width(self) -> int:
-        """Padded columns per input."""
-        return spline.padded_width(self.num_basis, self.order)
-
-    @property
-    def sparse(self) -> bool:
-        ratio = LARGE_LAYER_SPARSE_RATIO if self.edges >= LARGE_LAYER_EDGES else SPARSE_WIDTH_RATIO
-        return self.width > ratio * (self.order + 1)
-
-    @classmethod
-    def build(cls, grid: Tensor, order: int, activation: str, n_out: int = 1) -> "_UniformLayout":
-        n_in, num_basis = grid.shape[0], grid.shape[1] - order - 1
-        positions = spline.local_column_offsets(order, grid.device)[:, None, None] * n_in
-        offsets = positions + torch.arange(n_in, device=grid.device)[:, None]
-        return cls(grid, grid._version, order, num_basis, activation, n_out, *_uniform_placement(grid), offsets)
-
 
 
 def _uniform_placement(grid: Tensor) -> tuple[Tensor, Tensor]:
@@ -181,114 +127,6 @@ def _native_polynomials(order: int) -> Tensor:
 def _cpu_float64(values: Tensor) -> Tensor:
     """``[..., 1]`` per-input values as a contiguous float64 CPU tensor ``[...]``."""
     return values.detach().squeeze(-1).to("cpu", torch.float64).contiguous()
-
-
-@dataclass(frozen=True, eq=False)
-class _LocalBasis:
-    """What the fused path derives from one input batch (no parameters involved). One of three
-    contractions: a dense basis (small grids), per-sample rows for ``embedding_bag`` (large
-    grids) or, for one-output layers, neither: the weights are gathered at ``rows``."""
-
-    x_t: Tensor  # [in, batch]
-    rows: Tensor  # [k + 1, in, batch] int64
-    values: Tensor  # [k + 1, in, batch]
-    slopes: Tensor | None  # d values / du, same shape; None when no input gradient is needed
-    activated: Tensor  # base activation, [in, batch]
-    dense: Tensor | None  # dense layouts: [batch, width·in + in], values scattered, base rows last
-    by_sample: tuple[Tensor, Tensor] | None  # sparse layouts: rows and values as [batch, (k+1)·in]
-
-    @classmethod
-    def build(cls, x: Tensor, layout: _UniformLayout, derivative: bool, gather: bool) -> "_LocalBasis":
-        batch, n_in = x.shape
-        x_t = x.mT.contiguous()
-        values, slopes, cell = spline.uniform_local_basis(
-            x_t, layout.scale, layout.shift, layout.num_basis, layout.order, derivative
-        )
-        rows = torch.add(layout.offsets, cell, alpha=n_in)
-        activated = BASE_ACTIVATIONS[layout.activation](x_t)
-        if gather:
-            return cls(x_t, rows, values, slopes, activated, None, None)
-        by_row, per_row = rows.view(-1, batch).mT, values.view(-1, batch).mT  # [batch, (k+1)·in] views
-        if layout.sparse:
-            return cls(x_t, rows, values, slopes, activated, None, (by_row.contiguous(), per_row.contiguous()))
-        spline_rows = layout.width * n_in
-        dense = x.new_zeros(batch, spline_rows + n_in)
-        dense.scatter_(1, by_row, per_row)  # sample-major target: each sample's writes stay in cache
-        dense[:, spline_rows:] = activated.mT
-        return cls(x_t, rows, values, slopes, activated, dense, None)
-
-    @property
-    def gathers(self) -> bool:
-        """Whether the contraction gathers weights at ``rows`` (layers with few outputs)."""
-        return self.dense is None and self.by_sample is None
-
-    @property
-    def nbytes(self) -> int:
-        tensors = [self.x_t, self.rows, self.values, self.activated, self.dense, *(self.by_sample or ())]
-        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
-
-
-def _sparse_csr(crow: Tensor, col: Tensor, values: Tensor, size: tuple[int, int]) -> Tensor:
-    with warnings.catch_warnings():  # CSR support is flagged beta; the ops used here are stable
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(crow, col, values, size=size)
-
-
-def _sparse_weight_grad(local: _LocalBasis, grad_out: Tensor, layout: _UniformLayout) -> Tensor:
-    """``basisᵀ @ grad_out`` ``[width·in, out]`` without a dense basis: (input, cell) pairs sorted
-    by the row of their first value give one CSR matrix per offset r (stacked); row-shifted sums
-    of the products place them."""
-    k, (n_in, batch), n_out = layout.order, local.x_t.shape, grad_out.shape[1]
-    first_rows = (layout.width - k) * n_in  # rows[0] ranges over [0, first_rows)
-    keys, order = torch.sort(local.rows[0].view(-1))
-    counts = torch.bincount(keys, minlength=first_rows)
-    crow = counts.new_zeros((k + 1) * first_rows + 1)
-    torch.cumsum(counts.repeat(k + 1), 0, out=crow[1:])
-    samples = torch.remainder(order, batch).repeat(k + 1)
-    picked = local.values.view(k + 1, -1).index_select(1, order)
-    stacked = _sparse_csr(crow, samples, picked.view(-1), (crow.numel() - 1, batch))
-    partial = (stacked @ grad_out).view(k + 1, first_rows, n_out)
-    grad = grad_out.new_zeros(layout.width * n_in, n_out)
-    for r in range(k + 1):
-        grad[r * n_in : r * n_in + first_rows] += partial[r]
-    return grad
-
-
-def _sparse_value_grad(local: _LocalBasis, grad_out: Tensor, weight: Tensor) -> Tensor:
-    """``grad_out @ weightᵀ`` at the basis' non-zeros only, ``[batch, (k+1)·in]``."""
-    rows, values = local.by_sample
-    batch, per_row = rows.shape
-    crow = torch.arange(0, batch * per_row + 1, per_row, device=rows.device)
-    pattern = _sparse_csr(crow, rows.view(-1), values.view(-1), (batch, weight.shape[0]))
-    return torch.sparse.sampled_addmm(pattern, grad_out, weight.mT, beta=0.0).values().view(batch, per_row)
-
-
-@dataclass(frozen=True, eq=False)
-class _FusedState:
-    """What :func:`_fused_backward` needs from :func:`_fused_forward`."""
-
-    layout: _UniformLayout
-    local: _LocalBasis
-    coef: Tensor
-    numeric: Tensor | None
-    spline_scale: Tensor  # [in, out] = scale_spline · numeric mask
-    base_weight: Tensor  # [in, out] = scale_base · numeric mask
-    weight: Tensor  # basis rows -> outputs, [rows, out]; gather contractions: the weights at rows
-
-    def backward(self, grad_out: Tensor, need: tuple[bool, ...]) -> tuple[Tensor | None, ...]:
-        """Gradients of (x, coef, scale_base, scale_spline), as far as ``need`` asks."""
-        return _fused_backward(self, grad_out, need)
-
-
-def _row_weight(layout: _UniformLayout, coef: Tensor, spline_scale: Tensor, base_weight: Tensor | None) -> Tensor:
-    """Basis rows -> outputs, ``[width·in, out]`` with row ``w·in + i`` for padded column w of
-    input i (zero outside the G + k functions), then the ``base_weight`` rows if given."""
-    n_in, n_out = spline_scale.shape
-    weight = coef.new_zeros(layout.width + (base_weight is not None), n_in, n_out)
-    torch.mul(coef.permute(2, 0, 1), spline_scale, out=weight[spline.function_columns(layout.num_basis, layout.order)])
-    if base_weight is not None:
-        weight[-1] = base_weight
-    return weight.view(-1, n_out)
 
 
 @dataclass(eq=False, slots=True)
@@ -359,87 +197,6 @@ def _native_forward(
     return out, _NativeState(layout, call, x, coef, scale_spline, numeric, packed, local[0])
 
 
-def _fused_forward(
-    layout: _UniformLayout, local: _LocalBasis, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,
-    numeric: Tensor | None,
-) -> tuple[Tensor, _FusedState]:
-    """Numeric-edge layer output ``[batch, out]`` (a view of a feature-major product, so the next
-    layer needs no transpose). Small grids multiply the dense basis, which also holds the base
-    activations; large grids gather with ``embedding_bag``; one-output layers gather the weights."""
-    spline_scale = scale_spline if numeric is None else scale_spline * numeric
-    base_weight = scale_base if numeric is None else scale_base * numeric
-    if local.dense is not None:
-        weight = _row_weight(layout, coef, spline_scale, base_weight)
-        out = (weight.mT @ local.dense.mT).mT
-    elif local.by_sample is not None:
-        weight = _row_weight(layout, coef, spline_scale, None)
-        rows, values = local.by_sample
-        out = F.embedding_bag(rows, weight, per_sample_weights=values, mode="sum")
-        out = torch.addmm(out, local.activated.mT, base_weight)
-    else:  # few outputs: gather each sample's k + 1 weights per input and output
-        batch, n_out = local.x_t.shape[1], spline_scale.shape[1]
-        by_output = _row_weight(layout, coef, spline_scale, None).mT
-        weight = by_output.index_select(1, local.rows.view(-1)).view(n_out, -1, batch)  # [out, (k+1)·in, batch]
-        spline_out = (weight * local.values.view(1, -1, batch)).sum(dim=1)
-        out = torch.addmm(spline_out, base_weight.mT, local.activated).mT
-    return out, _FusedState(layout, local, coef, numeric, spline_scale, base_weight, weight)
-
-
-def _spline_grad(state: _FusedState, grad_out: Tensor, grad_t: Tensor) -> tuple[Tensor, Tensor]:
-    """Gradients of the row weights ``[out, width·in]`` and of the base weights ``[in, out]``."""
-    layout, local = state.layout, state.local
-    spline_rows = layout.width * local.x_t.shape[0]
-    if local.dense is not None:
-        by_row = grad_t @ local.dense  # [out, width·in + in]
-        return by_row[:, :spline_rows], by_row[:, spline_rows:].mT
-    base_grad = local.activated @ grad_out
-    if local.by_sample is not None:
-        return _sparse_weight_grad(local, grad_out, layout).mT, base_grad
-    n_out, batch = grad_t.shape
-    weighted = (local.values.view(1, -1, batch) * grad_t.view(n_out, 1, batch)).view(n_out, -1)
-    return grad_t.new_zeros(n_out, spline_rows).index_add_(1, local.rows.view(-1), weighted), base_grad
-
-
-def _input_grad(state: _FusedState, grad_t: Tensor) -> Tensor:
-    """Gradient of the input, ``[batch, in]``, from ``grad_t = grad_outᵀ`` ``[out, batch]``."""
-    layout, local = state.layout, state.local
-    (n_in, batch), k = local.x_t.shape, layout.order
-    if local.gathers:  # the weights at rows, summed over outputs against grad_out
-        n_out = grad_t.shape[0]
-        per_value = state.weight if n_out == 1 else (state.weight * grad_t.view(n_out, 1, batch)).sum(dim=0)
-    elif local.dense is not None:
-        by_row = grad_t.mT @ state.weight[: layout.width * n_in].mT  # [batch, width·in]
-        per_value = by_row.gather(1, local.rows.view(-1, batch).mT).mT.contiguous()
-    else:
-        per_value = _sparse_value_grad(local, grad_t.mT, state.weight).mT.contiguous()
-    spline_part = torch.linalg.vecdot(per_value.view(k + 1, n_in, batch), local.slopes, dim=0) * layout.scale
-    if local.gathers and grad_t.shape[0] == 1:  # one output: grad_out applied after the sum
-        spline_part = spline_part * grad_t
-    return (spline_part + _BASE_GRADS[layout.activation](state.base_weight @ grad_t, local.x_t)).mT
-
-
-def _fused_backward(state: _FusedState, grad_out: Tensor, need: tuple[bool, ...]) -> tuple[Tensor | None, ...]:
-    """Gradients of (x, coef, scale_base, scale_spline) for ``grad_out`` ``[batch, out]``, as far as
-    ``need`` asks; x needs a basis built with derivatives. Works feature-major (``[out, batch]``):
-    on CPU the products and elementwise ops are several times faster in that layout."""
-    layout = state.layout
-    n_in, n_out = state.local.x_t.shape[0], grad_out.shape[1]
-    grad_t = grad_out.mT.contiguous()  # [out, batch]
-    spline_grad, base_grad = _spline_grad(state, grad_out, grad_t)
-    functions = spline.function_columns(layout.num_basis, layout.order)
-    grad_weight = spline_grad.view(n_out, layout.width, n_in)[:, functions].permute(2, 0, 1)
-    grad_x = _input_grad(state, grad_t) if need[0] else None
-    grad_coef = grad_base = grad_spline = None
-    if need[1]:
-        grad_coef = grad_weight * state.spline_scale.unsqueeze(-1)
-    if need[2]:
-        grad_base = base_grad if state.numeric is None else base_grad * state.numeric
-    if need[3]:
-        grad_spline = torch.linalg.vecdot(grad_weight, state.coef)
-        grad_spline = grad_spline if state.numeric is None else grad_spline * state.numeric
-    return grad_x, grad_coef, grad_base, grad_spline
-
-
 class _FusedLayers(torch.autograd.Function):
     """Autograd wrapper of consecutive layers' :meth:`KANLayer.fused_forward` and their states'
     backwards: one graph node for a whole KAN. Under ``create_graph`` the backward re-runs the
@@ -483,7 +240,7 @@ def _plain_backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
 
 def fused_layers_run(
     layers: Sequence["KANLayer"], x: Tensor, input_grad: bool
-) -> tuple[Tensor, list[_FusedState | _NativeState]]:
+) -> tuple[Tensor, list[_NativeState]]:
     """``x`` through consecutive :attr:`KANLayer.fusable` layers without autograd, and every
     layer's state for :func:`fused_layers_backprop` (``input_grad``: whether it must return the
     gradient of x)."""
@@ -495,7 +252,7 @@ def fused_layers_run(
 
 
 def fused_layers_backprop(
-    states: Sequence[_FusedState | _NativeState], grad_out: Tensor, input_grad: bool,
+    states: Sequence[_NativeState], grad_out: Tensor, input_grad: bool,
     param_need: Sequence[bool] | None = None,
 ) -> tuple[Tensor | None, list[Tensor | None]]:
     """Gradient of the input (None unless ``input_grad``) and of (coef, scale_base, scale_spline)
@@ -618,33 +375,9 @@ class KANLayer(nn.Module):
             cached is None or cached.grid is not self.grid or cached.version != self.grid._version
             or cached.uniform != self.uniform
         ):
-            kind = _UniformLayout if self.uniform else _GridLayout
-            cached = kind.build(self.grid, self.order, self.base_activation, self.out_dim)
+            cached = _GridLayout.build(self.grid, self.order, self.uniform, self.base_activation)
             self.__dict__["_layout_cache"] = cached
         return cached
-
-    def _local_basis(self, x: Tensor, layout: _UniformLayout, derivative: bool) -> _LocalBasis:
-        """Basis of ``x``. Without derivatives it is kept for the last two input tensors (a
-        full-batch fit evaluates the same training and test tensors over and over). One-output
-        layers gather weights (no dense basis to build) unless the same input comes back."""
-        limit = GATHER_SPARSE_OUTPUTS if layout.sparse else GATHER_ALWAYS_OUTPUTS
-        gather = self.out_dim <= limit
-        if derivative:
-            with torch.no_grad():
-                return _LocalBasis.build(x, layout, derivative=True, gather=gather)
-        memo: _InputMemo = self.__dict__.setdefault("_basis_memo", _InputMemo())
-        local = memo.find(x, layout)
-        if local is not None:
-            if local.gathers and not layout.sparse:  # seen twice: a dense basis pays off
-                with torch.no_grad():
-                    local = _LocalBasis.build(x, layout, derivative=False, gather=False)
-                memo.put(x, layout, local)
-            return local
-        with torch.no_grad():
-            local = _LocalBasis.build(x, layout, derivative=False, gather=gather)
-        if local.nbytes <= BASIS_CACHE_BYTES:
-            memo.put(x, layout, local)
-        return local
 
     @property
     def fusable(self) -> bool:
@@ -653,17 +386,9 @@ class KANLayer(nn.Module):
 
     @property
     def fused_numeric(self) -> bool:
-        """Whether the numeric edges run fused: fast path on and a uniform grid, or a non-uniform
-        one that the compiled kernel serves (CPU, float32/float64, its orders and activations)."""
-        return _fast_path and (self.uniform or native.serves(self.coef, self.order, self.base_activation))
-
-    def _native_call(self, x: Tensor, layout: _GridLayout) -> native.LayerCall | None:
-        """The compiled kernel's call for this layer on ``x``, or None where the kernel does not
-        compute it (not on the CPU, unsupported order or activation, no compiler). Where it applies
-        it is the fastest CPU path at every benchmarked size (README, "Performance")."""
-        if native.supports(x, self.coef.dtype, self.order, self.base_activation):
-            return layout.native_call(x.shape[0])
-        return None
+        """Whether the numeric edges run in the compiled kernel: fast path on and a kernel that
+        serves the layer (CPU, float32/float64, its orders and activations)."""
+        return _fast_path and native.serves(self.coef, self.order, self.base_activation)
 
     def _native_local(
         self, x: Tensor, layout: _GridLayout, call: native.LayerCall, input_grad: bool, backward: bool
@@ -688,28 +413,25 @@ class KANLayer(nn.Module):
     def forget_inputs(self) -> None:
         """Drop what the layer remembers about its last inputs (needed only after changing an input
         in place through ``.data`` or a numpy view, which its version counter does not see)."""
-        for name in ("_basis_memo", "_native_memo"):
-            self.__dict__.pop(name, None)
+        self.__dict__.pop("_native_memo", None)
 
     def fused_forward(
         self, x: Tensor, input_grad: bool, backward: bool = True
-    ) -> tuple[Tensor, _FusedState | _NativeState]:
-        """Output ``[batch, out]`` computed without autograd, and the state whose ``backward``
-        gives the gradients (``input_grad``: whether it must return the gradient of x; ``backward``: whether a
-        backward will follow at all). Needs :attr:`fused_numeric`."""
+    ) -> tuple[Tensor, _NativeState]:
+        """Output ``[batch, out]`` computed by the kernel without autograd, and the state whose
+        ``backward`` gives the gradients (``input_grad``: whether it must return the gradient of x;
+        ``backward``: whether a backward will follow at all). Needs :attr:`fused_numeric`."""
+        if not native.supports(x, self.coef.dtype, self.order, self.base_activation):
+            raise ValueError(f"KANLayer: the compiled kernel runs inputs of the layer's dtype on the CPU "
+                             f"({self.coef.dtype}), got {x.dtype} on {x.device}")
         layout = self._layout()
+        call = layout.native_call(x.shape[0])
         params = (self.coef, self.scale_base, self.scale_spline, self._cached_numeric_mask())
-        call = self._native_call(x, layout)
-        if call is not None:
-            local, remember = self._native_local(x, layout, call, input_grad, backward)
-            result = _native_forward(layout, call, x, *params, local)
-            if remember:  # only once filled: another thread may read it as soon as it is remembered
-                self.__dict__.setdefault("_native_memo", _InputMemo()).put(x, layout, local[0])
-            return result
-        if not layout.uniform:
-            raise ValueError(f"KANLayer: a non-uniform grid runs fused only on inputs of the layer's dtype and "
-                             f"device ({self.coef.dtype}, {self.coef.device}), got {x.dtype} on {x.device}")
-        return _fused_forward(layout, self._local_basis(x, layout, derivative=input_grad), *params)
+        local, remember = self._native_local(x, layout, call, input_grad, backward)
+        result = _native_forward(layout, call, x, *params, local)
+        if remember:  # only once filled: another thread may read it as soon as it is remembered
+            self.__dict__.setdefault("_native_memo", _InputMemo()).put(x, layout, local[0])
+        return result
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.in_dim, "KANLayer", self.coef.dtype)

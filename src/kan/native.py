@@ -8,8 +8,10 @@ for :func:`layer` and ``torch.compile``) and the kernel's limits and buffer size
 built with the system C++ compiler against the installed torch on first use and cached under
 ``$KAN_NATIVE_CACHE`` (default ``~/.cache/kan-repro``), keyed by sources, compiler, flags, CPU and
 torch. Without a compiler (``$CXX``, default ``c++``), after a failed build or with
-``KAN_NATIVE=0``, layers use the PyTorch path (on non-uniform grids the plain Cox-de Boor ops); the
+``KAN_NATIVE=0``, layers use the plain differentiable ops (:func:`kan.layers.spline_base_plain`); the
 two agree to rounding. Small layers gain most: one kernel call replaces dozens of tensor operations.
+Every operator also takes a fleet: a leading model axis on every tensor but the polynomials, each
+model running the call it would run alone.
 """
 
 from __future__ import annotations
@@ -123,7 +125,7 @@ def _load() -> Limits | None:
             raise RuntimeError("no C++ compiler found (set CXX)")
         torch.ops.load_library(str(_build(compiler)))
     except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
-        warnings.warn(f"kan: compiled layer kernel unavailable ({error}); using the PyTorch path", stacklevel=4)
+        warnings.warn(f"kan: compiled layer kernel unavailable ({error}); using the plain ops", stacklevel=4)
         return None
     return Limits(torch.ops.kan.max_order(), frozenset(torch.ops.kan.activations()))
 

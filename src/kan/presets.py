@@ -4,7 +4,7 @@ Our trainer keeps uniform grids and moves them only when G changes (``docs/proto
 pykan's ``fit`` instead re-fits every grid to the training inputs before steps 0, 5, …, 45 of a
 phase (its ``grid_update_num=10`` over ``stop_grid_update_step=50``), on a grid that is 98 % sample
 quantiles and 2 % uniform (its ``grid_eps=0.02``). The compiled layer kernel runs such
-non-uniform grids too; without it (GPU, ``KAN_NATIVE=0``) they take the slower plain ops.
+non-uniform grids as fast as uniform ones; without it (GPU, ``KAN_NATIVE=0``) layers take the plain ops.
 """
 
 from __future__ import annotations

@@ -162,20 +162,10 @@ def uniform_bspline_basis_padded(x: Tensor, grid: Tensor, order: int) -> Tensor:
     return padded.scatter(-1, index, values)
 
 
-# The padded column layout of the fused layer paths (kan.layers, kan.batched_layers; the C header
-# kan/csrc/uniform_kan_body.h mirrors it): per input, padded_width(G + k, k) columns, function j
-# in column j + k + 1 (function_columns) and k + 1 always-zero columns on each side. A sample in
-# knot cell c (padded_cell) has value r in column c + local_column_offsets()[r] = c + 1 + r.
-
-
-def padded_width(num_basis: int, order: int) -> int:
-    """Padded columns per input for ``num_basis`` = G + k functions."""
-    return num_basis + 2 * (order + 1)
-
-
-def function_columns(num_basis: int, order: int) -> slice:
-    """The padded columns that hold the ``num_basis`` functions."""
-    return slice(order + 1, order + 1 + num_basis)
+# The padded column layout of the stacked reference (kan.batched_layers; the C header
+# kan/csrc/uniform_kan_body.h has its own): per input, G + k + 2(k + 1) columns, function j in
+# column j + k + 1 (pad_functions) and k + 1 always-zero columns on each side. A sample in knot
+# cell c (padded_cell) has value r in column c + local_column_offsets()[r] = c + 1 + r.
 
 
 def pad_functions(values: Tensor, order: int) -> Tensor:
@@ -217,15 +207,6 @@ def local_basis(u: Tensor, order: int, derivative: bool = False) -> tuple[Tensor
     if not derivative:
         return block, None, floor
     return block.narrow(-3, 0, rows), block.narrow(-3, rows, rows), floor
-
-
-def uniform_local_basis(
-    x_t: Tensor, scale: Tensor, shift: Tensor, num_basis: int, order: int, derivative: bool = False
-) -> tuple[Tensor, Tensor | None, Tensor]:
-    """:func:`local_basis` of ``x_t [in, batch]`` (contiguous) at ``u = x·scale + shift`` (``scale``,
-    ``shift``: ``[in, 1]``; knot 0 at u = 0), with its cell as :func:`padded_cell` ``[in, batch]``."""
-    values, slopes, floor = local_basis(torch.addcmul(shift, x_t, scale), order, derivative)
-    return values, slopes, padded_cell(floor, num_basis, order)
 
 
 def fit_coefficients(x: Tensor, y: Tensor, grid: Tensor, order: int, ridge: float | None = None) -> Tensor:
