@@ -105,7 +105,8 @@ class KAN(_SavableModel):
     def forward(self, x: Tensor) -> Tensor:
         layers = self.layers
         check_input(x, layers[0].in_dim, "KAN", layers[0].coef.dtype)
-        if all(layer.fusable for layer in layers):  # one autograd node for the whole model
+        # one autograd node for the whole model; torch.compile traces each layer's operator instead
+        if not torch.compiler.is_compiling() and all(layer.fusable for layer in layers):
             return fused_layers_forward(layers, x)
         for layer in layers:
             x = layer(x)

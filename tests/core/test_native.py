@@ -391,6 +391,25 @@ def test_layer_under_torch_compile_matches_eager(uniform):
     assert all(torch.equal(a, b) for a, b in zip(*results))
 
 
+def test_whole_model_under_torch_compile_matches_eager():
+    """A KAN traces whole (fullgraph) into one kan::layer call per layer; outputs and gradients
+    equal the eager model's fused node, a pruned edge and a non-uniform grid included."""
+    torch._dynamo.reset()
+    model = KAN([3, 4, 2, 1], num_intervals=6, dtype=torch.float64, seed=1)
+    x = (torch.rand(300, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2 - 1) * 1.2
+    model.layers[0].mask[1, 2] = 0.0
+    model.layers[1].update_grid(model.layers[0](x).detach(), uniform_fraction=0.02)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    params = list(model.parameters())
+    results = []
+    for run in (model, compiled):
+        out = run(x)
+        grads = torch.autograd.grad(out.square().sum(), params, allow_unused=True)
+        results.append([out.detach(), *(g for g in grads if g is not None)])
+    assert len(results[0]) == len(results[1]) > 1
+    assert all(torch.equal(a, b) for a, b in zip(*results))
+
+
 def test_a_remembered_buffer_is_filled_before_anyone_can_read_it(monkeypatch):
     """Another thread may read a remembered per-sample buffer at once, so the layer remembers it
     only after the forward that fills it has returned."""
