@@ -14,6 +14,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 PACKAGES = {  # package (or module) -> its layer; the other modules of kan are the library
+    "kan.files": "files",
     "kan.records": "records",
     "kan.data": "data",
     "kan.science": "science",
@@ -23,13 +24,14 @@ PACKAGES = {  # package (or module) -> its layer; the other modules of kan are t
     "kan.__main__": "pipeline",
 }
 BELOW = {  # layer -> the layers it sits on (it may import those and itself, nothing else)
-    "records": set(),  # on-disk formats: run files, ids, provenance, science outputs, published records
-    "data": set(),  # the data families
-    "library": {"data"},  # the math: layers, models, training, pruning, symbolic fits, plots
-    "science": {"records", "data", "library"},
-    "experiments": {"records", "data", "library"},
-    "reporting": {"records", "library"},
-    "pipeline": {"records", "data", "library", "science", "experiments", "reporting"},
+    "files": set(),  # folders written whole or not at all, file digests
+    "records": {"files"},  # on-disk formats: run files, ids, provenance, science outputs, published records
+    "data": {"files"},  # the data families
+    "library": {"files", "data"},  # the math: layers, models, training, pruning, symbolic fits, plots
+    "science": {"files", "records", "data", "library"},
+    "experiments": {"files", "records", "data", "library"},
+    "reporting": {"files", "records", "library"},
+    "pipeline": {"files", "records", "data", "library", "science", "experiments", "reporting"},
 }
 
 
@@ -108,8 +110,8 @@ def test_no_function_imports_a_kan_module():
 
 @pytest.mark.parametrize("source, problem", [
     ("from kan.pipeline import cli\n", "kan.records.formats (line 1) imports kan.pipeline.cli: records may import only "
-                                       "records, not pipeline"),
-    ("from ..experiments.sweep import expand\n", "imports kan.experiments.sweep: records may import only records"),
+                                       "files, records, not pipeline"),
+    ("from ..experiments.sweep import expand\n", "imports kan.experiments.sweep: records may import only files, records"),
     ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import kan.models\n", "imports kan.models: records"),
     ("def f():\n    from kan.records import ids\n", "kan.records.formats (line 2) imports kan.records.ids inside a function"),
 ])

@@ -7,19 +7,16 @@ regenerating with the same seed and library versions gives byte-identical files.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import platform
-import shutil
-import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from kan.files import atomic_folder, sha256_file
 
 if TYPE_CHECKING:  # torch is imported lazily: data generation must not pay its import cost
     import torch
@@ -96,15 +93,6 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 digest of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_dataset(out_dir: Path | str, data: GeneratedData) -> Path:
     """Validate and write ``data`` to ``out_dir`` atomically; return ``out_dir``.
 
@@ -113,9 +101,7 @@ def write_dataset(out_dir: Path | str, data: GeneratedData) -> Path:
     """
     validate_data(data)
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as tmp:
         checksums = {}
         for split in SPLITS:
             path = tmp / f"{split}.parquet"
@@ -124,21 +110,7 @@ def write_dataset(out_dir: Path | str, data: GeneratedData) -> Path:
         meta = {**data.meta, "versions": library_versions(), "checksums": checksums}
         text = json.dumps(meta, indent=2, sort_keys=True, allow_nan=False)
         (tmp / "meta.json").write_text(text + "\n", encoding="utf-8")
-        _move_into_place(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
-
-
-def _move_into_place(src: Path, dst: Path) -> None:
-    if not dst.exists():
-        os.replace(src, dst)
-        return
-    old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex}")
-    os.replace(dst, old)
-    os.replace(src, dst)
-    shutil.rmtree(old)
 
 
 def read_dataset(directory: Path | str) -> GeneratedData:

@@ -33,11 +33,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kan.data.io import GeneratedData, sha256_file
+from kan.data.io import GeneratedData
 from kan.data.knot_download import DOWNLOAD_DIR, is_download, verified_table
 from kan.data.knot_snappy import INPUT_COLUMNS, TARGET
 from kan.data.knot_table import read_knot_csv
 from kan.data.spec import lookup_task, make_rng, merge_spec
+from kan.files import sha256_file
 
 log = logging.getLogger(__name__)
 FAMILY = "knot"

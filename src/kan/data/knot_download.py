@@ -18,14 +18,11 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
-import shutil
-import tempfile
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from kan.data.io import sha256_file
+from kan.files import atomic_folder, sha256_file
 from kan.data.knot_table import read_knot_csv
 
 log = logging.getLogger(__name__)
@@ -68,9 +65,7 @@ def fetch(url: str, out_dir: Path | str, timeout: float = 30.0, sha256: str | No
     return ``out_dir``. ValueError when a complete download is not a valid table or differs from
     ``sha256``; a network failure writes ``offline.json`` instead."""
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as tmp:
         try:
             size = _stream(url, tmp / TABLE, timeout)
         except OSError as error:  # unreachable, refused, timed out, cut short (URLError and Truncated too)
@@ -84,12 +79,6 @@ def fetch(url: str, out_dir: Path | str, timeout: float = 30.0, sha256: str | No
                 raise ValueError(f"knot table from {url}: sha256 {digest} differs from the pinned {sha256}")
             rows = len(read_knot_csv(tmp / TABLE, "row"))
             _write_json(tmp / SOURCE, {"url": url, "sha256": digest, "bytes": size, "rows": rows})
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 

@@ -7,17 +7,14 @@ with ``metrics.json`` is always complete and a killed job leaves no half-written
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
-import shutil
-import tempfile
-import uuid
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
+
+from kan.files import atomic_folder, sha256_file
 
 METRICS, HISTORY, MODEL = "metrics.json", "history.parquet", "model.pt"
 MODEL_DIGEST = "model_sha256"  # metrics.json key: sha256 of model.pt, checked by checked_model
@@ -27,12 +24,6 @@ HISTORY_COLUMNS = ("step", "grid", "train_rmse", "test_rmse", "train_loss", "tes
 def run_dir(results: Path | str, experiment: str, model: str, run_id: str) -> Path:
     """Folder of one run."""
     return Path(results) / "runs" / experiment / model / run_id
-
-
-def _sha256(path: Path) -> str:
-    """Hex sha256 digest of a file (records import nothing of the library, so not ``kan.data.io``'s)."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def is_finished(directory: Path | str) -> bool:
@@ -66,24 +57,12 @@ def write_run(directory: Path | str, metrics: Mapping[str, Any], history: Sequen
     """Write metrics, history and ``model.save`` output (a KAN or MLP of the library) atomically to
     ``directory``; metrics.json keeps the sha256 of model.pt (``model_sha256``)."""
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
+    with atomic_folder(directory) as tmp:
         history_frame(history).to_parquet(tmp / HISTORY, index=False)
         model.save(tmp / MODEL)
-        record = {**metrics, MODEL_DIGEST: _sha256(tmp / MODEL)}
+        record = {**metrics, MODEL_DIGEST: sha256_file(tmp / MODEL)}
         text = json.dumps(json_ready(record), indent=2, sort_keys=True, allow_nan=False)
         (tmp / METRICS).write_text(text + "\n", encoding="utf-8")
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old-{uuid.uuid4().hex}")
-            os.replace(directory, old)
-            os.replace(tmp, directory)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory
 
 
@@ -103,7 +82,7 @@ def checked_model(directory: Path | str) -> Path:
     file was altered. ``kan.load_model`` reads it."""
     directory = Path(directory)
     recorded = read_metrics(directory).get(MODEL_DIGEST)
-    if recorded is not None and _sha256(directory / MODEL) != recorded:
+    if recorded is not None and sha256_file(directory / MODEL) != recorded:
         raise ValueError(f"{directory / MODEL} does not match the sha256 in its {METRICS}: the file was altered or "
                          f"damaged; retrain the run (delete its folder) or restore the file")
     return directory / MODEL

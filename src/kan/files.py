@@ -1,0 +1,45 @@
+"""Files written whole or not at all, and their digests: the bottom layer, under the run records
+(:mod:`kan.records`) and the data families (:mod:`kan.data`).
+
+A folder is assembled in a hidden temporary sibling (``.<name>.tmp-*``) and renamed into place;
+a previous version is first renamed aside (``.<name>.old-*``) and then removed, so readers see
+the old folder or the new one, never a mix. Readers of results skip such hidden leftovers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def atomic_folder(directory: Path | str) -> Iterator[Path]:
+    """Yield an empty hidden sibling of ``directory`` to fill. When the block ends normally it
+    replaces ``directory``; when it raises, it is deleted and ``directory`` stays as it was."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    try:
+        yield tmp
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old-{uuid.uuid4().hex}")
+            os.replace(directory, old)
+            os.replace(tmp, directory)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def sha256_file(path: Path | str) -> str:
+    """Hex sha256 digest of a file."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
