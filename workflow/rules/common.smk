@@ -4,6 +4,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from kan.data import dataset_dir as kan_dataset_dir, generated_root
 from kan.data.knot_download import DOWNLOAD_DIR
 from kan.experiments.sweep import chunks, expand
 from kan.pipeline.config import ConfigError, check_overrides, load_config, load_yaml
@@ -31,7 +32,7 @@ def local(path):
 RESULTS = "results"
 CODE_FINGERPRINT = code_fingerprint()  # what this code computes on this machine kind (kan.records.provenance)
 REPORTS = "reports"
-DATASETS = "datasets/generated"
+DATASETS = str(generated_root("datasets"))
 KNOT_DOWNLOAD_DIR = DOWNLOAD_DIR  # DeepMind's knot table, when science.knots.download is on
 TRAININGS = expand(SETTINGS)
 CHUNKS = chunks(TRAININGS, SETTINGS["chunk_size"])
@@ -59,7 +60,7 @@ except ValueError as error:
 
 
 def dataset_dir(family, name):
-    return f"{DATASETS}/{family}/{name}"
+    return str(kan_dataset_dir("datasets", family, name))
 
 
 def external_data(wildcards):

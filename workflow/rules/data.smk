@@ -6,7 +6,7 @@ rule generate_dataset:
     input:
         unpack(external_data),
     output:
-        directory(f"{DATASETS}/{{family}}/{{name}}"),
+        directory(dataset_dir("{family}", "{name}")),
     params:
         spec=lambda w: DATA[(w.family, w.name)]["spec"],
         seed=lambda w: DATA[(w.family, w.name)]["seed"],

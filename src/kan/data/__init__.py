@@ -30,6 +30,7 @@ __all__ = [
     "family_module",
     "generate",
     "generate_to_dir",
+    "generated_root",
     "read_dataset",
     "task_names",
     "to_tensors",
@@ -62,9 +63,14 @@ def generate_to_dir(
     return write_dataset(out_dir, generate(family, name, spec, seed))
 
 
+def generated_root(root: Path | str) -> Path:
+    """The folder ``<root>/generated`` that holds the generated datasets, one ``<family>/<name>`` each."""
+    return Path(root) / "generated"
+
+
 def dataset_dir(root: Path | str, family: str, name: str) -> Path:
     """Conventional location ``<root>/generated/<family>/<name>`` of a generated dataset."""
-    return Path(root) / "generated" / family / name
+    return generated_root(root) / family / name
 
 
 def _canonical(value: Any) -> Any:

@@ -23,6 +23,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from kan.data import dataset_dir
 from kan.experiments.progress import publish, shard_table
 from kan.experiments.sweep import expand, total_steps
 from kan.pipeline.config import ConfigError, load_config, load_yaml
@@ -126,8 +127,8 @@ def _ui(args: argparse.Namespace) -> int:
 def _publish(args: argparse.Namespace) -> int:
     settings = load_config(args.config, args.schema)
     trainings = expand(settings)
-    datasets = args.results.parent / "datasets" / "generated"
-    folders = [datasets / family / name for family, name in profile_datasets(trainings, science_requests(settings))]
+    requests = profile_datasets(trainings, science_requests(settings))
+    folders = [dataset_dir(args.results.parent / "datasets", family, name) for family, name in requests]
     inputs = {"profile": settings["profile"], "miss_causes": settings["report"]["miss_causes"],
               "deviations": report_deviations(settings["report"]["deviations"], [d for d in folders if d.is_dir()])}
     added = publish(args.results, args.out, inputs, trainings)
