@@ -13,13 +13,14 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
+from kan import spline
 from kan.layers import KANLayer, check_input, fused_layers_forward
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def _check_width(width: Sequence[int]) -> list[int]:
-    if isinstance(width, (str, bytes)) or not all(isinstance(w, int) or float(w).is_integer() for w in width):
+    if isinstance(width, (str, bytes)) or not all(spline.is_whole(w) for w in width):
         raise ValueError(f"width must list integer layer sizes, got {list(width) if not isinstance(width, str) else width!r}")
     width = [int(w) for w in width]
     if len(width) < 2 or any(w < 1 for w in width):

@@ -14,10 +14,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+def is_whole(value: float) -> bool:
+    """True for an integer, or a float without fractional part (sizes may come from configs as 5.0)."""
+    return isinstance(value, int) or float(value).is_integer()
+
+
 def check_grid_size(num_intervals: int, order: int) -> None:
     """Raise a clear error for a non-integer, empty or negative grid / order."""
     for name, value in (("num_intervals", num_intervals), ("order", order)):
-        if not (isinstance(value, int) or float(value).is_integer()):
+        if not is_whole(value):
             raise ValueError(f"{name} must be an integer, got {value!r}")
     if int(num_intervals) < 1:
         raise ValueError(f"grid must have at least 1 interval, got num_intervals={num_intervals}")
