@@ -118,10 +118,15 @@ def native_constants(grid: Tensor, order: int, uniform: bool) -> native.Constant
     return knots.new_ones(knots.shape[:-1]), knots.new_zeros(knots.shape[:-1]), poly, knots
 
 
-@torch.compiler.assume_constant_result
 def _native_polynomials(order: int) -> Tensor:
     """:func:`kan.spline.local_value_slope_matrix` on the CPU in float64 (a constant when traced)."""
     return spline.local_value_slope_matrix(order, torch.float64, torch.device("cpu")).contiguous()
+
+
+# What torch.compiler.assume_constant_result does (torch 2.13, pinned), without importing
+# torch._dynamo at import time: that costs about a second in every process (each workflow job).
+# The torch.compile tests of tests/core/test_native.py trace through it.
+_native_polynomials._dynamo_marked_constant = True  # type: ignore[attr-defined]
 
 
 def _cpu_float64(values: Tensor) -> Tensor:

@@ -391,6 +391,15 @@ def test_layer_under_torch_compile_matches_eager(uniform):
     assert all(torch.equal(a, b) for a, b in zip(*results))
 
 
+def test_using_a_model_does_not_import_the_compiler():
+    """torch._dynamo costs about a second to import; a process that only trains never pays it."""
+    code = ("import sys, torch; from kan import KAN; KAN([2, 3, 1], seed=0)(torch.rand(5, 2)).sum().backward(); "
+            "print('torch._dynamo' in sys.modules)")
+    done = _python(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False"]
+
+
 def test_whole_model_under_torch_compile_matches_eager():
     """A KAN traces whole (fullgraph) into one kan::layer call per layer; outputs and gradients
     equal the eager model's fused node, a pruned edge and a non-uniform grid included."""
