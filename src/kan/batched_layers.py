@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kan import native, spline
-from kan.layers import BASE_ACTIVATIONS, native_constants
+from kan.layers import BASE_ACTIVATIONS, kernel_serves, native_constants
 from kan.models import KAN, MLP
 
 # Grid refits build a [samples, models·in, G + k] basis; chunk the model axis to stay below this.
@@ -122,7 +122,7 @@ class StackedKAN:
         ``Σ_l μ1 |Φ_l|_1 + μ2 S(Φ_l)`` (paper eq. 2.20, as :meth:`KAN.forward_with_penalty`). Without
         the penalty, where the compiled kernel serves, every model runs the kernel call it would
         run alone (:mod:`kan.native`)."""
-        if not with_penalty and native.supports(x, params.dtype, self.order, self.activation_name):
+        if not with_penalty and kernel_serves(x, params.dtype, self.order, self.activation_name):
             return self._native_forward(params, x), None
         x = x.transpose(1, 2).contiguous()  # features first: [M, in, B]
         penalty = None
@@ -159,8 +159,13 @@ class StackedKAN:
 
     def _layer(self, x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,
                mask: Tensor | None) -> Tensor:
-        """One layer, features first: ``[M, in, B] → [M, out, B]``, from the per-edge activations
+        """One layer, features first: ``[M, in, B] → [M, out, B]``: the kernel's fleet call where it
+        serves (as each model's own layer computes it), else the sum of the per-edge activations
         (plain differentiable ops: the reference the kernel is checked against, and the path on GPUs)."""
+        if kernel_serves(x, coef.dtype, self.order, self.activation_name):
+            out = native.layer(x.mT.contiguous(), coef.contiguous(), scale_base.contiguous(), scale_spline.contiguous(),
+                               mask, native_constants(grid, self.order, uniform=True), self.activation_name)
+            return out.mT
         return self._edges(x, grid, coef, scale_base, scale_spline, mask).sum(dim=1)
 
     def _edges(self, x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,

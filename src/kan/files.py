@@ -3,7 +3,8 @@
 
 A folder is assembled in a hidden temporary sibling (``.<name>.tmp-*``) and renamed into place;
 a previous version is first renamed aside (``.<name>.old-*``) and then removed, so readers see
-the old folder or the new one, never a mix. Readers of results skip such hidden leftovers.
+the old folder or the new one, never a mix (between the two renames, for an instant, none).
+Readers of results skip such hidden leftovers.
 """
 
 from __future__ import annotations
@@ -21,22 +22,23 @@ from typing import Iterator
 @contextlib.contextmanager
 def atomic_folder(directory: Path | str) -> Iterator[Path]:
     """Yield an empty hidden sibling of ``directory`` to fill. When the block ends normally it
-    replaces ``directory``; when it raises, it is deleted and ``directory`` stays as it was."""
+    replaces ``directory``; when the block or the swap raises, it is deleted and ``directory``
+    stays as it was (a previous version renamed aside is put back)."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    old = directory.with_name(f".{directory.name}.old-{uuid.uuid4().hex}")
     try:
         yield tmp
         if directory.exists():
-            old = directory.with_name(f".{directory.name}.old-{uuid.uuid4().hex}")
             os.replace(directory, old)
-            os.replace(tmp, directory)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, directory)
+        os.replace(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not directory.exists():
+            os.replace(old, directory)
         raise
+    shutil.rmtree(old, ignore_errors=True)  # the new folder is in place: a leftover is only clutter
 
 
 def sha256_file(path: Path | str) -> str:

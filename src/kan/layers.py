@@ -27,6 +27,7 @@ from kan import native, spline
 from kan.symbolic_library import get_function
 
 BASE_ACTIVATIONS = {"silu": F.silu, "identity": lambda x: x, "zero": torch.zeros_like}
+COMPUTE_DTYPES = (torch.float32, torch.float64)  # the plain ops' basis (torch.linalg.vander) needs these
 
 # A grid layout keeps the kernel calls for this many batch sizes.
 NATIVE_CALLS_KEPT = 8
@@ -289,8 +290,17 @@ def check_input(x: Tensor, width: int, owner: str, dtype: torch.dtype) -> None:
                         "(wrap arrays with torch.as_tensor)")
     if x.dim() != 2 or x.shape[1] != width:
         raise ValueError(f"{owner} expects input of shape [batch, {width}], got {list(x.shape)}")
+    if dtype not in COMPUTE_DTYPES:
+        raise TypeError(f"{owner} computes in float32 or float64, but its weights are {dtype}; convert the model "
+                        "with .float() or .double()")
     if x.dtype != dtype:
         raise TypeError(f"{owner} expects input of the model's dtype {dtype}, got {x.dtype}; convert it with .to({dtype})")
+
+
+def kernel_serves(x: Tensor, dtype: torch.dtype, order: int, activation: str) -> bool:
+    """Whether a layer with weights of ``dtype`` runs ``x`` in the compiled kernel: fast path on
+    (:func:`use_fast_path`) and a kernel that serves it (:func:`kan.native.supports`)."""
+    return _fast_path and native.supports(x, dtype, order, activation)
 
 
 class KANLayer(nn.Module):
@@ -313,6 +323,8 @@ class KANLayer(nn.Module):
             raise ValueError(f"layer dimensions must be >= 1, got in_dim={in_dim}, out_dim={out_dim}")
         if base_activation not in BASE_ACTIVATIONS:
             raise ValueError(f"unknown base activation {base_activation!r}; known: {', '.join(BASE_ACTIVATIONS)}")
+        if dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"KANLayer computes in float32 or float64, got dtype={dtype}")
         spline.check_grid_size(num_intervals, order)
         num_intervals, order = int(num_intervals), int(order)
         low, high = grid_range
@@ -337,6 +349,7 @@ class KANLayer(nn.Module):
         self.scale_spline = nn.Parameter(torch.ones(in_dim, out_dim, dtype=dtype))
         affine = torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=dtype).repeat(in_dim, out_dim, 1)
         self.symbolic_affine = nn.Parameter(affine)  # [in, out, 4] = (a, b, c, d)
+        native.available()  # load the kernel now: loading it inside torch.compile's trace breaks the graph
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickling and deep copies leave out the derived caches (rebuilt on use): grid layouts,
@@ -458,7 +471,7 @@ class KANLayer(nn.Module):
         """The numeric edges' output without the layer's caches, for torch.compile: the registered
         operator (``torch.ops.kan.layer``) where the kernel serves, else the plain ops."""
         numeric = self._numeric_mask()
-        if _fast_path and native.supports(x, self.coef.dtype, self.order, self.base_activation):
+        if kernel_serves(x, self.coef.dtype, self.order, self.base_activation):
             constants = native_constants(self.grid, self.order, self.uniform)
             return native.layer(x, self.coef, self.scale_base, self.scale_spline, numeric, constants,
                                 self.base_activation)

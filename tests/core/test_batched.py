@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from kan import KAN, MLP, load_model, native
+from kan import KAN, MLP, layers, load_model, native
 from kan.batched import fit_many, group_indices
 from kan.batched_layers import StackedKAN, StackedMLP
 from kan.prune import prune
@@ -89,6 +89,30 @@ def test_on_cpu_a_stack_runs_each_models_own_kernel_call_bit_for_bit():
         tensors = [t for layer in model.layers for t in (layer.coef, layer.scale_base, layer.scale_spline)]
         own_grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(own.square().sum(), tensors)])
         assert torch.equal(out[m], own) and torch.equal(grad[m], own_grad)
+
+
+@pytest.mark.skipif(not native.available(), reason="compiled kernel unavailable (no C++ compiler)")
+def test_on_cpu_a_stacked_grid_update_equals_each_models_bit_for_bit():
+    """The next layer's inputs come from the kernel, as in KAN.update_grid, so a stack stays each model."""
+    models = _kans([3, 5, 2], 4)
+    x = _stacked_input(models)
+    stacked = StackedKAN(models)
+    stacked.update_grid(x, 9)
+    for m, model in enumerate(models):
+        model.update_grid(x[m], 9)
+    fresh = StackedKAN(models)
+    assert all(torch.equal(a, b) for a, b in zip(stacked.grids, fresh.grids))
+    assert torch.equal(stacked.params, fresh.params)
+
+
+def test_the_fast_path_switch_reaches_stacks():
+    models = _kans([2, 3, 1], 3)
+    stacked, x = StackedKAN(models), _stacked_input(models)
+    with layers.use_fast_path(False):
+        switched, _ = stacked.forward(stacked.params, x)
+    with native.use_native(False):
+        reference, _ = stacked.forward(stacked.params, x)
+    assert torch.equal(switched, reference)
 
 
 def test_stacked_grid_update_equals_model_update_grid():

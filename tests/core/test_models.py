@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from kan import KAN, MLP, load_model
+from kan.layers import KANLayer
 
 F64 = torch.float64
 
@@ -166,3 +167,11 @@ def test_order_zero_splines_work_on_every_path():
     edges = model.forward_with_edges(x)[1]  # the plain ops
     assert torch.allclose(edges[-1].sum(dim=1), model(x), atol=1e-12)
     assert [s.shape for s in model.edge_scores(x)] == [(2, 2), (2, 1)]
+
+
+def test_half_precision_is_refused_with_a_clear_error():
+    with pytest.raises(ValueError, match="float32 or float64"):
+        KANLayer(3, 4, dtype=torch.float16)
+    model = KAN([2, 3, 1], seed=0).to(torch.bfloat16)
+    with pytest.raises(TypeError, match="computes in float32 or float64"):
+        model(torch.rand(5, 2, dtype=torch.bfloat16))

@@ -400,6 +400,16 @@ def test_using_a_model_does_not_import_the_compiler():
     assert done.stdout.split() == ["False"]
 
 
+def test_a_fresh_process_compiles_a_whole_model_and_keeps_the_eager_one_working():
+    """Compiling before any forward: the kernel is loaded when the layers are made, not inside the trace."""
+    code = ("import torch; from kan import KAN; m = KAN([2, 3, 1], dtype='float64', seed=0); "
+            "x = torch.rand(50, 2, dtype=torch.float64); c = torch.compile(m, fullgraph=True, backend='aot_eager'); "
+            "a = c(x); b = m(x); print(torch.equal(a, b), torch.equal(c(x * 0.5), m(x * 0.5)))")
+    done = _python(code)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "True"]
+
+
 def test_whole_model_under_torch_compile_matches_eager():
     """A KAN traces whole (fullgraph) into one kan::layer call per layer; outputs and gradients
     equal the eager model's fused node, a pruned edge and a non-uniform grid included."""

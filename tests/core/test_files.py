@@ -1,0 +1,64 @@
+"""kan.files: a folder is replaced whole or not at all, whatever fails, and leaves no hidden leftovers."""
+
+import os
+
+import pytest
+
+from kan import files
+
+
+def _folder(path, text):
+    path.mkdir(parents=True)
+    (path / "a.txt").write_text(text)
+
+
+def _hidden(parent):
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
+
+
+def test_a_finished_block_replaces_the_folder(tmp_path):
+    target = tmp_path / "run"
+    _folder(target, "old")
+    with files.atomic_folder(target) as tmp:
+        (tmp / "a.txt").write_text("new")
+    assert (target / "a.txt").read_text() == "new" and _hidden(tmp_path) == []
+
+
+def test_a_failing_block_leaves_the_folder_as_it_was(tmp_path):
+    target = tmp_path / "run"
+    _folder(target, "old")
+    with pytest.raises(ZeroDivisionError):
+        with files.atomic_folder(target) as tmp:
+            (tmp / "a.txt").write_text("half")
+            1 / 0
+    assert (target / "a.txt").read_text() == "old" and _hidden(tmp_path) == []
+
+
+def test_a_failing_swap_puts_the_previous_version_back(tmp_path, monkeypatch):
+    target = tmp_path / "run"
+    _folder(target, "old")
+    real = os.replace
+
+    def replace(src, dst):
+        if ".tmp-" in str(src):
+            raise OSError("disk trouble")
+        real(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+    with pytest.raises(OSError, match="disk trouble"):
+        with files.atomic_folder(target) as tmp:
+            (tmp / "a.txt").write_text("new")
+    assert (target / "a.txt").read_text() == "old" and _hidden(tmp_path) == []
+
+
+def test_a_new_folder_and_its_parents_are_created(tmp_path):
+    target = tmp_path / "deep" / "er" / "run"
+    with files.atomic_folder(target) as tmp:
+        (tmp / "a.txt").write_text("new")
+    assert (target / "a.txt").read_text() == "new"
+
+
+def test_file_digest(tmp_path):
+    path = tmp_path / "x"
+    path.write_bytes(b"abc")
+    assert files.sha256_file(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
