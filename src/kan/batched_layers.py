@@ -10,14 +10,15 @@ The forward takes the parameters as an argument so an optimizer can evaluate tri
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from kan import native, spline
-from kan.layers import BASE_ACTIVATIONS, kernel_serves, native_constants
+from kan.layers import BASE_ACTIVATIONS, InputMemo, kernel_serves, native_constants
 from kan.models import KAN, MLP
 
 # Grid refits build a [samples, models·in, G + k] basis; chunk the model axis to stay below this.
@@ -65,6 +66,33 @@ def _local_values(x: Tensor, grid: Tensor, order: int) -> tuple[Tensor, Tensor]:
     return values, spline.local_columns(cell, order)
 
 
+class _KeptInputLayer(torch.autograd.Function):
+    """The kernel's fleet call on inputs that need no gradient, with their per-sample buffer kept
+    by the caller between evaluations (filled by the first, read by the others), as a single fit
+    keeps its first layer's: the basis of the training inputs is computed once per grid."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor, mask: Tensor | None,
+        constants: native.Constants, activation: str, local: Tensor, mode: str,
+    ) -> Tensor:
+        out, packed = torch.ops.kan.layer_forward(x, coef, scale_base, scale_spline, mask, *constants, activation,
+                                                  local, mode, False)
+        ctx.save_for_backward(x, coef, scale_spline, packed)
+        ctx.kept = (mask, constants, activation, local)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        x, coef, scale_spline, packed = ctx.saved_tensors
+        mask, constants, activation, local = ctx.kept
+        _, grad_coef, grad_base, grad_spline = torch.ops.kan.layer_backward(
+            x, coef, scale_spline, mask, packed, grad_out.contiguous(), *constants, activation, False, local
+        )
+        return None, grad_coef, grad_base, grad_spline, None, None, None, None, None
+
+
 class StackedKAN:
     """M uniform-grid KANs of one shape, order, G and base activation, without symbolic edges."""
 
@@ -81,6 +109,7 @@ class StackedKAN:
             [[t for layer in m.layers for t in (layer.coef, layer.scale_base, layer.scale_spline)] for m in models]
         )
         self._native_constants: dict[int, tuple[Tensor, native.Constants]] = {}
+        self._kept = InputMemo()  # the first layer's per-sample buffers of inputs without gradient, by grid
 
     @property
     def num_intervals(self) -> int:
@@ -142,12 +171,34 @@ class StackedKAN:
         return x.transpose(1, 2), penalty
 
     def _native_forward(self, params: Tensor, x: Tensor) -> Tensor:
-        """:meth:`forward`'s outputs through the kernel's differentiable operator, model by model."""
+        """:meth:`forward`'s outputs through the kernel's fleet call, model by model; the first
+        layer's per-sample buffer is kept for an input without gradient that comes back."""
         x = x.contiguous()
         for index, (slot, grid, mask) in enumerate(zip(self.slots, self.grids, self.masks)):
             coef, scale_base, scale_spline = (t.contiguous() for t in slot.views(params))
-            x = native.layer(x, coef, scale_base, scale_spline, mask, self._constants(index, grid), self.activation_name)
+            constants = self._constants(index, grid)
+            kept = self._kept_buffer(x, grid) if index == 0 and not x.requires_grad else None
+            if kept is None:
+                x = native.layer(x, coef, scale_base, scale_spline, mask, constants, self.activation_name)
+                continue
+            inputs = x
+            x = _KeptInputLayer.apply(x, coef, scale_base, scale_spline, mask, constants, self.activation_name, *kept)
+            if kept[1] == native.LOCAL_FILL:  # remembered only once filled
+                self._kept.put(inputs, grid, kept[0])
         return x
+
+    def _kept_buffer(self, x: Tensor, grid: Tensor) -> tuple[Tensor, str] | None:
+        """``(buffer, mode)`` for the first layer on ``x`` (``[M, B, in]``, no gradient): "read" for one
+        of the last two inputs on this grid, else a new buffer to "fill"; None where the kernel would
+        not keep it (over its size limit, inference tensors)."""
+        buffer = self._kept.find(x, grid)
+        if buffer is not None:
+            return buffer, native.LOCAL_READ
+        models, batch, n_in = x.shape
+        size = torch.ops.kan.local_size(batch, n_in, self.order)
+        if 8 * models * size > torch.ops.kan.local_bytes_kept() or x.is_inference():
+            return None
+        return torch.empty(models, size, dtype=torch.float64), native.LOCAL_FILL
 
     def _constants(self, index: int, grid: Tensor) -> native.Constants:
         """The kernel's constants of layer ``index``'s grids, kept while that grid tensor is current."""

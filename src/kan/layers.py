@@ -158,36 +158,37 @@ class _NativeState:
 _MISSING = object()
 
 
-class _InputMemo:
-    """Values a layer derived from its last two input tensors (weakly referenced): an input
-    matches while it is unmodified (same ``_version``) and the grid layout is the same; a
-    full-batch fit evaluates the same training and test tensors over and over. Inference tensors
-    (``torch.inference_mode``) have no version counter and are never remembered. Writes that
-    bypass the version counter (through ``.data`` or a numpy view) are not seen: give the layer
-    a new tensor, or call :meth:`KANLayer.forget_inputs`, after changing one in place that way."""
+class InputMemo:
+    """Values derived from the last two input tensors (weakly referenced) on one grid: an input
+    matches while it is unmodified (same ``_version``) and ``grid`` is the same object (a layer's
+    grid layout, a stack's grid tensor); a full-batch fit evaluates the same training and test
+    tensors over and over. Inference tensors (``torch.inference_mode``) have no version counter and
+    are never remembered. Writes that bypass the version counter (through ``.data`` or a numpy view)
+    are not seen: give the layer a new tensor, or call :meth:`KANLayer.forget_inputs`, after
+    changing one in place that way."""
 
     def __init__(self) -> None:
-        self.entries: list[tuple[weakref.ref, int, _GridLayout, Any]] = []
+        self.entries: list[tuple[weakref.ref, int, object, Any]] = []
 
-    def find(self, x: Tensor, layout: _GridLayout, default: Any = None) -> Any:
+    def find(self, x: Tensor, grid: object, default: Any = None) -> Any:
         if x.is_inference():
             return default
         for entry in self.entries:
-            if self._matches(entry, x, layout):
+            if self._matches(entry, x, grid):
                 return entry[3]
         return default
 
-    def put(self, x: Tensor, layout: _GridLayout, value: Any) -> None:
+    def put(self, x: Tensor, grid: object, value: Any) -> None:
         """Remember ``value`` for ``x``, replacing its entry or the older of the other two."""
         if x.is_inference():
             return
-        alive = [e for e in self.entries if e[0]() is not None and not self._matches(e, x, layout)]
-        self.entries = [(weakref.ref(x), x._version, layout, value), *alive[:1]]
+        alive = [e for e in self.entries if e[0]() is not None and not self._matches(e, x, grid)]
+        self.entries = [(weakref.ref(x), x._version, grid, value), *alive[:1]]
 
     @staticmethod
-    def _matches(entry: tuple[weakref.ref, int, _GridLayout, Any], x: Tensor, layout: _GridLayout) -> bool:
-        ref, version, cached_layout, _ = entry
-        return ref() is x and version == x._version and cached_layout is layout
+    def _matches(entry: tuple[weakref.ref, int, object, Any], x: Tensor, grid: object) -> bool:
+        ref, version, cached_grid, _ = entry
+        return ref() is x and version == x._version and cached_grid is grid
 
 
 def _native_forward(
@@ -420,7 +421,7 @@ class KANLayer(nn.Module):
             return (None, native.LOCAL_NONE, False), False
         if input_grad:  # a hidden activation in training: it never comes back
             return (call.local_buffer(), native.LOCAL_FILL, True), False
-        memo: _InputMemo = self.__dict__.setdefault("_native_memo", _InputMemo())
+        memo: InputMemo = self.__dict__.setdefault("_native_memo", InputMemo())
         buffer = memo.find(x, layout, _MISSING)
         if buffer is not _MISSING and buffer is not None:
             return (buffer, native.LOCAL_READ, False), False
@@ -448,7 +449,7 @@ class KANLayer(nn.Module):
         local, remember = self._native_local(x, layout, call, input_grad, backward)
         result = _native_forward(layout, call, x, *params, local)
         if remember:  # only once filled: another thread may read it as soon as it is remembered
-            self.__dict__.setdefault("_native_memo", _InputMemo()).put(x, layout, local[0])
+            self.__dict__.setdefault("_native_memo", InputMemo()).put(x, layout, local[0])
         return result
 
     def forward(self, x: Tensor) -> Tensor:

@@ -81,14 +81,17 @@ def test_on_cpu_a_stack_runs_each_models_own_kernel_call_bit_for_bit():
     """A fleet is M single models: outputs and parameter gradients equal each model's own exactly."""
     models = _kans([3, 5, 2], 4, 7, masked=True)
     stacked, x = StackedKAN(models), _stacked_input(models)
+    other = x.flip(1) * 0.9
     params = stacked.params.clone().requires_grad_(True)
-    out, _ = stacked.forward(params, x)
-    (grad,) = torch.autograd.grad(out.square().sum(), params)
-    for m, model in enumerate(models):
-        own = model(x[m])
-        tensors = [t for layer in model.layers for t in (layer.coef, layer.scale_base, layer.scale_spline)]
-        own_grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(own.square().sum(), tensors)])
-        assert torch.equal(out[m], own) and torch.equal(grad[m], own_grad)
+    for inputs in (x, other, x, other):  # first sight fills the first layer's buffer, the second reads it
+        out, _ = stacked.forward(params, inputs)
+        (grad,) = torch.autograd.grad(out.square().sum(), params)
+        for m, model in enumerate(models):
+            own = model(inputs[m])
+            tensors = [t for layer in model.layers for t in (layer.coef, layer.scale_base, layer.scale_spline)]
+            own_grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(own.square().sum(), tensors)])
+            assert torch.equal(out[m], own) and torch.equal(grad[m], own_grad)
+    assert len(stacked._kept.entries) == 2  # both inputs' buffers are kept
 
 
 @pytest.mark.skipif(not native.available(), reason="compiled kernel unavailable (no C++ compiler)")
