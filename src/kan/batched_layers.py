@@ -211,13 +211,28 @@ class StackedKAN:
     def _layer(self, x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,
                mask: Tensor | None) -> Tensor:
         """One layer, features first: ``[M, in, B] → [M, out, B]``: the kernel's fleet call where it
-        serves (as each model's own layer computes it), else the sum of the per-edge activations
-        (plain differentiable ops: the reference the kernel is checked against, and the path on GPUs)."""
+        serves (as each model's own layer computes it), else :meth:`_plain_layer`."""
         if kernel_serves(x, coef.dtype, self.order, self.activation_name):
             out = native.layer(x.mT.contiguous(), coef.contiguous(), scale_base.contiguous(), scale_spline.contiguous(),
                                mask, native_constants(grid, self.order, uniform=True), self.activation_name)
             return out.mT
-        return self._edges(x, grid, coef, scale_base, scale_spline, mask).sum(dim=1)
+        return self._plain_layer(x, grid, coef, scale_base, scale_spline, mask)
+
+    def _plain_layer(self, x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,
+                     mask: Tensor | None) -> Tensor:
+        """:meth:`_layer` from plain differentiable ops (the reference the kernel is checked against,
+        and the path on GPUs): a single layer's (:func:`kan.layers.spline_base_plain`) batched over
+        models, one padded basis per (model, input) and batched products, no per-edge tensor."""
+        m, n_in, batch = x.shape
+        k, n_out = self.order, coef.shape[2]
+        columns = x.permute(2, 0, 1).reshape(batch, m * n_in)  # every (model, input) is one column
+        basis = spline.uniform_bspline_basis_padded(columns, grid.reshape(m * n_in, -1), k)  # [B, M·in, width]
+        basis = basis.view(batch, m, -1).transpose(0, 1)  # [M, B, in·width]
+        spline_scale = scale_spline if mask is None else scale_spline * mask
+        weight = (F.pad(coef, (k, k)) * spline_scale.unsqueeze(-1)).transpose(2, 3).reshape(m, -1, n_out)
+        base_weight = scale_base if mask is None else scale_base * mask
+        base = torch.bmm(base_weight.transpose(1, 2), BASE_ACTIVATIONS[self.activation_name](x))  # [M, out, B]
+        return torch.baddbmm(base, weight.transpose(1, 2), basis.transpose(1, 2))
 
     def _edges(self, x: Tensor, grid: Tensor, coef: Tensor, scale_base: Tensor, scale_spline: Tensor,
                mask: Tensor | None) -> Tensor:
