@@ -167,21 +167,24 @@ class _GroupRun:
     def is_kan(self) -> bool:
         return isinstance(self.stacked, StackedKAN)
 
-    def forward(self, params: Tensor, split: str) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Outputs, data losses ``[M]`` and penalties ``[M]`` (None without λ) on a split."""
+    def forward(self, params: Tensor, split: str, rows: list[int] | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Outputs, data losses and penalties (None without λ) on a split, of every row, or of the
+        stack rows ``rows`` (``params`` holds theirs)."""
         with_penalty = self.penalty and split == "train"
         output, penalty = self.stacked.forward(
-            params, self.data[f"{split}_input"], with_penalty, self.config.lamb_l1, self.config.lamb_entropy
+            params, self.data[f"{split}_input"], with_penalty, self.config.lamb_l1, self.config.lamb_entropy, rows
         )
-        return output, _row_losses(output, self.data[f"{split}_label"], self.config.loss), penalty
+        labels = self.data[f"{split}_label"]
+        return output, _row_losses(output, labels if rows is None else labels[rows], self.config.loss), penalty
 
-    def objective(self, trial: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-model training loss ``data + λ·penalty`` ``[M]`` and its gradient ``[M, n]`` (zero
-        where the loss is not finite, as fit's closure)."""
+    def objective(self, trial: Tensor, rows: list[int]) -> tuple[Tensor, Tensor]:
+        """Training loss ``data + λ·penalty`` ``[R]`` of the stack rows ``rows`` at their trial
+        parameters ``[R, n]``, and its gradient (zero where the loss is not finite, as fit's closure)."""
         params = trial.detach().requires_grad_(True)
-        _, loss, penalty = self.forward(params, "train")
+        subset = None if len(rows) == len(self.members) else rows  # rows are distinct and sorted
+        _, loss, penalty = self.forward(params, "train", subset)
         if penalty is not None:
-            loss = loss + self.lamb * penalty
+            loss = loss + (self.lamb if subset is None else self.lamb[subset]) * penalty
         (grad,) = torch.autograd.grad(loss.sum(), params)
         loss = loss.detach()
         return loss, torch.where(torch.isfinite(loss)[:, None], grad, 0.0)

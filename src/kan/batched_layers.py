@@ -146,16 +146,20 @@ class StackedKAN:
                 _write(layer.scale_spline, scale_spline)
 
     def forward(self, params: Tensor, x: Tensor, with_penalty: bool = False, l1_weight: float = 1.0,
-                entropy_weight: float = 1.0) -> tuple[Tensor, Tensor | None]:
+                entropy_weight: float = 1.0, rows: list[int] | None = None) -> tuple[Tensor, Tensor | None]:
         """Outputs ``[M, B, out]`` of ``x [M, B, in]`` and, if asked, the per-model penalty ``[M]``
-        ``Σ_l μ1 |Φ_l|_1 + μ2 S(Φ_l)`` (paper eq. 2.20, as :meth:`KAN.forward_with_penalty`). Without
-        the penalty, where the compiled kernel serves, every model runs the kernel call it would
-        run alone (:mod:`kan.native`)."""
+        ``Σ_l μ1 |Φ_l|_1 + μ2 S(Φ_l)`` (paper eq. 2.20, as :meth:`KAN.forward_with_penalty`); with
+        ``rows``, those of the stack rows ``rows`` only (``params`` holds theirs, ``x`` every row's).
+        Without the penalty, where the compiled kernel serves, every model runs the kernel call it
+        would run alone (:mod:`kan.native`)."""
         if not with_penalty and kernel_serves(x, params.dtype, self.order, self.activation_name):
-            return self._native_forward(params, x), None
+            return self._native_forward(params, x, rows), None
+        grids, masks = self.grids, self.masks
+        if rows is not None:
+            x, grids, masks = x[rows], [g[rows] for g in grids], [None if m is None else m[rows] for m in masks]
         x = x.transpose(1, 2).contiguous()  # features first: [M, in, B]
         penalty = None
-        for slot, grid, mask in zip(self.slots, self.grids, self.masks):
+        for slot, grid, mask in zip(self.slots, grids, masks):
             coef, scale_base, scale_spline = slot.views(params)
             if not with_penalty:
                 x = self._layer(x, grid, coef, scale_base, scale_spline, mask)
@@ -170,30 +174,36 @@ class StackedKAN:
             x = phi.sum(dim=1)
         return x.transpose(1, 2), penalty
 
-    def _native_forward(self, params: Tensor, x: Tensor) -> Tensor:
-        """:meth:`forward`'s outputs through the kernel's fleet call, model by model; the first
-        layer's per-sample buffer is kept for an input without gradient that comes back."""
-        x = x.contiguous()
+    def _native_forward(self, params: Tensor, x: Tensor, rows: list[int] | None) -> Tensor:
+        """:meth:`forward`'s outputs through the kernel's fleet call, model by model, of every row or
+        of ``rows``; the first layer's per-sample buffer is kept for an input without gradient that
+        comes back (and a subset of rows reads its rows of it)."""
+        given, x = x, (x if rows is None else x[rows]).contiguous()
         for index, (slot, grid, mask) in enumerate(zip(self.slots, self.grids, self.masks)):
             coef, scale_base, scale_spline = (t.contiguous() for t in slot.views(params))
             constants = self._constants(index, grid)
-            kept = self._kept_buffer(x, grid) if index == 0 and not x.requires_grad else None
+            if rows is not None:
+                constants = (constants[0][rows], constants[1][rows], constants[2], None)
+                mask = None if mask is None else mask[rows]
+            kept = self._kept_buffer(given, grid, rows) if index == 0 and not given.requires_grad else None
             if kept is None:
                 x = native.layer(x, coef, scale_base, scale_spline, mask, constants, self.activation_name)
                 continue
-            inputs = x
             x = _KeptInputLayer.apply(x, coef, scale_base, scale_spline, mask, constants, self.activation_name, *kept)
             if kept[1] == native.LOCAL_FILL:  # remembered only once filled
-                self._kept.put(inputs, grid, kept[0])
+                self._kept.put(given, grid, kept[0])
         return x
 
-    def _kept_buffer(self, x: Tensor, grid: Tensor) -> tuple[Tensor, str] | None:
-        """``(buffer, mode)`` for the first layer on ``x`` (``[M, B, in]``, no gradient): "read" for one
-        of the last two inputs on this grid, else a new buffer to "fill"; None where the kernel would
-        not keep it (over its size limit, inference tensors)."""
+    def _kept_buffer(self, x: Tensor, grid: Tensor, rows: list[int] | None) -> tuple[Tensor, str] | None:
+        """``(buffer, mode)`` for the first layer on ``x`` (every row's ``[M, B, in]``, no gradient):
+        "read" for one of the last two inputs on this grid (its ``rows`` only, if given), else, for
+        every row, a new buffer to "fill"; None for a subset of rows of an input not yet filled, and
+        where the kernel would not keep it (over its size limit, inference tensors)."""
         buffer = self._kept.find(x, grid)
         if buffer is not None:
-            return buffer, native.LOCAL_READ
+            return (buffer if rows is None else buffer[rows]), native.LOCAL_READ
+        if rows is not None:
+            return None
         models, batch, n_in = x.shape
         size = torch.ops.kan.local_size(batch, n_in, self.order)
         if 8 * models * size > torch.ops.kan.local_bytes_kept() or x.is_inference():
@@ -322,10 +332,12 @@ class StackedMLP:
                 _write(linear.bias, bias[row])
 
     def forward(self, params: Tensor, x: Tensor, with_penalty: bool = False, l1_weight: float = 1.0,
-                entropy_weight: float = 1.0) -> tuple[Tensor, Tensor | None]:
-        """Outputs ``[M, B, out]``; MLPs have no sparsification penalty."""
+                entropy_weight: float = 1.0, rows: list[int] | None = None) -> tuple[Tensor, Tensor | None]:
+        """Outputs ``[M, B, out]`` (of the stack rows ``rows`` only, if given: ``params`` holds theirs,
+        ``x`` every row's); MLPs have no sparsification penalty."""
         if with_penalty:
             raise ValueError("the sparsification penalty is defined for KAN models only")
+        x = x if rows is None else x[rows]
         views = self._views(params)
         for i, (weight, bias) in enumerate(views):
             x = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))

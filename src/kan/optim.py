@@ -26,7 +26,8 @@ from scipy.linalg.lapack import dtrtri
 from torch import Tensor
 
 Closure = Callable[[], "Tensor | tuple[Tensor, Tensor]"]
-Evaluate = Callable[[Tensor], tuple[Tensor, Tensor]]  # trial parameters [M, n] -> (losses [M], gradients [M, n])
+# (trial parameters [R, n] of rows ``rows``, rows) -> (losses [R], gradients [R, n]), in the order of ``rows``
+Evaluate = Callable[[Tensor, list[int]], tuple[Tensor, Tensor]]
 Trial = tuple[float, np.ndarray, float]  # what a line search receives for a step length: (loss, gradient, slope g·d)
 Search = Generator[float, Trial, tuple[float, np.ndarray, float, int]]  # see strong_wolfe
 Point = np.ndarray | None  # a point a problem wants evaluated; None: its parameters as they stand
@@ -386,8 +387,8 @@ class FleetLBFGS:
     """L-BFGS for M independent problems whose parameters are the rows of ``x [M, n]``.
 
     Every row is a problem of its own (state, directions, line search, as :class:`LBFGS`); rows
-    share only the evaluations: each round, one call of ``evaluate`` on trial parameters
-    ``[M, n]`` serves every row that wants a point evaluated, and rows that want none (or have
+    share only the evaluations: each round, one call of ``evaluate`` on the trial parameters of the
+    rows that want a point evaluated (and only those) serves them all; rows that want none (or have
     finished their step) sit at their parameters. A step's first evaluation is skipped for a row
     whose parameters are those this optimizer returned last (the tensor itself, not modified since).
     """
@@ -405,8 +406,8 @@ class FleetLBFGS:
     @torch.no_grad()
     def step(self, x: Tensor, evaluate: Evaluate, active: Sequence[int]) -> Tensor:
         """One L-BFGS step for every row in ``active``; returns the new parameters (a new tensor of
-        ``x``'s dtype and device; other rows as they were). ``evaluate`` maps trial parameters to the
-        per-row losses and gradients; it runs with gradients enabled."""
+        ``x``'s dtype and device; other rows as they were). ``evaluate`` maps the trial parameters of
+        some rows to their losses and gradients (see :data:`Evaluate`); it runs with gradients enabled."""
         evaluate = torch.enable_grad()(evaluate)
         if self._returned is None or self._returned[0] is not x or self._returned[1] != x._version:
             self._known.clear()
@@ -416,13 +417,11 @@ class FleetLBFGS:
             replies = {m: self._known.pop(m) for m, point in requests.items() if point is None and m in self._known}
             wanted = {m: point for m, point in requests.items() if m not in replies}
             if wanted:
-                trial = start.copy()
-                for m, point in wanted.items():
-                    if point is not None:
-                        trial[m] = point
-                losses, grads = evaluate(torch.from_numpy(trial).to(device=x.device, dtype=x.dtype))
+                rows = sorted(wanted)
+                trial = np.stack([start[m] if wanted[m] is None else wanted[m] for m in rows])
+                losses, grads = evaluate(torch.from_numpy(trial).to(device=x.device, dtype=x.dtype), rows)
                 host_losses, host_grads = losses.tolist(), grads.detach().cpu().numpy().astype(np.float64)
-                replies |= {m: (host_losses[m], host_grads[m]) for m in wanted}
+                replies |= {m: (host_losses[i], host_grads[i]) for i, m in enumerate(rows)}
             return replies
 
         ends = _lockstep({m: self._problems[m].step(start[m]) for m in active}, serve)

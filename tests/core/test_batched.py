@@ -94,6 +94,24 @@ def test_on_cpu_a_stack_runs_each_models_own_kernel_call_bit_for_bit():
     assert len(stacked._kept.entries) == 2  # both inputs' buffers are kept
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_subset_of_rows_gets_the_numbers_of_the_whole_stack(compiled):
+    """What the fleet optimizer evaluates when only some models want a point: those rows alone,
+    each with the numbers it has in the whole stack (kernel: read from the kept first-layer buffer)."""
+    models = _kans([3, 4, 2], 4, 5, masked=True)
+    stacked, x = StackedKAN(models), _stacked_input(models)
+    rows = [0, 2, 3]
+    with native.use_native(compiled):
+        whole_params = stacked.params.clone().requires_grad_(True)
+        whole, _ = stacked.forward(whole_params, x)
+        (whole_grad,) = torch.autograd.grad(whole.square().sum(), whole_params)
+        params = stacked.params[rows].clone().requires_grad_(True)
+        part, _ = stacked.forward(params, x, rows=rows)
+        (grad,) = torch.autograd.grad(part.square().sum(), params)
+    assert torch.allclose(part, whole[rows], rtol=0, atol=0 if compiled else 1e-13)
+    assert torch.allclose(grad, whole_grad[rows], rtol=0, atol=0 if compiled else 1e-12)
+
+
 @pytest.mark.skipif(not native.available(), reason="compiled kernel unavailable (no C++ compiler)")
 def test_on_cpu_a_stacked_grid_update_equals_each_models_bit_for_bit():
     """The next layer's inputs come from the kernel, as in KAN.update_grid, so a stack stays each model."""

@@ -221,8 +221,8 @@ def _problems(rows=4, n=6):
         loss = 0.5 * x @ a[row] @ x - b[row] @ x + ((x[1:] - x[:-1] ** 2) ** 2).sum()
         return loss.detach(), torch.autograd.grad(loss, x)[0]
 
-    def evaluate(trial):
-        pairs = [loss_and_grad(trial[row], row) for row in range(rows)]
+    def evaluate(trial, wanted):
+        pairs = [loss_and_grad(point, row) for point, row in zip(trial, wanted)]
         return torch.stack([loss for loss, _ in pairs]), torch.stack([grad for _, grad in pairs])
 
     return loss_and_grad, evaluate, torch.randn(rows, n, generator=gen, dtype=F64)
@@ -238,13 +238,21 @@ def _alone(loss_and_grad, x0, row, steps, **options):
 
 
 def test_fleet_rows_take_the_iterates_of_each_problem_alone():
-    """Bitwise: the rows share evaluations only. Rows 1 and 3 sit out the third step."""
+    """Bitwise: the rows share evaluations only, and each evaluation computes only the rows that
+    want a point. Rows 1 and 3 sit out the third step."""
     loss_and_grad, evaluate, x0 = _problems()
     options = dict(tolerance_grad=1e-32, tolerance_change=1e-32, history_size=3)
     fleet = FleetLBFGS(4, LBFGSOptions(**options))
     x = x0.clone()
+    asked = []
+
+    def recorded(trial, rows):
+        asked.append(rows)
+        return evaluate(trial, rows)
+
     for active in ([0, 1, 2, 3], [0, 1, 2, 3], [0, 2]):
-        x = fleet.step(x, evaluate, active)
+        x = fleet.step(x, recorded, active)
+    assert any(len(rows) < 4 for rows in asked) and all(rows == sorted(rows) for rows in asked)
     for row in range(4):
         point, alone = _alone(loss_and_grad, x0, row, 3 if row in (0, 2) else 2, **options)
         assert torch.equal(x[row], point) and fleet.loss[row] == alone.last_loss
@@ -254,9 +262,9 @@ def test_fleet_skips_a_step_s_first_evaluation_at_the_parameters_it_returned():
     loss_and_grad, evaluate, x0 = _problems(rows=1)
     calls = []
 
-    def counted(trial):
+    def counted(trial, rows):
         calls.append(trial)
-        return evaluate(trial)
+        return evaluate(trial, rows)
 
     fleet = FleetLBFGS(1, LBFGSOptions(max_iter=5))
     x = fleet.step(x0, counted, [0])
