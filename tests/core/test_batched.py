@@ -112,20 +112,6 @@ def test_a_subset_of_rows_gets_the_numbers_of_the_whole_stack(compiled):
     assert torch.allclose(grad, whole_grad[rows], rtol=0, atol=0 if compiled else 1e-12)
 
 
-@pytest.mark.skipif(not native.available(), reason="compiled kernel unavailable (no C++ compiler)")
-def test_on_cpu_a_stacked_grid_update_equals_each_models_bit_for_bit():
-    """The next layer's inputs come from the kernel, as in KAN.update_grid, so a stack stays each model."""
-    models = _kans([3, 5, 2], 4)
-    x = _stacked_input(models)
-    stacked = StackedKAN(models)
-    stacked.update_grid(x, 9)
-    for m, model in enumerate(models):
-        model.update_grid(x[m], 9)
-    fresh = StackedKAN(models)
-    assert all(torch.equal(a, b) for a, b in zip(stacked.grids, fresh.grids))
-    assert torch.equal(stacked.params, fresh.params)
-
-
 def test_the_fast_path_switch_reaches_stacks():
     models = _kans([2, 3, 1], 3)
     stacked, x = StackedKAN(models), _stacked_input(models)
@@ -136,17 +122,23 @@ def test_the_fast_path_switch_reaches_stacks():
     assert torch.equal(switched, reference)
 
 
-def test_stacked_grid_update_equals_model_update_grid():
-    models = _kans([2, 3, 1], 3)
+@pytest.mark.parametrize("compiled", [True, False])
+def test_stacked_grid_update_equals_model_update_grid(compiled):
+    """Bit for bit on the kernel: the next layer's inputs come from it, as in KAN.update_grid."""
+    if compiled and not native.available():
+        pytest.skip("compiled kernel unavailable (no C++ compiler)")
+    models = _kans([3, 5, 2], 4)
     x = _stacked_input(models)
-    stacked = StackedKAN(models)
-    stacked.update_grid(x, 7)
-    for m, model in enumerate(models):
-        model.update_grid(x[m], 7)
-    assert stacked.num_intervals == 7
+    with native.use_native(compiled):
+        stacked = StackedKAN(models)
+        stacked.update_grid(x, 9)
+        for m, model in enumerate(models):
+            model.update_grid(x[m], 9)
+    assert stacked.num_intervals == 9
     fresh = StackedKAN(models)
-    assert all(torch.allclose(a, b, rtol=0, atol=1e-12) for a, b in zip(stacked.grids, fresh.grids))
-    assert torch.allclose(stacked.params, fresh.params, rtol=0, atol=1e-10)
+    grid_tol, param_tol = (0.0, 0.0) if compiled else (1e-12, 1e-10)
+    assert all(torch.allclose(a, b, rtol=0, atol=grid_tol) for a, b in zip(stacked.grids, fresh.grids))
+    assert torch.allclose(stacked.params, fresh.params, rtol=0, atol=param_tol)
 
 
 def test_stacked_mlp_forward_and_write_back():
