@@ -100,8 +100,9 @@ def group_indices(
 
 def batching_pays(data: Mapping[str, Tensor]) -> bool:
     """Whether stacking is expected to pay: on a GPU (per-op launch costs dominate small fits
-    there). Not on CPU: a stack saves under a tenth of the CPU time there (``make bench-fleet``)
-    while its rounding would move every number the pipeline has recorded with one fit at a time."""
+    there). Not on CPU: there a stack of KANs is cheaper in short phases (``make bench-fleet``) but
+    dearer per step for deep ones in long phases (``make bench-sweep``), and its rounding would move
+    every number the pipeline has recorded with one fit at a time."""
     return data["train_input"].device.type != "cpu"
 
 
