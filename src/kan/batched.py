@@ -9,7 +9,7 @@ device; the same config except λ (``lamb``), which may differ per model. Their 
 stacked along a model axis (:mod:`kan.batched_layers`) and trained by fit's L-BFGS as a fleet
 (:class:`kan.optim.FleetLBFGS`: every model keeps its own state and line search, and one batched
 evaluation serves them all); grid switches refit every model's splines by least squares in one
-batched call. Phases, records and stops follow fit's rules (:mod:`kan.phases`) model by model: a
+batched call. A stack runs fit's training loop (:func:`kan.phases.run_phases`), model by model: a
 model that stops is restored to its last recorded state and frozen without affecting the others,
 one that stalls waits for the next phase. Everything else (Adam, minibatches, non-uniform grids,
 symbolic edges, other model types, single models) goes through :func:`kan.train.fit` one at a
@@ -32,7 +32,6 @@ What differs from ``fit`` (by rounding only, or where ``fit`` has no counterpart
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 from typing import Any, Hashable, Mapping, Sequence
 
@@ -43,8 +42,8 @@ from torch import Tensor, nn
 from kan.batched_layers import StackedKAN, StackedMLP, stack
 from kan.models import KAN, MLP
 from kan.optim import FleetLBFGS
-from kan.phases import Monitor, Phase, phases
-from kan.train import DATA_KEYS, FitResult, TrainConfig, _progress, check_dataset, fit, lbfgs_options
+from kan.phases import Monitor, Phase, phases, run_phases
+from kan.train import DATA_KEYS, FitResult, TrainConfig, check_dataset, fit, lbfgs_options
 
 BATCH_MODES = ("auto", "always", "never")
 
@@ -151,7 +150,8 @@ class _Snapshot:
 
 
 class _GroupRun:
-    """One batched training of a group; rows of the stack map to ``members`` (input positions)."""
+    """One batched training of a group, the :class:`kan.phases.Trainee` of :func:`kan.phases.run_phases`:
+    models are named by input position (member); stack rows map to ``members``."""
 
     def __init__(self, models: Sequence[nn.Module], datasets: Sequence[Mapping[str, Tensor]],
                  configs: Sequence[TrainConfig]) -> None:
@@ -161,8 +161,7 @@ class _GroupRun:
         self.lamb = torch.tensor([c.lamb for c in configs], dtype=self.stacked.params.dtype, device=self.stacked.params.device)
         self.penalty = bool((self.lamb > 0).any())
         self.members = list(range(len(models)))
-        self.status = [("ok", "finished")] * len(models)
-        self.monitors = [Monitor(config, record["train_loss"]) for config, record in zip(configs, self.metrics(with_test=False))]
+        self.monitors = [Monitor(config, record["train_loss"]) for config, record in zip(configs, self.records(with_test=False))]
 
     @property
     def is_kan(self) -> bool:
@@ -190,9 +189,9 @@ class _GroupRun:
         loss = loss.detach()
         return loss, torch.where(torch.isfinite(loss)[:, None], grad, 0.0)
 
-    def compact(self) -> None:
-        """Drop the rows of models that stopped."""
-        live = [r for r, i in enumerate(self.members) if self.status[i][0] == "ok"]
+    def compact(self, members: Sequence[int]) -> None:
+        """Keep only the rows of ``members`` (the models still training)."""
+        live = self._rows(members)
         if len(live) == len(self.members):
             return
         index = torch.tensor(live, device=self.stacked.params.device)
@@ -201,7 +200,7 @@ class _GroupRun:
         self.lamb = self.lamb[index]
         self.members = [self.members[r] for r in live]
 
-    def metrics(self, with_test: bool) -> list[dict[str, float]]:
+    def records(self, with_test: bool) -> list[dict[str, float]]:
         """Per row: ``regularization``, the train (and, if asked, test) metrics and ``grid`` of a record."""
         with torch.no_grad():
             train, penalty = self._split_metrics("train")
@@ -228,72 +227,63 @@ class _GroupRun:
         return dict(zip(values, host)), None if penalty is None else penalty.tolist()
 
     def _mask(self, rows: Sequence[int]) -> Tensor:
-        """The bool mask ``[M]`` of ``rows``, on the stack's device."""
+        """The bool mask ``[M]`` of stack rows ``rows``, on the stack's device."""
         mask = torch.zeros(len(self.members), dtype=torch.bool)
         mask[list(rows)] = True
         return mask.to(self.stacked.params.device)
 
-    def run(self) -> None:
-        schedule = phases(self.config)
-        bar = _progress(sum(phase.steps for phase in schedule), self.config.progress)
-        for phase in schedule:
-            self.compact()
-            if not self.members:
-                break
-            if self.is_kan and phase.num_intervals is not None and phase.num_intervals != self.stacked.num_intervals:
-                self.stacked.update_grid(self.data["train_input"], phase.num_intervals, self.config.grid_uniform_fraction)
-            self._phase(phase, bar)
-        live = [r for r, i in enumerate(self.members) if self.status[i][0] == "ok"]
-        self.stacked.write_back([self.models[self.members[r]] for r in live], live)
-        bar.close()
+    def _rows(self, members: Sequence[int]) -> list[int]:
+        """The stack rows of ``members`` (input positions), in their order."""
+        return [self.members.index(member) for member in members]
 
-    def _phase(self, phase: Phase, bar: Any) -> None:
-        """Train the live rows through one phase; a row leaves it when it stops or stalls."""
-        optimizer = FleetLBFGS(len(self.members), lbfgs_options(self.config))
-        last_good = _Snapshot(self.stacked)
-        active = list(range(len(self.members)))
-        for step in range(phase.steps):
-            if not active:
-                bar.update(phase.steps - step)
-                return
-            if self.is_kan and phase.updates_grid(step):
-                self._refit_grids(active)
-            self.stacked.params = optimizer.step(self.stacked.params, self.objective, active)
-            bar.update(1)
-            losses, records = optimizer.loss, functools.cache(lambda: self.metrics(with_test=True))
-            recorded = []
-            for row in list(active):
-                monitor = self.monitors[self.members[row]]
-                verdict = monitor.after_step(phase, step, losses[row], lambda row=row: records()[row])
-                if verdict.stop is not None:
-                    self.stop(row, last_good, *verdict.stop)
-                if verdict.stop is not None or verdict.end_phase:
-                    active.remove(row)
-                if verdict.recorded:
-                    recorded.append(row)
-            last_good.update(self.stacked, self._mask(recorded))
+    def start_phase(self, phase: Phase, members: Sequence[int]) -> None:
+        self.compact(members)
+        if self.is_kan and phase.num_intervals is not None and phase.num_intervals != self.stacked.num_intervals:
+            self.stacked.update_grid(self.data["train_input"], phase.num_intervals, self.config.grid_uniform_fraction)
+        self.optimizer = FleetLBFGS(len(self.members), lbfgs_options(self.config))
+        self.last_good = _Snapshot(self.stacked)
 
-    def _refit_grids(self, active: Sequence[int]) -> None:
-        """Refit the grids of the ``active`` rows at their G; the others keep theirs."""
+    def refit_grid(self, members: Sequence[int]) -> None:
+        """Refit the grids of ``members`` at their G; the other rows keep theirs."""
+        if not self.is_kan:
+            return
+        active = self._rows(members)
         resting = self._mask([r for r in range(len(self.members)) if r not in active])
         before = _Snapshot(self.stacked)
         self.stacked.update_grid(self.data["train_input"], None, self.config.grid_uniform_fraction)
         before.restore(self.stacked, resting)
 
-    def stop(self, row: int, last_good: _Snapshot, status: str, message: str) -> None:
-        """Freeze a row at its last recorded state and write it back to its model."""
-        last_good.restore(self.stacked, self._mask([row]))
-        member = self.members[row]
-        self.status[member] = (status, message)
+    def step(self, members: Sequence[int]) -> list[float]:
+        rows = self._rows(members)
+        self.stacked.params = self.optimizer.step(self.stacked.params, self.objective, rows)
+        return [self.optimizer.loss[row] for row in rows]
+
+    def metrics(self, members: Sequence[int]) -> dict[int, dict[str, float]]:
+        records = self.records(with_test=True)
+        return {member: records[row] for member, row in zip(members, self._rows(members))}
+
+    def keep(self, members: Sequence[int]) -> None:
+        self.last_good.update(self.stacked, self._mask(self._rows(members)))
+
+    def stop(self, member: int) -> None:
+        """Freeze a model at its last recorded state and write it back."""
+        (row,) = self._rows([member])
+        self.last_good.restore(self.stacked, self._mask([row]))
         self.stacked.write_back([self.models[member]], [row])
+
+    def finish(self, status: Sequence[tuple[str, str]]) -> None:
+        """Write the models that finished back from the stack."""
+        live = [r for r, member in enumerate(self.members) if status[member][0] == "ok"]
+        self.stacked.write_back([self.models[self.members[r]] for r in live], live)
 
 
 def _fit_group(models: Sequence[nn.Module], datasets: Sequence[Mapping[str, Tensor]],
                configs: Sequence[TrainConfig]) -> list[FitResult]:
     started, cpu_started = time.perf_counter(), time.process_time()
     run = _GroupRun(models, datasets, configs)
-    run.run()
+    status = run_phases(run, run.monitors, phases(configs[0]), configs[0].progress)
+    run.finish(status)
     seconds = (time.perf_counter() - started) / len(models)
     cpu_seconds = (time.process_time() - cpu_started) / len(models)
-    return [FitResult(status, message, monitor.history, seconds, cpu_seconds)
-            for (status, message), monitor in zip(run.status, run.monitors)]
+    return [FitResult(state, message, monitor.history, seconds, cpu_seconds)
+            for (state, message), monitor in zip(status, run.monitors)]

@@ -1,17 +1,21 @@
-"""The grid phases and the stop rules of one training, shared by :func:`kan.train.fit` and
-:func:`kan.batched.fit_many`.
+"""The training loop: grid phases, stop rules and their order, for one model or a fleet.
 
 A training runs one phase per G of its grid schedule (:func:`phases`). After every step a
 :class:`Monitor` judges the step's training loss and, when a record is due, the record: the
 training goes on, ends its phase (the stall rule) or stops ("diverged", "early_stopped"). Steps are
 numbered continuously over the phases, so a phase ended by the stall rule is shorter.
+
+:func:`run_phases` is the one loop that applies these rules; what it trains is a :class:`Trainee`:
+one model (:func:`kan.train.fit`) or a stack of models trained in lockstep
+(:func:`kan.batched.fit_many`), each model a row with its own monitor.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 if TYPE_CHECKING:
     from kan.train import TrainConfig
@@ -108,3 +112,80 @@ class Monitor:
             return Verdict(stop=("early_stopped", f"held-out loss rose at step {self.step}; kept step {kept:.0f}"))
         self.history.append(record)
         return Verdict(recorded=True, end_phase=stalled)
+
+
+class Trainee(Protocol):
+    """What :func:`run_phases` trains: models numbered 0..M-1 (rows), each stepped only while active."""
+
+    def start_phase(self, phase: Phase, rows: Sequence[int]) -> None:
+        """Enter ``phase`` with the live ``rows``: set their G, start a fresh optimizer, and take
+        their state as the last good one."""
+
+    def refit_grid(self, rows: Sequence[int]) -> None:
+        """Refit the grids of ``rows`` from the training inputs at their current G."""
+
+    def step(self, rows: Sequence[int]) -> list[float]:
+        """One optimizer step of ``rows``; their training losses, in the order of ``rows``."""
+
+    def metrics(self, rows: Sequence[int]) -> dict[int, dict[str, float]]:
+        """A record's values (all but the step number) of each of ``rows``."""
+
+    def keep(self, rows: Sequence[int]) -> None:
+        """Take the current state of ``rows`` as their last good one."""
+
+    def stop(self, row: int) -> None:
+        """Put ``row`` back to its last good state; it trains no more."""
+
+
+def run_phases(trainee: Trainee, monitors: Sequence[Monitor], schedule: Sequence[Phase],
+               progress: bool = False) -> list[tuple[str, str]]:
+    """Train every row of ``trainee`` through ``schedule`` under its monitor (``monitors[row]``, whose
+    history collects the records), with a progress bar of steps if asked. Returns each row's
+    (status, message)."""
+    bar = _progress(sum(phase.steps for phase in schedule), progress)
+    status = [("ok", "finished")] * len(monitors)
+    for phase in schedule:
+        live = [row for row, (state, _) in enumerate(status) if state == "ok"]
+        if not live:
+            break
+        trainee.start_phase(phase, live)
+        active = list(live)
+        for step in range(phase.steps):
+            if not active:
+                bar.update(phase.steps - step)
+                break
+            if phase.updates_grid(step):
+                trainee.refit_grid(active)
+            losses = trainee.step(active)
+            bar.update(1)
+            records = functools.cache(lambda rows=tuple(active): trainee.metrics(rows))
+            recorded = []
+            for row, loss in zip(list(active), losses):
+                verdict = monitors[row].after_step(phase, step, loss, lambda row=row: records()[row])
+                if verdict.stop is not None:
+                    trainee.stop(row)
+                    status[row] = verdict.stop
+                if verdict.stop is not None or verdict.end_phase:
+                    active.remove(row)
+                if verdict.recorded:
+                    recorded.append(row)
+            if recorded:
+                trainee.keep(recorded)
+    bar.close()
+    return status
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    if enabled:
+        from tqdm.auto import tqdm  # deferred: only a fit that shows a progress bar needs it
+
+        return tqdm(total=total, unit="step")
+    return _NoProgress()
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

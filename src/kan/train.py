@@ -11,7 +11,7 @@ import math
 import numbers
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from kan.layers import fused_layers_backprop, fused_layers_run
 from kan.models import KAN
 from kan.optim import LBFGS, LBFGSOptions
-from kan.phases import Monitor, phases
+from kan.phases import Monitor, Phase, phases, run_phases
 
 DATA_KEYS = ("train_input", "train_label", "test_input", "test_label")
 MAX_GRID = 10_000  # the largest G (intervals per edge) a grid schedule may ask for
@@ -296,48 +296,52 @@ def fit(model: nn.Module, dataset: Mapping[str, Tensor], config: TrainConfig | N
     status "diverged"."""
     config = config or TrainConfig()
     check_dataset(dataset, model, config.loss)
-    objective = _Objective(model, config)
-    x_train, y_train = dataset["train_input"], dataset["train_label"]
-    monitor = Monitor(config, evaluate(model, x_train, y_train, config.loss)["loss"])
-    generator = torch.Generator().manual_seed(config.seed)
-    schedule = phases(config)
-    has_grid = isinstance(model, KAN)
     started, cpu_started = time.perf_counter(), time.process_time()
-    bar = _progress(sum(phase.steps for phase in schedule), config.progress)
+    run = _SingleRun(model, dataset, config)
+    monitor = Monitor(config, evaluate(model, run.x_train, run.y_train, config.loss)["loss"])
+    schedule = phases(config)
+    ((status, message),) = run_phases(run, [monitor], schedule, config.progress)
+    return FitResult(status, message, monitor.history, time.perf_counter() - started, time.process_time() - cpu_started)
 
-    def metrics() -> dict[str, float]:
-        return {**_metrics(model, dataset, config, objective.penalty), "grid": float(model.num_intervals) if has_grid else 0.0}
 
-    def finish(status: str, message: str) -> FitResult:
-        bar.close()
-        return FitResult(status, message, monitor.history, time.perf_counter() - started, time.process_time() - cpu_started)
+class _SingleRun:
+    """One model's training, the :class:`kan.phases.Trainee` (of one row, 0) that :func:`fit` runs."""
 
-    for phase in schedule:
-        if has_grid and phase.num_intervals is not None and phase.num_intervals != model.num_intervals:
-            model.update_grid(x_train, phase.num_intervals, config.grid_uniform_fraction)
-        last_good = _snapshot(model)
-        optimizer = _make_optimizer(model, config)
-        fused = None
-        if isinstance(optimizer, LBFGS) and _FusedKANGradient.applies(model, config):
-            fused = _FusedKANGradient(model, optimizer.params, config.loss)
-        for step in range(phase.steps):
-            if has_grid and phase.updates_grid(step):
-                model.update_grid(x_train, None, config.grid_uniform_fraction)
-                if fused is not None:
-                    fused.forget()
-            inputs, labels = _batch(x_train, y_train, config.batch_size, generator)
-            loss = _optimizer_step(optimizer, objective, inputs, labels, fused)
-            bar.update(1)
-            verdict = monitor.after_step(phase, step, loss, metrics)
-            if verdict.stop is not None:
-                model.load_state_dict(last_good)
-                return finish(*verdict.stop)
-            if verdict.recorded:
-                last_good = _snapshot(model)
-            if verdict.end_phase:
-                bar.update(phase.steps - step - 1)
-                break
-    return finish("ok", "finished")
+    def __init__(self, model: nn.Module, dataset: Mapping[str, Tensor], config: TrainConfig) -> None:
+        self.model, self.dataset, self.config = model, dataset, config
+        self.objective = _Objective(model, config)
+        self.x_train, self.y_train = dataset["train_input"], dataset["train_label"]
+        self.generator = torch.Generator().manual_seed(config.seed)  # minibatch order
+        self.has_grid = isinstance(model, KAN)
+
+    def start_phase(self, phase: Phase, rows: Sequence[int]) -> None:
+        if self.has_grid and phase.num_intervals is not None and phase.num_intervals != self.model.num_intervals:
+            self.model.update_grid(self.x_train, phase.num_intervals, self.config.grid_uniform_fraction)
+        self.last_good = _snapshot(self.model)
+        self.optimizer = _make_optimizer(self.model, self.config)
+        self.fused = None
+        if isinstance(self.optimizer, LBFGS) and _FusedKANGradient.applies(self.model, self.config):
+            self.fused = _FusedKANGradient(self.model, self.optimizer.params, self.config.loss)
+
+    def refit_grid(self, rows: Sequence[int]) -> None:
+        if self.has_grid:
+            self.model.update_grid(self.x_train, None, self.config.grid_uniform_fraction)
+            if self.fused is not None:
+                self.fused.forget()
+
+    def step(self, rows: Sequence[int]) -> list[float]:
+        inputs, labels = _batch(self.x_train, self.y_train, self.config.batch_size, self.generator)
+        return [_optimizer_step(self.optimizer, self.objective, inputs, labels, self.fused)]
+
+    def metrics(self, rows: Sequence[int]) -> dict[int, dict[str, float]]:
+        grid = float(self.model.num_intervals) if self.has_grid else 0.0
+        return {0: {**_metrics(self.model, self.dataset, self.config, self.objective.penalty), "grid": grid}}
+
+    def keep(self, rows: Sequence[int]) -> None:
+        self.last_good = _snapshot(self.model)
+
+    def stop(self, row: int) -> None:
+        self.model.load_state_dict(self.last_good)
 
 
 def _snapshot(model: nn.Module) -> dict[str, Any]:
@@ -384,19 +388,3 @@ def _metrics(model: nn.Module, dataset: Mapping[str, Tensor], config: TrainConfi
     record.update({f"train_{key}": value for key, value in train.items()})
     record.update({f"test_{key}": value for key, value in test.items()})
     return record
-
-
-def _progress(total: int, enabled: bool) -> Any:
-    if enabled:
-        from tqdm.auto import tqdm  # deferred: only a fit that shows a progress bar needs it
-
-        return tqdm(total=total, unit="step")
-    return _NoProgress()
-
-
-class _NoProgress:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass

@@ -1,8 +1,8 @@
-"""Grid phases and the stop rules that fit and fit_many share."""
+"""Grid phases, the stop rules and the training loop that fit and fit_many share."""
 
 import math
 
-from kan.phases import Monitor, phases
+from kan.phases import Monitor, phases, run_phases
 from kan.train import TrainConfig
 
 
@@ -56,3 +56,54 @@ def test_stops_name_the_step_and_the_reason():
     assert rising.after_step(phase, 0, 1.0, _metrics(test_loss=0.5)).recorded
     assert rising.after_step(phase, 1, 1.0, _metrics(test_loss=0.6)).stop == (
         "early_stopped", "held-out loss rose at step 2; kept step 1")
+
+
+class _ScriptedTrainee:
+    """Rows whose training losses follow a script (row -> losses per step over all phases); logs every call."""
+
+    def __init__(self, losses):
+        self.losses, self.calls, self.steps = losses, [], {row: 0 for row in losses}
+
+    def start_phase(self, phase, rows):
+        self.calls.append(("start", phase.num_intervals, tuple(rows)))
+
+    def refit_grid(self, rows):
+        self.calls.append(("refit", tuple(rows)))
+
+    def step(self, rows):
+        self.calls.append(("step", tuple(rows)))
+        out = [self.losses[row][self.steps[row]] for row in rows]
+        for row in rows:
+            self.steps[row] += 1
+        return out
+
+    def metrics(self, rows):
+        return {row: {"train_loss": self.losses[row][self.steps[row] - 1], "test_loss": 1.0, "grid": 0.0} for row in rows}
+
+    def keep(self, rows):
+        self.calls.append(("keep", tuple(rows)))
+
+    def stop(self, row):
+        self.calls.append(("stop", row))
+
+
+def test_the_loop_steps_each_row_until_it_stops_or_stalls():
+    config = TrainConfig(steps=4, grid_schedule=(3, 5), grid_update_every=2, grid_update_until=3,
+                         stall_window=1, stall_tolerance=0.1)
+    trainee = _ScriptedTrainee({
+        0: [1.0, 0.5, 0.25, 0.12, 0.06, 0.03, 0.015, 0.007],  # trains throughout
+        1: [1.0, math.nan],  # diverges at its second step
+        2: [1.0, 0.99, 0.5, 0.25, 0.12, 0.06],  # stalls at its second step, goes on in the next phase
+    })
+    monitors = [Monitor(config, initial_loss=2.0) for _ in range(3)]
+    status = run_phases(trainee, monitors, phases(config))
+    assert status == [("ok", "finished"), ("diverged", "non-finite training loss at step 2; restored the last finite state"),
+                      ("ok", "finished")]
+    assert trainee.calls[:8] == [
+        ("start", 3, (0, 1, 2)), ("refit", (0, 1, 2)), ("step", (0, 1, 2)), ("keep", (0, 1, 2)),
+        ("step", (0, 1, 2)), ("stop", 1), ("keep", (0, 2)),  # row 2 ends its phase (stalled) after a record
+        ("refit", (0,)),
+    ]
+    assert ("start", 5, (0, 2)) in trainee.calls and ("stop", 1) not in trainee.calls[6:]
+    assert [r["step"] for r in monitors[0].history] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    assert [r["step"] for r in monitors[2].history] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]  # the stall shortened phase 1
