@@ -13,20 +13,23 @@ batched call. A stack runs fit's training loop (:func:`kan.phases.run_phases`), 
 model that stops is restored to its last recorded state and frozen without affecting the others,
 one that stalls waits for the next phase. Everything else (Adam, minibatches, non-uniform grids,
 symbolic edges, other model types, single models) goes through :func:`kan.train.fit` one at a
-time, and so, by default (``batch="auto"``), all models on CPU (see :func:`batching_pays`);
-``batch="always"`` stacks anyway.
+time. By default (``batch="auto"``) stacks are formed where they pay (see :func:`batching_pays`);
+``batch="always"`` stacks every compatible group, ``batch="never"`` none.
 
-On CPU a stack's KAN layers run the compiled kernel model by model (:mod:`kan.native`'s fleet
-call): each model's outputs and gradients equal its own, bit for bit. Elsewhere (GPU, no
-compiler, λ > 0) they run the plain-ops reference of :mod:`kan.batched_layers`.
+On CPU, a stack of KANs without the penalty (λ = 0) is a fleet of single fits: its layers run the
+compiled kernel model by model (:mod:`kan.native`'s fleet call) without autograd, and each model's
+loss, gradient and metrics are computed from its own outputs as :func:`kan.train.fit` computes
+them, so every model's history and parameters equal those of its own fit, bit for bit. Elsewhere
+(GPU, no compiler, λ > 0, MLPs) a stack runs the plain-ops reference of :mod:`kan.batched_layers`
+under autograd, and differs from ``fit`` by rounding:
 
-What differs from ``fit`` (by rounding only, or where ``fit`` has no counterpart):
-
-* The stacked loss sums (and, off the kernel, the stacked forward and backward) round differently
-  from a single fit's, and L-BFGS amplifies such differences over a fit.
-* With λ > 0 anywhere in a group, every member's forward sums the per-edge activations (a λ = 0
+* its loss sums (and, off the kernel, its forward and backward) round differently from a single
+  fit's, and L-BFGS amplifies such differences over a fit;
+* with λ > 0 anywhere in a group, every member's forward sums the per-edge activations (a λ = 0
   member's loss is unchanged up to rounding and its ``regularization`` is recorded as 0, as in ``fit``).
-* ``FitResult.seconds`` (``cpu_seconds``) is the group's wall (CPU) time divided by the group size.
+
+``FitResult.seconds`` (``cpu_seconds``) of a stacked model is the group's wall (CPU) time divided
+by the group size.
 """
 
 from __future__ import annotations
@@ -43,7 +46,10 @@ from kan.batched_layers import StackedKAN, StackedMLP, stack
 from kan.models import KAN, MLP
 from kan.optim import FleetLBFGS
 from kan.phases import Monitor, Phase, phases, run_phases
-from kan.train import DATA_KEYS, FitResult, TrainConfig, check_dataset, fit, lbfgs_options
+from kan.layers import kernel_serves
+from kan.train import (
+    DATA_KEYS, FitResult, TrainConfig, check_dataset, fit, lbfgs_options, loss_and_output_grad, output_metrics,
+)
 
 BATCH_MODES = ("auto", "always", "never")
 
@@ -91,18 +97,25 @@ def group_indices(
         raise ValueError(f"unknown batch mode {batch!r}; valid modes: {', '.join(BATCH_MODES)}")
     groups: dict[Hashable, list[int]] = {}
     for i, (model, data, cfg) in enumerate(zip(models, datasets, configs)):
-        wanted = batch == "always" or batch == "auto" and batching_pays(data)
+        wanted = batch == "always" or batch == "auto" and batching_pays(model, data, cfg)
         key = batch_key(model, data, cfg) if wanted else None
         groups.setdefault(("single", i) if key is None else key, []).append(i)
     return list(groups.values())
 
 
-def batching_pays(data: Mapping[str, Tensor]) -> bool:
-    """Whether stacking is expected to pay: on a GPU (per-op launch costs dominate small fits
-    there). Not on CPU: there a stack of KANs is cheaper in short phases (``make bench-fleet``) but
-    dearer per step for deep ones in long phases (``make bench-sweep``), and its rounding would move
-    every number the pipeline has recorded with one fit at a time."""
-    return data["train_input"].device.type != "cpu"
+def batching_pays(model: nn.Module, data: Mapping[str, Tensor], config: TrainConfig) -> bool:
+    """Whether stacking ``model`` with others is expected to pay: on a GPU (per-op launch costs
+    dominate small fits there), and on CPU for KANs without the penalty that the compiled kernel
+    serves (their stack is a fleet of single fits, no dearer per model, with the same numbers).
+    Not for other models on CPU: their stacked rounding would move every number recorded with one
+    fit at a time."""
+    inputs = data["train_input"]
+    if inputs.device.type != "cpu":
+        return True
+    if type(model) is not KAN or config.lamb != 0:
+        return False
+    layer = model.layers[0]
+    return kernel_serves(inputs, model.dtype, layer.order, layer.base_activation)
 
 
 def batch_key(model: nn.Module, data: Mapping[str, Tensor], config: TrainConfig) -> Hashable | None:
@@ -160,6 +173,9 @@ class _GroupRun:
         self.data = {key: torch.stack([d[key] for d in datasets]) for key in DATA_KEYS}
         self.lamb = torch.tensor([c.lamb for c in configs], dtype=self.stacked.params.dtype, device=self.stacked.params.device)
         self.penalty = bool((self.lamb > 0).any())
+        stacked, inputs = self.stacked, self.data["train_input"]
+        self.fused = (isinstance(stacked, StackedKAN) and not self.penalty
+                      and kernel_serves(inputs, stacked.params.dtype, stacked.order, stacked.activation_name))
         self.members = list(range(len(models)))
         self.monitors = [Monitor(config, record["train_loss"]) for config, record in zip(configs, self.records(with_test=False))]
 
@@ -180,14 +196,29 @@ class _GroupRun:
     def objective(self, trial: Tensor, rows: list[int]) -> tuple[Tensor, Tensor]:
         """Training loss ``data + λ·penalty`` ``[R]`` of the stack rows ``rows`` at their trial
         parameters ``[R, n]``, and its gradient (zero where the loss is not finite, as fit's closure)."""
-        params = trial.detach().requires_grad_(True)
         subset = None if len(rows) == len(self.members) else rows  # rows are distinct and sorted
-        _, loss, penalty = self.forward(params, "train", subset)
-        if penalty is not None:
-            loss = loss + (self.lamb if subset is None else self.lamb[subset]) * penalty
-        (grad,) = torch.autograd.grad(loss.sum(), params)
-        loss = loss.detach()
+        if self.fused:
+            loss, grad = self._fused_objective(trial, subset)
+        else:
+            params = trial.detach().requires_grad_(True)
+            _, loss, penalty = self.forward(params, "train", subset)
+            if penalty is not None:
+                loss = loss + (self.lamb if subset is None else self.lamb[subset]) * penalty
+            (grad,) = torch.autograd.grad(loss.sum(), params)
+            loss = loss.detach()
         return loss, torch.where(torch.isfinite(loss)[:, None], grad, 0.0)
+
+    @torch.no_grad()
+    def _fused_objective(self, params: Tensor, rows: list[int] | None) -> tuple[Tensor, Tensor]:
+        """:meth:`objective` without autograd: the kernel's fleet forward and backward, and each
+        row's loss and output gradient as a single fit computes them (:func:`kan.train.loss_and_output_grad`
+        on its own outputs), so a row's numbers are those of its model trained alone."""
+        assert isinstance(self.stacked, StackedKAN)
+        output, states = self.stacked.fused_run(params, self.data["train_input"], rows)
+        labels = self.data["train_label"] if rows is None else self.data["train_label"][rows]
+        parts = [loss_and_output_grad(out, label, self.config.loss) for out, label in zip(output, labels)]
+        grad = self.stacked.fused_backprop(states, torch.stack([g for _, g in parts]))
+        return torch.stack([value for value, _ in parts]), grad
 
     def compact(self, members: Sequence[int]) -> None:
         """Keep only the rows of ``members`` (the models still training)."""
@@ -201,30 +232,27 @@ class _GroupRun:
         self.members = [self.members[r] for r in live]
 
     def records(self, with_test: bool) -> list[dict[str, float]]:
-        """Per row: ``regularization``, the train (and, if asked, test) metrics and ``grid`` of a record."""
+        """Per row: ``regularization``, the train (and, if asked, test) metrics and ``grid`` of a
+        record, each model's metrics computed from its outputs as :func:`kan.train.evaluate` does."""
         with torch.no_grad():
             train, penalty = self._split_metrics("train")
-            test = self._split_metrics("test")[0] if with_test else {}
+            test = self._split_metrics("test")[0] if with_test else [{}] * len(self.members)
         lamb = self.lamb.tolist()
         grid = float(self.stacked.num_intervals) if self.is_kan else 0.0
         records = []
         for r in range(len(self.members)):
             record = {"regularization": penalty[r] if penalty is not None and lamb[r] > 0 else 0.0}
-            record.update({f"train_{k}": v[r] for k, v in train.items()})
-            record.update({f"test_{k}": v[r] for k, v in test.items()})
+            record.update({f"train_{k}": v for k, v in train[r].items()})
+            record.update({f"test_{k}": v for k, v in test[r].items()})
             record["grid"] = grid
             records.append(record)
         return records
 
-    def _split_metrics(self, split: str) -> tuple[dict[str, list[float]], list[float] | None]:
-        output, loss, penalty = self.forward(self.stacked.params, split)
-        values = {"loss": loss}
-        if self.config.loss == "mse":
-            values["rmse"] = loss.sqrt()
-        else:
-            values["accuracy"] = (output.argmax(dim=2) == self.data[f"{split}_label"]).double().mean(dim=1)
-        host = torch.stack([v.to(torch.float64) for v in values.values()]).tolist()
-        return dict(zip(values, host)), None if penalty is None else penalty.tolist()
+    def _split_metrics(self, split: str) -> tuple[list[dict[str, float]], list[float] | None]:
+        output, _, penalty = self.forward(self.stacked.params, split)
+        labels = self.data[f"{split}_label"]
+        metrics = [output_metrics(out, label, self.config.loss) for out, label in zip(output, labels)]
+        return metrics, None if penalty is None else penalty.tolist()
 
     def _mask(self, rows: Sequence[int]) -> Tensor:
         """The bool mask ``[M]`` of stack rows ``rows``, on the stack's device."""

@@ -35,9 +35,15 @@ def _write(target: Tensor, value: Tensor) -> None:
         target.copy_(value)
 
 
+AFFINE = 4  # a symbolic edge's affine parameters (a, b, c, d): KANLayer.symbolic_affine [in, out, 4]
+
+
 @dataclass(frozen=True)
 class _KANLayerSlot:
-    """Where one KAN layer's coef, scale_base and scale_spline sit in a params row."""
+    """Where one KAN layer's coef, scale_base, scale_spline and symbolic_affine sit in a params row
+    (the order of the layer's parameters). Stacks have no symbolic edge, so the affine part never
+    gets a gradient; it is kept so a row is the very vector a single fit's L-BFGS works on (its
+    dot products, and so its iterates, depend on the layout)."""
 
     in_dim: int
     out_dim: int
@@ -46,15 +52,21 @@ class _KANLayerSlot:
 
     @property
     def size(self) -> int:
-        return self.in_dim * self.out_dim * (self.num_basis + 2)
+        return self.in_dim * self.out_dim * (self.num_basis + 2 + AFFINE)
 
     def views(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``coef [M, in, out, G + k]``, ``scale_base [M, in, out]``, ``scale_spline [M, in, out]``."""
+        coef, scale_base, scale_spline, _ = self.all_views(params)
+        return coef, scale_base, scale_spline
+
+    def all_views(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """:meth:`views` and ``symbolic_affine [M, in, out, 4]``."""
         m, edges = params.shape[0], self.in_dim * self.out_dim
         block = params[:, self.offset : self.offset + self.size]
         coef = block[:, : edges * self.num_basis].view(m, self.in_dim, self.out_dim, self.num_basis)
-        rest = block[:, edges * self.num_basis :].view(m, 2, self.in_dim, self.out_dim)
-        return coef, rest[:, 0], rest[:, 1]
+        scales = block[:, edges * self.num_basis : edges * (self.num_basis + 2)].view(m, 2, self.in_dim, self.out_dim)
+        affine = block[:, edges * (self.num_basis + 2) :].view(m, self.in_dim, self.out_dim, AFFINE)
+        return coef, scales[:, 0], scales[:, 1], affine
 
 
 def _local_values(x: Tensor, grid: Tensor, order: int) -> tuple[Tensor, Tensor]:
@@ -93,6 +105,19 @@ class _KeptInputLayer(torch.autograd.Function):
         return None, grad_coef, grad_base, grad_spline, None, None, None, None, None
 
 
+@dataclass(eq=False, slots=True)
+class _FleetState:
+    """What a layer's fleet backward needs from its forward (:meth:`StackedKAN.fused_run`)."""
+
+    x: Tensor
+    coef: Tensor
+    scale_spline: Tensor
+    mask: Tensor | None
+    packed: Tensor
+    constants: native.Constants
+    local: Tensor | None
+
+
 class StackedKAN:
     """M uniform-grid KANs of one shape, order, G and base activation, without symbolic edges."""
 
@@ -106,7 +131,8 @@ class StackedKAN:
         self.masks: list[Tensor | None] = [None if bool((mask == 1).all()) else mask for mask in masks]
         self.slots = self._layout(self.num_intervals)
         self.params = _stack_rows(
-            [[t for layer in m.layers for t in (layer.coef, layer.scale_base, layer.scale_spline)] for m in models]
+            [[t for layer in m.layers for t in (layer.coef, layer.scale_base, layer.scale_spline, layer.symbolic_affine)]
+             for m in models]
         )
         self._native_constants: dict[int, tuple[Tensor, native.Constants]] = {}
         self._kept = InputMemo()  # the first layer's per-sample buffers of inputs without gradient, by grid
@@ -136,7 +162,7 @@ class StackedKAN:
         """Copy stack rows ``rows`` into ``models`` (grids, coefficients, scales)."""
         for model, row in zip(models, rows):
             for layer, slot, grid in zip(model.layers, self.slots, self.grids):
-                coef, scale_base, scale_spline = (v[row] for v in slot.views(self.params))
+                coef, scale_base, scale_spline, affine = (v[row] for v in slot.all_views(self.params))
                 layer.grid = grid[row].clone()
                 if layer.coef.shape == coef.shape:
                     _write(layer.coef, coef)
@@ -144,6 +170,7 @@ class StackedKAN:
                     layer.coef = nn.Parameter(coef.clone())
                 _write(layer.scale_base, scale_base)
                 _write(layer.scale_spline, scale_spline)
+                _write(layer.symbolic_affine, affine)
 
     def forward(self, params: Tensor, x: Tensor, with_penalty: bool = False, l1_weight: float = 1.0,
                 entropy_weight: float = 1.0, rows: list[int] | None = None) -> tuple[Tensor, Tensor | None]:
@@ -194,6 +221,52 @@ class StackedKAN:
                 self._kept.put(given, grid, kept[0])
         return x
 
+    def fused_run(self, params: Tensor, x: Tensor, rows: list[int] | None = None) -> tuple[Tensor, list[_FleetState]]:
+        """:meth:`forward`'s outputs through the kernel without autograd (as a single KAN's
+        :func:`kan.layers.fused_layers_run`), and every layer's state for :meth:`fused_backprop`.
+        Needs the kernel to serve the stack (:func:`kan.layers.kernel_serves`) and no penalty."""
+        given, x = x, (x if rows is None else x[rows]).contiguous()
+        states = []
+        for index, (slot, grid, mask) in enumerate(zip(self.slots, self.grids, self.masks)):
+            coef, scale_base, scale_spline = (t.contiguous() for t in slot.views(params))
+            constants = self._constants(index, grid)
+            if rows is not None:
+                constants = (constants[0][rows], constants[1][rows], constants[2], None)
+                mask = None if mask is None else mask[rows]
+            if index == 0:
+                local, mode = self._kept_buffer(given, grid, rows) or (None, native.LOCAL_NONE)
+            else:  # a hidden activation: filled with its slopes for the backward
+                local, mode = self._fresh_buffer(x), native.LOCAL_FILL
+            out, packed = torch.ops.kan.layer_forward(x, coef, scale_base, scale_spline, mask, *constants,
+                                                      self.activation_name, local, mode, index > 0)
+            if index == 0 and mode == native.LOCAL_FILL:
+                self._kept.put(given, grid, local)
+            states.append(_FleetState(x, coef, scale_spline, mask, packed, constants, local))
+            x = out
+        return x, states
+
+    def fused_backprop(self, states: Sequence[_FleetState], grad_out: Tensor) -> Tensor:
+        """The gradient ``[R, n]`` of the parameters from the output gradient ``grad_out [R, B, out]``
+        and the states of :meth:`fused_run`."""
+        grad = grad_out.new_zeros(grad_out.shape[0], self.params.shape[1])
+        for index in range(len(states) - 1, -1, -1):
+            state = states[index]
+            grad_out, *param_grads = torch.ops.kan.layer_backward(
+                state.x, state.coef, state.scale_spline, state.mask, state.packed, grad_out.contiguous(),
+                *state.constants, self.activation_name, index > 0, state.local,
+            )
+            for target, value in zip(self.slots[index].views(grad), param_grads):
+                target.copy_(value)
+        return grad
+
+    def _fresh_buffer(self, x: Tensor) -> Tensor | None:
+        """An empty per-sample buffer for every model's layer on ``x [M, B, in]``; None over the kernel's size limit."""
+        models, batch, n_in = x.shape
+        size = torch.ops.kan.local_size(batch, n_in, self.order)
+        if 8 * models * size > torch.ops.kan.local_bytes_kept():
+            return None
+        return torch.empty(models, size, dtype=torch.float64)
+
     def _kept_buffer(self, x: Tensor, grid: Tensor, rows: list[int] | None) -> tuple[Tensor, str] | None:
         """``(buffer, mode)`` for the first layer on ``x`` (every row's ``[M, B, in]``, no gradient):
         "read" for one of the last two inputs on this grid (its ``rows`` only, if given), else, for
@@ -202,13 +275,10 @@ class StackedKAN:
         buffer = self._kept.find(x, grid)
         if buffer is not None:
             return (buffer if rows is None else buffer[rows]), native.LOCAL_READ
-        if rows is not None:
+        if rows is not None or x.is_inference():
             return None
-        models, batch, n_in = x.shape
-        size = torch.ops.kan.local_size(batch, n_in, self.order)
-        if 8 * models * size > torch.ops.kan.local_bytes_kept() or x.is_inference():
-            return None
-        return torch.empty(models, size, dtype=torch.float64), native.LOCAL_FILL
+        fresh = self._fresh_buffer(x)
+        return None if fresh is None else (fresh, native.LOCAL_FILL)
 
     def _constants(self, index: int, grid: Tensor) -> native.Constants:
         """The kernel's constants of layer ``index``'s grids, kept while that grid tensor is current."""
@@ -269,7 +339,7 @@ class StackedKAN:
         x = x.transpose(1, 2).contiguous()
         new_grids, blocks = [], []
         for slot, grid, mask in zip(self.slots, self.grids, self.masks):
-            coef, scale_base, scale_spline = slot.views(self.params)
+            coef, scale_base, scale_spline, affine = slot.all_views(self.params)
             per_model = (batch + 3 * (size + k) + 1) * slot.in_dim * (size + k + slot.num_basis)
             chunk = max(1, _REFIT_ELEMENTS // per_model)
             refits = [self._refit(x[lo : lo + chunk], grid[lo : lo + chunk], coef[lo : lo + chunk], size)
@@ -277,7 +347,7 @@ class StackedKAN:
             new_grid, new_coef = torch.cat([g for g, _ in refits]), torch.cat([c for _, c in refits])
             x = self._layer(x, new_grid, new_coef, scale_base, scale_spline, mask)
             new_grids.append(new_grid)
-            blocks += [new_coef, scale_base, scale_spline]
+            blocks += [new_coef, scale_base, scale_spline, affine]
         self.grids = new_grids
         self.slots = self._layout(size)
         self.params = torch.cat([t.reshape(m, -1) for t in blocks], dim=1)

@@ -195,11 +195,15 @@ def _data_loss(output: Tensor, labels: Tensor, loss: str) -> Tensor:
 def evaluate(model: nn.Module, inputs: Tensor, labels: Tensor, loss: str) -> dict[str, float]:
     """Loss plus RMSE (regression) or accuracy (classification), without gradients."""
     with torch.no_grad():
-        output = model(inputs)
-        value = _data_loss(output, labels, loss).item()
-        if loss == "mse":
-            return {"loss": value, "rmse": math.sqrt(value)}
-        return {"loss": value, "accuracy": (output.argmax(dim=1) == labels).double().mean().item()}
+        return output_metrics(model(inputs), labels, loss)
+
+
+def output_metrics(output: Tensor, labels: Tensor, loss: str) -> dict[str, float]:
+    """:func:`evaluate`'s values from a model's outputs ``[n, out]``."""
+    value = _data_loss(output, labels, loss).item()
+    if loss == "mse":
+        return {"loss": value, "rmse": math.sqrt(value)}
+    return {"loss": value, "accuracy": (output.argmax(dim=1) == labels).double().mean().item()}
 
 
 class _Objective:
@@ -253,7 +257,7 @@ class _FusedKANGradient:
     def _evaluate(self, inputs: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         layers = self.model.layers
         output, states = fused_layers_run(layers, inputs, input_grad=False)
-        value, grad = _loss_and_output_grad(output, labels, self.loss)
+        value, grad = loss_and_output_grad(output, labels, self.loss)
         if not math.isfinite(float(value)):  # as the autograd closure: no backward, zero gradient
             return value, torch.cat(list(self.zeros.values()))
         param_grads = fused_layers_backprop(states, grad, input_grad=False)[1]
@@ -262,7 +266,7 @@ class _FusedKANGradient:
         return value, torch.cat([found[id(p)].reshape(-1) if id(p) in found else self.zeros[id(p)] for p in self.params])
 
 
-def _loss_and_output_grad(output: Tensor, labels: Tensor, loss: str) -> tuple[Tensor, Tensor]:
+def loss_and_output_grad(output: Tensor, labels: Tensor, loss: str) -> tuple[Tensor, Tensor]:
     """:func:`_data_loss` and its gradient with respect to ``output``."""
     if loss == "mse":
         diff = output - labels

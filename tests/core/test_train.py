@@ -226,12 +226,12 @@ def test_negative_class_labels_are_named():
 
 
 def test_fused_cross_entropy_stays_finite_where_a_probability_underflows():
-    from kan.train import _loss_and_output_grad
+    from kan.train import loss_and_output_grad
 
     labels = torch.tensor([0, 0])
     for gap in (5.0, 200.0):  # 200: softmax gives exactly 0 for the true class of the first row
         logits = torch.tensor([[0.0, gap], [1.0, 0.0]], requires_grad=True)
-        value, grad = _loss_and_output_grad(logits.detach(), labels, "cross_entropy")
+        value, grad = loss_and_output_grad(logits.detach(), labels, "cross_entropy")
         expected = torch.nn.functional.cross_entropy(logits, labels)
         assert torch.isfinite(value) and torch.isclose(value, expected.detach())
         assert torch.allclose(grad, torch.autograd.grad(expected, logits)[0], atol=1e-7)
