@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -26,7 +25,8 @@ def atomic_folder(directory: Path | str) -> Iterator[Path]:
     stays as it was (a previous version renamed aside is put back)."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    tmp = directory.with_name(f".{directory.name}.tmp-{uuid.uuid4().hex}")
+    tmp.mkdir()  # not mkdtemp: its folders are private (0700); this one gets the umask's permissions
     old = directory.with_name(f".{directory.name}.old-{uuid.uuid4().hex}")
     try:
         yield tmp

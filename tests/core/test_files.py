@@ -1,6 +1,7 @@
 """kan.files: a folder is replaced whole or not at all, whatever fails, and leaves no hidden leftovers."""
 
 import os
+import stat
 
 import pytest
 
@@ -62,3 +63,14 @@ def test_file_digest(tmp_path):
     path = tmp_path / "x"
     path.write_bytes(b"abc")
     assert files.sha256_file(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_the_folder_gets_the_permissions_mkdir_gives(tmp_path):
+    """Readable by the group and others as the umask allows (shared clusters), not private like a temp folder."""
+    old = os.umask(0o022)
+    try:
+        with files.atomic_folder(tmp_path / "run") as tmp:
+            (tmp / "x").write_text("1")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == 0o755
