@@ -4,6 +4,7 @@ offline fallbacks that the dataset's meta names."""
 
 from __future__ import annotations
 
+import errno
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -88,6 +89,17 @@ def test_an_unreachable_server_falls_back_to_the_local_copy(tmp_path, table_byte
     data = _knots(folder, offline_path=str(local))
     note = next(d for d in data.meta["deviations"] if d.startswith("offline fallback"))
     assert note.endswith(f"read {local} instead")
+
+
+def test_a_local_write_error_is_raised_not_taken_for_offline(serve, table_bytes, tmp_path, monkeypatch):
+    """A full disk is not a missing network: the error surfaces and nothing is written."""
+    def full_disk(url, target, timeout):
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr("kan.data.knot_download._stream", full_disk)
+    with pytest.raises(OSError, match="No space left on device"):
+        fetch(serve(table_bytes), tmp_path / "download")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_corrupted_download_stops_with_the_problem_and_writes_nothing(serve, table_bytes, tmp_path):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,10 @@ _CHUNK = 1 << 20
 
 class Truncated(OSError):
     """The connection ended before the announced number of bytes arrived."""
+
+
+# what "the network cannot deliver it" means; a local OSError (disk full, no permission) is raised
+_NETWORK_ERRORS = (urllib.error.URLError, Truncated, TimeoutError, ConnectionError, http.client.HTTPException)
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -68,7 +73,7 @@ def fetch(url: str, out_dir: Path | str, timeout: float = 30.0, sha256: str | No
     with atomic_folder(out_dir) as tmp:
         try:
             size = _stream(url, tmp / TABLE, timeout)
-        except OSError as error:  # unreachable, refused, timed out, cut short (URLError and Truncated too)
+        except _NETWORK_ERRORS as error:  # unreachable, refused, timed out, cut short
             reason = f"{type(error).__name__}: {getattr(error, 'reason', error)}"
             log.warning("knot table not downloaded from %s (%s): the local fallback will be used", url, reason)
             (tmp / TABLE).unlink(missing_ok=True)
