@@ -10,7 +10,7 @@ The forward takes the parameters as an argument so an optimizer can evaluate tri
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -206,12 +206,7 @@ class StackedKAN:
         of ``rows``; the first layer's per-sample buffer is kept for an input without gradient that
         comes back (and a subset of rows reads its rows of it)."""
         given, x = x, (x if rows is None else x[rows]).contiguous()
-        for index, (slot, grid, mask) in enumerate(zip(self.slots, self.grids, self.masks)):
-            coef, scale_base, scale_spline = (t.contiguous() for t in slot.views(params))
-            constants = self._constants(index, grid)
-            if rows is not None:
-                constants = (constants[0][rows], constants[1][rows], constants[2], None)
-                mask = None if mask is None else mask[rows]
+        for index, grid, (coef, scale_base, scale_spline, mask, constants) in self._kernel_arguments(params, rows):
             kept = self._kept_buffer(given, grid, rows) if index == 0 and not given.requires_grad else None
             if kept is None:
                 x = native.layer(x, coef, scale_base, scale_spline, mask, constants, self.activation_name)
@@ -221,18 +216,26 @@ class StackedKAN:
                 self._kept.put(given, grid, kept[0])
         return x
 
-    def fused_run(self, params: Tensor, x: Tensor, rows: list[int] | None = None) -> tuple[Tensor, list[_FleetState]]:
-        """:meth:`forward`'s outputs through the kernel without autograd (as a single KAN's
-        :func:`kan.layers.fused_layers_run`), and every layer's state for :meth:`fused_backprop`.
-        Needs the kernel to serve the stack (:func:`kan.layers.kernel_serves`) and no penalty."""
-        given, x = x, (x if rows is None else x[rows]).contiguous()
-        states = []
+    def _kernel_arguments(
+        self, params: Tensor, rows: list[int] | None,
+    ) -> Iterator[tuple[int, Tensor, tuple[Tensor, Tensor, Tensor, Tensor | None, native.Constants]]]:
+        """Per layer: its index, its grids (every row's) and the kernel's (coef, scale_base,
+        scale_spline, mask, constants) of every row or of ``rows``, contiguous."""
         for index, (slot, grid, mask) in enumerate(zip(self.slots, self.grids, self.masks)):
             coef, scale_base, scale_spline = (t.contiguous() for t in slot.views(params))
             constants = self._constants(index, grid)
             if rows is not None:
                 constants = (constants[0][rows], constants[1][rows], constants[2], None)
                 mask = None if mask is None else mask[rows]
+            yield index, grid, (coef, scale_base, scale_spline, mask, constants)
+
+    def fused_run(self, params: Tensor, x: Tensor, rows: list[int] | None = None) -> tuple[Tensor, list[_FleetState]]:
+        """:meth:`forward`'s outputs through the kernel without autograd (as a single KAN's
+        :func:`kan.layers.fused_layers_run`), and every layer's state for :meth:`fused_backprop`.
+        Needs the kernel to serve the stack (:func:`kan.layers.kernel_serves`) and no penalty."""
+        given, x = x, (x if rows is None else x[rows]).contiguous()
+        states = []
+        for index, grid, (coef, scale_base, scale_spline, mask, constants) in self._kernel_arguments(params, rows):
             if index == 0:
                 local, mode = self._kept_buffer(given, grid, rows) or (None, native.LOCAL_NONE)
             else:  # a hidden activation: filled with its slopes for the backward
