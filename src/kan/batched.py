@@ -249,10 +249,21 @@ class _GroupRun:
         return records
 
     def _split_metrics(self, split: str) -> tuple[list[dict[str, float]], list[float] | None]:
-        output, _, penalty = self.forward(self.stacked.params, split)
+        """Per row: the loss and RMSE (or accuracy) on a split, and the penalties (None without λ).
+        A fused stack computes each row as :func:`kan.train.evaluate` does (its single fit's numbers);
+        others reduce the whole stack at once and read it back in one transfer (one sync on a GPU)."""
+        output, loss, penalty = self.forward(self.stacked.params, split)
         labels = self.data[f"{split}_label"]
-        metrics = [output_metrics(out, label, self.config.loss) for out, label in zip(output, labels)]
-        return metrics, None if penalty is None else penalty.tolist()
+        penalties = None if penalty is None else penalty.tolist()
+        if self.fused:
+            return [output_metrics(out, label, self.config.loss) for out, label in zip(output, labels)], penalties
+        values = {"loss": loss}
+        if self.config.loss == "mse":
+            values["rmse"] = loss.sqrt()
+        else:
+            values["accuracy"] = (output.argmax(dim=2) == labels).double().mean(dim=1)
+        host = torch.stack([v.to(torch.float64) for v in values.values()]).tolist()
+        return [dict(zip(values, row)) for row in zip(*host)], penalties
 
     def _mask(self, rows: Sequence[int]) -> Tensor:
         """The bool mask ``[M]`` of stack rows ``rows``, on the stack's device."""

@@ -159,7 +159,7 @@ class StackedKAN:
         self.masks = [None if m is None else m[index] for m in self.masks]
 
     def write_back(self, models: Sequence[KAN], rows: Sequence[int]) -> None:
-        """Copy stack rows ``rows`` into ``models`` (grids, coefficients, scales)."""
+        """Copy stack rows ``rows`` into ``models`` (grids, coefficients, scales, symbolic affine parameters)."""
         for model, row in zip(models, rows):
             for layer, slot, grid in zip(model.layers, self.slots, self.grids):
                 coef, scale_base, scale_spline, affine = (v[row] for v in slot.all_views(self.params))

@@ -171,14 +171,18 @@ def test_on_cpu_a_kan_fleet_equals_individual_fits_bit_for_bit(dtype):
     data = {key: value.to(dtype) for key, value in _data().items()}
     refits = TrainConfig(steps=3, grid_schedule=(3, 5), grid_update_every=2)
     stalls = TrainConfig(steps=8, grid_schedule=(3, 5), stall_window=1, stall_tolerance=0.2)  # rows leave one by one
-    for width, config in (([2, 3, 1], refits), ([2, 3, 3, 1], refits), ([2, 3, 1], stalls)):
+    stops = TrainConfig(steps=6, grid_schedule=(10,), stop_on_test_rise=True)  # rows stop and are restored
+    noisy = {key: value.to(dtype) for key, value in _data(n=100).items()}
+    noisy["train_label"] = noisy["train_label"] + 0.3 * torch.randn(100, 1, generator=torch.Generator().manual_seed(0)).to(dtype)
+    cases = (([2, 3, 1], refits, data), ([2, 3, 3, 1], refits, data), ([2, 3, 1], stalls, data), ([2, 4, 1], stops, noisy))
+    for width, config, data in cases:
         models = [KAN(width, seed=s, dtype=dtype) for s in range(3)]
         models[1].layers[0].mask[0, 1] = 0.0
         singles = copy.deepcopy(models)
         expected = [fit(model, data, config) for model in singles]
         results = fit_many(models, [data] * 3, config)  # "auto": stacked on CPU too
         assert group_indices(models, [data] * 3, [config] * 3) == [[0, 1, 2]]
-        assert [r.history for r in results] == [r.history for r in expected]
+        assert [(r.status, r.message, r.history) for r in results] == [(r.status, r.message, r.history) for r in expected]
         for ours, ref in zip(models, singles):
             assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), ref.state_dict().values())
                        if isinstance(a, torch.Tensor))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import ssl
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -38,7 +39,8 @@ class Truncated(OSError):
 
 
 # what "the network cannot deliver it" means; a local OSError (disk full, no permission) is raised
-_NETWORK_ERRORS = (urllib.error.URLError, Truncated, TimeoutError, ConnectionError, http.client.HTTPException)
+_NETWORK_ERRORS = (urllib.error.URLError, Truncated, TimeoutError, ConnectionError, http.client.HTTPException,
+                   ssl.SSLError)  # a TLS stream cut mid-body is not wrapped in URLError
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
