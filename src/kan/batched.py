@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kan import native
 from kan.batched_layers import StackedKAN, StackedMLP, stack
 from kan.models import KAN, MLP
 from kan.optim import FleetLBFGS
@@ -100,7 +101,22 @@ def group_indices(
         wanted = batch == "always" or batch == "auto" and batching_pays(model, data, cfg)
         key = batch_key(model, data, cfg) if wanted else None
         groups.setdefault(("single", i) if key is None else key, []).append(i)
-    return list(groups.values())
+    split = []
+    for members in groups.values():
+        size = stack_size_limit(models[members[0]], datasets[members[0]]) or len(members)
+        split += [members[start : start + size] for start in range(0, len(members), size)]
+    return sorted(split)
+
+
+def stack_size_limit(model: nn.Module, data: Mapping[str, Tensor]) -> int | None:
+    """The most KANs like ``model`` one CPU stack holds while each of its layers keeps the per-sample
+    buffer a single fit keeps (the kernel's size limit counts the whole stack); None where there
+    is no such limit (MLPs, GPUs, no kernel)."""
+    inputs = data["train_input"]
+    if type(model) is not KAN or inputs.device.type != "cpu" or not native.available():
+        return None
+    per_model = max(torch.ops.kan.local_size(inputs.shape[0], n_in, model.layers[0].order) for n_in in model.width[:-1])
+    return max(1, torch.ops.kan.local_bytes_kept() // (8 * per_model))
 
 
 def batching_pays(model: nn.Module, data: Mapping[str, Tensor], config: TrainConfig) -> bool:

@@ -327,6 +327,21 @@ def test_batch_mode_decides_which_groups_are_stacked():
         fit_many(models, [data] * 4, configs, batch="sometimes")
 
 
+@pytest.mark.skipif(not native.available(), reason="compiled kernel unavailable (no C++ compiler)")
+def test_cpu_stacks_are_split_so_every_model_keeps_its_per_sample_buffers():
+    """The kernel's buffer limit counts a whole stack: a group too big for it is split into stacks
+    that each keep every model's buffers, as single fits would (numbers are the same either way)."""
+    models = [KAN([2, 5, 1], seed=s, dtype=F64) for s in range(5)]
+    small = _data()
+    assert group_indices(models, [small] * 5, [TrainConfig(steps=1)] * 5) == [[0, 1, 2, 3, 4]]
+    rows = 100_000
+    x = torch.zeros(rows, 2, dtype=F64)
+    big = {"train_input": x, "train_label": x[:, :1], "test_input": x[:8], "test_label": x[:8, :1]}
+    hidden_buffer = 8 * torch.ops.kan.local_size(rows, 5, 3)  # bytes per model: over half the limit, under it
+    assert hidden_buffer <= torch.ops.kan.local_bytes_kept() < 2 * hidden_buffer
+    assert group_indices(models, [big] * 5, [TrainConfig(steps=1)] * 5) == [[0], [1], [2], [3], [4]]
+
+
 def test_same_inputs_give_identical_results():
     data, config = _data(), TrainConfig(steps=2, grid_schedule=(3, 6))
     runs = []
