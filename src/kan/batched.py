@@ -44,10 +44,10 @@ from torch import Tensor, nn
 
 from kan import native
 from kan.batched_layers import StackedKAN, StackedMLP, stack
+from kan.layers import kernel_serves
 from kan.models import KAN, MLP
 from kan.optim import FleetLBFGS
 from kan.phases import Monitor, Phase, phases, run_phases
-from kan.layers import kernel_serves
 from kan.train import (
     DATA_KEYS, FitResult, TrainConfig, check_dataset, fit, lbfgs_options, loss_and_output_grad, output_metrics,
 )
