@@ -268,11 +268,12 @@ class _GroupRun:
         """Per row: the loss and RMSE (or accuracy) on a split, and the penalties (None without λ).
         A fused stack computes each row as :func:`kan.train.evaluate` does (its single fit's numbers);
         others reduce the whole stack at once and read it back in one transfer (one sync on a GPU)."""
-        output, loss, penalty = self.forward(self.stacked.params, split)
         labels = self.data[f"{split}_label"]
+        if self.fused:  # no penalty on this path; no stacked losses either, each row has its own
+            output, _ = self.stacked.forward(self.stacked.params, self.data[f"{split}_input"])
+            return [output_metrics(out, label, self.config.loss) for out, label in zip(output, labels)], None
+        output, loss, penalty = self.forward(self.stacked.params, split)
         penalties = None if penalty is None else penalty.tolist()
-        if self.fused:
-            return [output_metrics(out, label, self.config.loss) for out, label in zip(output, labels)], penalties
         values = {"loss": loss}
         if self.config.loss == "mse":
             values["rmse"] = loss.sqrt()
