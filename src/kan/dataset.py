@@ -37,10 +37,11 @@ def create_dataset(
     data = {}
     for split, n in (("train", n_train), ("test", n_test)):
         inputs = low + span * torch.rand(n, len(ranges), generator=generator, dtype=dtype)
-        labels = torch.as_tensor(f(inputs), dtype=dtype)
-        labels = labels[:, None] if labels.dim() == 1 else labels
+        returned = torch.as_tensor(f(inputs), dtype=dtype)
+        labels = returned[:, None] if returned.dim() == 1 else returned
         if labels.dim() != 2 or labels.shape[0] != n:
-            raise ValueError(f"f must return [n] or [n, n_out] for inputs [n, {len(ranges)}], got {list(labels.shape)}")
+            raise ValueError(f"f must return [n] or [n, n_out] for inputs [n, {len(ranges)}] (n = {n}), "
+                             f"got {list(returned.shape)}")
         data[f"{split}_input"], data[f"{split}_label"] = inputs, labels
     return data
 

@@ -8,7 +8,7 @@ the estimator, fitted state ends in ``_``, ``score`` is R²) without depending o
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Sequence
 
 import numpy as np
@@ -43,8 +43,9 @@ class KANRegressor:
     dtype: str = "float64"
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor arguments (scikit-learn's ``get_params``)."""
-        return asdict(self)
+        """The constructor arguments, the objects themselves (scikit-learn's ``get_params``; its
+        ``clone`` checks identity)."""
+        return {field.name: getattr(self, field.name) for field in fields(self)}
 
     def set_params(self, **params: Any) -> "KANRegressor":
         """Change constructor arguments; an unknown name is a ValueError naming it."""

@@ -27,7 +27,8 @@ from kan import native, spline
 from kan.symbolic_library import get_function
 
 BASE_ACTIVATIONS = {"silu": F.silu, "identity": lambda x: x, "zero": torch.zeros_like}
-COMPUTE_DTYPES = (torch.float32, torch.float64)  # the plain ops' basis (torch.linalg.vander) needs these
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+COMPUTE_DTYPES = tuple(_DTYPES.values())  # the plain ops' basis (torch.linalg.vander) needs these
 
 # A grid layout keeps the kernel calls for this many batch sizes.
 NATIVE_CALLS_KEPT = 8
@@ -35,6 +36,24 @@ NATIVE_CALLS_KEPT = 8
 _fast_path = True
 # What a layer derives from its tensors and inputs and keeps in its __dict__ (never copied).
 _DERIVED_CACHES = ("_numeric_cache", "_layout_cache", "_native_memo")
+
+
+def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    """``torch.float32`` / ``torch.float64`` from a dtype or its name; anything else is a ValueError."""
+    if isinstance(dtype, str):
+        if dtype not in _DTYPES:
+            raise ValueError(f"unsupported dtype {dtype!r}; use one of {', '.join(map(repr, _DTYPES))}")
+        return _DTYPES[dtype]
+    dtype_name(dtype)
+    return dtype
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """The name of a supported dtype (``"float32"`` / ``"float64"``); anything else is a ValueError."""
+    for name, value in _DTYPES.items():
+        if value == dtype:
+            return name
+    raise ValueError(f"unsupported dtype {dtype}; use torch.float32 or torch.float64")
 
 
 @contextlib.contextmanager
@@ -317,15 +336,14 @@ class KANLayer(nn.Module):
         noise_scale: float = 0.1,
         base_activation: str = "silu",
         generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype | str = torch.float32,
     ) -> None:
         super().__init__()
+        dtype = resolve_dtype(dtype)
         if in_dim < 1 or out_dim < 1:
             raise ValueError(f"layer dimensions must be >= 1, got in_dim={in_dim}, out_dim={out_dim}")
         if base_activation not in BASE_ACTIVATIONS:
             raise ValueError(f"unknown base activation {base_activation!r}; known: {', '.join(BASE_ACTIVATIONS)}")
-        if dtype not in COMPUTE_DTYPES:
-            raise ValueError(f"KANLayer computes in float32 or float64, got dtype={dtype}")
         spline.check_grid_size(num_intervals, order)
         num_intervals, order = int(num_intervals), int(order)
         low, high = grid_range

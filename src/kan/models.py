@@ -14,10 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from kan import spline
-from kan.layers import KANLayer, check_input, fused_layers_forward
-
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
+from kan.layers import KANLayer, dtype_name, check_input, fused_layers_forward, resolve_dtype
 
 def _check_width(width: Sequence[int]) -> list[int]:
     if isinstance(width, (str, bytes)) or not all(spline.is_whole(w) for w in width):
@@ -26,23 +23,6 @@ def _check_width(width: Sequence[int]) -> list[int]:
     if len(width) < 2 or any(w < 1 for w in width):
         raise ValueError(f"width must list >= 2 positive layer sizes, got {width}")
     return width
-
-
-def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
-    """``torch.float32`` / ``torch.float64`` from a dtype or its name; anything else is a ValueError."""
-    if isinstance(dtype, str):
-        if dtype not in _DTYPES:
-            raise ValueError(f"unsupported dtype {dtype!r}; use one of {', '.join(map(repr, _DTYPES))}")
-        return _DTYPES[dtype]
-    _dtype_name(dtype)
-    return dtype
-
-
-def _dtype_name(dtype: torch.dtype) -> str:
-    for name, value in _DTYPES.items():
-        if value == dtype:
-            return name
-    raise ValueError(f"unsupported dtype {dtype}; use torch.float32 or torch.float64")
 
 
 class _SavableModel(nn.Module):
@@ -83,7 +63,7 @@ class KAN(_SavableModel):
         self._init_args = {
             "num_intervals": int(num_intervals), "order": int(order), "grid_range": tuple(grid_range),
             "noise_scale": float(noise_scale), "base_activation": base_activation, "seed": int(seed),
-            "dtype": _dtype_name(dtype),
+            "dtype": dtype_name(dtype),
         }
         generator = torch.Generator().manual_seed(int(seed))
         width = _check_width(width)
@@ -192,7 +172,7 @@ class MLP(_SavableModel):
         if activation not in _ACTIVATIONS:
             raise ValueError(f"unknown MLP activation {activation!r}; known: {', '.join(_ACTIVATIONS)}")
         width = _check_width(width)
-        self._init_args = {"width": width, "activation": activation, "seed": int(seed), "dtype": _dtype_name(dtype)}
+        self._init_args = {"width": width, "activation": activation, "seed": int(seed), "dtype": dtype_name(dtype)}
         generator = torch.Generator().manual_seed(int(seed))
         modules: list[nn.Module] = []
         for n_in, n_out in zip(width[:-1], width[1:]):

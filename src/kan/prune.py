@@ -7,6 +7,8 @@ exceed the threshold; input and output nodes are always kept.
 
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
 from typing import Sequence
 
@@ -34,6 +36,7 @@ def kept_nodes(model: KAN, x: Tensor, threshold: float = 1e-2) -> list[list[int]
     A hidden layer where no node passes keeps its strongest node (with a warning) instead of
     being cut to zero nodes.
     """
+    _check_threshold(threshold, "node threshold")
     keep = [list(range(model.width[0]))]
     for layer, scores in enumerate(node_scores(model, x), start=1):
         passing = torch.nonzero(scores > threshold).flatten().tolist()
@@ -81,7 +84,14 @@ def select_nodes(model: KAN, keep: Sequence[Sequence[int]]) -> KAN:
 
 def edge_masks(model: KAN, x: Tensor, threshold: float) -> list[Tensor]:
     """Per layer ``[in, out]`` masks: 1 where an edge's ``|φ|₁`` reaches ``threshold``, else 0."""
+    _check_threshold(threshold, "edge threshold")
     return [(scores >= threshold).to(scores.dtype) for scores in model.edge_scores(x)]
+
+
+def _check_threshold(threshold: float, name: str) -> None:
+    """Scores are mean absolute values: a threshold must be a finite number >= 0."""
+    if not (isinstance(threshold, numbers.Real) and math.isfinite(threshold) and threshold >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {threshold!r}")
 
 
 def apply_edge_masks(model: KAN, masks: Sequence[Tensor]) -> None:

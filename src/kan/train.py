@@ -151,7 +151,9 @@ def check_dataset(dataset: Mapping[str, Tensor], model: nn.Module, loss: str) ->
     indices. A mismatch is a TypeError naming the key and the dtype expected."""
     missing = [key for key in DATA_KEYS if key not in dataset]
     if missing:
-        raise ValueError(f"dataset is missing {missing}; expected keys {list(DATA_KEYS)}")
+        unknown = [key for key in dataset if key not in DATA_KEYS]
+        also = f" (it has unknown keys {unknown})" if unknown else ""
+        raise ValueError(f"dataset is missing {missing}{also}; expected keys {list(DATA_KEYS)}")
     _check_types(dataset, model.dtype, loss)
     n_in, n_out = model.width[0], model.width[-1]
     for split in ("train", "test"):

@@ -67,8 +67,10 @@ def test_create_dataset_is_seeded_and_checks_its_arguments():
     assert not torch.equal(first["train_input"], reseeded["train_input"])
     with pytest.raises(ValueError, match="low < high"):
         kan.create_dataset(f, [(1, 0)])
-    with pytest.raises(ValueError, match=r"f must return \[n\] or \[n, n_out\]"):
+    with pytest.raises(ValueError, match=r"f must return \[n\] or \[n, n_out\] .* got \[3, 1\]"):
         kan.create_dataset(lambda x: x[:3], [(0, 1)])
+    with pytest.raises(ValueError, match=r"\(n = 1000\), got \[5\]"):  # the shape f returned, not a reshaped one
+        kan.create_dataset(lambda x: x[:5, 0], [(0, 1)])
     with pytest.raises(ValueError, match=r"one \(low, high\) .* got \(-1, 1\)"):
         kan.create_dataset(f, (-1, 1))  # one pair instead of a list of pairs
     with pytest.raises(ValueError, match="integers >= 1, got 5.5"):

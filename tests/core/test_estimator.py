@@ -28,6 +28,8 @@ def test_regressor_fits_snaps_and_exports_the_formula():
 def test_parameters_follow_scikit_learn_conventions():
     model = KANRegressor(grid=7)
     assert model.get_params()["grid"] == 7 and model.set_params(lamb=0.02) is model and model.lamb == 0.02
+    # scikit-learn's clone rebuilds from get_params and checks each value is the object itself
+    assert all(value is getattr(model, name) for name, value in model.get_params().items())
     with pytest.raises(ValueError, match="unknown parameter"):
         model.set_params(gird=3)
     with pytest.raises(ValueError, match="X must be 2-d"):

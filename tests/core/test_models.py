@@ -90,6 +90,8 @@ def test_dtypes(dtype):
     model = KAN([3, 2, 1], dtype=dtype)
     out = model(torch.zeros(4, 3, dtype=dtype))
     assert out.dtype == dtype and out.shape == (4, 1)
+    layer = KANLayer(3, 2, dtype=str(dtype).removeprefix("torch."))  # a layer takes the name, as KAN does
+    assert layer.coef.dtype == dtype
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -170,8 +172,10 @@ def test_order_zero_splines_work_on_every_path():
 
 
 def test_half_precision_is_refused_with_a_clear_error():
-    with pytest.raises(ValueError, match="float32 or float64"):
+    with pytest.raises(ValueError, match="unsupported dtype torch.float16; use torch.float32 or torch.float64"):
         KANLayer(3, 4, dtype=torch.float16)
+    with pytest.raises(ValueError, match="unsupported dtype 'float16'"):
+        KANLayer(3, 4, dtype="float16")
     model = KAN([2, 3, 1], seed=0).to(torch.bfloat16)
     with pytest.raises(TypeError, match="computes in float32 or float64"):
         model(torch.rand(5, 2, dtype=torch.bfloat16))

@@ -89,6 +89,15 @@ def test_a_layer_is_never_cut_to_zero_nodes():
     assert torch.allclose(pruned(x), _without(model, others)(x), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("threshold", [-1.0, float("nan"), float("inf"), "0.01"])
+def test_thresholds_must_be_finite_and_non_negative(threshold):
+    model, x = KAN([3, 3, 1], num_intervals=5, seed=0, dtype=F64), _x()
+    with pytest.raises(ValueError, match="node threshold must be a finite number >= 0"):
+        prune(model, x, node_threshold=threshold)
+    with pytest.raises(ValueError, match="edge threshold must be a finite number >= 0"):
+        prune(model, x, node_threshold=0.0, edge_threshold=threshold)
+
+
 def test_edge_threshold_masks_weak_edges():
     model, x = KAN([3, 4, 2], num_intervals=5, seed=0, dtype=F64), _x()
     scores = model.edge_scores(x)

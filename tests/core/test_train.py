@@ -90,6 +90,9 @@ def test_bad_data_is_named():
         fit(KAN([3, 1], dtype=F64), _regression(_exp_sin, 2))
     with pytest.raises(ValueError, match="missing"):
         fit(KAN([2, 1], dtype=F64), {"train_input": data["train_input"]})
+    misspelled = {("train_inputs" if key == "train_input" else key): value for key, value in data.items()}
+    with pytest.raises(ValueError, match=r"missing \['train_input'\] \(it has unknown keys \['train_inputs'\]\)"):
+        fit(KAN([2, 1], dtype=F64), misspelled)
 
 
 def test_bad_config_is_named():
