@@ -1,14 +1,19 @@
 """Measurements of pykan 0.2.8, run as ``PYTHONPATH=<pykan site> python _pykan_worker.py MODE [--quick]``.
 
-Prints one JSON line. MODE: ``layers`` (CPU times), ``memory`` (peak memory) or ``fit``
-(``--steps=N`` LBFGS steps from model seed ``--seed=S``).
-pykan is used as its ``fit`` uses it: ``save_act`` and the symbolic branch off (lamb = 0).
+Prints one JSON line. MODE: ``layers`` (CPU times), ``memory`` (peak memory), ``fit``
+(``--steps=N`` LBFGS steps from model seed ``--seed=S``) or ``schedule`` (the paper's grid
+extension on a saved dataset: ``--data=FILE.npz --shape=2,1,1 --grids=3,5,... --steps=N --seed=S
+--dtype=float64``; the train and test RMSE at the end of every phase).
+pykan is used as its ``fit`` uses it: ``save_act`` and the symbolic branch off (lamb = 0); in
+``schedule`` mode with all of ``fit``'s defaults (its in-phase grid updates included) and
+``refine`` between phases, as the paper's examples do.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 
 import torch
@@ -59,7 +64,35 @@ def main() -> None:
         with torch.no_grad():
             rmse = float(((model(data["test_input"]) - data["test_label"]) ** 2).mean().sqrt())
         result = {"wall": wall, "cpu": cpu, "test_rmse": rmse}
+    elif mode == "schedule":
+        result = _grid_schedule(dict(a.removeprefix("--").split("=", 1) for a in sys.argv[2:] if "=" in a))
     print(json.dumps(result))
+
+
+def _grid_schedule(options: dict[str, str]) -> dict[str, object]:
+    """pykan's ``fit`` for ``steps`` per G, ``refine`` to the next G; RMSEs at each phase's end."""
+    import numpy as np
+    from kan import KAN
+
+    dtype = getattr(torch, options.get("dtype", "float64"))
+    torch.set_default_dtype(dtype)  # pykan builds its tensors in the default dtype
+    arrays = np.load(options["data"])
+    data = {key: torch.as_tensor(arrays[key], dtype=dtype) for key in ("train_input", "train_label", "test_input", "test_label")}
+    grids = [int(g) for g in options["grids"].split(",")]
+    phases, started = [], time.process_time()
+    with tempfile.TemporaryDirectory() as checkpoints:  # refine saves a checkpoint there
+        model = KAN(width=[int(w) for w in options["shape"].split(",")], grid=grids[0], k=3,
+                    seed=int(options.get("seed", 0)), auto_save=False, ckpt_path=checkpoints)
+        for phase, grid in enumerate(grids):
+            if phase:
+                model = model.refine(grid)
+                model.auto_save = False
+            model.fit(data, opt="LBFGS", steps=int(options["steps"]), log=10**9)
+            with torch.no_grad():
+                rmse = {split: float(((model(data[f"{split}_input"]) - data[f"{split}_label"]) ** 2).mean().sqrt())
+                        for split in ("train", "test")}
+            phases.append({"grid": grid, "train_rmse": rmse["train"], "test_rmse": rmse["test"]})
+    return {"phases": phases, "cpu": time.process_time() - started}
 
 
 if __name__ == "__main__":
