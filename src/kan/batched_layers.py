@@ -21,9 +21,6 @@ from kan import native, spline
 from kan.layers import BASE_ACTIVATIONS, InputMemo, kernel_serves, native_constants
 from kan.models import KAN, MLP
 
-# Grid refits build a [samples, models·in, G + k] basis; chunk the model axis to stay below this.
-_REFIT_ELEMENTS = 1 << 23
-
 
 def _stack_rows(tensors: Sequence[Sequence[Tensor]]) -> Tensor:
     """One row per model: ``tensors[m]`` flattened and concatenated, ``[M, n]``."""
@@ -338,36 +335,21 @@ class StackedKAN:
         if uniform_fraction != 1.0:
             raise ValueError("stacked KANs keep uniform grids (uniform_fraction = 1)")
         size = self.num_intervals if num_intervals is None else int(num_intervals)
-        k, m, batch = self.order, self.num_models, x.shape[1]
+        k, m = self.order, self.num_models
         x = x.transpose(1, 2).contiguous()
         new_grids, blocks = [], []
         for slot, grid, mask in zip(self.slots, self.grids, self.masks):
             coef, scale_base, scale_spline, affine = slot.all_views(self.params)
-            per_model = (batch + 3 * (size + k) + 1) * slot.in_dim * (size + k + slot.num_basis)
-            chunk = max(1, _REFIT_ELEMENTS // per_model)
-            refits = [self._refit(x[lo : lo + chunk], grid[lo : lo + chunk], coef[lo : lo + chunk], size)
-                      for lo in range(0, m, chunk)]
-            new_grid, new_coef = torch.cat([g for g, _ in refits]), torch.cat([c for _, c in refits])
+            # model by model, with a single layer's shapes: batched solves round differently
+            refits = [spline.follow_samples(x[row].T.contiguous(), grid[row], coef[row], size, k, 1.0, True)
+                      for row in range(m)]
+            new_grid, new_coef = torch.stack([g for g, _ in refits]), torch.stack([c for _, c in refits])
             x = self._layer(x, new_grid, new_coef, scale_base, scale_spline, mask)
             new_grids.append(new_grid)
             blocks += [new_coef, scale_base, scale_spline, affine]
         self.grids = new_grids
         self.slots = self._layout(size)
         self.params = torch.cat([t.reshape(m, -1) for t in blocks], dim=1)
-
-    def _refit(self, x: Tensor, grid: Tensor, coef: Tensor, size: int) -> tuple[Tensor, Tensor]:
-        """New uniform grids on the sample range of ``x [m, in, B]`` and least-squares coefficients
-        that keep each spline the same function (as :meth:`KANLayer.update_grid`), for a few models."""
-        k = self.order
-        m, n_in, batch = x.shape
-        n_out, num_basis = coef.shape[2], coef.shape[3]
-        columns = x.reshape(m * n_in, batch).T  # every (model, input) is one column
-        new_grid = spline.adaptive_grid(columns, size, k, 1.0)
-        samples = torch.cat([columns, spline.grid_samples(new_grid, k)])
-        basis = spline.uniform_bspline_basis_padded(samples, grid.reshape(m * n_in, -1), k)
-        target = torch.einsum("bin,ion->bio", basis, F.pad(coef.reshape(m * n_in, n_out, num_basis), (k, k)))
-        new_coef = spline.fit_coefficients(samples, target, new_grid, k)
-        return new_grid.view(m, n_in, -1), new_coef.view(m, n_in, n_out, -1)
 
 
 class StackedMLP:

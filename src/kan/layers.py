@@ -540,7 +540,7 @@ class KANLayer(nn.Module):
 
     def spline_values(self, x: Tensor) -> Tensor:
         """The bare splines ``Σ c B(x)`` per edge, ``[batch, in, out]`` (no scales, no masks)."""
-        return torch.einsum("bin,ion->bio", self.basis(x), self._basis_coef())
+        return spline.spline_values(x, self.grid, self.coef, self.order, self.uniform)
 
     @torch.no_grad()
     def update_grid(self, x: Tensor, num_intervals: int | None = None, uniform_fraction: float = 1.0) -> None:
@@ -552,20 +552,19 @@ class KANLayer(nn.Module):
         """
         check_input(x, self.in_dim, "KANLayer.update_grid", self.coef.dtype)
         size = self.num_intervals if num_intervals is None else num_intervals
-        new_grid = spline.adaptive_grid(x, size, self.order, uniform_fraction)
-        samples = torch.cat([x, spline.grid_samples(new_grid, self.order)])
-        self._refit(new_grid, samples, uniform=uniform_fraction == 1.0)
+        new_grid, coef = spline.follow_samples(x, self.grid, self.coef, size, self.order, uniform_fraction, self.uniform)
+        self._replace(new_grid, coef, uniform=uniform_fraction == 1.0)
 
     @torch.no_grad()
     def extend_grid(self, num_intervals: int) -> None:
         """Least-squares refit onto a uniform grid with ``num_intervals`` on the same range."""
         k = self.order
         new_grid = spline.uniform_grid(self.grid[:, k], self.grid[:, -k - 1], num_intervals, k)
-        self._refit(new_grid, spline.grid_samples(new_grid, k), uniform=True)
+        coef = spline.refit(spline.grid_samples(new_grid, k), self.grid, self.coef, new_grid, k, self.uniform)
+        self._replace(new_grid, coef, uniform=True)
 
-    def _refit(self, new_grid: Tensor, samples: Tensor, uniform: bool) -> None:
-        target = self.spline_values(samples)
-        coef = spline.fit_coefficients(samples, target, new_grid, self.order)
+    def _replace(self, new_grid: Tensor, coef: Tensor, uniform: bool) -> None:
+        """Install a refitted grid and its coefficients."""
         self.grid = new_grid
         self.uniform = uniform
         if coef.shape == self.coef.shape:

@@ -214,6 +214,30 @@ def local_basis(u: Tensor, order: int, derivative: bool = False) -> tuple[Tensor
     return block.narrow(-3, 0, rows), block.narrow(-3, rows, rows), floor
 
 
+def spline_values(x: Tensor, grid: Tensor, coef: Tensor, order: int, uniform: bool) -> Tensor:
+    """The bare splines ``Σ c B(x)`` per edge, ``[batch, in, out]``, for coefficients ``[in, out, G + k]``
+    on ``grid`` (``uniform``: through the padded uniform basis, else Cox-de Boor)."""
+    if uniform:
+        return torch.einsum("bin,ion->bio", uniform_bspline_basis_padded(x, grid, order), F.pad(coef, (order, order)))
+    return torch.einsum("bin,ion->bio", bspline_basis(x, grid, order), coef)
+
+
+def refit(samples: Tensor, grid: Tensor, coef: Tensor, new_grid: Tensor, order: int, uniform: bool) -> Tensor:
+    """Coefficients on ``new_grid`` whose splines match those of ``coef`` on ``grid`` at ``samples``
+    (least squares)."""
+    return fit_coefficients(samples, spline_values(samples, grid, coef, order, uniform), new_grid, order)
+
+
+def follow_samples(x: Tensor, grid: Tensor, coef: Tensor, num_intervals: int, order: int, uniform_fraction: float,
+                   uniform: bool) -> tuple[Tensor, Tensor]:
+    """A grid of ``num_intervals`` that follows the samples ``x [batch, in]`` (:func:`adaptive_grid`)
+    and the coefficients that keep each spline the same function on it, fitted at the samples and
+    the new grid's own points."""
+    new_grid = adaptive_grid(x, num_intervals, order, uniform_fraction)
+    samples = torch.cat([x, grid_samples(new_grid, order)])
+    return new_grid, refit(samples, grid, coef, new_grid, order, uniform)
+
+
 def fit_coefficients(x: Tensor, y: Tensor, grid: Tensor, order: int, ridge: float | None = None) -> Tensor:
     """Least-squares spline coefficients ``[in, out, G + k]`` with ``spline_i(x[:, i]) ≈ y[:, i, :]``.
 
