@@ -10,7 +10,7 @@ best test RMSE over the phases (the report's selection) with its G, and the last
 the paper's human-shape RMSE.
 
 Run: ``.venv/bin/python benchmarks/probe_reference_feynman.py [DATASET ...] [--dtype float32]``
-(default: III.10.19 I.30.5 I.13.12 I.30.3). 1 thread; pykan is installed into ``PYKAN_SITE`` as for
+(default: III.10.19 I.30.5 I.13.12 II.2.42). 1 thread; pykan is installed into ``PYKAN_SITE`` as for
 ``make bench``. About 2 minutes per equation for pykan, seconds for ours.
 """
 
@@ -32,7 +32,7 @@ from kan.reporting.reference import load_reference
 from kan.train import TrainConfig, fit
 
 GRIDS = (3, 5, 10, 20, 50, 100, 200)
-DEFAULT_DATASETS = ("III.10.19", "I.30.5", "I.13.12", "I.30.3")
+DEFAULT_DATASETS = ("III.10.19", "I.30.5", "I.13.12", "II.2.42")
 
 
 def ours(shape: list[int], data: dict[str, torch.Tensor], steps: int) -> list[dict[str, float]]:

@@ -1,0 +1,58 @@
+"""Would more steps for the human-constructed KANs raise the default profile's fidelity?
+
+The human shapes are cheap (width 1-4) and six of the default profile's Feynman misses are
+theirs, so they are where extra budget looks best spent. This probe trains every equation's human
+shape on the pipeline's dataset with the default profile's grids (G = 3, 5, 10, 20; model seed 0)
+at the default's 30 L-BFGS steps per G and at the paper's 200, and prints each best test RMSE at
+the end of a phase (the report's selection) as a ratio to the paper's, with how many lie within the block's tolerance (×10).
+
+Run: ``.venv/bin/python benchmarks/probe_human_budget.py [--steps 30 200]``. 1 thread, about
+5 CPU minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from bench_sweep import feynman_data
+from kan import KAN
+from kan.data.feynman import TASKS
+from kan.records.provenance import REFERENCE
+from kan.reporting.reference import load_reference
+from kan.train import TrainConfig, fit
+
+GRIDS = (3, 5, 10, 20)
+
+
+def best_test_rmse(name: str, steps: int) -> float:
+    """The lowest test RMSE at the end of a grid phase (the pipeline records phase ends)."""
+    model = KAN(list(TASKS[name].shape), GRIDS[0], seed=0, dtype=torch.float64)
+    history = fit(model, feynman_data(name), TrainConfig(steps=steps, grid_schedule=GRIDS)).history
+    phase_ends = {record["grid"]: record["test_rmse"] for record in history if record.get("test_rmse") is not None}
+    return min(phase_ends.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, nargs="+", default=[30, 200])
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    feynman = load_reference(REFERENCE / "paper.yaml")["feynman"]
+    factor = feynman["tolerance_factor"]
+    within = dict.fromkeys(args.steps, 0)
+    print(f"## Human-shape KANs, G {GRIDS}, model seed 0: best test RMSE / paper's\n")
+    print("| dataset | paper | " + " | ".join(f"{s} steps per G" for s in args.steps) + " |")
+    print("|---|---|" + "---|" * len(args.steps))
+    for row in feynman["rows"]:
+        ratios = {steps: best_test_rmse(row["dataset"], steps) / row["human_rmse"] for steps in args.steps}
+        for steps, ratio in ratios.items():
+            within[steps] += 1 / factor <= ratio <= factor
+        print(f"| {row['dataset']} | {row['human_rmse']:.2e} | " + " | ".join(f"{r:.3g}×" for r in ratios.values()) + " |",
+              flush=True)
+    print(f"| within ×{factor:g} | | " + " | ".join(f"{within[s]} of {len(feynman['rows'])}" for s in args.steps) + " |")
+
+
+if __name__ == "__main__":
+    main()
