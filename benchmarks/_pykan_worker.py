@@ -77,7 +77,8 @@ def _grid_schedule(options: dict[str, str]) -> dict[str, object]:
     dtype = getattr(torch, options.get("dtype", "float64"))
     torch.set_default_dtype(dtype)  # pykan builds its tensors in the default dtype
     arrays = np.load(options["data"])
-    data = {key: torch.as_tensor(arrays[key], dtype=dtype) for key in ("train_input", "train_label", "test_input", "test_label")}
+    keys = ("train_input", "train_label", "test_input", "test_label")
+    data = {key: torch.as_tensor(arrays[key], dtype=dtype) for key in keys}
     grids = [int(g) for g in options["grids"].split(",")]
     phases, started = [], time.process_time()
     with tempfile.TemporaryDirectory() as checkpoints:  # refine saves a checkpoint there

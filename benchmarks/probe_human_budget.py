@@ -4,7 +4,8 @@ The human shapes are cheap (width 1-4) and six of the default profile's Feynman 
 theirs, so they are where extra budget looks best spent. This probe trains every equation's human
 shape on the pipeline's dataset with the default profile's grids (G = 3, 5, 10, 20; model seed 0)
 at the default's 30 L-BFGS steps per G and at the paper's 200, and prints each best test RMSE at
-the end of a phase (the report's selection) as a ratio to the paper's, with how many lie within the block's tolerance (×10).
+the end of a phase (the report's selection) as a ratio to the paper's, with how many lie within
+the block's tolerance (×10).
 
 Run: ``.venv/bin/python benchmarks/probe_human_budget.py [--steps 30 200]``. 1 thread, about
 5 CPU minutes.
@@ -49,9 +50,10 @@ def main() -> None:
         ratios = {steps: best_test_rmse(row["dataset"], steps) / row["human_rmse"] for steps in args.steps}
         for steps, ratio in ratios.items():
             within[steps] += 1 / factor <= ratio <= factor
-        print(f"| {row['dataset']} | {row['human_rmse']:.2e} | " + " | ".join(f"{r:.3g}×" for r in ratios.values()) + " |",
-              flush=True)
-    print(f"| within ×{factor:g} | | " + " | ".join(f"{within[s]} of {len(feynman['rows'])}" for s in args.steps) + " |")
+        cells = " | ".join(f"{ratio:.3g}×" for ratio in ratios.values())
+        print(f"| {row['dataset']} | {row['human_rmse']:.2e} | {cells} |", flush=True)
+    totals = " | ".join(f"{within[steps]} of {len(feynman['rows'])}" for steps in args.steps)
+    print(f"| within ×{factor:g} | | {totals} |")
 
 
 if __name__ == "__main__":

@@ -330,8 +330,10 @@ class StackedKAN:
 
     @torch.no_grad()
     def update_grid(self, x: Tensor, num_intervals: int | None, uniform_fraction: float = 1.0) -> None:
-        """Batched :meth:`KAN.update_grid` with uniform grids: per model and layer, knots follow that
-        layer's inputs ``x [M, B, in]`` and the splines are refit by least squares (per model, per input)."""
+        """:meth:`KAN.update_grid` of every model, with uniform grids: per model and layer, knots follow
+        that layer's inputs ``x [M, B, in]`` and the splines are refit by least squares, one model at a
+        time with :func:`spline.follow_samples` (what a single layer runs, so the stack stays bit for bit
+        equal to single fits; M small solves, at grid switches only)."""
         if uniform_fraction != 1.0:
             raise ValueError("stacked KANs keep uniform grids (uniform_fraction = 1)")
         size = self.num_intervals if num_intervals is None else int(num_intervals)

@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from kan.models import resolve_dtype
+from kan.layers import resolve_dtype
 
 
 def create_dataset(

@@ -15,7 +15,8 @@ import numpy as np
 import sympy
 import torch
 
-from kan.models import KAN, resolve_dtype
+from kan.layers import resolve_dtype
+from kan.models import KAN
 from kan.prune import prune
 from kan.symbolic import auto_symbolic, symbolic_formula
 from kan.train import TrainConfig, fit

@@ -380,16 +380,6 @@ class KANLayer(nn.Module):
         """G, the number of grid intervals."""
         return self.grid.shape[1] - 2 * self.order - 1
 
-    def basis(self, x: Tensor) -> Tensor:
-        """Spline basis of ``x``: ``[batch, in, G + 3k]`` (uniform, padded) or ``[batch, in, G + k]``."""
-        if self.uniform:
-            return spline.uniform_bspline_basis_padded(x, self.grid, self.order)
-        return spline.bspline_basis(x, self.grid, self.order)
-
-    def _basis_coef(self) -> Tensor:
-        """Coefficients matching :meth:`basis` columns: zero-padded on the uniform path."""
-        return F.pad(self.coef, (self.order, self.order)) if self.uniform else self.coef
-
     def _numeric_mask(self) -> Tensor:
         return self.mask * (1 - self.symbolic_mask)
 
@@ -500,7 +490,7 @@ class KANLayer(nn.Module):
     def edge_activations(self, x: Tensor) -> Tensor:
         """Every edge's φ at every sample, ``[batch, in, out]``; summing over ``in`` gives forward."""
         check_input(x, self.in_dim, "KANLayer", self.coef.dtype)
-        spline_part = torch.einsum("bin,ion->bio", self.basis(x), self._basis_coef())
+        spline_part = self.spline_values(x)
         base = BASE_ACTIVATIONS[self.base_activation](x).unsqueeze(-1)
         phi = (base * self.scale_base + spline_part * self.scale_spline) * self._numeric_mask()
         if self.symbolic_names:
@@ -552,7 +542,8 @@ class KANLayer(nn.Module):
         """
         check_input(x, self.in_dim, "KANLayer.update_grid", self.coef.dtype)
         size = self.num_intervals if num_intervals is None else num_intervals
-        new_grid, coef = spline.follow_samples(x, self.grid, self.coef, size, self.order, uniform_fraction, self.uniform)
+        new_grid, coef = spline.follow_samples(x, self.grid, self.coef, size, self.order, uniform_fraction,
+                                               self.uniform)
         self._replace(new_grid, coef, uniform=uniform_fraction == 1.0)
 
     @torch.no_grad()

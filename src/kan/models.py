@@ -14,7 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from kan import spline
-from kan.layers import KANLayer, dtype_name, check_input, fused_layers_forward, resolve_dtype
+from kan.layers import KANLayer, check_input, dtype_name, fused_layers_forward, resolve_dtype
+
 
 def _check_width(width: Sequence[int]) -> list[int]:
     if isinstance(width, (str, bytes)) or not all(spline.is_whole(w) for w in width):

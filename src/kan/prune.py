@@ -110,6 +110,8 @@ def prune(model: KAN, x: Tensor, node_threshold: float = 1e-2, edge_threshold: f
     KAN; with ``edge_threshold``, also mask that model's edges whose ``|φ|₁`` falls below it."""
     if not isinstance(model, KAN):
         raise TypeError(f"prune removes hidden nodes of a KAN, got {type(model).__name__}")
+    if edge_threshold is not None:
+        _check_threshold(edge_threshold, "edge threshold")  # before any work
     smaller = select_nodes(model, kept_nodes(model, x, node_threshold))
     if edge_threshold is not None:
         apply_edge_masks(smaller, edge_masks(smaller, x, edge_threshold))
