@@ -76,3 +76,16 @@ def test_partial_data_compares_what_is_there(make_runs, reference_path, tmp_path
     assert found[0].ratio == pytest.approx(1.0) and found[0].approximate
     empty = paper_vs_ours(toy.iloc[:0], reference_path, [], tmp_path / "empty.md").read_text(encoding="utf-8")
     assert "0 numbers compared" in empty and "None recorded." in empty
+
+
+def test_report_checks_the_table_claims_it_has_numbers_for(make_runs, reference_path, tmp_path):
+    params = np.array([20, 40, 80, 160])
+    kan = ({"experiment": "toy_scaling", "dataset": "xy", "variant": "human", "shape": "[2,2,1]", "n_params": int(n),
+            "test_rmse": float(0.5 * n**-4.0)} for n in params)
+    mlp = ({"experiment": "toy_scaling", "dataset": "xy", "model": "mlp", "shape": f"[2,{w},1]", "n_params": 4 * w + 1,
+            "test_rmse": float(1e-3 * (4 * w + 1) ** -0.5)} for w in (5, 20, 80))
+    text = paper_vs_ours(make_runs(*kan, *mlp), reference_path, [], tmp_path / "toy.md").read_text(encoding="utf-8")
+    assert "| Scaling on toy functions | 1 | 1 | 1 | — | 1 of 1 |" in text  # xy: MLP exponent 0.5 below the KAN's 4
+    assert "| MLPs plateau: for xy our MLP front falls with a smaller exponent than our KAN's | xy.mlp_exponent = 0.5 |" in text
+    assert "[4,9,1] is much worse than [4,2,2,1]: our sweep trains the paper's shape [4,4,2,1]" in text
+    assert "no number of ours for j0_20x.mlp_exponent" in text  # no J0 runs: listed, not counted

@@ -66,6 +66,7 @@ def test_special_summary_rules(runs):
 def test_grid_summary_finds_the_best_grid_and_the_exponent(runs):
     summary = grid_summary(runs).set_index("shape")
     assert summary.loc["[2,5,1]", "best_grid"] == 10
+    assert summary.loc["[2,5,1]", "final_test_rmse"] == U_SHAPE[20]  # the finest grid's, past the best
     assert summary.loc["[2,1,1]", "test_rmse_exponent"] == pytest.approx(3.0)
 
 

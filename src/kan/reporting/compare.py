@@ -19,9 +19,10 @@ from kan.records.markdown import is_missing, markdown_table, sci
 from kan.reporting.fidelity import Causes, Tally, cause_key, strict_tolerance, within_band
 from kan.reporting.reference import FLAG_LISTS, NOT_COMPARED, Reference, load_reference
 from kan.reporting.runs import Table, format_shape, load_runs, usable_runs
+from kan.reporting.science import ClaimCheck, science_report
 from kan.reporting.science import cause_keys as science_cause_keys
-from kan.reporting.science import science_report
 from kan.reporting.summaries import feynman_summary, grid_summary, scaling_summary, special_summary
+from kan.reporting.table_claims import table_claims
 
 FLAG = "⚑"
 
@@ -157,11 +158,10 @@ def check_causes(causes: Causes, reference: Reference) -> None:
 
 
 def _block_comparisons(
-    name: str, block: _Block, runs: pd.DataFrame, reference: Reference, tolerance_factor: float | None,
+    name: str, block: _Block, summary: pd.DataFrame, reference: Reference, tolerance_factor: float | None,
 ) -> tuple[list[Comparison], list[str], list[str]]:
-    """Comparisons of one reference block, the paper rows that have no runs, and the reported
-    cells of rows with runs that have no counterpart (see :func:`unmatched_cells`)."""
-    summary = block.summary(runs)
+    """Comparisons of one reference block with our ``summary`` of it, the paper rows that have no
+    runs, and the reported cells of rows with runs that have no counterpart (see :func:`unmatched_cells`)."""
     ours = {tuple(str(v) for v in row[list(block.keys)]): row for _, row in summary.iterrows()}
     factor = tolerance_factor or float(reference[name]["tolerance_factor"])
     found, absent, unmatched = [], [], []
@@ -186,7 +186,7 @@ def comparisons(
     reference = _as_reference(reference)
     return [
         c for name, block in COMPARED_BLOCKS.items()
-        for c in _block_comparisons(name, block, usable, reference, tolerance_factor)[0]
+        for c in _block_comparisons(name, block, block.summary(usable), reference, tolerance_factor)[0]
     ]
 
 
@@ -231,8 +231,23 @@ def _statement(c: Comparison, cause: str) -> str:
     )
 
 
+def _claims_part(checks: Sequence[ClaimCheck], unchecked: Sequence[str]) -> list[str]:
+    """A table block's claims: the checked ones as a table, those that do not hold spelled out, and
+    those not checked with the reason."""
+    lines = []
+    if checks:
+        rows = [c.row() for c in checks]
+        lines += ["The paper's claims, checked as bounds on our numbers:", "",
+                  markdown_table(pd.DataFrame(rows), {column: str for column in rows[0]})]
+        lines += [c.statement() for c in checks if not c.holds]
+        lines += [""] if any(not c.holds for c in checks) else []
+    if unchecked:
+        lines += ["Claims not checked, and why:", "", *[f"- {item}" for item in unchecked], ""]
+    return lines
+
+
 def _block_section(name: str, block: _Block, found: list[Comparison], absent: list[str], unmatched: list[str],
-                   reference: Reference, causes: Causes) -> str:
+                   claims: tuple[list[ClaimCheck], list[str]], reference: Reference, causes: Causes) -> str:
     lines = [f"## {block.title}", "", f"Paper: {reference[name]['source']}.", ""]
     if found:
         numbers = [c for c in found if not c.is_shape]
@@ -244,6 +259,7 @@ def _block_section(name: str, block: _Block, found: list[Comparison], absent: li
         else:
             lines.append("Every number is within the tolerance.")
         lines.append("")
+    lines += _claims_part(*claims)
     if unmatched:
         lines += ["Paper numbers not compared, and why:", "", *[f"- {item}" for item in unmatched], ""]
     if absent:
@@ -283,14 +299,16 @@ def paper_vs_ours(
     extra = science_report(science if science is not None else pd.DataFrame(columns=["experiment", "metric", "value"]),
                            reference)
     usable, excluded = usable_runs(load_runs(runs))
-    sections, tallies, shapes = [], {}, {}
+    sections, tallies, shapes, claims = [], {}, {}, {}
     for name, block in COMPARED_BLOCKS.items():
-        found, absent, unmatched = _block_comparisons(name, block, usable, reference, None)
-        sections.append(_block_section(name, block, found, absent, unmatched, reference, causes))
+        summary = block.summary(usable)
+        found, absent, unmatched = _block_comparisons(name, block, summary, reference, None)
+        checked = table_claims(name, reference[name], summary, block.keys)
+        sections.append(_block_section(name, block, found, absent, unmatched, checked, reference, causes))
         tallies[name] = (block.title, Tally.of([c for c in found if not c.is_shape]))
         shaped = [c for c in found if c.is_shape]
         shapes[name] = (sum(c.within_tolerance for c in shaped), len(shaped))
-    claims = {}
+        claims[name] = (sum(c.holds for c in checked[0]), len(checked[0]))
     for block in extra.blocks:
         tallies[block.name] = (f"Science: {block.title}", Tally.of(block.numbers))
         claims[block.name] = (sum(c.holds for c in block.checks), len(block.checks))

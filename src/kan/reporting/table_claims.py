@@ -1,0 +1,86 @@
+"""The paper's qualitative claims about its tables, as bounds on our block summaries.
+
+A table block of ``paper.yaml`` (special functions, Feynman, toy scaling, grid extension) lists
+its claims under ``checks`` as a science block does (:func:`kan.reporting.science.claim_checks`:
+``metric`` at least or at most a number or another metric). The metrics are
+``<key>.<column>`` for every finite number of our block summary (key: the dataset, or
+``"<dataset> <shape>"`` for grid extension; e.g. ``xy.mlp_exponent``) and the derived metrics
+of :data:`DERIVED`. A claim we cannot check has no ``metric`` and says why in ``not_compared``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping, Sequence
+
+import pandas as pd
+
+from kan.reporting.reference import NOT_COMPARED
+from kan.reporting.runs import parse_shape
+from kan.reporting.science import ClaimCheck, claim_checks
+
+FEYNMAN_KANS = ("human_rmse", "best_pruned_rmse", "unpruned_rmse")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _feynman_metrics(summary: pd.DataFrame, tolerance_factor: float) -> dict[str, float]:
+    """Per equation ``best_kan_over_mlp_rmse`` (the best KAN of any variant over the best MLP) and
+    ``min_pruned_depth`` (layers of the minimal pruned shape); over the equations,
+    ``share_kan_within_tolerance_of_mlp``: the share whose ratio lies within the block's tolerance."""
+    metrics: dict[str, float] = {}
+    ratios = []
+    for _, row in summary.iterrows():
+        kans = [row[column] for column in FEYNMAN_KANS if _finite(row[column])]
+        if kans and _finite(row["mlp_rmse"]):
+            ratio = min(kans) / row["mlp_rmse"]
+            metrics[f"{row['dataset']}.best_kan_over_mlp_rmse"] = ratio
+            ratios.append(ratio)
+        if row["min_pruned_shape"]:
+            metrics[f"{row['dataset']}.min_pruned_depth"] = float(len(parse_shape(row["min_pruned_shape"])) - 1)
+    if ratios:
+        within = [1 / tolerance_factor <= ratio <= tolerance_factor for ratio in ratios]
+        metrics["share_kan_within_tolerance_of_mlp"] = sum(within) / len(within)
+    return metrics
+
+
+def _grid_metrics(summary: pd.DataFrame, tolerance_factor: float) -> dict[str, float]:
+    """Per (dataset, shape) ``final_over_best_rmse``: the test RMSE at the finest grid over the lowest."""
+    return {f"{row['dataset']} {row['shape']}.final_over_best_rmse": row["final_test_rmse"] / row["best_test_rmse"]
+            for _, row in summary.iterrows() if _finite(row["final_test_rmse"]) and _finite(row["best_test_rmse"])}
+
+
+DERIVED: Mapping[str, Callable[[pd.DataFrame, float], dict[str, float]]] = {
+    "feynman": _feynman_metrics,
+    "grid_extension": _grid_metrics,
+}
+
+
+def table_metrics(name: str, summary: pd.DataFrame, keys: Sequence[str], tolerance_factor: float) -> dict[str, float]:
+    """Every metric a check of table block ``name`` can name, from our ``summary`` of that block."""
+    metrics = {
+        f"{' '.join(str(row[k]) for k in keys)}.{column}": float(value)
+        for _, row in summary.iterrows() for column, value in row.items()
+        if column not in keys and _finite(value)
+    }
+    derive = DERIVED.get(name)
+    if derive is not None and not summary.empty:
+        metrics.update(derive(summary, tolerance_factor))
+    return metrics
+
+
+def table_claims(name: str, block: Mapping[str, Any], summary: pd.DataFrame,
+                 keys: Sequence[str]) -> tuple[list[ClaimCheck], list[str]]:
+    """The checks of table block ``name`` against our ``summary``, and ``claim: reason`` for each
+    one not checked: the reason it gives (``not_compared``), or that we have no such number (a
+    dataset without runs, or a summary cell no run fills)."""
+    metrics = table_metrics(name, summary, keys, float(block["tolerance_factor"]))
+    checkable = [check for check in block.get("checks", ()) if NOT_COMPARED not in check]
+    found, _ = claim_checks(metrics, {"checks": checkable})
+    checked = {check.claim for check in found}
+    unchecked = [f"{check['claim']}: {check[NOT_COMPARED]}" for check in block.get("checks", ()) if NOT_COMPARED in check]
+    unchecked += [f"{check['claim']}: no number of ours for {check['metric']}"
+                  for check in checkable if check["claim"] not in checked]
+    return found, unchecked

@@ -1,0 +1,74 @@
+"""The paper's claims about its tables, checked on made-up block summaries (not results)."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from kan.reporting.reference import load_reference
+from kan.reporting.table_claims import table_claims, table_metrics
+
+NAN = float("nan")
+
+
+def _feynman(*rows):
+    columns = ["dataset", "human_rmse", "min_pruned_shape", "best_pruned_rmse", "unpruned_rmse", "mlp_rmse"]
+    return pd.DataFrame([dict(zip(columns, row)) for row in rows], columns=columns)
+
+
+FEYNMAN = _feynman(
+    ("I.16.6", 1e-3, "[2,1,1]", 2e-3, NAN, 1e-3),  # best KAN 1e-3 vs MLP 1e-3: ratio 1
+    ("I.6.20", 1e-5, "", 1e-4, 1e-4, 1e-3),  # ratio 0.01: KAN 100x better
+    ("II.38.3", 5e-2, "[2,2,2,1]", NAN, 4e-2, 1e-3),  # ratio 40: MLP 40x better
+)
+
+
+def test_summary_cells_become_dataset_metrics_and_missing_ones_do_not():
+    metrics = table_metrics("feynman", FEYNMAN, ["dataset"], 10.0)
+    assert metrics["I.16.6.human_rmse"] == 1e-3
+    assert "I.16.6.unpruned_rmse" not in metrics  # NaN: no run of that kind
+    assert "I.6.20.min_pruned_shape" not in metrics  # not a number
+
+
+def test_feynman_derived_metrics_take_the_best_kan_of_any_variant():
+    metrics = table_metrics("feynman", FEYNMAN, ["dataset"], 10.0)
+    assert metrics["I.6.20.best_kan_over_mlp_rmse"] == pytest.approx(1e-2)
+    assert metrics["II.38.3.best_kan_over_mlp_rmse"] == pytest.approx(40.0)
+    assert metrics["I.16.6.min_pruned_depth"] == 2 and metrics["II.38.3.min_pruned_depth"] == 3
+    assert "I.6.20.min_pruned_depth" not in metrics  # no minimal pruned shape
+    # within x10 either way: I.16.6 only (I.6.20 is 100x better, II.38.3 40x worse)
+    assert metrics["share_kan_within_tolerance_of_mlp"] == pytest.approx(1 / 3)
+    assert table_metrics("feynman", FEYNMAN, ["dataset"], 200.0)["share_kan_within_tolerance_of_mlp"] == 1.0
+
+
+def test_grid_metrics_compare_the_finest_grid_with_the_best():
+    summary = pd.DataFrame([{"dataset": "exp_sin_sq", "shape": "[2,5,1]", "best_test_rmse": 1e-4,
+                             "final_test_rmse": 5e-3, "best_grid": 50.0}])
+    metrics = table_metrics("grid_extension", summary, ["dataset", "shape"], 2.0)
+    assert metrics["exp_sin_sq [2,5,1].final_over_best_rmse"] == pytest.approx(50.0)
+    assert metrics["exp_sin_sq [2,5,1].best_grid"] == 50.0
+
+
+def test_checks_hold_fail_or_say_why_they_were_not_made():
+    block = {"tolerance_factor": 10.0, "checks": [
+        {"claim": "comparable", "metric": "share_kan_within_tolerance_of_mlp", "at_least": 0.5},
+        {"claim": "two layers", "metric": "I.16.6.min_pruned_depth", "at_most": 2},
+        {"claim": "KAN beats MLP on I.6.20", "metric": "I.6.20.best_kan_over_mlp_rmse", "at_most": 1e-3},
+        {"claim": "needs a run we lack", "metric": "I.9.18.mlp_rmse", "at_most": 1.0},
+        {"claim": "another shape", "not_compared": "we do not train it"},
+    ]}
+    checks, unchecked = table_claims("feynman", block, FEYNMAN, ["dataset"])
+    verdicts = {c.claim: c.holds for c in checks}
+    assert verdicts == {"comparable": False, "two layers": True, "KAN beats MLP on I.6.20": False}
+    assert unchecked == ["another shape: we do not train it", "needs a run we lack: no number of ours for I.9.18.mlp_rmse"]
+
+
+def test_every_table_check_of_the_reference_names_a_metric_or_a_reason(reference_path):
+    reference = load_reference(reference_path)
+    for name in ("special_functions", "feynman", "toy_scaling", "grid_extension"):
+        for check in reference[name].get("checks", ()):
+            assert isinstance(check["claim"], str) and check["claim"]
+            assert ("metric" in check) != ("not_compared" in check), check
+            if "metric" in check:
+                bound = check.get("at_least", check.get("at_most"))
+                assert isinstance(bound, str) or math.isfinite(bound), check
