@@ -94,3 +94,21 @@ def test_own_kan_formula_predicts_the_signature(data):
     expr, model = knots.kan_signature_formula(data, config)
     assert {str(s) for s in expr.free_symbols} <= {"mu_r", "mu_i", "lam"}
     assert knots.score_formula(expr, data)["fitted_accuracy"] > 0.6
+
+
+def test_killed_unsupervised_runs_resume_with_the_same_rows(data, tmp_path):
+    from kan.science.stages import Stages
+
+    config = replace(QUICK, unsup_seeds=(0, 1))
+    whole = knots.unsupervised_runs(data, config)
+
+    class KilledAtSeed1(Stages):
+        def run(self, name, compute):
+            if name.startswith("unsupervised-seed1"):
+                raise KeyboardInterrupt
+            return super().run(name, compute)
+
+    with pytest.raises(KeyboardInterrupt):
+        knots.unsupervised_runs(data, config, KilledAtSeed1(tmp_path))
+    assert Stages(tmp_path).finished() == ["unsupervised-seed0-lamb0.01"]
+    pd.testing.assert_frame_equal(knots.unsupervised_runs(data, config, Stages(tmp_path)), whole)

@@ -71,3 +71,22 @@ def test_knot_download_reads_the_download_folder_and_keeps_the_path_as_offline_f
     (request,) = runners.knot_datasets(config, runners.KnotSource(download=True))
     assert (request.name, request.spec["path"], request.spec["offline_path"]) == ("deepmind", DOWNLOAD_DIR, config.path)
     assert runners.knot_source(KnotConfig(source="snappy"), runners.KnotSource(download=True)).source == "snappy"
+
+
+@pytest.mark.slow
+def test_a_resumed_recorded_run_counts_its_kept_stages_and_then_forgets_them(tmp_path):
+    from kan.science.stages import Stages
+
+    settings = {"n_interior": 150, "n_boundary": 40, "kan_width": [2, 3, 1], "kan_grids": [3, 6], "kan_steps": 2,
+                "mlp_widths": [[2, 5, 1]], "n_test_per_side": 11}
+    partial = tmp_path / "partial"
+    folder = registry.stage_folder("pde", settings, partial)
+    assert folder == registry.stage_folder("pde", {**settings}, partial) != registry.stage_folder(
+        "pde", {**settings, "kan_steps": 3}, partial)
+    registry.run("pde", settings, tmp_path / "first", stages=Stages(folder))  # a run that left all its stages
+    kept = Stages(folder).finished()
+    assert kept == ["kan-0-G3", "kan-1-G6", "mlp-0"]
+    summary = registry.run_recorded("pde", settings, tmp_path / "out", profile="test", partial=partial)
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert summary == pytest.approx(json.loads((tmp_path / "first" / "summary.json").read_text()))
+    assert record["cpu_seconds"] > 0 and not folder.exists()  # the kept stages' time counted, then removed

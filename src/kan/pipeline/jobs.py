@@ -137,12 +137,21 @@ def run_science(name: str, settings: Mapping[str, Any], out_dir: Path | str, fig
                 datasets: Mapping[str, str] | None = None) -> None:
     """Run science experiment ``name`` into ``out_dir`` (:func:`kan.science.registry.run_recorded`)
     on the dataset folders ``datasets`` ("<family>/<name>" -> folder; None: generated in memory)
-    and copy its figures to ``figures_dir`` for the reports."""
-    summary = registry.run_recorded(name, settings, out_dir, profile, datasets)
+    and copy its figures to ``figures_dir`` for the reports. A resumable experiment keeps its
+    finished stages under :func:`science_partial_dir` until it is done."""
+    summary = registry.run_recorded(name, settings, out_dir, profile, datasets, science_partial_dir(out_dir))
     log.info("science %s: %s", name, summary)
     Path(figures_dir).mkdir(parents=True, exist_ok=True)
     for figure in sorted((Path(out_dir) / FIGURES).glob("*.png")):
         shutil.copy2(figure, Path(figures_dir) / figure.name)
+
+
+def science_partial_dir(out_dir: Path | str) -> Path:
+    """Where the experiment writing ``<results>/science/<name>`` keeps its finished stages:
+    ``<results>/partial/science/<name>``, outside the job's output, which Snakemake deletes before
+    it reruns a job."""
+    out_dir = Path(out_dir)
+    return out_dir.parents[1] / "partial" / "science" / out_dir.name
 
 
 def log_science(uri: str, experiment: str, result_dirs: Sequence[Path | str], out: Path | str) -> None:

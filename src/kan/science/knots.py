@@ -33,6 +33,7 @@ from kan.data.knot import CLASS_COLUMN
 from kan.data.knot_snappy import INPUT_COLUMNS, TARGET
 from kan.data.synthetic import permuted_negatives
 from kan.models import KAN, MLP
+from kan.science.stages import Stages
 from kan.symbolic import auto_symbolic, symbolic_formula
 from kan.train import FitResult, TrainConfig, evaluate, fit
 
@@ -362,22 +363,34 @@ def important_set(scores: np.ndarray, threshold: float) -> frozenset[str]:
     return frozenset(c for c, k in zip(UNSUPERVISED_COLUMNS, keep) if k)
 
 
-def unsupervised_runs(data: KnotData, config: KnotConfig = KnotConfig()) -> pd.DataFrame:
-    """One row per (λ, seed): separation accuracy, first-layer scores and the important inputs."""
-    rows = []
+def unsupervised_run(dataset: Mapping[str, Tensor], lamb: float, seed: int, config: KnotConfig) -> dict[str, Any]:
+    """One (λ, seed) run: separation accuracy, first-layer scores and the important inputs."""
+    model = train_unsupervised(dataset, lamb, seed, config)
+    scores = model.edge_scores(dataset["train_input"])[0][:, 0].double().numpy()
+    with torch.no_grad():
+        hits = (model(dataset["test_input"]) > 0.5).float() == dataset["test_label"]
+    variables = important_set(scores, config.importance_threshold)
+    return {
+        "lamb": lamb, "seed": seed, "val_accuracy": float(hits.float().mean()),
+        "variables": tuple(sorted(variables, key=UNSUPERVISED_COLUMNS.index)), "n_variables": len(variables),
+        **{f"score:{c}": s for c, s in zip(UNSUPERVISED_COLUMNS, scores)},
+    }
+
+
+def unsupervised_runs(data: KnotData, config: KnotConfig = KnotConfig(), stages: Stages | None = None) -> pd.DataFrame:
+    """One row per (λ, seed) (:func:`unsupervised_run`), each a stage of ``stages``."""
+    stages = stages or Stages()
+    rows, built = [], {}
+
+    def run(seed: int, lamb: float) -> dict[str, Any]:
+        if seed not in built:  # one seed's dataset at a time, only when a run of it is not kept
+            built.clear()
+            built[seed] = unsupervised_dataset(data, seed, config.unsup_rows)
+        return unsupervised_run(built[seed], lamb, seed, config)
+
     for seed in config.unsup_seeds:
-        dataset = unsupervised_dataset(data, seed, config.unsup_rows)
         for lamb in config.unsup_lambdas:
-            model = train_unsupervised(dataset, lamb, seed, config)
-            scores = model.edge_scores(dataset["train_input"])[0][:, 0].double().numpy()
-            with torch.no_grad():
-                hits = (model(dataset["test_input"]) > 0.5).float() == dataset["test_label"]
-            variables = important_set(scores, config.importance_threshold)
-            rows.append({
-                "lamb": lamb, "seed": seed, "val_accuracy": float(hits.float().mean()),
-                "variables": tuple(sorted(variables, key=UNSUPERVISED_COLUMNS.index)), "n_variables": len(variables),
-                **{f"score:{c}": s for c, s in zip(UNSUPERVISED_COLUMNS, scores)},
-            })
+            rows.append(stages.run(f"unsupervised-seed{seed}-lamb{lamb:g}", lambda: run(seed, lamb)))
     return pd.DataFrame(rows)
 
 
@@ -427,19 +440,23 @@ def known_relations(runs: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------- everything
 
 
-def run_knots(config: KnotConfig = KnotConfig(), data: KnotData | None = None) -> dict[str, pd.DataFrame]:
+def run_knots(config: KnotConfig = KnotConfig(), data: KnotData | None = None,
+              stages: Stages | None = None) -> dict[str, pd.DataFrame]:
     """The whole knot study as tidy tables: ``models``, ``importance``, ``ablations``,
     ``formulas``, ``relations``, ``unsupervised``, ``clusters``, ``known_relations``.
-    ``data`` (loaded with ``config`` when None) lets the caller inspect what was loaded."""
+    ``data`` (loaded with ``config`` when None) lets the caller inspect what was loaded;
+    ``stages`` keeps the model comparison, the formula, the ablations and each unsupervised run,
+    so a killed study goes on after the last one finished."""
     data = load_knot_data(config) if data is None else data
-    models, kan = model_comparison(data, config)
-    own, _ = kan_signature_formula(data, config)
-    runs = unsupervised_runs(data, config)
+    stages = stages or Stages()
+    models, kan = stages.run("models", lambda: model_comparison(data, config))
+    own = stages.run("formula", lambda: kan_signature_formula(data, config)[0])
+    runs = unsupervised_runs(data, config, stages)
     shape = "[" + ",".join(map(str, config.formula_width)) + "]"
     return {
         "models": models,
         "importance": feature_importance(kan, data),
-        "ablations": ablations(data, config),
+        "ablations": stages.run("ablations", lambda: ablations(data, config)),
         "formulas": formula_table(data, {f"KAN {shape} auto": own}),
         "relations": relation_checks(pd.concat([data.fit, data.val, data.test], ignore_index=True)),
         "unsupervised": runs,

@@ -16,7 +16,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import pandas as pd
 import torch
@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from kan.models import KAN, MLP
 from kan.optim import LBFGS
 from kan.science.options import MappingOptions
+from kan.science.stages import Stages
 
 PI = math.pi
 Field = Callable[[Tensor], Tensor]  # [batch, 2] -> [batch, 1]
@@ -202,11 +203,14 @@ def _row(model: KAN | MLP, kind: str, grid: int | None, clock: _Clock, errors: d
     }
 
 
-def run_pde_experiment(config: PDEConfig | Mapping[str, Any] | None = None) -> pd.DataFrame:
+def run_pde_experiment(config: PDEConfig | Mapping[str, Any] | None = None, stages: Stages | None = None) -> pd.DataFrame:
     """Train the KAN (one row per grid) and every MLP; tidy table of errors and costs.
 
-    Columns: model, shape, grid (KAN only), n_params, l2, h1, loss, steps, seconds.
+    Columns: model, shape, grid (KAN only), n_params, l2, h1, loss, steps, seconds. ``stages``
+    keeps each KAN grid phase and each MLP as a stage (:class:`kan.science.stages.Stages`), so a
+    killed run goes on after the last one finished.
     """
+    stages = stages or Stages()
     config = PDEConfig.coerce(config)
     dtype = getattr(torch, config.dtype)
     points = sample_collocation(config.n_interior, config.n_boundary, config.seed, dtype)
@@ -214,17 +218,24 @@ def run_pde_experiment(config: PDEConfig | Mapping[str, Any] | None = None) -> p
     x_test = evaluation_grid(config.n_test_per_side, dtype)
     rows = []
 
-    kan, clock = KAN(config.kan_width, num_intervals=config.kan_grids[0], seed=config.seed, dtype=dtype), _Clock()
-    for grid in config.kan_grids:
+    def kan_phase(kan: KAN, clock: _Clock, grid: int) -> tuple[KAN, _Clock, dict[str, Any]]:
         kan.update_grid(every_point, grid)
         clock.train(kan, points, config.kan_steps, config.alpha)
-        rows.append(_row(kan, "KAN", grid, clock, solution_errors(kan, x_test)))
+        return kan, clock, _row(kan, "KAN", grid, clock, solution_errors(kan, x_test))
 
-    budget = config.kan_steps * len(config.kan_grids)
-    for width in config.mlp_widths:
+    def mlp_row(width: Sequence[int]) -> dict[str, Any]:
         mlp, clock = MLP(width, activation=config.mlp_activation, seed=config.seed, dtype=dtype), _Clock()
         clock.train(mlp, points, budget, config.alpha)
-        rows.append(_row(mlp, "MLP", None, clock, solution_errors(mlp, x_test)))
+        return _row(mlp, "MLP", None, clock, solution_errors(mlp, x_test))
+
+    kan, clock = KAN(config.kan_width, num_intervals=config.kan_grids[0], seed=config.seed, dtype=dtype), _Clock()
+    for phase, grid in enumerate(config.kan_grids):
+        kan, clock, row = stages.run(f"kan-{phase}-G{grid}", lambda: kan_phase(kan, clock, grid))
+        rows.append(row)
+
+    budget = config.kan_steps * len(config.kan_grids)
+    for index, width in enumerate(config.mlp_widths):
+        rows.append(stages.run(f"mlp-{index}", lambda: mlp_row(width)))
     table = pd.DataFrame(rows)
     table["grid"] = table["grid"].astype("Int64")
     return table

@@ -4,7 +4,9 @@ from ``settings`` (a config mapping; unknown keys are a ValueError naming key an
 runs it and writes ``out_dir/{tables,figures}/`` and ``out_dir/summary.json``. Experiments that
 read datasets (knots, localization) name them with ``inputs(settings)``; the pipeline generates
 those folders and passes them as ``run(settings, out_dir, folders)``, a library call without
-folders generates the same data in memory.
+folders generates the same data in memory. The long experiments (``resumable``: PDE, knots) keep
+their finished stages (:class:`kan.science.stages.Stages`) while they run, so that a killed run
+goes on after its last finished stage.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from kan.records.provenance import FINGERPRINT, code_fingerprint, git_commit, ma
 from kan.records.science_outputs import write_run_record
 from kan.science import interpretability, runners
 from kan.science.options import build_options, resolved
+from kan.science.stages import Stages
 
 Runner = Callable[..., dict[str, float]]  # (settings, out_dir[, folders]) -> summary
 Inputs = Callable[[Mapping[str, Any]], list[DatasetRequest]]  # settings -> the datasets the runner reads
@@ -42,25 +45,29 @@ class ScienceExperiment:
     options: tuple[type, ...]
     run: Runner
     inputs: Inputs = _no_inputs
+    resumable: bool = False  # its runner takes ``stages`` (kan.science.stages.Stages)
 
 
 def _adapted(name: str, section: str, family: str, dataset: str, models: str, options: tuple[type, ...],
-             runner: Runner, inputs: Callable[..., list[DatasetRequest]] | None = None) -> tuple[str, ScienceExperiment]:
+             runner: Runner, inputs: Callable[..., list[DatasetRequest]] | None = None,
+             resumable: bool = False) -> tuple[str, ScienceExperiment]:
     """``(name, experiment)`` whose runner builds the options and calls ``runner(*options, out_dir)``,
-    or ``runner(*options, out_dir, folders)`` when folders are given; ``inputs(*options)``: the
-    datasets it reads."""
-    def run(settings: Mapping[str, Any], out_dir: Path, folders: runners.Folders | None = None) -> dict[str, float]:
+    or ``runner(*options, out_dir, folders)`` when folders are given (and ``stages=`` when
+    ``resumable``); ``inputs(*options)``: the datasets it reads."""
+    def run(settings: Mapping[str, Any], out_dir: Path, folders: runners.Folders | None = None,
+            stages: Stages | None = None) -> dict[str, float]:
         built = build_options(name, options, settings)
-        return runner(*built, Path(out_dir)) if folders is None else runner(*built, Path(out_dir), folders)
+        extra = {"stages": stages} if resumable else {}
+        return runner(*built, Path(out_dir), **extra) if folders is None else runner(*built, Path(out_dir), folders, **extra)
 
     def requests(settings: Mapping[str, Any]) -> list[DatasetRequest]:
         return inputs(*build_options(name, options, settings)) if inputs else []
 
-    return name, ScienceExperiment(section, family, dataset, models, options, run, requests)
+    return name, ScienceExperiment(section, family, dataset, models, options, run, requests, resumable)
 
 
 REGISTRY: dict[str, ScienceExperiment] = dict([
-    _adapted("pde", "3.4", "pde", "poisson", "kan,mlp", (runners.PDEConfig,), runners.run_pde),
+    _adapted("pde", "3.4", "pde", "poisson", "kan,mlp", (runners.PDEConfig,), runners.run_pde, resumable=True),
     _adapted("continual", "3.5", "synthetic", "gaussian_peaks", "kan,mlp", (runners.ContinualConfig,),
              runners.run_continual_learning),
     ("interpretability", ScienceExperiment("4.1", "synthetic", "interpretability tasks", "kan",
@@ -68,7 +75,7 @@ REGISTRY: dict[str, ScienceExperiment] = dict([
     _adapted("unsupervised", "4.2", "synthetic", "unsupervised_6var", "kan", (runners.DiscoveryConfig, runners.DiscoveryData),
              runners.run_unsupervised),
     _adapted("knots", "4.3", "knot", "signature", "kan,mlp", (runners.KnotConfig, runners.KnotSource),
-             runners.run_knot_study, runners.knot_datasets),
+             runners.run_knot_study, runners.knot_datasets, resumable=True),
     _adapted("localization", "4.4", "anderson", "mosaic,gaam,maam", "kan", (runners.LocalizationConfig, runners.Systems),
              runners.run_mobility_edges, runners.localization_datasets),
 ])
@@ -92,33 +99,51 @@ def datasets(name: str, settings: Mapping[str, Any]) -> list[DatasetRequest]:
 
 
 def run(name: str, settings: Mapping[str, Any], out_dir: Path | str,
-        folders: runners.Folders | None = None) -> dict[str, float]:
+        folders: runners.Folders | None = None, stages: Stages | None = None) -> dict[str, float]:
     """Run science experiment ``name`` with ``settings``, writing into ``out_dir``; its summary.
     ``folders`` ("<family>/<name>" -> dataset folder) must hold exactly the :func:`datasets` it
-    reads; without them (None or empty) the data are generated in memory."""
+    reads; without them (None or empty) the data are generated in memory. ``stages`` keeps the
+    finished stages of a resumable experiment (ignored by the others)."""
     entry = experiment(name)
+    extra = {"stages": stages} if entry.resumable and stages is not None else {}
     if not folders:
-        return entry.run(settings, Path(out_dir))
+        return entry.run(settings, Path(out_dir), **extra)
     wanted = sorted(r.key for r in entry.inputs(settings))
     if sorted(folders) != wanted:
         raise ValueError(f"science experiment '{name}' reads the datasets {wanted or 'none'}, "
                          f"got folders for {sorted(folders)}")
-    return entry.run(settings, Path(out_dir), folders)
+    return entry.run(settings, Path(out_dir), folders, **extra)
+
+
+def stage_folder(name: str, settings: Mapping[str, Any], partial: Path | str) -> Path:
+    """The folder below ``partial`` where a run of ``name`` with ``settings`` keeps its finished
+    stages: named by the resolved settings and the experiment's code fingerprint, so a run with
+    other settings or other numbers never reads them."""
+    key = {"science": name, "settings": resolve_settings(name, settings), FINGERPRINT: code_fingerprint(science=name)}
+    return Path(partial) / config_id(key)
 
 
 def run_recorded(name: str, settings: Mapping[str, Any], out_dir: Path | str, profile: str,
-                 folders: runners.Folders | None = None) -> dict[str, float]:
+                 folders: runners.Folders | None = None, partial: Path | str | None = None) -> dict[str, float]:
     """:func:`run`, then ``run.json``: the resolved settings, their config id, the MLflow tags
-    (section, data family, dataset, models, profile, git commit), wall and CPU seconds taken."""
+    (section, data family, dataset, models, profile, git commit), wall and CPU seconds taken.
+    With ``partial``, a resumable experiment keeps its finished stages in a folder below it,
+    named by the settings and the code fingerprint, and removes it once ``run.json`` is written;
+    the times recorded add, for a resumed run, what its kept stages took (not the work a kill lost)."""
     entry = experiment(name)
     options = resolve_settings(name, settings)
+    fingerprint = code_fingerprint(science=name)
+    stages = Stages(stage_folder(name, settings, partial)) if partial is not None and entry.resumable else None
     started, cpu = time.perf_counter(), time.process_time()
-    summary = run(name, settings, out_dir, folders)
+    summary = run(name, settings, out_dir, folders, stages)
     write_run_record(out_dir, {
         "experiment": name, "config_id": config_id({"science": name, "settings": options}), "settings": options,
         "section": entry.section, "family": entry.family, "dataset": entry.dataset, "model": entry.models,
         "status": "ok", "profile": profile, "git_commit": git_commit(), "machine": machine_kind(),
-        FINGERPRINT: code_fingerprint(science=name), "seconds": time.perf_counter() - started, "finished_at": time.time(),
-        "cpu_seconds": time.process_time() - cpu,
+        FINGERPRINT: fingerprint, "finished_at": time.time(),
+        "seconds": time.perf_counter() - started + (stages.restored_seconds if stages else 0.0),
+        "cpu_seconds": time.process_time() - cpu + (stages.restored_cpu_seconds if stages else 0.0),
     })
+    if stages is not None:
+        stages.clear()
     return summary

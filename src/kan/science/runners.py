@@ -28,6 +28,7 @@ from kan.science.knot_plots import plot_accuracies, plot_importance
 from kan.science.knots import KnotConfig, load_knot_data, run_knots
 from kan.science.localization import SYSTEMS, LocalizationConfig, plot_mobility_edges, run_localization
 from kan.science.pde import PDEConfig, plot_pde_scaling, run_pde_experiment
+from kan.science.stages import Stages
 from kan.science.unsupervised import DiscoveryConfig, discover_relations, plot_dependence_scores, true_relations
 
 Summary = dict[str, float]
@@ -52,9 +53,10 @@ def slug(text: str) -> str:
 # ---------------------------------------------------------------- PDE (§3.4)
 
 
-def run_pde(config: PDEConfig, out_dir: Path) -> Summary:
-    """Poisson PINN: errors of the KAN at its finest grid and of the most accurate MLP."""
-    table = run_pde_experiment(config)
+def run_pde(config: PDEConfig, out_dir: Path, stages: Stages | None = None) -> Summary:
+    """Poisson PINN: errors of the KAN at its finest grid and of the most accurate MLP (``stages``:
+    see :func:`kan.science.pde.run_pde_experiment`)."""
+    table = run_pde_experiment(config, stages)
     out = Outputs(out_dir)
     out.table("errors", table)
     plot_pde_scaling(table, out.figure("pde_errors"))
@@ -185,12 +187,14 @@ def _knot_summary(tables: Mapping[str, pd.DataFrame], data: Any) -> Summary:
     return values
 
 
-def run_knot_study(config: KnotConfig, source: KnotSource, out_dir: Path, folders: Folders | None = None) -> Summary:
+def run_knot_study(config: KnotConfig, source: KnotSource, out_dir: Path, folders: Folders | None = None,
+                   stages: Stages | None = None) -> Summary:
     """KAN vs DeepMind's MLP on the signature, ablations, formulas and unsupervised relations;
-    the data from ``folders`` (see :func:`knot_datasets`), generated in memory when None."""
+    the data from ``folders`` (see :func:`knot_datasets`), generated in memory when None
+    (``stages``: see :func:`kan.science.knots.run_knots`)."""
     config = knot_source(config, source)
     data = load_knot_data(config, dataset_folder(config.dataset(), folders))
-    tables = run_knots(config, data)
+    tables = run_knots(config, data, stages)
     out = Outputs(out_dir)
     for name, frame in tables.items():
         out.table(name, frame)
