@@ -8,7 +8,8 @@ import pytest
 
 from kan.reporting.compare import COMPARED_BLOCKS, REPORTED, cause_keys, paper_vs_ours
 from kan.reporting.fidelity import (
-    CAUSE_BETTER, CAUSE_BUDGET, CAUSE_UNCERTAIN, CAUSE_UNEXPLAINED, Causes, Tally, strict_tolerance, within_band,
+    CAUSE_BETTER, CAUSE_BUDGET, CAUSE_UNCERTAIN, CAUSE_UNEXPLAINED, Causes, Tally, claim_key, strict_tolerance,
+    within_band,
 )
 from kan.reporting.reference import NOT_COMPARED, OURS, load_reference, validate_reference
 from kan.reporting.science import SCIENCE_BLOCKS
@@ -44,6 +45,15 @@ def test_causes_curated_first_then_flag_direction_and_budget():
     assert Causes.of_profile({}, "paper") == Causes({}, reduced_budget=False)  # only the paper profile has its budget
     assert Causes.of_profile({}, "default") == Causes.of_profile({}, "ci") == Causes({}, reduced_budget=True)
     assert causes.explain(_Cell("best_grid for [2,5,1]", 50.0, 20.0), "k") == CAUSE_BUDGET  # no better side
+
+
+def test_claim_causes_curated_then_budget(reference_path):
+    key = claim_key("toy_scaling", "exp_sin_4d.mlp_exponent")
+    assert key == "toy_scaling/claim/exp_sin_4d.mlp_exponent" and key in cause_keys(load_reference(reference_path))
+    assert claim_key("knot", "unsupervised.cusp_volume_lambda_mu_i") in cause_keys(load_reference(reference_path))
+    assert Causes({key: "data size"}, reduced_budget=True).explain_claim(key) == "data size"
+    assert Causes({}, reduced_budget=True).explain_claim(key) == CAUSE_BUDGET
+    assert Causes({}, reduced_budget=False).explain_claim(key) == CAUSE_UNEXPLAINED
 
 
 def test_tally_adds_and_counts():

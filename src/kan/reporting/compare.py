@@ -16,10 +16,10 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 
 from kan.records.markdown import is_missing, markdown_table, sci
-from kan.reporting.fidelity import Causes, Tally, cause_key, strict_tolerance, within_band
+from kan.reporting.fidelity import Causes, Tally, cause_key, claim_key, strict_tolerance, within_band
 from kan.reporting.reference import FLAG_LISTS, NOT_COMPARED, Reference, load_reference
 from kan.reporting.runs import Table, format_shape, load_runs, usable_runs
-from kan.reporting.science import ClaimCheck, science_report
+from kan.reporting.science import ClaimCheck, claim_keys, science_report
 from kan.reporting.science import cause_keys as science_cause_keys
 from kan.reporting.summaries import feynman_summary, grid_summary, scaling_summary, special_summary
 from kan.reporting.table_claims import table_claims
@@ -139,7 +139,7 @@ def _row_comparisons(
 def cause_keys(reference: Reference) -> set[str]:
     """The ``report.miss_causes`` key (:func:`kan.reporting.fidelity.cause_key`) of every number the
     report can compare: table cells (``block/dataset/quantity``) and science numbers."""
-    keys = set(science_cause_keys(reference))
+    keys = set(science_cause_keys(reference)) | claim_keys(reference, COMPARED_BLOCKS)
     for name, block in COMPARED_BLOCKS.items():
         for row in reference[name]["rows"]:
             keys |= {cause_key(name, str(row["dataset"]), _quantity(block, row, column))
@@ -231,15 +231,15 @@ def _statement(c: Comparison, cause: str) -> str:
     )
 
 
-def _claims_part(checks: Sequence[ClaimCheck], unchecked: Sequence[str]) -> list[str]:
-    """A table block's claims: the checked ones as a table, those that do not hold spelled out, and
-    those not checked with the reason."""
+def _claims_part(name: str, checks: Sequence[ClaimCheck], unchecked: Sequence[str], causes: Causes) -> list[str]:
+    """A table block's claims: the checked ones as a table, those that do not hold spelled out with
+    their likely cause, and those not checked with the reason."""
     lines = []
     if checks:
         rows = [c.row() for c in checks]
         lines += ["The paper's claims, checked as bounds on our numbers:", "",
                   markdown_table(pd.DataFrame(rows), {column: str for column in rows[0]})]
-        lines += [c.statement() for c in checks if not c.holds]
+        lines += [c.statement(causes.explain_claim(claim_key(name, c.metric))) for c in checks if not c.holds]
         lines += [""] if any(not c.holds for c in checks) else []
     if unchecked:
         lines += ["Claims not checked, and why:", "", *[f"- {item}" for item in unchecked], ""]
@@ -259,7 +259,7 @@ def _block_section(name: str, block: _Block, found: list[Comparison], absent: li
         else:
             lines.append("Every number is within the tolerance.")
         lines.append("")
-    lines += _claims_part(*claims)
+    lines += _claims_part(name, *claims, causes)
     if unmatched:
         lines += ["Paper numbers not compared, and why:", "", *[f"- {item}" for item in unmatched], ""]
     if absent:

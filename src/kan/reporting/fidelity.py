@@ -5,7 +5,8 @@ a stricter band, a factor of 3 for ratios (RMSEs, MSEs, exponents, counts) or 2 
 for accuracies (never looser than the block's own tolerance). A number outside its tolerance gets a
 *likely cause*: a curated one from the profile's ``report.miss_causes`` when given, else one
 inferred from the cell (the paper's copies disagree, ours is better than the paper, or the
-profile trains on a smaller budget than the paper).
+profile trains on a smaller budget than the paper). A claim of the paper that does not hold in
+ours gets one too (curated by :func:`claim_key`, else the budget).
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ def cause_key(block: str, dataset: str, quantity: str) -> str:
     return "/".join(part for part in (block, dataset, quantity) if part)
 
 
+def claim_key(block: str, metric: str) -> str:
+    """The ``report.miss_causes`` key of a claim of ``block`` checked on ``metric``: ``block/claim/metric``."""
+    return cause_key(block, "claim", metric)
+
+
 @dataclass(frozen=True)
 class Causes:
     """What explains a miss: curated causes (``report.miss_causes``, keyed by :func:`cause_key`) and
@@ -88,6 +94,12 @@ class Causes:
         lower = lower_is_better(comparison.quantity)
         if lower is not None and (comparison.ours < comparison.paper) == lower:
             return CAUSE_BETTER
+        return CAUSE_BUDGET if self.reduced_budget else CAUSE_UNEXPLAINED
+
+    def explain_claim(self, key: str) -> str:
+        """Why a claim of the paper does not hold in ours: curated (:func:`claim_key`), budget, or unexplained."""
+        if key in self.curated:
+            return self.curated[key]
         return CAUSE_BUDGET if self.reduced_budget else CAUSE_UNEXPLAINED
 
 

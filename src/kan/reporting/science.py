@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import pandas as pd
 
 from kan.records.markdown import markdown_table
-from kan.reporting.fidelity import Causes, Tally, cause_key, strict_tolerance, within_band
+from kan.reporting.fidelity import Causes, Tally, cause_key, claim_key, strict_tolerance, within_band
 from kan.reporting.reference import NOT_COMPARED, OURS, Reference
 
 FLAG = "⚑"
@@ -102,8 +102,10 @@ class ClaimCheck:
         return {"claim": self.claim, "ours": f"{self.metric} = {self.ours:.4g}", "needs": f"{self.relation} {self.bound_text}",
                 "verdict": "holds" if self.holds else "does not hold"}
 
-    def statement(self) -> str:
-        return f"- not reproduced: {self.claim} (ours: {self.metric} = {self.ours:.4g}, needs {self.relation} {self.bound_text})."
+    def statement(self, cause: str = "") -> str:
+        because = f" Likely cause: {cause}." if cause else ""
+        return (f"- not reproduced: {self.claim} (ours: {self.metric} = {self.ours:.4g}, needs {self.relation} "
+                f"{self.bound_text}).{because}")
 
 
 def summaries(science: pd.DataFrame | str | Path) -> dict[str, dict[str, float]]:
@@ -136,9 +138,17 @@ def _quantity(label: str, cell: str) -> str:
 
 
 def cause_keys(reference: Reference) -> set[str]:
-    """The ``report.miss_causes`` key of every science number of ``reference`` (see :func:`number_comparisons`)."""
-    return {cause_key(name, "", _quantity(label, cell)) for name in SCIENCE_BLOCKS if name in reference
-            for label, node, _ in _cells_with_ours(reference[name]) for cell in node[OURS]}
+    """The ``report.miss_causes`` key of every science number of ``reference`` (see
+    :func:`number_comparisons`) and of every checked claim (:func:`kan.reporting.fidelity.claim_key`)."""
+    numbers = {cause_key(name, "", _quantity(label, cell)) for name in SCIENCE_BLOCKS if name in reference
+               for label, node, _ in _cells_with_ours(reference[name]) for cell in node[OURS]}
+    return numbers | claim_keys(reference, SCIENCE_BLOCKS)
+
+
+def claim_keys(reference: Reference, blocks: Iterable[str]) -> set[str]:
+    """The ``report.miss_causes`` key of every check of ``blocks`` that names a metric."""
+    return {claim_key(name, check["metric"]) for name in blocks if name in reference
+            for check in reference[name].get("checks", ()) if "metric" in check}
 
 
 def number_comparisons(summary: Summary, block: Mapping[str, Any]) -> tuple[list[NumberComparison], list[str]]:
@@ -217,7 +227,7 @@ class ScienceSection:
                 lines.append(markdown_table(pd.DataFrame(rows), {column: str for column in rows[0]}))
         differs = [c.statement(causes.explain(c, cause_key(self.name, "", c.quantity)))
                    for c in self.numbers if not c.within_tolerance]
-        differs += [c.statement() for c in self.checks if not c.holds]
+        differs += [c.statement(causes.explain_claim(claim_key(self.name, c.metric))) for c in self.checks if not c.holds]
         if differs:
             lines += ["Where ours differs from the paper:", "", *differs, ""]
         elif self.numbers or self.checks:
