@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from kan.pipeline.jobs import science_partial_dir
 from kan.pipeline.resume import LOCKS, active_runs, unlock_if_idle
 
 
@@ -91,3 +92,11 @@ def test_flags_that_only_look_like_the_directory_flag_keep_the_cwd(tmp_path, arg
     proc = tmp_path / "proc"
     _fake_process(proc, 301, argv, tmp_path)
     assert active_runs(tmp_path, proc) == [301]
+
+
+def test_science_stages_are_kept_beside_the_results_outside_the_job_output(tmp_path):
+    out = tmp_path / "results" / "science" / "knots"
+    assert science_partial_dir(out) == tmp_path / "results" / "partial" / "science" / "knots"
+    assert science_partial_dir("results/science/pde") == Path("results/partial/science/pde")
+    with pytest.raises(ValueError, match="<results>/science/<name>, got results/knots"):
+        science_partial_dir("results/knots")

@@ -99,16 +99,16 @@ def test_own_kan_formula_predicts_the_signature(data):
 def test_killed_unsupervised_runs_resume_with_the_same_rows(data, tmp_path):
     from kan.science.stages import Stages
 
-    config = replace(QUICK, unsup_seeds=(0, 1))
+    config = replace(QUICK, unsup_seeds=(0, 1), unsup_lambdas=(1e-2, 1e-3))
     whole = knots.unsupervised_runs(data, config)
 
-    class KilledAtSeed1(Stages):
+    class KilledAtSecondLambda(Stages):  # seed 0's first run kept; its dataset must be built again
         def run(self, name, compute):
-            if name.startswith("unsupervised-seed1"):
+            if name == "unsupervised-seed0-lamb0.001":
                 raise KeyboardInterrupt
             return super().run(name, compute)
 
     with pytest.raises(KeyboardInterrupt):
-        knots.unsupervised_runs(data, config, KilledAtSeed1(tmp_path))
+        knots.unsupervised_runs(data, config, KilledAtSecondLambda(tmp_path))
     assert Stages(tmp_path).finished() == ["unsupervised-seed0-lamb0.01"]
     pd.testing.assert_frame_equal(knots.unsupervised_runs(data, config, Stages(tmp_path)), whole)

@@ -151,6 +151,8 @@ def science_partial_dir(out_dir: Path | str) -> Path:
     ``<results>/partial/science/<name>``, outside the job's output, which Snakemake deletes before
     it reruns a job."""
     out_dir = Path(out_dir)
+    if out_dir.parent.name != "science" or len(out_dir.parts) < 3:
+        raise ValueError(f"a science experiment writes <results>/science/<name>, got {out_dir}")
     return out_dir.parents[1] / "partial" / "science" / out_dir.name
 
 

@@ -33,6 +33,19 @@ def git_commit() -> str:
 
 
 @lru_cache(maxsize=1)
+def source_digest() -> str:
+    """sha256 (16 hex digits) of the ``kan`` package's source files (Python and C), by relative
+    path: any edit of the code changes it, unlike :func:`code_fingerprint`, which follows the
+    recorded numbers."""
+    package = _SOURCE.parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in package.rglob("*") if p.suffix in (".py", ".c", ".h", ".cpp") and p.is_file()):
+        digest.update(f"{path.relative_to(package).as_posix()}\n".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
 def machine_kind(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """The kind of CPU, as far as it changes floating-point results: architecture, vendor and
     widest vector extension, e.g. ``x86_64-AuthenticAMD-avx2``. The same code and seeds give

@@ -16,10 +16,10 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 
 from kan.records.markdown import is_missing, markdown_table, sci
-from kan.reporting.fidelity import Causes, Tally, cause_key, claim_key, strict_tolerance, within_band
+from kan.reporting.fidelity import Causes, Tally, cause_key, strict_tolerance, within_band
 from kan.reporting.reference import FLAG_LISTS, NOT_COMPARED, Reference, load_reference
 from kan.reporting.runs import Table, format_shape, load_runs, usable_runs
-from kan.reporting.science import ClaimCheck, claim_keys, science_report
+from kan.reporting.science import ClaimCheck, claim_keys, claim_statements, science_report
 from kan.reporting.science import cause_keys as science_cause_keys
 from kan.reporting.summaries import feynman_summary, grid_summary, scaling_summary, special_summary
 from kan.reporting.table_claims import table_claims
@@ -239,7 +239,7 @@ def _claims_part(name: str, checks: Sequence[ClaimCheck], unchecked: Sequence[st
         rows = [c.row() for c in checks]
         lines += ["The paper's claims, checked as bounds on our numbers:", "",
                   markdown_table(pd.DataFrame(rows), {column: str for column in rows[0]})]
-        lines += [c.statement(causes.explain_claim(claim_key(name, c.metric))) for c in checks if not c.holds]
+        lines += claim_statements(name, checks, causes)
         lines += [""] if any(not c.holds for c in checks) else []
     if unchecked:
         lines += ["Claims not checked, and why:", "", *[f"- {item}" for item in unchecked], ""]
@@ -265,6 +265,11 @@ def _block_section(name: str, block: _Block, found: list[Comparison], absent: li
     if absent:
         lines += [f"No runs for {len(absent)} of {len(reference[name]['rows'])} paper rows: {', '.join(absent)}.", ""]
     return "\n".join(lines)
+
+
+def _claim_count(checks: Sequence[ClaimCheck]) -> tuple[int, int]:
+    """(claims that hold, claims checked)."""
+    return sum(c.holds for c in checks), len(checks)
 
 
 def _fidelity_table(blocks: Mapping[str, tuple[str, Tally]], shapes: Mapping[str, tuple[int, int]],
@@ -308,10 +313,10 @@ def paper_vs_ours(
         tallies[name] = (block.title, Tally.of([c for c in found if not c.is_shape]))
         shaped = [c for c in found if c.is_shape]
         shapes[name] = (sum(c.within_tolerance for c in shaped), len(shaped))
-        claims[name] = (sum(c.holds for c in checked[0]), len(checked[0]))
+        claims[name] = _claim_count(checked[0])
     for block in extra.blocks:
         tallies[block.name] = (f"Science: {block.title}", Tally.of(block.numbers))
-        claims[block.name] = (sum(c.holds for c in block.checks), len(block.checks))
+        claims[block.name] = _claim_count(block.checks)
     total = sum((t for _, t in tallies.values()), Tally(0, 0, 0))
     header = [
         "# Paper vs ours", "",
@@ -326,7 +331,7 @@ def paper_vs_ours(
         f"than the block's own). ≈: the paper states the value only roughly. "
         f"{FLAG}: the copies of the paper disagree on this cell, so the paper value is uncertain.",
         "- every number outside its tolerance names its likely cause; claims of the paper are checked as bounds on "
-        "our numbers.", "",
+        "our numbers (\"claims hold\" counts the claims checked; each section lists those it cannot check, and why).", "",
     ]
     covered = {*COMPARED_BLOCKS, *(block.name for block in extra.blocks)}
     others = [f"- {name}: {reference[name]['source']}" + (f". Not compared: {reference[name][NOT_COMPARED]}"

@@ -6,7 +6,8 @@ file: ``*_shape`` cells are lists of positive integers, ``*_rmse`` / ``*_exponen
 positive numbers, ``*accuracy`` cells are fractions in [0, 1], and the ``uncertain`` (⚑) and
 ``approximate`` lists name cells of the same mapping, as do the keys of an ``ours`` mapping
 (cell -> our science summary metric, see :mod:`kan.reporting.science`). A mapping whose numbers
-have no counterpart says why in ``not_compared`` (a sentence), and the report lists it.
+have no counterpart says why in ``not_compared`` (a sentence), and the report lists it. A block's
+``checks`` are the paper's claims as bounds on our metrics (:func:`_check_problems`).
 """
 
 from __future__ import annotations
@@ -81,6 +82,25 @@ def _row_problems(block: str, rows: Any) -> Iterator[str]:
         seen.add(key)
 
 
+def _check_problems(block: str, checks: Any) -> Iterator[str]:
+    """A ``checks`` entry is a ``claim`` with either a ``metric`` and one bound (``at_least`` or
+    ``at_most``: a number or another metric) or the reason it is not checked (``not_compared``)."""
+    if not isinstance(checks, list) or not all(isinstance(check, dict) for check in checks):
+        yield f"{block}.checks: expected a list of mappings"
+        return
+    for index, check in enumerate(checks):
+        where = f"{block}.checks[{index}]"
+        bounds = [key for key in ("at_least", "at_most") if key in check]
+        if not isinstance(check.get("claim"), str) or not check["claim"].strip():
+            yield f"{where}: needs a 'claim' (the paper's words)"
+        if ("metric" in check) == (NOT_COMPARED in check):
+            yield f"{where}: needs either a 'metric' to check or a '{NOT_COMPARED}' reason, not both"
+        elif "metric" in check and len(bounds) != 1:
+            yield f"{where}: needs exactly one bound, 'at_least' or 'at_most', got {bounds or 'none'}"
+        elif bounds and not (isinstance(check[bounds[0]], str) or _is_number(check[bounds[0]])):
+            yield f"{where}.{bounds[0]}: expected a number or a metric name, got {check[bounds[0]]!r}"
+
+
 def validate_reference(reference: Any) -> list[str]:
     """Every problem found in a loaded reference (an empty list when it is valid)."""
     if not isinstance(reference, dict):
@@ -94,6 +114,8 @@ def validate_reference(reference: Any) -> list[str]:
             continue
         if not isinstance(block.get("source"), str) or not block["source"].strip():
             problems.append(f"{name}: needs a 'source' (arXiv id, section, table or figure)")
+        if "checks" in block:
+            problems += _check_problems(name, block["checks"])
         if "rows" in block:
             problems += _row_problems(name, block["rows"])
             if "tolerance_factor" not in block or not (_is_number(block["tolerance_factor"]) and block["tolerance_factor"] > 1):

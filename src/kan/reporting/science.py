@@ -170,20 +170,34 @@ def number_comparisons(summary: Summary, block: Mapping[str, Any]) -> tuple[list
     return found, missing
 
 
+def claim_check(summary: Summary, check: Mapping[str, Any]) -> ClaimCheck | list[str]:
+    """One ``checks`` entry (``metric`` at least / at most a number or another metric) against
+    ``summary``: the check, or the metrics it names that ``summary`` lacks."""
+    relation, bound = ("≥", check["at_least"]) if "at_least" in check else ("≤", check["at_most"])
+    names = [check["metric"], *([bound] if isinstance(bound, str) else [])]
+    absent = [name for name in names if name not in summary]
+    if absent:
+        return absent
+    value = summary[bound] if isinstance(bound, str) else float(bound)
+    text = f"{bound} ({value:.4g})" if isinstance(bound, str) else f"{value:g}"
+    return ClaimCheck(check["claim"], check["metric"], summary[check["metric"]], relation, value, text)
+
+
 def claim_checks(summary: Summary, block: Mapping[str, Any]) -> tuple[list[ClaimCheck], list[str]]:
     """Every entry of ``block["checks"]`` against ``summary``, and the metrics our summary lacks."""
     found, missing = [], []
     for check in block.get("checks", ()):
-        relation, bound = ("≥", check["at_least"]) if "at_least" in check else ("≤", check["at_most"])
-        names = [check["metric"], *([bound] if isinstance(bound, str) else [])]
-        absent = [name for name in names if name not in summary]
-        if absent:
-            missing += absent
-            continue
-        value = summary[bound] if isinstance(bound, str) else float(bound)
-        text = f"{bound} ({value:.4g})" if isinstance(bound, str) else f"{value:g}"
-        found.append(ClaimCheck(check["claim"], check["metric"], summary[check["metric"]], relation, value, text))
+        result = claim_check(summary, check)
+        if isinstance(result, ClaimCheck):
+            found.append(result)
+        else:
+            missing += result
     return found, missing
+
+
+def claim_statements(block: str, checks: Iterable[ClaimCheck], causes: Causes) -> list[str]:
+    """Each check of ``block`` that does not hold, spelled out with its likely cause."""
+    return [c.statement(causes.explain_claim(claim_key(block, c.metric))) for c in checks if not c.holds]
 
 
 def not_compared(node: Any, key: str = "") -> Iterator[str]:
@@ -227,7 +241,7 @@ class ScienceSection:
                 lines.append(markdown_table(pd.DataFrame(rows), {column: str for column in rows[0]}))
         differs = [c.statement(causes.explain(c, cause_key(self.name, "", c.quantity)))
                    for c in self.numbers if not c.within_tolerance]
-        differs += [c.statement(causes.explain_claim(claim_key(self.name, c.metric))) for c in self.checks if not c.holds]
+        differs += claim_statements(self.name, self.checks, causes)
         if differs:
             lines += ["Where ours differs from the paper:", "", *differs, ""]
         elif self.numbers or self.checks:

@@ -390,7 +390,7 @@ def unsupervised_runs(data: KnotData, config: KnotConfig = KnotConfig(), stages:
 
     for seed in config.unsup_seeds:
         for lamb in config.unsup_lambdas:
-            rows.append(stages.run(f"unsupervised-seed{seed}-lamb{lamb:g}", lambda: run(seed, lamb)))
+            rows.append(stages.run(f"unsupervised-seed{seed}-lamb{lamb!r}", lambda: run(seed, lamb)))
     return pd.DataFrame(rows)
 
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 from kan.data import DatasetRequest
 from kan.records.ids import config_id
-from kan.records.provenance import FINGERPRINT, code_fingerprint, git_commit, machine_kind
+from kan.records.provenance import FINGERPRINT, code_fingerprint, git_commit, machine_kind, source_digest
 from kan.records.science_outputs import write_run_record
 from kan.science import interpretability, runners
 from kan.science.options import build_options, resolved
@@ -52,12 +52,11 @@ def _adapted(name: str, section: str, family: str, dataset: str, models: str, op
              runner: Runner, inputs: Callable[..., list[DatasetRequest]] | None = None,
              resumable: bool = False) -> tuple[str, ScienceExperiment]:
     """``(name, experiment)`` whose runner builds the options and calls ``runner(*options, out_dir)``,
-    or ``runner(*options, out_dir, folders)`` when folders are given (and ``stages=`` when
-    ``resumable``); ``inputs(*options)``: the datasets it reads."""
+    or ``runner(*options, out_dir, folders)`` when folders are given, passing on keywords (``stages``
+    for a ``resumable`` one); ``inputs(*options)``: the datasets it reads."""
     def run(settings: Mapping[str, Any], out_dir: Path, folders: runners.Folders | None = None,
-            stages: Stages | None = None) -> dict[str, float]:
+            **extra: Any) -> dict[str, float]:
         built = build_options(name, options, settings)
-        extra = {"stages": stages} if resumable else {}
         return runner(*built, Path(out_dir), **extra) if folders is None else runner(*built, Path(out_dir), folders, **extra)
 
     def requests(settings: Mapping[str, Any]) -> list[DatasetRequest]:
@@ -117,9 +116,10 @@ def run(name: str, settings: Mapping[str, Any], out_dir: Path | str,
 
 def stage_folder(name: str, settings: Mapping[str, Any], partial: Path | str) -> Path:
     """The folder below ``partial`` where a run of ``name`` with ``settings`` keeps its finished
-    stages: named by the resolved settings and the experiment's code fingerprint, so a run with
-    other settings or other numbers never reads them."""
-    key = {"science": name, "settings": resolve_settings(name, settings), FINGERPRINT: code_fingerprint(science=name)}
+    stages: named by the resolved settings, the source code (:func:`source_digest`) and the
+    machine kind, so a run with other settings, other code or on another kind never reads them."""
+    key = {"science": name, "settings": resolve_settings(name, settings), "source": source_digest(),
+           "machine": machine_kind()}
     return Path(partial) / config_id(key)
 
 
@@ -127,8 +127,8 @@ def run_recorded(name: str, settings: Mapping[str, Any], out_dir: Path | str, pr
                  folders: runners.Folders | None = None, partial: Path | str | None = None) -> dict[str, float]:
     """:func:`run`, then ``run.json``: the resolved settings, their config id, the MLflow tags
     (section, data family, dataset, models, profile, git commit), wall and CPU seconds taken.
-    With ``partial``, a resumable experiment keeps its finished stages in a folder below it,
-    named by the settings and the code fingerprint, and removes it once ``run.json`` is written;
+    With ``partial``, a resumable experiment keeps its finished stages in a folder below it
+    (:func:`stage_folder`) and removes it once ``run.json`` is written;
     the times recorded add, for a resumed run, what its kept stages took (not the work a kill lost)."""
     entry = experiment(name)
     options = resolve_settings(name, settings)

@@ -4,9 +4,10 @@ its last finished stage with the numbers an uninterrupted run gives.
 An experiment splits its work into stages that depend only on their inputs (every model has its
 own seeded generator), and asks :meth:`Stages.run` for each: the first time it computes the stage
 and pickles the result into the folder (atomically: a kill mid-write leaves no half file), later
-it reads it back. The folder must be keyed by everything the results depend on (the pipeline
-uses the experiment's settings and code fingerprint, :func:`kan.science.registry.run_recorded`)
-and is removed once the experiment has written its outputs. ``Stages()`` keeps nothing.
+it reads it back (a file a crash left unreadable is computed again). The folder must be keyed by
+everything the results depend on (the pipeline uses the experiment's settings, the source code
+and the machine kind, :func:`kan.science.registry.stage_folder`) and is removed once the
+experiment has written its outputs. ``Stages()`` keeps nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 Result = TypeVar("Result")
 _NAME = re.compile(r"[A-Za-z0-9_.=+-]+")
@@ -42,9 +43,8 @@ class Stages:
         if self.folder is None:
             return compute()
         path = self.folder / f"{name}.pkl"
-        if path.is_file():
-            with path.open("rb") as stream:
-                kept = pickle.load(stream)
+        kept = _read(path)
+        if kept is not None:
             self.restored_seconds += kept["seconds"]
             self.restored_cpu_seconds += kept["cpu_seconds"]
             return kept["result"]
@@ -56,6 +56,8 @@ class Stages:
         try:
             with os.fdopen(handle, "wb") as stream:
                 pickle.dump(kept, stream)
+                stream.flush()
+                os.fsync(stream.fileno())  # on disk before it is named: a crash leaves no empty stage
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
@@ -70,3 +72,15 @@ class Stages:
         """Forget every kept stage (after the experiment has written its outputs)."""
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    """A kept stage, or None when there is none or it cannot be read (then it is removed)."""
+    if not path.is_file():
+        return None
+    try:
+        with path.open("rb") as stream:
+            return pickle.load(stream)
+    except (EOFError, pickle.UnpicklingError):
+        path.unlink(missing_ok=True)
+        return None
