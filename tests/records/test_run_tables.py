@@ -7,7 +7,9 @@ import math
 
 import pandas as pd
 
-from kan.records.aggregate import RUN_COLUMNS, histories_table, manifest_runs, runs_table, write_tables
+from kan.records.aggregate import (
+    RUN_COLUMNS, histories_table, manifest_complete, manifest_runs, manifest_state, runs_table, write_tables,
+)
 from kan.records.runfiles import HISTORY_COLUMNS, is_finished, read_metrics
 
 
@@ -38,3 +40,16 @@ def test_tables_come_from_the_manifests(two_runs, tmp_path):
     write_tables([manifest], tmp_path / "runs.csv", tmp_path / "histories.parquet")
     assert len(pd.read_csv(tmp_path / "runs.csv")) == 2
     assert len(pd.read_parquet(tmp_path / "histories.parquet")) == 6
+
+
+def test_the_rerun_trigger_is_true_while_complete_and_new_each_time_a_run_is_gone(two_runs, tmp_path):
+    import shutil
+
+    manifest = tmp_path / "chunk.json"
+    assert manifest_state(manifest) is True  # no manifest yet: the chunk's output decides
+    manifest.write_text(json.dumps({"runs": [str(r) for r in two_runs]}))
+    assert manifest_complete(manifest) and manifest_state(manifest) is True
+    shutil.rmtree(two_runs[1])
+    first, second = manifest_state(manifest), manifest_state(manifest)
+    assert not manifest_complete(manifest)
+    assert first is not True and second is not True and first != second  # never the value recorded last time

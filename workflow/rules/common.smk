@@ -10,7 +10,7 @@ from kan.experiments.sweep import chunks, expand
 from kan.pipeline.config import ConfigError, check_overrides, load_config, load_yaml
 from kan.pipeline.jobs import profile_datasets, science_requests
 from kan.pipeline.tracking import sqlite_path, tracking_uri
-from kan.records.aggregate import manifest_complete
+from kan.records.aggregate import manifest_state
 from kan.records.provenance import code_fingerprint
 from kan.records.shards import in_shard
 from kan.science.registry import resolve_settings

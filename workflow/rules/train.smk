@@ -13,9 +13,9 @@ rule train_chunk:
         results=lambda w, output: str(Path(output[0]).parents[3]),  # results/chunks/<exp>/<ds>/<i>.json
         profile=lambda w: SETTINGS["profile"],
         fingerprint=CODE_FINGERPRINT,  # a change of the code's numbers reruns the chunk
-        # False (a change, so a rerun) when a run the manifest lists is gone; a function of the wildcards
-        # only: Snakemake does not record params that take the output
-        runs_present=lambda w: manifest_complete(chunk_manifest(f"{w.experiment}/{w.dataset}/{w.index}")),
+        # True, or a new value each time a run the manifest lists is gone (a change, so a rerun); a
+        # function of the wildcards only: Snakemake does not record params that take the output
+        runs_present=lambda w: manifest_state(chunk_manifest(f"{w.experiment}/{w.dataset}/{w.index}")),
     log:
         "logs/train/{experiment}/{dataset}/{index}.log",
     threads: 1

@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 from pathlib import Path
 from typing import Iterable
 
@@ -58,6 +60,17 @@ def manifest_complete(manifest: Path | str) -> bool:
     True otherwise, including when there is no manifest yet."""
     manifest = Path(manifest)
     return not manifest.is_file() or all((run / METRICS).is_file() for run in manifest_runs([manifest]))
+
+
+_STATE_CALLS = itertools.count()
+
+
+def manifest_state(manifest: Path | str) -> bool | str:
+    """The train rule's rerun trigger (a param Snakemake compares with the value it recorded when
+    the chunk last ran): True while :func:`manifest_complete`; else a value never given before
+    (``incomplete@<ns clock>.<call>``), so the chunk reruns even when it last ran with the same runs
+    missing (runs deleted again before any later run recorded True)."""
+    return True if manifest_complete(manifest) else f"incomplete@{time.time_ns()}.{next(_STATE_CALLS)}"
 
 
 def write_tables(manifests: Iterable[Path | str], runs_csv: Path | str, histories_parquet: Path | str) -> None:
