@@ -4,8 +4,9 @@ A table block of ``paper.yaml`` (special functions, Feynman, toy scaling, grid e
 its claims under ``checks`` as a science block does (:func:`kan.reporting.science.claim_checks`:
 ``metric`` at least or at most a number or another metric). The metrics are
 ``<key>.<column>`` for every finite number of our block summary (key: the dataset, or
-``"<dataset> <shape>"`` for grid extension; e.g. ``xy.mlp_exponent``, ``exp_sin_sq [2,5,1].u_depth``) and the derived metrics
-of :data:`DERIVED`. A claim we cannot check has no ``metric`` and says why in ``not_compared``.
+``"<dataset> <shape>"`` for grid extension; e.g. ``xy.mlp_exponent``) and the derived metrics
+of :data:`DERIVED` (e.g. ``exp_sin_sq [2,5,1].u_depth``). A claim we cannot check has no
+``metric`` and says why in ``not_compared``.
 """
 
 from __future__ import annotations
@@ -50,8 +51,11 @@ def _grid_metrics(summary: pd.DataFrame, tolerance_factor: float) -> dict[str, f
     """Per (dataset, shape) ``u_depth``: how far the test RMSE lies above its lowest at both ends of
     the grid range, min(coarsest G, finest G) over the lowest (1 when the best G is an end)."""
     ends = ("first_test_rmse", "final_test_rmse", "best_test_rmse")
-    return {f"{row['dataset']} {row['shape']}.u_depth": min(row["first_test_rmse"], row["final_test_rmse"]) / row["best_test_rmse"]
-            for _, row in summary.iterrows() if all(_finite(row[column]) for column in ends)}
+    return {
+        f"{row['dataset']} {row['shape']}.u_depth":
+            min(row["first_test_rmse"], row["final_test_rmse"]) / row["best_test_rmse"]
+        for _, row in summary.iterrows() if all(_finite(row[column]) for column in ends)
+    }
 
 
 DERIVED: Mapping[str, Callable[[pd.DataFrame, float], dict[str, float]]] = {
