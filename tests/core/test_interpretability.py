@@ -99,7 +99,7 @@ def test_division_prunes_to_log_log_exp():
     """x/y = exp(log x − log y) on x, y ∈ [0.5, 2] (positive inputs, so log exists)."""
     data = _dataset(lambda x: x[:, :1] / x[:, 1:], 0.5, 2.0)
     model = _sparsest(data, [2, 1, 1], lamb=0.01, grid_range=(0.5, 2.0))
-    fit(model, data, TrainConfig(steps=30, grid_schedule=(10,)))
+    fit(model, data, TrainConfig(steps=50, grid_schedule=(10,)))  # 30 steps: 1.6e-3 on the AVX2 AMD kind
     assert _rmse(model, data) < 1e-3
 
     library = ("x", "x^2", "x^3", "1/x", "sqrt", "exp", "log", "sin")  # a small library keeps this fast
