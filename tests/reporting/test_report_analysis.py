@@ -45,6 +45,15 @@ def test_power_law_fit_recovers_the_exponent():
     assert np.isnan(fit_power_law([10.0, 10.0], [1.0, 2.0]))
 
 
+def test_power_law_fit_is_exact_in_any_point_order():
+    """Correctly rounded sums: the digits cannot depend on summation order (or a CPU's kernels)."""
+    rng = np.random.default_rng(0)
+    n = np.geomspace(10, 1e4, 9)
+    rmse = n**-3.1 * np.exp(rng.normal(0.0, 0.3, n.size))
+    order = rng.permutation(n.size)
+    assert fit_power_law(n[order], rmse[order]) == fit_power_law(n, rmse)
+
+
 def test_frontier_exponent_ignores_points_past_the_best_error():
     n = np.geomspace(10, 1e4, 8)
     frame = pd.DataFrame({"n_params": [*n, 1e5, 1e6], "test_rmse": [*(n**-4.0), 1e-6, 1e-5]})  # overfitting tail

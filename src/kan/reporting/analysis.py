@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -29,14 +31,19 @@ def pareto_front(frame: pd.DataFrame, cost: str = "n_params", error: str = "test
 def fit_power_law(x: np.ndarray, y: np.ndarray) -> float:
     """The slope of ``log y`` against ``log x`` by least squares (``y ∝ x^slope``).
 
-    NaN unless there are two distinct positive x with positive y.
+    NaN unless there are two distinct positive x with positive y. Computed in scalar Python
+    floats (``math.log``, ``math.fsum``), so the same records give the same digits on every CPU
+    kind (NumPy's vectorised log and LAPACK pick their kernels, hence their rounding, by CPU).
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     keep = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
     if np.unique(x).size < 2:
         return float("nan")
-    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+    log_x, log_y = [math.log(v) for v in x.tolist()], [math.log(v) for v in y.tolist()]
+    mean_x, mean_y = math.fsum(log_x) / len(log_x), math.fsum(log_y) / len(log_y)
+    dx = [v - mean_x for v in log_x]
+    return math.fsum(d * (v - mean_y) for d, v in zip(dx, log_y)) / math.fsum(d * d for d in dx)
 
 
 def frontier_exponent(frame: pd.DataFrame, cost: str = "n_params", error: str = "test_rmse") -> tuple[float, int]:
