@@ -35,8 +35,10 @@ def test_ratio_of_a_known_cell(runs, reference_path):
     assert cell.within_tolerance and not cell.uncertain
     shape = _find(found, "jv", "min_kan_shape")
     assert (shape.paper, shape.ours, shape.ratio, shape.within_tolerance) == ("[2,2,1]", "[2,2,1]", None, True)
-    assert _find(found, "jv", "best_kan_rmse").ratio == pytest.approx(0.5)
-    assert _find(found, "jv", "best_kan_shape").within_tolerance is False  # [2,5,1] against [2,3,1,1,1]
+    best = _find(found, "jv", "best_kan_rmse")  # the best pruned KAN, not the better unpruned [2,5,1]
+    assert (best.ours, best.ratio) == (3e-3, pytest.approx(3e-3 / 1.64e-3))
+    assert _find(found, "jv", "best_kan_shape").ours == "[2,3,1]"  # against the paper's [2,3,1,1,1]
+    assert not any(c.quantity.startswith("any_kan") for c in found)  # not a paper cell
 
 
 def test_mismatches_name_the_cell_and_flag_uncertain_ones(runs, reference_path):

@@ -59,7 +59,8 @@ def _is_png(path):
 def test_special_summary_rules(runs):
     row = special_summary(runs[runs["status"] == "ok"]).set_index("dataset").loc["jv"]
     assert (row["min_kan_shape"], row["min_kan_rmse"]) == ("[2,2,1]", 9.86e-3)
-    assert (row["best_kan_shape"], row["best_kan_rmse"]) == ("[2,5,1]", 8e-4)  # any KAN variant
+    assert (row["best_kan_shape"], row["best_kan_rmse"]) == ("[2,3,1]", 3e-3)  # pruned, "ok" runs only
+    assert (row["any_kan_shape"], row["any_kan_rmse"]) == ("[2,5,1]", 8e-4)  # any KAN variant
     assert row["mlp_rmse"] == 2e-2
 
 
@@ -76,7 +77,7 @@ def test_tables(runs, tmp_path):
     assert names == sorted(f"{t}.{ext}" for t in ("special_functions", "feynman", "toy_scaling", "grid_extension")
                            for ext in ("md", "csv"))
     special = (tmp_path / "special_functions.md").read_text(encoding="utf-8")
-    assert "| jv | [2,2,1] | 9.86e-03 | [2,5,1] | 8.00e-04 |" in special
+    assert "| jv | [2,2,1] | 9.86e-03 | [2,3,1] | 3.00e-03 |" in special
     assert "1 run(s) with a status other than \"ok\" are left out" in special
     scaling = pd.read_csv(tmp_path / "toy_scaling.csv")
     assert scaling.loc[0, "kan_exponent"] == pytest.approx(4.0)
