@@ -33,7 +33,7 @@ paper: install  ## the paper's sweeps on this machine, in PAPER_DIR (default pap
 paper-shard: install  ## one shard of the paper profile, in PAPER_DIR (default paper-run/), SHARD=k/54: one dataset or science experiment (resumable)
 	@test -n "$(SHARD)" || { echo "usage: make paper-shard SHARD=k/N (e.g. SHARD=3/54; reports/paper-run/shards.csv names each)"; exit 2; }
 	$(BIN)/snakemake -s $(CURDIR)/Snakefile --directory $(PAPER_DIR) shard --profile profiles/paper --cores $(CORES) \
-		--rerun-incomplete --config shard=$(SHARD)
+		--rerun-incomplete --config shard=$(SHARD) published=$(CURDIR)/reports/paper-run
 
 publish-paper: install  ## merge the paper run's finished results (PAPER_DIR/results) into reports/paper-run/, then rebuild its report
 	$(BIN)/python -m kan publish $(PAPER_DIR)/results

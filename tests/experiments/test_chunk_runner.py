@@ -118,6 +118,19 @@ def test_runs_of_code_with_another_fingerprint_are_trained_again(tiny_sweep, tra
     assert {read_metrics(run)["code_fingerprint"] for run in again["runs"]} == {"bbbb"}
 
 
+def test_trainings_published_elsewhere_are_neither_trained_nor_listed(tiny_sweep, xy_dataset, tmp_path):
+    """A shard on a fresh machine (no run folders) with the ids of trainings already published."""
+    human = [t for t in tiny_sweep if t.variant == "human"]
+    elsewhere = {human[0].stages[-1].run_id}
+    dirs = {("synthetic", "xy"): xy_dataset / "synthetic" / "xy"}
+    manifest = runner.train_chunk(human, dirs, tmp_path, {}, published=elsewhere)
+    assert (manifest["trained"], manifest["published"]) == (len(human) - 1, 1)
+    assert not _dir(tmp_path, human[0], human[0].stages[0]).exists()
+    assert {read_metrics(run)["training_id"] for run in manifest["runs"]} == {t.stages[-1].run_id for t in human[1:]}
+    everything = runner.train_chunk(human[:1], dirs, tmp_path, {}, published=elsewhere)
+    assert everything == {"trainings": 1, "trained": 0, "published": 1, "runs": []}
+
+
 def test_a_training_with_a_lost_earlier_phase_is_trained_again(tiny_sweep, trained, xy_dataset, tmp_path):
     shutil.copytree(trained[0], tmp_path, dirs_exist_ok=True)
     lost = next(t for t in tiny_sweep if t.variant == "unpruned")

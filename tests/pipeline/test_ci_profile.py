@@ -4,6 +4,7 @@ recorded on this kind of machine) and the paper (loose)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -190,6 +191,18 @@ def test_published_records_rebuild_the_pipelines_report(ci_run, published, repo)
     for folder in ("pareto", "scaling", "staircase"):
         made = {p.name for p in (published / "figures" / folder).glob("*.png")}
         assert made == {p.name for p in (ci_run[0] / "reports" / "figures" / folder).glob("*.png")}, folder
+
+
+def test_a_fresh_directory_trains_nothing_the_records_hold(ci_run, published, repo, tmp_path):
+    """`make paper-shard` passes `published`: on another machine (no run folders) the train chunks
+    of trainings already published are done without training."""
+    chunks = sorted(p.relative_to(ci_run[0]).as_posix() for p in (ci_run[0] / "results" / "chunks").glob("*/*/*.json"))
+    result = _snakemake(repo, tmp_path, *chunks, "--config", f"published={published}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for chunk in chunks:
+        manifest = json.loads((tmp_path / chunk).read_text())
+        assert manifest["trained"] == 0 and manifest["published"] == manifest["trainings"] > 0, chunk
+    assert not (tmp_path / "results" / "runs").exists()
 
 
 def test_published_records_load_into_mlflow_like_the_pipelines_runs(ci_run, runs, published, science_names):

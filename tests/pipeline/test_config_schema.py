@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from kan.pipeline.config import ConfigError
@@ -44,6 +45,14 @@ def test_bad_value_is_named(tiny_config, error):
     tiny_config["experiments"]["toy_scaling"]["mlp"]["activations"] = ["gelu"]
     message = error(tiny_config)
     assert "experiments.toy_scaling.mlp.activations.0" in message and "gelu" in message
+
+
+def test_a_published_folder_without_records_is_named(tiny_config, error, tmp_path, load):
+    tiny_config["published"] = str(tmp_path / "paper-run")
+    message = error(tiny_config)
+    assert "at published:" in message and "holds no runs.parquet" in message
+    pd.DataFrame({"run_id": []}).to_parquet(tmp_path / "runs.parquet")
+    assert load({**tiny_config, "published": str(tmp_path)})["published"] == str(tmp_path)
 
 
 def test_unknown_experiment_is_named(tiny_config, error):

@@ -3,4 +3,5 @@
 from kan.pipeline.jobs import setup_logging, train
 
 setup_logging(snakemake.log[0])
-train(snakemake.params.trainings, snakemake.params.datasets, snakemake.params.results, snakemake.output[0], snakemake.params.profile)
+train(snakemake.params.trainings, snakemake.params.datasets, snakemake.params.results, snakemake.output[0],
+      snakemake.params.profile, snakemake.params.published)

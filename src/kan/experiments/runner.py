@@ -20,7 +20,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -246,26 +246,32 @@ def load_run_model(directory: Path | str) -> KAN | MLP:
 
 
 def train_chunk(trainings: Sequence[Training], dataset_dirs: Mapping[tuple[str, str], Path | str],
-                results: Path | str, extra: Mapping[str, Any]) -> dict[str, Any]:
+                results: Path | str, extra: Mapping[str, Any], published: Collection[str] = ()) -> dict[str, Any]:
     """Train every unfinished training of a chunk; return a manifest of its runs.
 
     ``dataset_dirs`` maps (family, name) to the generated dataset folder; ``extra`` is
     merged into every metrics.json (provenance: git commit, profile, code fingerprint), with the
     digest of the data. Runs that no longer count (:func:`currency`: other data, or code that
-    computes other numbers) are trained again and left out of the manifest.
+    computes other numbers) are trained again and left out of the manifest. Trainings whose id
+    (their last stage's run id) is in ``published`` have current records elsewhere
+    (:func:`kan.records.publish.current_trainings`): they are neither trained nor listed.
     """
     results = Path(results)
     first = trainings[0]
     if any((t.family, t.dataset, t.dtype) != (first.family, first.dataset, first.dtype) for t in trainings):
         raise ValueError("a chunk must hold trainings of one dataset and dtype")
+    held = [t for t in trainings if t.stages[-1].run_id not in published]
+    if not held:
+        return {"trainings": len(trainings), "trained": 0, "published": len(trainings), "runs": []}
     data, meta = load_dataset(dataset_dirs[(first.family, first.dataset)], first.dtype)
     digest = data_digest(data)
     counts = currency(extra, digest)
-    todo = [t for t in trainings if not is_done(t, results, counts)]
+    todo = [t for t in held if not is_done(t, results, counts)]
     if todo:
         resumed = {t.stages[-1].run_id: s for t in todo if (s := resumed_state(t, results, counts)) is not None}
-        log.info("training %d of %d trainings on %s/%s (%d resumed after their last finished grid phase)",
-                 len(todo), len(trainings), first.family, first.dataset, len(resumed))
+        log.info("training %d of %d trainings on %s/%s (%d resumed after their last finished grid phase, %d published)",
+                 len(todo), len(trainings), first.family, first.dataset, len(resumed), len(trainings) - len(held))
         train_together(todo, data, meta, results, {**extra, DATA_DIGEST: digest}, resumed)
-    runs = existing_runs(trainings, results, counts)
-    return {"trainings": len(trainings), "trained": len(todo), "runs": [str(d) for d in runs]}
+    runs = existing_runs(held, results, counts)
+    return {"trainings": len(trainings), "trained": len(todo), "published": len(trainings) - len(held),
+            "runs": [str(d) for d in runs]}

@@ -269,10 +269,17 @@ def _check_shard(config: Mapping[str, Any]) -> list[str]:
     return []
 
 
+def _check_published(config: Mapping[str, Any]) -> list[str]:
+    folder = config.get("published")
+    if folder is None or (Path(folder) / "runs.parquet").is_file():
+        return []
+    return [f"at published: {folder} holds no runs.parquet (give a folder of published records, e.g. reports/paper-run)"]
+
+
 def check_semantics(config: Mapping[str, Any], reference: Path | str = REFERENCE) -> None:
     """Checks beyond the schema; ConfigError lists every problem with its config path. ``reference``:
     the paper's numbers, that ``report.miss_causes`` keys must name."""
-    problems = _check_specs(config) + _check_science(config) + _check_shard(config)
+    problems = _check_specs(config) + _check_science(config) + _check_shard(config) + _check_published(config)
     for key, experiment in config["experiments"].items():
         problems += _check_experiment(config, key, experiment)
     _report(problems + _check_causes(config, Path(reference)))

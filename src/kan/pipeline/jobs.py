@@ -22,6 +22,7 @@ from kan.pipeline import tracking
 from kan.plot import plot_history, plot_kan
 from kan.records.aggregate import manifest_runs
 from kan.records.provenance import FINGERPRINT, code_fingerprint, git_commit, machine_kind
+from kan.records.publish import current_trainings
 from kan.records.runfiles import read_history, read_metrics
 from kan.records.science_outputs import FIGURES
 from kan.science import registry
@@ -41,16 +42,19 @@ def write_json(path: Path | str, payload: Any) -> None:
 
 
 def train(trainings: Sequence[Mapping[str, Any]], dataset_dirs: Mapping[str, str], results: Path | str,
-          manifest: Path | str, profile: str) -> None:
+          manifest: Path | str, profile: str, published: Path | str | None = None) -> None:
     """Train a chunk (see :func:`kan.experiments.runner.train_chunk`) and write its manifest.
 
-    ``dataset_dirs`` maps ``"<family>/<name>"`` to the dataset folder.
+    ``dataset_dirs`` maps ``"<family>/<name>"`` to the dataset folder; trainings with a current
+    record in the records folder ``published`` (config key ``published``) are not trained again.
     """
     dirs = {tuple(key.split("/", 1)): Path(path) for key, path in dataset_dirs.items()}
     extra = {"profile": profile, "git_commit": git_commit(), "machine": machine_kind(),
              FINGERPRINT: code_fingerprint()}
-    outcome = train_chunk([Training.from_dict(t) for t in trainings], dirs, results, extra)
-    log.info("chunk done: %d trainings, %d trained now, %d runs", outcome["trainings"], outcome["trained"], len(outcome["runs"]))
+    done_elsewhere = current_trainings(published) if published else set()
+    outcome = train_chunk([Training.from_dict(t) for t in trainings], dirs, results, extra, done_elsewhere)
+    log.info("chunk done: %d trainings, %d trained now, %d published, %d runs", outcome["trainings"],
+             outcome["trained"], outcome["published"], len(outcome["runs"]))
     write_json(manifest, outcome)
 
 
