@@ -7,6 +7,8 @@ CORES ?= all
 PORT ?= 5000
 # working directory of the paper profile (its datasets, results, logs)
 PAPER_DIR ?= paper-run
+# published records whose current trainings a shard does not train again (empty: retrain them)
+PUBLISHED ?= $(CURDIR)/reports/paper-run
 
 .PHONY: help install reproduce resume paper paper-shard publish-paper report-paper ui-paper test bench bench-sweep bench-fleet lint dry-run report ui ci-expected clean
 
@@ -33,7 +35,7 @@ paper: install  ## the paper's sweeps on this machine, in PAPER_DIR (default pap
 paper-shard: install  ## one shard of the paper profile, in PAPER_DIR (default paper-run/), SHARD=k/54: one dataset or science experiment (resumable)
 	@test -n "$(SHARD)" || { echo "usage: make paper-shard SHARD=k/N (e.g. SHARD=3/54; reports/paper-run/shards.csv names each)"; exit 2; }
 	$(BIN)/snakemake -s $(CURDIR)/Snakefile --directory $(PAPER_DIR) shard --profile profiles/paper --cores $(CORES) \
-		--rerun-incomplete --config shard=$(SHARD) published=$(CURDIR)/reports/paper-run
+		--rerun-incomplete --config shard=$(SHARD) $(if $(PUBLISHED),published=$(PUBLISHED))
 
 publish-paper: install  ## merge the paper run's finished results (PAPER_DIR/results) into reports/paper-run/, then rebuild its report
 	$(BIN)/python -m kan publish $(PAPER_DIR)/results

@@ -123,11 +123,11 @@ def test_trainings_published_elsewhere_are_neither_trained_nor_listed(tiny_sweep
     human = [t for t in tiny_sweep if t.variant == "human"]
     elsewhere = {human[0].stages[-1].run_id}
     dirs = {("synthetic", "xy"): xy_dataset / "synthetic" / "xy"}
-    manifest = runner.train_chunk(human, dirs, tmp_path, {}, published=elsewhere)
+    manifest = runner.train_chunk(human, dirs, tmp_path, {}, done_elsewhere=elsewhere)
     assert (manifest["trained"], manifest["published"]) == (len(human) - 1, 1)
     assert not _dir(tmp_path, human[0], human[0].stages[0]).exists()
     assert {read_metrics(run)["training_id"] for run in manifest["runs"]} == {t.stages[-1].run_id for t in human[1:]}
-    everything = runner.train_chunk(human[:1], dirs, tmp_path, {}, published=elsewhere)
+    everything = runner.train_chunk(human[:1], dirs, tmp_path, {}, done_elsewhere=elsewhere)
     assert everything == {"trainings": 1, "trained": 0, "published": 1, "runs": []}
 
 

@@ -76,3 +76,21 @@ def test_a_training_missing_an_earlier_phase_is_missing(tiny_sweep):
     assert progress.training_state(kan, records) == "current"
     del records[kan.stages[0].run_id]
     assert progress.training_state(kan, records) == "missing"
+
+
+def test_current_trainings_follow_the_published_progress(tiny_sweep, results, tmp_path):
+    """What a shard run with ``published`` leaves untrained: trainings current by
+    :func:`progress.training_state`, one that ended early (diverged) included; a stale one, or one
+    whose earlier phase is gone, is trained again."""
+    progress.publish(results, tmp_path, {"profile": "test"}, tiny_sweep)
+    path = tmp_path / publish.RUNS
+    records = pd.read_parquet(path)
+    kans = [t for t in tiny_sweep if t.kind == "kan" and len(t.stages) > 1]
+    ended, stale, lost = kans[0], kans[1], kans[2]
+    records = records[~records["run_id"].isin({ended.stages[-1].run_id, lost.stages[0].run_id})].copy()
+    records.loc[records["run_id"] == ended.stages[-2].run_id, "status"] = "diverged"  # ended the training early
+    records.loc[records["training_id"] == stale.stages[-1].run_id, "code_fingerprint"] = "0000000000000000"
+    records.to_parquet(path, index=False)
+    found = progress.current_trainings(tiny_sweep, tmp_path)
+    assert ended.stages[-1].run_id in found
+    assert found == {t.stages[-1].run_id for t in tiny_sweep} - {stale.stages[-1].run_id, lost.stages[-1].run_id}

@@ -135,16 +135,3 @@ def test_a_published_science_experiment_is_replaced_only_by_a_newer_current_one(
     assert json.loads((out / publish.SCIENCE / "continual" / "summary.json").read_text()) == {"v": 1}
     assert publish.publish_science(newer, out) is not None
     assert json.loads((out / publish.SCIENCE / "continual" / "summary.json").read_text()) == {"v": 4}
-
-
-def test_current_trainings_are_those_whose_final_stage_record_is_current(make_run, tmp_path):
-    """What a shard run with ``published`` skips: a training counts only through its final
-    stage's record, and only when that record is current."""
-    results, out = tmp_path / "results", tmp_path / "published"
-    _run(make_run, results, "done00000001", 1.0, training_id="done00000001")
-    _run(make_run, results, "stale0000001", 1.0, STALE, training_id="stale0000001")
-    _run(make_run, results, "phase0000001", 1.0, training_id="open00000001", final_stage=False)
-    publish.merge(results, out, "test")
-    assert publish.current_trainings(out) == {"done00000001"}
-    with pytest.raises(FileNotFoundError, match="runs.parquet is missing"):
-        publish.current_trainings(tmp_path / "nowhere")

@@ -12,7 +12,7 @@ rule train_chunk:
         datasets=chunk_datasets,
         results=lambda w, output: str(Path(output[0]).parents[3]),  # results/chunks/<exp>/<ds>/<i>.json
         profile=lambda w: SETTINGS["profile"],
-        published=SETTINGS["published"],  # records whose current trainings are not trained again
+        published=lambda w: SETTINGS["published"],  # records whose current trainings are not trained again
         fingerprint=CODE_FINGERPRINT,  # a change of the code's numbers reruns the chunk
         # True, or a new value each time a run the manifest lists is gone (a change, so a rerun); a
         # function of the wildcards only: Snakemake does not record params that take the output

@@ -39,6 +39,14 @@ def training_state(training: Training, records: Mapping[str, Mapping[str, Any]])
     return "current" if any(is_current(r) for r in done) else "stale"
 
 
+def current_trainings(trainings: Sequence[Training], out: Path | str) -> set[str]:
+    """The ids (last stage's run id) of those ``trainings`` whose records in ``out`` are current
+    (:func:`training_state`: the last run, or one that ended the training early, with every
+    earlier phase): what a shard run with ``published`` leaves untrained."""
+    records = published_runs(out)
+    return {t.stages[-1].run_id for t in trainings if training_state(t, records) == "current"}
+
+
 def complete_datasets(trainings: Sequence[Training], records: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """``experiment/dataset`` of every dataset whose trainings are all current in ``records``:
     the report compares only those, so a half-published dataset's best model is not taken for

@@ -246,21 +246,21 @@ def load_run_model(directory: Path | str) -> KAN | MLP:
 
 
 def train_chunk(trainings: Sequence[Training], dataset_dirs: Mapping[tuple[str, str], Path | str],
-                results: Path | str, extra: Mapping[str, Any], published: Collection[str] = ()) -> dict[str, Any]:
+                results: Path | str, extra: Mapping[str, Any], done_elsewhere: Collection[str] = ()) -> dict[str, Any]:
     """Train every unfinished training of a chunk; return a manifest of its runs.
 
     ``dataset_dirs`` maps (family, name) to the generated dataset folder; ``extra`` is
     merged into every metrics.json (provenance: git commit, profile, code fingerprint), with the
     digest of the data. Runs that no longer count (:func:`currency`: other data, or code that
     computes other numbers) are trained again and left out of the manifest. Trainings whose id
-    (their last stage's run id) is in ``published`` have current records elsewhere
-    (:func:`kan.records.publish.current_trainings`): they are neither trained nor listed.
+    (their last stage's run id) is in ``done_elsewhere`` have current published records
+    (:func:`kan.experiments.progress.current_trainings`): they are neither trained nor listed.
     """
     results = Path(results)
     first = trainings[0]
     if any((t.family, t.dataset, t.dtype) != (first.family, first.dataset, first.dtype) for t in trainings):
         raise ValueError("a chunk must hold trainings of one dataset and dtype")
-    held = [t for t in trainings if t.stages[-1].run_id not in published]
+    held = [t for t in trainings if t.stages[-1].run_id not in done_elsewhere]
     if not held:
         return {"trainings": len(trainings), "trained": 0, "published": len(trainings), "runs": []}
     data, meta = load_dataset(dataset_dirs[(first.family, first.dataset)], first.dtype)

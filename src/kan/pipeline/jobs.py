@@ -16,13 +16,13 @@ import matplotlib
 from kan import KAN
 from kan.data import with_requests
 from kan.experiments.pruning import DEVIATION
+from kan.experiments.progress import current_trainings
 from kan.experiments.runner import load_dataset, load_run_model, train_chunk
 from kan.experiments.sweep import Training, datasets_used
 from kan.pipeline import tracking
 from kan.plot import plot_history, plot_kan
 from kan.records.aggregate import manifest_runs
 from kan.records.provenance import FINGERPRINT, code_fingerprint, git_commit, machine_kind
-from kan.records.publish import current_trainings
 from kan.records.runfiles import read_history, read_metrics
 from kan.records.science_outputs import FIGURES
 from kan.science import registry
@@ -51,8 +51,8 @@ def train(trainings: Sequence[Mapping[str, Any]], dataset_dirs: Mapping[str, str
     dirs = {tuple(key.split("/", 1)): Path(path) for key, path in dataset_dirs.items()}
     extra = {"profile": profile, "git_commit": git_commit(), "machine": machine_kind(),
              FINGERPRINT: code_fingerprint()}
-    done_elsewhere = current_trainings(published) if published else set()
-    outcome = train_chunk([Training.from_dict(t) for t in trainings], dirs, results, extra, done_elsewhere)
+    chunk = [Training.from_dict(t) for t in trainings]
+    outcome = train_chunk(chunk, dirs, results, extra, current_trainings(chunk, published) if published else ())
     log.info("chunk done: %d trainings, %d trained now, %d published, %d runs", outcome["trainings"],
              outcome["trained"], outcome["published"], len(outcome["runs"]))
     write_json(manifest, outcome)

@@ -243,18 +243,6 @@ def is_current(record: Mapping[str, Any], science: str | None = None) -> bool:
     return bool(machine) and record.get(FINGERPRINT) == code_fingerprint(machine, science)
 
 
-def current_trainings(out: Path | str) -> set[str]:
-    """The training ids whose final stage has a current record (:func:`is_current`) in the
-    records folder ``out``; a folder without records is an error (a mistyped path)."""
-    path = Path(out) / RUNS
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: give a folder of published records (e.g. reports/paper-run)")
-    runs = pd.read_parquet(path, columns=["training_id", "final_stage", "machine", FINGERPRINT])
-    final = runs[runs["final_stage"]]
-    return {t for t, machine, fingerprint in zip(final["training_id"], final["machine"], final[FINGERPRINT])
-            if is_current({"machine": machine, FINGERPRINT: fingerprint})}
-
-
 def published_runs(out: Path | str) -> dict[str, dict[str, Any]]:
     """run_id -> record of the runs published in ``out`` (empty when there are none yet)."""
     runs = _read(Path(out) / RUNS)

@@ -32,8 +32,9 @@ def fit_power_law(x: np.ndarray, y: np.ndarray) -> float:
     """The slope of ``log y`` against ``log x`` by least squares (``y ∝ x^slope``).
 
     NaN unless there are two distinct positive x with positive y. Computed in scalar Python
-    floats (``math.log``, ``math.fsum``), so the same records give the same digits on every CPU
-    kind (NumPy's vectorised log and LAPACK pick their kernels, hence their rounding, by CPU).
+    floats (``math.log``, correctly rounded ``math.fsum``), so the digits do not depend on the
+    points' order or on NumPy's vectorised log and LAPACK, which pick their kernels by CPU
+    (the C library's log may still differ between CPUs with and without FMA).
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     keep = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)

@@ -8,7 +8,8 @@ Selection rules (the paper's, where it states them):
 - *minimal* shape: the smallest pruned shape whose best run has test RMSE < 1e-2
   (:func:`kan.reporting.analysis.minimal_shape`);
 - *best*: the lowest test RMSE over seeds, depths, λ and grid phases of the model family;
-  "best KAN" of the special functions takes every KAN variant, pruned or not;
+  "best KAN" of the special functions is the best pruned KAN (docs/protocol.md), and
+  ``any_kan`` the best of every KAN variant (no paper counterpart);
 - exponents: fitted on the Pareto front of (parameters or G, test RMSE).
 """
 
@@ -80,7 +81,8 @@ def _per_dataset(runs: pd.DataFrame, experiment: str, picks: tuple[Pick, ...]) -
 
 
 def special_summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """Special functions: minimal and best KAN (shape, test RMSE) and the best MLP, per function."""
+    """Special functions: minimal and best pruned KAN (shape, test RMSE), the best MLP and the best
+    KAN of any variant, per function."""
     return _per_dataset(runs, "special", SPECIAL_PICKS)
 
 
