@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def _save(figure: Figure, path: str | Path) -> Path:
@@ -18,6 +21,8 @@ def _save(figure: Figure, path: str | Path) -> Path:
 
 def plot_importance(importance: pd.DataFrame, path: str | Path) -> Path:
     """Horizontal bars of the KAN's relative first-layer scores, most important input on top."""
+    from matplotlib.figure import Figure  # deferred: the workflow's other jobs import this module without drawing
+
     figure = Figure(figsize=(6, 0.3 * len(importance) + 1.2), layout="constrained")
     ax = figure.subplots()
     ordered = importance.sort_values("relative")
@@ -29,6 +34,8 @@ def plot_importance(importance: pd.DataFrame, path: str | Path) -> Path:
 def plot_accuracies(models: pd.DataFrame, path: str | Path) -> Path:
     """Test accuracy of each model next to the paper's value (where the paper gives one)."""
     frame = models[models["test_accuracy"].notna()].reset_index(drop=True)
+    from matplotlib.figure import Figure  # deferred, as above
+
     figure = Figure(figsize=(1.1 * len(frame) + 2, 4), layout="constrained")
     ax = figure.subplots()
     x = np.arange(len(frame))

@@ -23,15 +23,12 @@ import copy
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import pandas as pd
 import sympy
 import torch
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from torch import Tensor
 
 from kan.data import DatasetRequest
@@ -40,6 +37,9 @@ from kan.data.io import GeneratedData
 from kan.models import KAN
 from kan.symbolic import auto_symbolic, fix_symbolic, symbolic_formula
 from kan.train import TrainConfig, fit
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 SYMBOL_NAMES = {"E": "E", "lambda": "lam", "alpha": "alpha", "p": "p", "phi": "phi"}
 
@@ -346,6 +346,8 @@ def plot_mobility_edge(result: LocalizationResult, ax: Axes, points: int = 200) 
     ax.scatter(near[x_name], near[y_name], c=np.where(near["extended"] == 1, "tab:blue", "tab:brown"), s=2, alpha=0.4)
     ax.contour(gx, gy, exact.astype(float), levels=[0.5], colors="black", linewidths=2.5)
     ax.contour(gx, gy, output, levels=[0.5], colors="tab:red", linewidths=1.8, linestyles="--")
+    from matplotlib.lines import Line2D  # deferred, as in plot_mobility_edges
+
     styles = {"auto": ("tab:green", ":"), "guided": ("tab:purple", "-.")}
     for formula in result.formulas:
         values = formula_extended(formula.expression, grid, inputs).astype(float).reshape(shape)
@@ -361,6 +363,8 @@ def plot_mobility_edge(result: LocalizationResult, ax: Axes, points: int = 200) 
 
 def plot_mobility_edges(results: Mapping[str, LocalizationResult], path: str | Path) -> Path:
     """One panel per system (exact vs learned edges; extended region shaded blue); writes a PNG."""
+    from matplotlib.figure import Figure  # deferred: the workflow's other jobs import this module without drawing
+
     figure = Figure(figsize=(4.5 * len(results), 4), layout="tight")
     axes = figure.subplots(1, len(results), squeeze=False)
     for ax, result in zip(axes[0], results.values()):
