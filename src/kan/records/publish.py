@@ -230,13 +230,10 @@ def write_report_inputs(out: Path | str, report_inputs: Mapping[str, Any], compl
 
 
 def _kept_dataset_deviations(previous: Path, deviations: Sequence[str]) -> list[str]:
-    """The profile's own ``deviations``, then the dataset deviations ("<family>/<name>: ...") of
-    these and of an earlier publish (results folders that each hold some of the datasets add up),
-    by dataset, so the order does not depend on which folder was published last."""
+    """``deviations`` followed by the dataset deviations ("<family>/<name>: ...") of an earlier
+    publish that these lack: results folders that each hold some of the datasets add up."""
     earlier = json.loads(previous.read_text(encoding="utf-8")).get("deviations", []) if previous.is_file() else []
-    own = [d for d in deviations if not _DATASET_DEVIATION.match(d)]
-    datasets = dict.fromkeys(d for d in [*deviations, *earlier] if _DATASET_DEVIATION.match(d))
-    return list(dict.fromkeys([*own, *sorted(datasets, key=lambda d: d.split(": ", 1)[0])]))
+    return list(dict.fromkeys([*deviations, *(d for d in earlier if _DATASET_DEVIATION.match(d))]))
 
 
 def is_current(record: Mapping[str, Any], science: str | None = None) -> bool:
