@@ -19,6 +19,7 @@ from kan.data import FAMILIES, family_module, generate, task_names
 from kan.data.io import validate_data
 from kan.data.spec import merge_spec
 from kan.experiments.sweep import data_spec, dataset_names
+from kan.records.publish import RUNS
 from kan.records.shards import parse_shard
 from kan.reporting.compare import check_causes
 from kan.reporting.fidelity import Causes
@@ -271,9 +272,9 @@ def _check_shard(config: Mapping[str, Any]) -> list[str]:
 
 def _check_published(config: Mapping[str, Any]) -> list[str]:
     folder = config.get("published")
-    if folder is None or (Path(folder) / "runs.parquet").is_file():
+    if folder is None or (Path(folder) / RUNS).is_file():
         return []
-    return [f"at published: {folder} holds no runs.parquet (give a folder of published records, e.g. reports/paper-run)"]
+    return [f"at published: {folder} holds no {RUNS} (give a folder of published records, e.g. reports/paper-run)"]
 
 
 def check_semantics(config: Mapping[str, Any], reference: Path | str = REFERENCE) -> None:
