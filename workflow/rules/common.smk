@@ -1,5 +1,6 @@
 """Validated config, the expanded sweep and the input functions every rule file uses."""
 
+from collections import Counter
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -72,6 +73,21 @@ def external_data(wildcards):
 def knot_source_options():
     """The knot experiment's resolved options (download URL and pinned digest)."""
     return resolve_settings("knots", SETTINGS["science"].get("knots", {}))
+
+
+# Scheduling order (Snakemake runs the ready job of highest priority first): MLflow logging as soon
+# as an experiment's runs are done, then the science experiments (few, long), then training, the
+# experiments with the most trainings first, so that their logging, the longest, overlaps the
+# training of the others instead of ending the run.
+TRAININGS_PER_EXPERIMENT = Counter(t.experiment for t in TRAININGS)
+LOGGING_PRIORITY = len(TRAININGS_PER_EXPERIMENT) + 2
+SCIENCE_PRIORITY = len(TRAININGS_PER_EXPERIMENT) + 1
+
+
+def train_priority(wildcards):
+    """1 for the experiment with the fewest trainings, up to one per experiment for the most."""
+    ranked = sorted(TRAININGS_PER_EXPERIMENT, key=lambda name: (TRAININGS_PER_EXPERIMENT[name], name))
+    return 1 + ranked.index(wildcards.experiment)
 
 
 def chunk_manifest(name):

@@ -27,6 +27,7 @@ rule science:
     log:
         "logs/science/{name}.log",
     threads: 1
+    priority: SCIENCE_PRIORITY
     resources:
         mem_mb=8000,
         runtime=240,
@@ -65,6 +66,7 @@ rule log_science:
     log:
         "logs/tracking/science.log",
     threads: 1
+    priority: LOGGING_PRIORITY
     resources:
         mem_mb=2000,
         runtime=30,

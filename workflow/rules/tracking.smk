@@ -37,6 +37,7 @@ rule log_runs:
     log:
         "logs/tracking/{experiment}.log",
     threads: 1
+    priority: LOGGING_PRIORITY
     resources:
         mem_mb=4000,
         runtime=120,

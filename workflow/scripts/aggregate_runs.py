@@ -1,6 +1,6 @@
 """Snakemake adapter: build runs.csv and histories.parquet (kan.records.aggregate)."""
 
-from kan.pipeline.jobs import setup_logging
+from kan.pipeline.joblog import setup_logging
 from kan.records.aggregate import write_tables
 
 setup_logging(snakemake.log[0])

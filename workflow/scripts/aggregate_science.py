@@ -1,6 +1,6 @@
 """Snakemake adapter: results/tables/science.csv from every summary.json (kan.records.aggregate)."""
 
-from kan.pipeline.jobs import setup_logging
+from kan.pipeline.joblog import setup_logging
 from kan.records.aggregate import science_table
 
 setup_logging(snakemake.log[0])

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kan.pipeline.jobs import setup_logging
+from kan.pipeline.joblog import setup_logging
 from kan.reporting import figures
 
 setup_logging(snakemake.log[0])

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from kan.pipeline.jobs import report_deviations, setup_logging
+from kan.pipeline.joblog import setup_logging
+from kan.pipeline.jobs import report_deviations
 from kan.reporting.compare import paper_vs_ours
 from kan.reporting.fidelity import Causes
 

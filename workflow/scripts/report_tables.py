@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from kan.pipeline.jobs import setup_logging
+from kan.pipeline.joblog import setup_logging
 from kan.reporting.tables import copy_science_tables, write_tables
 
 setup_logging(snakemake.log[0])

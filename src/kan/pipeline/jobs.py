@@ -20,6 +20,7 @@ from kan.experiments.progress import current_trainings
 from kan.experiments.runner import load_dataset, load_run_model, train_chunk
 from kan.experiments.sweep import Training, datasets_used
 from kan.pipeline import tracking
+from kan.pipeline.joblog import write_json
 from kan.plot import plot_history, plot_kan
 from kan.records.aggregate import manifest_runs
 from kan.records.provenance import FINGERPRINT, code_fingerprint, git_commit, machine_kind
@@ -28,17 +29,6 @@ from kan.records.science_outputs import FIGURES
 from kan.science import registry
 
 log = logging.getLogger(__name__)
-
-
-def setup_logging(path: Path | str | None) -> None:
-    """Send this job's log records to ``path`` (stderr when None)."""
-    logging.basicConfig(filename=path, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-
-
-def write_json(path: Path | str, payload: Any) -> None:
-    """Write ``payload`` as indented JSON (creating parent folders)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def train(trainings: Sequence[Mapping[str, Any]], dataset_dirs: Mapping[str, str], results: Path | str,
