@@ -34,13 +34,17 @@ def test_publishing_twice_adds_nothing_and_every_training_is_current(tiny_sweep,
     assert json.loads((tmp_path / publish.REPORT_INPUTS).read_text())[publish.COMPLETE] == ["toy_scaling/xy"]
 
 
-def test_dataset_deviations_of_earlier_publishes_are_kept(tiny_sweep, results, tmp_path):
+def test_dataset_deviations_of_earlier_publishes_are_kept_in_profile_order(tiny_sweep, results, tmp_path):
     """Two results folders (say two machines' shards) each hold some datasets: the report lists the
-    deviations of all of them, and the profile's own list is the latest one."""
-    progress.publish(results, tmp_path, {"profile": "test", "deviations": ["old", "synthetic/a: x"]}, tiny_sweep)
-    progress.publish(results, tmp_path, {"profile": "test", "deviations": ["new", "synthetic/b: y"]}, tiny_sweep)
+    deviations of all of them in the profile's dataset order, whichever was published last, and
+    the profile's own list is the latest one."""
+    order = ["synthetic/a", "synthetic/b", "special/c"]
+    progress.publish(results, tmp_path, {"profile": "test", "deviations": ["old", "synthetic/b: y", "special/c: z"]},
+                     tiny_sweep, order)
+    progress.publish(results, tmp_path, {"profile": "test", "deviations": ["new", "synthetic/a: x", "synthetic/a: w"]},
+                     tiny_sweep, order)
     found = json.loads((tmp_path / publish.REPORT_INPUTS).read_text())["deviations"]
-    assert found == ["new", "synthetic/b: y", "synthetic/a: x"]
+    assert found == ["new", "synthetic/a: x", "synthetic/a: w", "synthetic/b: y", "special/c: z"]
 
 
 def test_records_of_another_fingerprint_are_stale_and_absent_ones_missing(tiny_sweep, results, tmp_path):

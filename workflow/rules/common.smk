@@ -75,13 +75,15 @@ def knot_source_options():
     return resolve_settings("knots", SETTINGS["science"].get("knots", {}))
 
 
-# Scheduling order (Snakemake runs the ready job of highest priority first): MLflow logging as soon
-# as an experiment's runs are done, then the science experiments (few, long), then training, the
-# experiments with the most trainings first, so that their logging, the longest, overlaps the
-# training of the others instead of ending the run.
+# Scheduling order (Snakemake runs the ready job of highest priority first): the quick jobs every
+# other one waits for (datasets, the tracking store), then MLflow logging as soon as an experiment's
+# runs are done, then the science experiments (few, long), then training, the experiments with the
+# most trainings first, so that their logging, the longest, overlaps the training of the others
+# instead of ending the run.
 TRAININGS_PER_EXPERIMENT = Counter(t.experiment for t in TRAININGS)
-LOGGING_PRIORITY = len(TRAININGS_PER_EXPERIMENT) + 2
 SCIENCE_PRIORITY = len(TRAININGS_PER_EXPERIMENT) + 1
+LOGGING_PRIORITY = SCIENCE_PRIORITY + 1
+PREREQUISITE_PRIORITY = LOGGING_PRIORITY + 1
 
 
 def train_priority(wildcards):

@@ -13,6 +13,7 @@ rule generate_dataset:
     log:
         "logs/data/{family}/{name}.log",
     threads: 1
+    priority: PREREQUISITE_PRIORITY
     resources:
         mem_mb=2000,
         runtime=10,
@@ -34,6 +35,7 @@ rule download_knots:
     log:
         "logs/data/download_knots.log",
     threads: 1
+    priority: PREREQUISITE_PRIORITY
     resources:
         mem_mb=2000,
         runtime=30,

@@ -13,6 +13,7 @@ rule tracking_store:
     log:
         "logs/tracking/store.log",
     threads: 1
+    priority: PREREQUISITE_PRIORITY
     resources:
         mem_mb=2000,
         runtime=10,

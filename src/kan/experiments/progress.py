@@ -17,16 +17,17 @@ from kan.records.shards import group_count, shard_groups, shard_of
 
 
 def publish(results: Path | str, out: Path | str, report_inputs: Mapping[str, Any],
-            trainings: Sequence[Training]) -> dict[str, int]:
+            trainings: Sequence[Training], datasets: Sequence[str] = ()) -> dict[str, int]:
     """Merge the finished runs and science results of ``results`` into the records in ``out``
     (:func:`kan.records.publish.merge`; only the run ids of ``trainings``, the profile's, are
     kept: runs trained under an earlier config are left out) and write ``report_inputs``
-    (profile, deviations, miss causes) to report.json with the ``experiment/dataset`` pairs of
+    (profile, deviations, miss causes; dataset deviations in the order of ``datasets``, the
+    profile's ``family/name`` pairs) to report.json with the ``experiment/dataset`` pairs of
     ``trainings`` that the records now complete; the counts of :func:`kan.records.publish.merge`."""
     run_ids = {stage.run_id for training in trainings for stage in training.stages}
     merged, added = merge(results, out, report_inputs["profile"], run_ids)
     complete = complete_datasets(trainings, {r["run_id"]: r for r in merged.to_dict("records")})
-    write_report_inputs(out, report_inputs, complete)
+    write_report_inputs(out, report_inputs, complete, datasets)
     return added
 
 

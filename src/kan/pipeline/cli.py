@@ -131,7 +131,7 @@ def _publish(args: argparse.Namespace) -> int:
     folders = [dataset_dir(args.results.parent / "datasets", family, name) for family, name in requests]
     inputs = {"profile": settings["profile"], "miss_causes": settings["report"]["miss_causes"],
               "deviations": report_deviations(settings["report"]["deviations"], [d for d in folders if d.is_dir()])}
-    added = publish(args.results, args.out, inputs, trainings)
+    added = publish(args.results, args.out, inputs, trainings, [f"{family}/{name}" for family, name in requests])
     table = shard_table(trainings, settings["chunk_size"], list(settings["science"]), args.out, args.shards)
     table.to_csv(args.out / SHARDS, index=False)
     print(f"published {added['runs']} runs, {added['histories']} histories, {added['science']} science experiments "

@@ -220,20 +220,29 @@ def merge(results: Path | str, out: Path | str, profile: str,
                     "older": len(records) - len(from_new), "left_out": left_out}
 
 
-def write_report_inputs(out: Path | str, report_inputs: Mapping[str, Any], complete: Sequence[str]) -> None:
+def write_report_inputs(out: Path | str, report_inputs: Mapping[str, Any], complete: Sequence[str],
+                        datasets: Sequence[str] = ()) -> None:
     """report.json: ``report_inputs`` (profile, deviations, miss causes; earlier dataset deviations
-    kept) and the ``experiment/dataset`` pairs ``complete`` whose trainings the records hold."""
+    kept, in the order of ``datasets``, the profile's ``family/name`` pairs) and the
+    ``experiment/dataset`` pairs ``complete`` whose trainings the records hold."""
     path = Path(out) / REPORT_INPUTS
-    inputs = {**report_inputs, "deviations": _kept_dataset_deviations(path, report_inputs.get("deviations", []))}
-    text = json.dumps({**inputs, COMPLETE: list(complete)}, indent=2, sort_keys=True, ensure_ascii=False)
+    deviations = _kept_dataset_deviations(path, report_inputs.get("deviations", []), datasets)
+    text = json.dumps({**report_inputs, "deviations": deviations, COMPLETE: list(complete)}, indent=2, sort_keys=True,
+                      ensure_ascii=False)
     path.write_text(text + "\n", encoding="utf-8")
 
 
-def _kept_dataset_deviations(previous: Path, deviations: Sequence[str]) -> list[str]:
-    """``deviations`` followed by the dataset deviations ("<family>/<name>: ...") of an earlier
-    publish that these lack: results folders that each hold some of the datasets add up."""
+def _kept_dataset_deviations(previous: Path, deviations: Sequence[str], datasets: Sequence[str]) -> list[str]:
+    """``deviations`` with the dataset deviations ("<family>/<name>: ...") of an earlier publish
+    that these lack (results folders that each hold some of the datasets add up): first the
+    others, then the dataset ones in the order of ``datasets``, as the pipeline's report lists
+    them, whichever folder was published last."""
     earlier = json.loads(previous.read_text(encoding="utf-8")).get("deviations", []) if previous.is_file() else []
-    return list(dict.fromkeys([*deviations, *(d for d in earlier if _DATASET_DEVIATION.match(d))]))
+    found = list(dict.fromkeys([*deviations, *(d for d in earlier if _DATASET_DEVIATION.match(d))]))
+    rank = {name: position for position, name in enumerate(datasets)}
+    per_dataset = [d for d in found if _DATASET_DEVIATION.match(d)]
+    per_dataset.sort(key=lambda d: rank.get(d.split(": ", 1)[0], len(rank)))  # stable: a dataset's own order kept
+    return [d for d in found if not _DATASET_DEVIATION.match(d)] + per_dataset
 
 
 def is_current(record: Mapping[str, Any], science: str | None = None) -> bool:
