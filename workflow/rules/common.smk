@@ -1,5 +1,6 @@
 """Validated config, the expanded sweep and the input functions every rule file uses."""
 
+from collections import Counter
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -74,13 +75,21 @@ def knot_source_options():
     return resolve_settings("knots", SETTINGS["science"].get("knots", {}))
 
 
-# Scheduling order (Snakemake runs the ready job of highest priority first; training has the
-# default, 0): the quick jobs every other one waits for (datasets, the tracking store), then MLflow
-# logging as soon as an experiment's runs are all done, so that it overlaps the training of the
-# others instead of ending the run, then the science experiments (few and long).
-SCIENCE_PRIORITY = 1
-LOGGING_PRIORITY = 2
-PREREQUISITE_PRIORITY = 3
+# Scheduling order (Snakemake runs the ready job of highest priority first): the quick jobs every
+# other one waits for (datasets, the tracking store), then MLflow logging as soon as an experiment's
+# runs are done, then the science experiments (few, long), then training, the experiments with the
+# most trainings first, so that their logging, the longest, overlaps the training of the others
+# instead of ending the run.
+TRAININGS_PER_EXPERIMENT = Counter(t.experiment for t in TRAININGS)
+SCIENCE_PRIORITY = len(TRAININGS_PER_EXPERIMENT) + 1
+LOGGING_PRIORITY = SCIENCE_PRIORITY + 1
+PREREQUISITE_PRIORITY = LOGGING_PRIORITY + 1
+
+
+def train_priority(wildcards):
+    """1 for the experiment with the fewest trainings, up to one per experiment for the most."""
+    ranked = sorted(TRAININGS_PER_EXPERIMENT, key=lambda name: (TRAININGS_PER_EXPERIMENT[name], name))
+    return 1 + ranked.index(wildcards.experiment)
 
 
 def chunk_manifest(name):
