@@ -223,7 +223,7 @@ def draw_history(ax: Axes, history: Sequence[Mapping[str, float]] | pd.DataFrame
     ax.legend(loc="best", fontsize=8)
 
 
-_HISTORY_MARGINS = {"left": 0.12, "right": 0.97, "bottom": 0.12, "top": 0.87}  # fixed: a third faster than constrained
+_HISTORY_MARGINS = {"left": 0.12, "right": 0.97, "bottom": 0.12, "top": 0.87}  # fixed: constrained layout is slow
 
 
 def plot_history(history: Sequence[Mapping[str, float]] | pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
