@@ -81,15 +81,13 @@ def knot_source_options():
 # most trainings first, so that their logging, the longest, overlaps the training of the others
 # instead of ending the run.
 TRAININGS_PER_EXPERIMENT = Counter(t.experiment for t in TRAININGS)
-SCIENCE_PRIORITY = len(TRAININGS_PER_EXPERIMENT) + 1
+TRAIN_PRIORITY = {  # 1 for the experiment with the fewest trainings, up to one per experiment for the most
+    name: rank
+    for rank, name in enumerate(sorted(TRAININGS_PER_EXPERIMENT, key=lambda e: (TRAININGS_PER_EXPERIMENT[e], e)), 1)
+}
+SCIENCE_PRIORITY = len(TRAIN_PRIORITY) + 1
 LOGGING_PRIORITY = SCIENCE_PRIORITY + 1
 PREREQUISITE_PRIORITY = LOGGING_PRIORITY + 1
-
-
-def train_priority(wildcards):
-    """1 for the experiment with the fewest trainings, up to one per experiment for the most."""
-    ranked = sorted(TRAININGS_PER_EXPERIMENT, key=lambda name: (TRAININGS_PER_EXPERIMENT[name], name))
-    return 1 + ranked.index(wildcards.experiment)
 
 
 def chunk_manifest(name):

@@ -20,7 +20,7 @@ rule train_chunk:
     log:
         "logs/train/{experiment}/{dataset}/{index}.log",
     threads: 1
-    priority: train_priority
+    priority: lambda w: TRAIN_PRIORITY[w.experiment]
     resources:
         mem_mb=4000,
         runtime=240,
