@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kan.pipeline.jobs import science_partial_dir
+from kan.pipeline.science_jobs import science_partial_dir
 from kan.pipeline.resume import LOCKS, active_runs, unlock_if_idle
 
 

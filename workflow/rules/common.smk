@@ -9,7 +9,8 @@ from kan.data import dataset_dir as kan_dataset_dir, generated_root
 from kan.data.knot_download import DOWNLOAD_DIR
 from kan.experiments.sweep import chunks, expand
 from kan.pipeline.config import ConfigError, check_overrides, load_config, load_yaml
-from kan.pipeline.jobs import profile_datasets, science_requests
+from kan.pipeline.jobs import profile_datasets
+from kan.pipeline.science_jobs import science_requests
 from kan.pipeline.tracking import sqlite_path, tracking_uri
 from kan.records.aggregate import manifest_state
 from kan.records.provenance import code_fingerprint

@@ -1,7 +1,7 @@
-"""Snakemake adapter: log one experiment's finished runs to MLflow (kan.pipeline.jobs.log_runs)."""
+"""Snakemake adapter: log one experiment's finished runs to MLflow (kan.pipeline.tracking_jobs.log_runs)."""
 
 from kan.pipeline.joblog import setup_logging
-from kan.pipeline.jobs import log_runs
+from kan.pipeline.tracking_jobs import log_runs
 
 setup_logging(snakemake.log[0])
 log_runs(snakemake.params.uri, snakemake.params.experiment, snakemake.input.manifests, snakemake.params.diagrams,

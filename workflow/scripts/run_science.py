@@ -1,7 +1,7 @@
-"""Snakemake adapter: run one science experiment on its dataset folders (kan.pipeline.jobs.run_science)."""
+"""Snakemake adapter: run one science experiment on its dataset folders (kan.pipeline.science_jobs.run_science)."""
 
 from kan.pipeline.joblog import setup_logging
-from kan.pipeline.jobs import run_science
+from kan.pipeline.science_jobs import run_science
 
 setup_logging(snakemake.log[0])
 run_science(snakemake.wildcards.name, snakemake.params.settings, snakemake.output.results, snakemake.output.figures,

@@ -27,7 +27,8 @@ from kan.data import dataset_dir
 from kan.experiments.progress import publish, shard_table
 from kan.experiments.sweep import expand, total_steps
 from kan.pipeline.config import ConfigError, load_config, load_yaml
-from kan.pipeline.jobs import profile_datasets, report_deviations, science_requests
+from kan.pipeline.jobs import profile_datasets, report_deviations
+from kan.pipeline.science_jobs import science_requests
 from kan.pipeline.regression import (
     compare_band, compare_expected, compare_paper, compare_science_expected, compare_science_paper, compare_trends,
     expected_table, record_for_machine, rows_for_machine, science_expected_table, science_rows_for_machine,
