@@ -6,6 +6,7 @@ import json
 import pytest
 
 from kan.data.knot import TASKS
+from kan.records.provenance import UNKNOWN, UNRECORDED
 from kan.science import registry, runners
 from kan.science.knots import KnotConfig
 from kan.science.options import freeze
@@ -71,6 +72,23 @@ def test_knot_download_reads_the_download_folder_and_keeps_the_path_as_offline_f
     (request,) = runners.knot_datasets(config, runners.KnotSource(download=True))
     assert (request.name, request.spec["path"], request.spec["offline_path"]) == ("deepmind", DOWNLOAD_DIR, config.path)
     assert runners.knot_source(KnotConfig(source="snappy"), runners.KnotSource(download=True)).source == "snappy"
+
+
+@pytest.mark.parametrize("commit, fingerprint, by_fingerprint", [
+    ("0123abcd", "f00d", True),  # clean checkout, numbers recorded: an edit that keeps them keeps the stages
+    ("0123abcd-dirty", "f00d", False),  # uncommitted edits: the fingerprint cannot see them
+    ("0123abcd", UNRECORDED, False),  # no recorded numbers on this machine kind
+    (UNKNOWN, "f00d", False),  # not a git checkout
+])
+def test_stages_follow_the_recorded_numbers_only_where_they_can(monkeypatch, tmp_path, commit, fingerprint, by_fingerprint):
+    monkeypatch.setattr(registry, "git_commit", lambda: commit)
+    monkeypatch.setattr(registry, "code_fingerprint", lambda science: fingerprint)
+    folders = []
+    for source in ("source-a", "source-b"):  # an edit of the source between a kill and the rerun
+        monkeypatch.setattr(registry, "source_digest", lambda: source)
+        folders.append(registry.stage_folder("pde", {}, tmp_path))
+    assert (folders[0] == folders[1]) == by_fingerprint
+    assert registry.stage_code("pde") == ("fingerprint:f00d" if by_fingerprint else "source:source-b")
 
 
 @pytest.mark.slow

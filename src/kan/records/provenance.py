@@ -15,6 +15,7 @@ REFERENCE = _SOURCE.parents[2] / "reports" / "reference"  # src/kan/experiments 
 EXPECTED_FILES = ("ci_expected.csv", "ci_expected_science.csv")
 FINGERPRINT = "code_fingerprint"  # the record key of code_fingerprint()
 UNRECORDED = "unrecorded"  # fingerprint of a machine kind with no expected values
+UNKNOWN = "unknown"  # commit outside a git checkout; fingerprint without the expected-values files
 
 
 @lru_cache(maxsize=1)
@@ -28,7 +29,7 @@ def git_commit() -> str:
         commit = git("rev-parse", "HEAD")
         dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return UNKNOWN
     return commit + ("-dirty" if dirty else "")
 
 
@@ -77,7 +78,7 @@ def code_fingerprint(machine: str | None = None, science: str | None = None, ref
     experiment), ``"unknown"`` without the
     expected-values files (an installed copy outside the repository)."""
     if not all((reference / name).is_file() for name in EXPECTED_FILES):
-        return "unknown"
+        return UNKNOWN
     machine = machine or machine_kind()
     trainings, experiments = EXPECTED_FILES
     digest = hashlib.sha256()

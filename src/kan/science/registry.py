@@ -18,7 +18,8 @@ from typing import Any, Callable, Mapping
 
 from kan.data import DatasetRequest
 from kan.records.ids import config_id
-from kan.records.provenance import FINGERPRINT, code_fingerprint, git_commit, machine_kind, source_digest
+from kan.records.provenance import (FINGERPRINT, UNKNOWN, UNRECORDED, code_fingerprint, git_commit, machine_kind,
+                                    source_digest)
 from kan.records.science_outputs import write_run_record
 from kan.science import interpretability, runners
 from kan.science.options import build_options, resolved
@@ -116,11 +117,23 @@ def run(name: str, settings: Mapping[str, Any], out_dir: Path | str,
 
 def stage_folder(name: str, settings: Mapping[str, Any], partial: Path | str) -> Path:
     """The folder below ``partial`` where a run of ``name`` with ``settings`` keeps its finished
-    stages: named by the resolved settings, the source code (:func:`source_digest`) and the
-    machine kind, so a run with other settings, other code or on another kind never reads them."""
-    key = {"science": name, "settings": resolve_settings(name, settings), "source": source_digest(),
+    stages: named by the resolved settings, the code (:func:`stage_code`) and the machine kind, so
+    a run with other settings, other numbers or on another kind never reads them."""
+    key = {"science": name, "settings": resolve_settings(name, settings), "code": stage_code(name),
            "machine": machine_kind()}
     return Path(partial) / config_id(key)
+
+
+def stage_code(name: str) -> str:
+    """What identifies the code behind a science experiment's kept stages: its recorded code
+    fingerprint (:func:`code_fingerprint`, which follows the ci numbers, so edits that leave them
+    alone keep the stages) at a clean git checkout on a machine kind with recorded values;
+    otherwise the digest of the source (:func:`source_digest`: any edit starts afresh), since
+    the fingerprint cannot see uncommitted edits nor numbers nobody recorded."""
+    fingerprint, commit = code_fingerprint(science=name), git_commit()
+    if commit != UNKNOWN and not commit.endswith("-dirty") and fingerprint not in (UNRECORDED, UNKNOWN):
+        return f"fingerprint:{fingerprint}"
+    return f"source:{source_digest()}"
 
 
 def run_recorded(name: str, settings: Mapping[str, Any], out_dir: Path | str, profile: str,

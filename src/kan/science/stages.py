@@ -5,8 +5,8 @@ An experiment splits its work into stages that depend only on their inputs (ever
 own seeded generator), and asks :meth:`Stages.run` for each: the first time it computes the stage
 and pickles the result into the folder (atomically: a kill mid-write leaves no half file), later
 it reads it back (a file a crash left unreadable is computed again). The folder must be keyed by
-everything the results depend on (the pipeline uses the experiment's settings, the source code
-and the machine kind, :func:`kan.science.registry.stage_folder`) and is removed once the
+everything the results depend on (the pipeline uses the experiment's settings, the code and
+the machine kind, :func:`kan.science.registry.stage_folder`) and is removed once the
 experiment has written its outputs. ``Stages()`` keeps nothing.
 """
 
