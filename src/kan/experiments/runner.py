@@ -262,7 +262,7 @@ def train_chunk(trainings: Sequence[Training], dataset_dirs: Mapping[tuple[str, 
         raise ValueError("a chunk must hold trainings of one dataset and dtype")
     held = [t for t in trainings if t.stages[-1].run_id not in done_elsewhere]
     if not held:
-        return {"trainings": len(trainings), "trained": 0, "published": len(trainings), "runs": []}
+        return _manifest(trainings, held, [], [])
     data, meta = load_dataset(dataset_dirs[(first.family, first.dataset)], first.dtype)
     digest = data_digest(data)
     counts = currency(extra, digest)
@@ -272,6 +272,12 @@ def train_chunk(trainings: Sequence[Training], dataset_dirs: Mapping[tuple[str, 
         log.info("training %d of %d trainings on %s/%s (%d resumed after their last finished grid phase, %d published)",
                  len(todo), len(trainings), first.family, first.dataset, len(resumed), len(trainings) - len(held))
         train_together(todo, data, meta, results, {**extra, DATA_DIGEST: digest}, resumed)
-    runs = existing_runs(held, results, counts)
-    return {"trainings": len(trainings), "trained": len(todo), "published": len(trainings) - len(held),
+    return _manifest(trainings, held, todo, existing_runs(held, results, counts))
+
+
+def _manifest(trainings: Sequence[Training], held: Sequence[Training], trained: Sequence[Training],
+              runs: Sequence[Path]) -> dict[str, Any]:
+    """A chunk's manifest: how many trainings it has, trained now and left to the published
+    records (those not ``held``), and the run folders of the held ones."""
+    return {"trainings": len(trainings), "trained": len(trained), "published": len(trainings) - len(held),
             "runs": [str(d) for d in runs]}
