@@ -76,6 +76,13 @@ def test_light_subpackages_import_without_torch():
     assert _fresh_python(code) == "False True"
 
 
+def test_a_training_job_imports_neither_plots_nor_mlflow_nor_science():
+    """The training chunks (48 jobs in the default run) pay only for what training needs."""
+    heavy = ["matplotlib", "mlflow", "kan.plot", "kan.science.registry", "kan.pipeline.tracking"]
+    code = f"import sys, kan.pipeline.jobs; print([m for m in {heavy!r} if m in sys.modules])"
+    assert _fresh_python(code) == "[]"
+
+
 def test_the_type_checking_imports_name_the_lazy_exports():
     tree = ast.parse(ROOT.joinpath("src", "kan", "__init__.py").read_text(encoding="utf-8"))
     guarded = next(node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
