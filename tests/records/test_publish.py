@@ -13,7 +13,7 @@ import pytest
 
 from kan.experiments import progress
 from kan.records import publish
-from kan.records.provenance import code_fingerprint, machine_kind
+from kan.records.provenance import UNKNOWN, UNRECORDED, code_fingerprint, machine_kind
 from kan.records.runfiles import HISTORY_COLUMNS
 
 
@@ -135,3 +135,43 @@ def test_a_published_science_experiment_is_replaced_only_by_a_newer_current_one(
     assert json.loads((out / publish.SCIENCE / "continual" / "summary.json").read_text()) == {"v": 1}
     assert publish.publish_science(newer, out) is not None
     assert json.loads((out / publish.SCIENCE / "continual" / "summary.json").read_text()) == {"v": 4}
+
+
+@pytest.mark.parametrize("placeholder", [UNRECORDED, UNKNOWN])
+def test_a_placeholder_fingerprint_is_never_current(monkeypatch, placeholder):
+    """On a kind with no recorded ci values every code has the placeholder: equal, yet no proof."""
+    monkeypatch.setattr(publish, "code_fingerprint", lambda machine, science=None: placeholder)
+    assert not publish.is_current({"machine": "x86_64-SomeVendor-sse2", "code_fingerprint": placeholder})
+    monkeypatch.setattr(publish, "code_fingerprint", lambda machine, science=None: "f00d")
+    assert publish.is_current({"machine": "x86_64-SomeVendor-sse2", "code_fingerprint": "f00d"})
+
+
+def test_runs_without_a_training_id_keep_a_history_each(make_run, tmp_path):
+    results = tmp_path / "results"
+    runs = [make_run(results, run_id, training_id=None) for run_id in ("aaaa00000001", "bbbb00000002")]
+    assert set(publish.training_histories(runs)["run_id"]) == {"aaaa00000001", "bbbb00000002"}
+
+
+def _science_result(results: Path, name: str, run: str, summary: str = "{}") -> None:
+    folder = results / "science" / name
+    (folder / "tables").mkdir(parents=True)
+    (folder / "run.json").write_text(run)
+    (folder / "summary.json").write_text(summary)
+
+
+def test_science_of_another_profile_is_refused_before_anything_is_written(make_run, tmp_path):
+    results, out = tmp_path / "results", tmp_path / "published"
+    _run(make_run, results, "aaaa00000001", 1.0)
+    _science_result(results, "continual", json.dumps({"profile": "ci"}))
+    with pytest.raises(ValueError, match=r"continual \(ci\).*'test'"):
+        publish.merge(results, out, "test")
+    assert not out.exists()
+
+
+def test_a_broken_science_record_is_named_before_anything_is_written(make_run, tmp_path):
+    results, out = tmp_path / "results", tmp_path / "published"
+    _run(make_run, results, "aaaa00000001", 1.0)
+    _science_result(results, "pde", '{"profile": "test", "cpu_sec')  # cut short by a full disk
+    with pytest.raises(ValueError, match=r"science/pde/run\.json is not valid JSON"):
+        publish.merge(results, out, "test")
+    assert not out.exists()

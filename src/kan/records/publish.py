@@ -18,7 +18,9 @@ already there (a run id's newest record wins: a current record over a stale one,
 ``finished_at``; a training's history is that of its longest kept run; only the run ids of the
 profile are kept; :func:`kan.experiments.progress.publish` adds which datasets of the profile they
 complete). A record is current when its code fingerprint equals the one this code has on the
-record's machine kind. A results folder with an empty ``runs`` folder adds nothing: publishing it
+record's machine kind, and that kind has recorded ci values. Science results that another
+profile made, or whose files are not valid JSON, are refused before anything is written. A
+results folder with an empty ``runs`` folder adds nothing: publishing it
 re-derives report.json's complete datasets and shards.csv from the records alone.
 """
 
@@ -35,7 +37,7 @@ import pandas as pd
 
 from kan.records.aggregate import RUN_COLUMNS, runs_table
 from kan.records.ids import canonical_json
-from kan.records.provenance import FINGERPRINT, code_fingerprint
+from kan.records.provenance import FINGERPRINT, UNKNOWN, UNRECORDED, code_fingerprint
 from kan.records.runfiles import HISTORY_COLUMNS, is_finished, read_history, read_metrics
 
 RUNS, HISTORIES, SHARDS, REPORT_INPUTS, SCIENCE = "runs.parquet", "histories.parquet", "shards.csv", "report.json", "science"
@@ -45,6 +47,7 @@ HISTORY_EVERY = 100
 FULL_HISTORIES = ("grid_extension",)  # the staircase figure draws every step
 SCIENCE_FILES = ("summary.json", "run.json")
 COMPLETE = "complete_datasets"  # report.json key
+PLACEHOLDERS = (UNRECORDED, UNKNOWN)  # fingerprints that name no code
 
 
 def run_records(run_dirs: Iterable[Path]) -> pd.DataFrame:
@@ -77,9 +80,10 @@ def training_histories(run_dirs: Iterable[Path]) -> pd.DataFrame:
     longest: dict[str, tuple[int, Path, str]] = {}
     for directory in run_dirs:
         metrics = read_metrics(directory)
-        current = longest.get(metrics["training_id"])
+        training = metrics.get("training_id") or metrics["run_id"]  # a run without one is its own
+        current = longest.get(training)
         if current is None or metrics["steps"] > current[0]:
-            longest[metrics["training_id"]] = (metrics["steps"], Path(directory), metrics["experiment"])
+            longest[training] = (metrics["steps"], Path(directory), metrics["experiment"])
     frames = []
     for _, directory, experiment in longest.values():
         history = read_history(directory)[list(HISTORY_COLUMNS)]
@@ -145,6 +149,26 @@ def finished_science(results: Path) -> list[Path]:
     return sorted(d for d in (Path(results) / "science").glob("*") if all((d / n).is_file() for n in SCIENCE_FILES))
 
 
+def _check_science(result_dirs: Sequence[Path], profile: str) -> None:
+    """Refuse, before anything is written, science results whose files are not valid JSON or
+    that another profile made (the results folder may be shared by several profiles)."""
+    foreign = []
+    for directory in result_dirs:
+        files = {name: _json(directory / name) for name in SCIENCE_FILES}
+        if files["run.json"].get("profile") != profile:
+            foreign.append(f"{directory.name} ({files['run.json'].get('profile')})")
+    if foreign:
+        raise ValueError(f"science results {', '.join(foreign)} come from another profile than {profile!r}; "
+                         "publish each profile's results on their own")
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); rerun the experiment that wrote it") from None
+
+
 def _science_rank(run: Mapping[str, Any], name: str) -> tuple[bool, float]:
     """How new a science run record is: current (:func:`is_current`) first, then ``finished_at``."""
     finished = run.get("finished_at")
@@ -158,8 +182,8 @@ def publish_science(result_dir: Path, out: Path) -> Path | None:
     name, target = result_dir.name, out / SCIENCE / result_dir.name
     published = target / "run.json"
     if published.is_file():
-        ours = json.loads((result_dir / "run.json").read_text(encoding="utf-8"))
-        theirs = json.loads(published.read_text(encoding="utf-8"))
+        ours = _json(result_dir / "run.json")
+        theirs = _json(published)
         if _science_rank(theirs, name) > _science_rank(ours, name):
             return None
     if target.exists():
@@ -193,6 +217,8 @@ def merge(results: Path | str, out: Path | str, profile: str,
         found = ", ".join(sorted(map(str, foreign["profile"].unique())))
         raise ValueError(f"{results}: {len(foreign)} of {len(records)} runs come from profile(s) {found}, not "
                          f"{profile!r}; publish each profile's results on their own")
+    science_dirs = finished_science(results)
+    _check_science(science_dirs, profile)
     out.mkdir(parents=True, exist_ok=True)
     previous, previous_histories = _read(out / RUNS), _read(out / HISTORIES)
     left_out = 0
@@ -214,7 +240,7 @@ def merge(results: Path | str, out: Path | str, profile: str,
     merged_histories = _sorted(longest_histories(candidates, merged), ["run_id", "step"])
     merged.to_parquet(out / RUNS, index=False)
     merged_histories.to_parquet(out / HISTORIES, index=False)
-    science = [d for d in (publish_science(d, out) for d in finished_science(results)) if d is not None]
+    science = [d for d in (publish_science(d, out) for d in science_dirs) if d is not None]
     added = merged_histories.loc[merged_histories["run_id"].isin(from_new), "run_id"].nunique()
     return merged, {"runs": len(from_new), "histories": int(added), "science": len(science),
                     "older": len(records) - len(from_new), "left_out": left_out}
@@ -247,9 +273,11 @@ def _kept_dataset_deviations(previous: Path, deviations: Sequence[str], datasets
 
 def is_current(record: Mapping[str, Any], science: str | None = None) -> bool:
     """True when the record was made by code that computes what this code computes on the
-    record's machine kind (same code fingerprint)."""
-    machine = record.get("machine") or ""
-    return bool(machine) and record.get(FINGERPRINT) == code_fingerprint(machine, science)
+    record's machine kind (same code fingerprint). A placeholder fingerprint (no ci values
+    recorded for that kind, or none at hand) ties the record to no code, so it is never
+    current: record the kind's values first (``make ci-expected`` on such a machine)."""
+    machine, fingerprint = record.get("machine") or "", record.get(FINGERPRINT)
+    return bool(machine) and fingerprint not in PLACEHOLDERS and fingerprint == code_fingerprint(machine, science)
 
 
 def published_runs(out: Path | str) -> dict[str, dict[str, Any]]:
