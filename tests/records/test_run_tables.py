@@ -6,6 +6,7 @@ import json
 import math
 
 import pandas as pd
+import pytest
 
 from kan.records.aggregate import (
     RUN_COLUMNS, histories_table, manifest_complete, manifest_runs, manifest_state, runs_table, write_tables,
@@ -53,3 +54,15 @@ def test_the_rerun_trigger_is_true_while_complete_and_new_each_time_a_run_is_gon
     first, second = manifest_state(manifest), manifest_state(manifest)
     assert not manifest_complete(manifest)
     assert first is not True and second is not True and first != second  # never the value recorded last time
+
+
+def test_a_malformed_run_record_is_named_with_what_it_lacks(two_runs):
+    metrics = two_runs[1] / "metrics.json"
+    record = json.loads(metrics.read_text())
+    del record["initial_shape"]
+    metrics.write_text(json.dumps({**record, "steps": None}))
+    with pytest.raises(ValueError, match=r"bbbb00000002/metrics\.json has no value for initial_shape, steps"):
+        runs_table(two_runs)
+    metrics.write_text('{"run_id": "bbbb00000002", "steps')  # cut short
+    with pytest.raises(ValueError, match=r"bbbb00000002/metrics\.json is not valid JSON"):
+        read_metrics(two_runs[1])

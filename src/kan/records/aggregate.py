@@ -27,11 +27,22 @@ _INTS = ("depth", "width", "seed", "grid", "order", "n_params", "steps")
 def runs_table(run_dirs: Iterable[Path | str]) -> pd.DataFrame:
     """One row per run with exactly ``RUN_COLUMNS``, sorted by experiment, dataset, model
     configuration, seed and step count."""
-    rows = [{column: read_metrics(d)[column] for column in RUN_COLUMNS} for d in run_dirs]
+    rows = [_run_row(Path(d)) for d in run_dirs]
     frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
     frame = frame.astype({c: "float64" for c in _FLOATS} | {c: "int64" for c in _INTS})
     order = ["experiment", "dataset", "model", "variant", "initial_shape", "lamb", "activation", "seed", "steps"]
     return frame.sort_values(order, ignore_index=True)
+
+
+def _run_row(directory: Path) -> dict[str, object]:
+    """``RUN_COLUMNS`` of a run folder; ValueError naming the folder when its metrics.json lacks
+    one of them or has no value for a count."""
+    metrics = read_metrics(directory)
+    missing = [c for c in RUN_COLUMNS if c not in metrics] + [c for c in _INTS if metrics.get(c, 0) is None]
+    if missing:
+        raise ValueError(f"{directory / METRICS} has no value for {', '.join(missing)}: not a run this code "
+                         "wrote whole; delete the folder to train the run again")
+    return {column: metrics[column] for column in RUN_COLUMNS}
 
 
 def histories_table(run_dirs: Iterable[Path | str]) -> pd.DataFrame:

@@ -67,8 +67,13 @@ def write_run(directory: Path | str, metrics: Mapping[str, Any], history: Sequen
 
 
 def read_metrics(directory: Path | str) -> dict[str, Any]:
-    """The run's metrics.json (None where a metric was NaN)."""
-    return json.loads((Path(directory) / METRICS).read_text(encoding="utf-8"))
+    """The run's metrics.json (None where a metric was NaN); ValueError naming the file when it
+    is not valid JSON."""
+    path = Path(directory) / METRICS
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); delete the folder to train the run again") from None
 
 
 def read_history(directory: Path | str) -> pd.DataFrame:
