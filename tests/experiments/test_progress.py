@@ -45,6 +45,11 @@ def test_dataset_deviations_of_earlier_publishes_are_kept_in_profile_order(tiny_
                      tiny_sweep, order)
     found = json.loads((tmp_path / publish.REPORT_INPUTS).read_text())["deviations"]
     assert found == ["new", "synthetic/a: x", "synthetic/a: w", "synthetic/b: y", "special/c: z"]
+    # b regenerated with another note, c dropped from the profile: their earlier lines go
+    progress.publish(results, tmp_path, {"profile": "test", "deviations": ["new", "synthetic/b: y2"]},
+                     tiny_sweep, order[:2])
+    found = json.loads((tmp_path / publish.REPORT_INPUTS).read_text())["deviations"]
+    assert found == ["new", "synthetic/a: x", "synthetic/a: w", "synthetic/b: y2"]
 
 
 def test_records_of_another_fingerprint_are_stale_and_absent_ones_missing(tiny_sweep, results, tmp_path):

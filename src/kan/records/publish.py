@@ -260,15 +260,23 @@ def write_report_inputs(out: Path | str, report_inputs: Mapping[str, Any], compl
 
 def _kept_dataset_deviations(previous: Path, deviations: Sequence[str], datasets: Sequence[str]) -> list[str]:
     """``deviations`` with the dataset deviations ("<family>/<name>: ...") of an earlier publish
-    that these lack (results folders that each hold some of the datasets add up): first the
-    others, then the dataset ones in the order of ``datasets``, as the pipeline's report lists
-    them, whichever folder was published last."""
+    for datasets these do not cover (results folders that each hold some of the datasets add
+    up; a dataset read now has only its current lines, and one no longer in ``datasets``, the
+    profile's, none): first the others, then the dataset ones in the order of ``datasets``, as
+    the pipeline's report lists them, whichever folder was published last."""
     earlier = json.loads(previous.read_text(encoding="utf-8")).get("deviations", []) if previous.is_file() else []
-    found = list(dict.fromkeys([*deviations, *(d for d in earlier if _DATASET_DEVIATION.match(d))]))
+    read_now = {_dataset_of(d) for d in deviations if _DATASET_DEVIATION.match(d)}
     rank = {name: position for position, name in enumerate(datasets)}
+    kept = [d for d in earlier if _DATASET_DEVIATION.match(d) and _dataset_of(d) not in read_now
+            and (not rank or _dataset_of(d) in rank)]
+    found = list(dict.fromkeys([*deviations, *kept]))
     per_dataset = [d for d in found if _DATASET_DEVIATION.match(d)]
-    per_dataset.sort(key=lambda d: rank.get(d.split(": ", 1)[0], len(rank)))  # stable: a dataset's own order kept
+    per_dataset.sort(key=lambda d: rank.get(_dataset_of(d), len(rank)))  # stable: a dataset's own order kept
     return [d for d in found if not _DATASET_DEVIATION.match(d)] + per_dataset
+
+
+def _dataset_of(deviation: str) -> str:
+    return deviation.split(": ", 1)[0]
 
 
 def is_current(record: Mapping[str, Any], science: str | None = None) -> bool:
