@@ -1,8 +1,8 @@
-"""Files written whole or not at all, and their digests: the bottom layer, under the run records
-(:mod:`kan.records`) and the data families (:mod:`kan.data`).
+"""Files and folders written whole or not at all, and their digests: the bottom layer, under the
+run records (:mod:`kan.records`) and the data families (:mod:`kan.data`).
 
-A folder is assembled in a hidden temporary sibling (``.<name>.tmp-*``) and renamed into place;
-a previous version is first renamed aside (``.<name>.old-*``) and then removed, so readers see
+A file or folder is written in a hidden temporary sibling (``.<name>.tmp-*``) and renamed into place;
+a previous folder is first renamed aside (``.<name>.old-*``) and then removed, so readers see
 the old folder or the new one, never a mix (between the two renames, for an instant, none).
 Readers of results skip such hidden leftovers.
 """
@@ -39,6 +39,21 @@ def atomic_folder(directory: Path | str) -> Iterator[Path]:
             os.replace(old, directory)
         raise
     shutil.rmtree(old, ignore_errors=True)  # the new folder is in place: a leftover is only clutter
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path | str) -> Iterator[Path]:
+    """Yield a hidden sibling path of ``path`` to write. When the block ends normally it replaces
+    ``path`` in one rename; when it raises, it is deleted and ``path`` stays as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def sha256_file(path: Path | str) -> str:

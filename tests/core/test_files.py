@@ -74,3 +74,17 @@ def test_the_folder_gets_the_permissions_mkdir_gives(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == 0o755
+
+
+def test_a_file_is_replaced_whole_or_left_as_it_was(tmp_path):
+    target = tmp_path / "records" / "runs.csv"
+    with files.atomic_file(target) as tmp:  # the parent is created
+        tmp.write_text("first")
+    with pytest.raises(RuntimeError):
+        with files.atomic_file(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed mid-write")
+    assert target.read_text() == "first" and _hidden(target.parent) == []
+    with files.atomic_file(target) as tmp:
+        tmp.write_text("second")
+    assert target.read_text() == "second" and _hidden(target.parent) == []

@@ -24,6 +24,7 @@ from typing import Sequence
 import pandas as pd
 
 from kan.data import dataset_dir
+from kan.files import atomic_file
 from kan.experiments.progress import publish, shard_table
 from kan.experiments.sweep import expand, total_steps
 from kan.pipeline.config import ConfigError, load_config, load_yaml
@@ -134,7 +135,8 @@ def _publish(args: argparse.Namespace) -> int:
               "deviations": report_deviations(settings["report"]["deviations"], [d for d in folders if d.is_dir()])}
     added = publish(args.results, args.out, inputs, trainings, [f"{family}/{name}" for family, name in requests])
     table = shard_table(trainings, settings["chunk_size"], list(settings["science"]), args.out, args.shards)
-    table.to_csv(args.out / SHARDS, index=False)
+    with atomic_file(args.out / SHARDS) as tmp:
+        table.to_csv(tmp, index=False)
     print(f"published {added['runs']} runs, {added['histories']} histories, {added['science']} science experiments "
           f"into {args.out}; {int(table['complete'].sum())} of {len(table)} shards complete; left out "
           f"{added['left_out']} run(s) the profile no longer has and {added['older']} read run(s) whose published "

@@ -19,8 +19,10 @@ already there (a run id's newest record wins: a current record over a stale one,
 profile are kept; :func:`kan.experiments.progress.publish` adds which datasets of the profile they
 complete). A record is current when its code fingerprint equals the one this code has on the
 record's machine kind, and that kind has recorded ci values. Science results that another
-profile made, or whose files are not valid JSON, are refused before anything is written. A
-results folder with an empty ``runs`` folder adds nothing: publishing it
+profile made, or whose files are not valid JSON, are refused before anything is written; each
+file and science folder is then replaced whole (:mod:`kan.files`), so a publish killed part-way
+leaves whole files, and publishing the same results again completes it. A results folder with
+an empty ``runs`` folder adds nothing: publishing it
 re-derives report.json's complete datasets and shards.csv from the records alone.
 """
 
@@ -35,6 +37,7 @@ from typing import Any, Collection, Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from kan.files import atomic_file, atomic_folder
 from kan.records.aggregate import RUN_COLUMNS, runs_table
 from kan.records.ids import canonical_json
 from kan.records.provenance import FINGERPRINT, UNKNOWN, UNRECORDED, code_fingerprint
@@ -186,13 +189,12 @@ def publish_science(result_dir: Path, out: Path) -> Path | None:
         theirs = _json(published)
         if _science_rank(theirs, name) > _science_rank(ours, name):
             return None
-    if target.exists():
-        shutil.rmtree(target)
-    (target / "tables").mkdir(parents=True)
-    for name in SCIENCE_FILES:
-        shutil.copy2(result_dir / name, target / name)
-    for table in sorted((result_dir / "tables").glob("*.*")):
-        shutil.copy2(table, target / "tables" / table.name)
+    with atomic_folder(target) as tmp:
+        (tmp / "tables").mkdir()
+        for name in SCIENCE_FILES:
+            shutil.copy2(result_dir / name, tmp / name)
+        for table in sorted((result_dir / "tables").glob("*.*")):
+            shutil.copy2(table, tmp / "tables" / table.name)
     return target
 
 
@@ -238,8 +240,10 @@ def merge(results: Path | str, out: Path | str, profile: str,
     frames = [f for f in (previous_histories, histories) if f is not None and not f.empty]
     candidates = pd.concat(frames, ignore_index=True) if frames else histories
     merged_histories = _sorted(longest_histories(candidates, merged), ["run_id", "step"])
-    merged.to_parquet(out / RUNS, index=False)
-    merged_histories.to_parquet(out / HISTORIES, index=False)
+    with atomic_file(out / RUNS) as tmp:
+        merged.to_parquet(tmp, index=False)
+    with atomic_file(out / HISTORIES) as tmp:
+        merged_histories.to_parquet(tmp, index=False)
     science = [d for d in (publish_science(d, out) for d in science_dirs) if d is not None]
     added = merged_histories.loc[merged_histories["run_id"].isin(from_new), "run_id"].nunique()
     return merged, {"runs": len(from_new), "histories": int(added), "science": len(science),
@@ -255,7 +259,8 @@ def write_report_inputs(out: Path | str, report_inputs: Mapping[str, Any], compl
     deviations = _kept_dataset_deviations(path, report_inputs.get("deviations", []), datasets)
     text = json.dumps({**report_inputs, "deviations": deviations, COMPLETE: list(complete)}, indent=2, sort_keys=True,
                       ensure_ascii=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    with atomic_file(path) as tmp:
+        tmp.write_text(text + "\n", encoding="utf-8")
 
 
 def _kept_dataset_deviations(previous: Path, deviations: Sequence[str], datasets: Sequence[str]) -> list[str]:
