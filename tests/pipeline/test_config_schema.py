@@ -81,6 +81,24 @@ def test_widths_without_depths_fail(tiny_config, error):
     assert "give both widths and depths" in error(tiny_config)
 
 
+@pytest.mark.parametrize(("where", "value", "named"), [
+    (("chunk_size",), 4.0, "at chunk_size: 4.0 is not of type 'integer'"),  # Snakemake crashed on it
+    (("experiments", "toy_scaling", "mlp", "widths"), [5.0], "at experiments.toy_scaling.mlp.widths.0: 5.0"),
+])
+def test_a_float_where_a_count_belongs_is_named(tiny_config, error, where, value, named):
+    """JSON Schema takes 4.0 for an integer; passed on, it changed run ids or crashed the DAG."""
+    block = tiny_config
+    for key in where[:-1]:
+        block = block[key]
+    block[where[-1]] = value
+    assert named in error(tiny_config)
+
+
+def test_depth_one_with_several_widths_is_refused(tiny_config, error):
+    tiny_config["experiments"]["toy_scaling"]["mlp"].update({"widths": [5, 20], "depths": [1, 2]})
+    assert "at experiments.toy_scaling.mlp.depths: depth 1 has no hidden layer" in error(tiny_config)
+
+
 def test_science_settings_are_checked_against_the_option_dataclasses(tiny_config, error, load):
     tiny_config["science"] = {"pde": {"kan_steps": 2}, "knots": {"source": "snappy", "kan_stepz": 3}}
     message = error(tiny_config)

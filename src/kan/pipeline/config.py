@@ -48,6 +48,16 @@ def load_yaml(path: Path | str) -> dict[str, Any]:
     return data
 
 
+def _is_integer(checker: Any, instance: Any) -> bool:
+    """An int, not a float with an integral value: JSON Schema accepts 4.0 as an integer, but
+    Python would pass the float on (a chunk size it cannot range over, run ids that differ from
+    the integer config's)."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_STRICT_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer)
+
+
 def _with_defaults(validator_class: type) -> type:
     """A validator class that also fills ``default`` values of absent properties."""
     check_properties = validator_class.VALIDATORS["properties"]
@@ -59,7 +69,7 @@ def _with_defaults(validator_class: type) -> type:
                     instance[name] = copy.deepcopy(sub["default"])
         yield from check_properties(validator, props, instance, schema)
 
-    return jsonschema.validators.extend(validator_class, {"properties": properties})
+    return jsonschema.validators.extend(validator_class, {"properties": properties}, type_checker=_STRICT_TYPES)
 
 
 def _non_finite(value: Any, path: tuple[Any, ...] = ()) -> Iterator[str]:
@@ -173,6 +183,10 @@ def _check_experiment(config: Mapping[str, Any], key: str, experiment: Mapping[s
     for part, block in (("kan", kan), ("mlp", mlp)):
         if bool(block["widths"]) != bool(block["depths"]):
             problems.append(f"at experiments.{key}.{part}: give both widths and depths (or neither)")
+        if 1 in block["depths"] and len(block["widths"]) > 1:  # each width would give the same model
+            problems.append(f"at experiments.{key}.{part}.depths: depth 1 has no hidden layer, so its widths "
+                            f"{block['widths']} would train the same model {len(block['widths'])} times; "
+                            "give depth 1 in an experiment with one width")
     if kan["prune"]["lambdas"] and not kan["widths"]:
         problems.append(f"at experiments.{key}.kan.prune: pruning needs kan.widths and kan.depths")
     if not (kan["paper_shape"] or kan["widths"] or mlp["widths"]):
