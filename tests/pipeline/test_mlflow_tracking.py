@@ -44,7 +44,7 @@ def test_run_is_logged_with_tags_params_metrics_and_artifacts(store, two_runs, t
     mlflow = client(uri)
     figure = tmp_path / "curves.png"
     figure.write_bytes(b"png")
-    run = mlflow.get_run(log_run(mlflow, experiment_id, two_runs[0], {}, [figure]))
+    run = mlflow.get_run(log_run(mlflow, experiment_id, two_runs[0], {}, lambda run_dir: [figure]))
     tags = run.data.tags
     assert {tags[k] for k in ("experiment", "dataset", "model", "config_id")} == {"toy_scaling", "xy", "kan", "aaaa00000001"}
     assert "git_commit" in tags and run.data.params["train.steps"] == "3"
@@ -182,3 +182,57 @@ def test_runs_no_longer_on_disk_or_in_the_config_are_retired(store, two_runs, sc
     active = logged_runs(mlflow, experiment_id)
     assert kept in active and gone not in active and len(active) == 2  # the science run stays
     assert mlflow.get_run(active[kept][0]).info.lifecycle_stage == "active"
+
+
+def test_figures_are_drawn_only_for_runs_that_get_logged(store, two_runs, tmp_path):
+    uri, experiment_id = store
+    mlflow = client(uri)
+    drawn = []
+
+    def figures(run_dir):
+        drawn.append(run_dir.name)
+        (tmp_path / "curves.png").write_bytes(b"png")
+        return [tmp_path / "curves.png"]
+
+    first = log_run(mlflow, experiment_id, two_runs[0], logged_runs(mlflow, experiment_id), figures)
+    assert log_run(mlflow, experiment_id, two_runs[0], logged_runs(mlflow, experiment_id), figures) == first
+    assert drawn == [two_runs[0].name]  # the second pass found it logged unchanged: nothing drawn
+
+
+def test_a_tie_in_steps_makes_the_final_stage_the_parent(store, tmp_path, make_run):
+    """A last grid phase that diverged at its first step has as many steps as the phase before."""
+    from kan.pipeline.tracking import log_trainings
+
+    uri, experiment_id = store
+    mlflow = client(uri)
+    phases = [make_run(tmp_path / "results", f"eeee0000000{k}", model="kan", variant="unpruned", grid=g, steps=steps,
+                       training_id="eeee00000002", final_stage=k == 2) for k, g, steps in ((1, 100, 7), (2, 200, 7))]
+    logged = log_trainings(mlflow, experiment_id, phases, {}, figures=lambda run: [])
+    child = mlflow.get_run(logged["eeee00000001"]).data.tags
+    assert child["mlflow.parentRunId"] == logged["eeee00000002"]
+    assert "mlflow.parentRunId" not in mlflow.get_run(logged["eeee00000002"]).data.tags
+
+
+def test_a_former_child_that_becomes_the_parent_is_unnested(store):
+    from kan.pipeline.tracking import nest
+
+    uri, experiment_id = store
+    mlflow = client(uri)
+    first, second = (mlflow.create_run(experiment_id).info.run_id for _ in range(2))
+    nest(mlflow, first, [second])
+    nest(mlflow, second, [first])  # the training was cut short: the earlier phase is now its longest run
+    assert mlflow.get_run(first).data.tags["mlflow.parentRunId"] == second
+    assert "mlflow.parentRunId" not in mlflow.get_run(second).data.tags
+
+
+def test_a_missing_or_deleted_experiment_is_named(database, tmp_path):
+    from kan.pipeline.tracking_jobs import _tracking_store
+
+    with pytest.raises(ValueError, match="has no experiment 'nowhere'.*tracking.experiment.*--forcerun tracking_store"):
+        _tracking_store(database, "nowhere")
+    experiment_id = init_tracking(database, "deleted in the UI", tmp_path)
+    client(database).delete_experiment(experiment_id)
+    with pytest.raises(ValueError, match="has only a deleted experiment 'deleted in the UI'"):
+        _tracking_store(database, "deleted in the UI")
+    assert init_tracking(database, "deleted in the UI", tmp_path) == experiment_id  # the store job restores it
+    assert _tracking_store(database, "deleted in the UI")[1] == experiment_id

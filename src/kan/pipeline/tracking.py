@@ -72,6 +72,8 @@ def init_tracking(uri: str, experiment: str, artifact_root: Path | str | None, d
     tags = {**EXPERIMENT_KIND, **({NOTE: description} if description else {})}
     found = mlflow.get_experiment_by_name(experiment)
     if found is not None:
+        if found.lifecycle_stage != "active":  # deleted in the UI: its runs come back with it
+            mlflow.restore_experiment(found.experiment_id)
         for key, value in tags.items():
             mlflow.set_experiment_tag(found.experiment_id, key, value)
         return found.experiment_id
@@ -223,11 +225,12 @@ def dataset_input(folder: Path) -> Any:
 
 
 def log_record(mlflow: "MlflowClient", experiment_id: str, metrics: Mapping[str, Any], history: "pd.DataFrame",
-               digest: str, known: Mapping[str, tuple[str, str]], artifacts: Iterable[Path] = (),
+               digest: str, known: Mapping[str, tuple[str, str]], artifacts: Callable[[], Iterable[Path]] = tuple,
                dataset: Path | None = None) -> str:
     """Log one run's record (tags, params, per-step and final metrics, the training's own start
-    and end, its ``dataset`` folder as input, artifacts) unless a run of its config id was logged
-    completely from the same content (``digest``); return the MLflow run id."""
+    and end, its ``dataset`` folder as input, the files ``artifacts()`` gives) unless a run of its
+    config id was logged completely from the same content (``digest``; then ``artifacts`` is not
+    called, so figures are drawn only for runs that get logged); return the MLflow run id."""
     current = _current_run(mlflow, known, metrics["run_id"], digest)
     if current:
         return current
@@ -240,33 +243,45 @@ def log_record(mlflow: "MlflowClient", experiment_id: str, metrics: Mapping[str,
     _log_metrics(mlflow, run_id, _metrics(metrics, history))
     if dataset is not None:
         mlflow.log_inputs(run_id, datasets=[dataset_input(dataset)])
-    for path in artifacts:
+    for path in artifacts():
         mlflow.log_artifact(run_id, str(path))
     mlflow.set_terminated(run_id, "FINISHED" if metrics["status"] in ("ok", "early_stopped") else "FAILED", end_time=end)
     return run_id
 
 
 def log_run(mlflow: "MlflowClient", experiment_id: str, run_dir: Path | str, known: Mapping[str, tuple[str, str]],
-            artifacts: Iterable[Path] = (), dataset_root: Path | None = None) -> str:
-    """Log one run folder (its record, model state and ``artifacts``; its dataset when
-    ``dataset_root`` holds it) unless it is already logged unchanged; return the MLflow run id."""
+            figures: Callable[[Path], Iterable[Path]] = lambda run_dir: (), dataset_root: Path | None = None) -> str:
+    """Log one run folder (its record, model state and ``figures(run_dir)``, drawn only if the run
+    gets logged; its dataset when ``dataset_root`` holds it) unless it is already logged
+    unchanged; return the MLflow run id."""
     run_dir = Path(run_dir)
     metrics = read_metrics(run_dir)
     folder = Path(dataset_root) / metrics["family"] / metrics["dataset"] if dataset_root is not None else None
     return log_record(mlflow, experiment_id, metrics, read_history(run_dir), files_digest(run_dir), known,
-                      [run_dir / METRICS, run_dir / MODEL, *artifacts], folder if folder and folder.is_dir() else None)
+                      lambda: [run_dir / METRICS, run_dir / MODEL, *figures(run_dir)],
+                      folder if folder and folder.is_dir() else None)
 
 
 def by_training(records: Iterable[tuple[Any, Mapping[str, Any]]]) -> dict[str, list[Any]]:
-    """training_id -> its items, longest run (most steps) first, from ``(item, record)`` pairs."""
-    groups: dict[str, list[tuple[int, Any]]] = {}
+    """training_id -> its items, longest run first (most steps; on a tie, as when a last grid
+    phase diverged at its first step, the training's final stage), from ``(item, record)`` pairs."""
+    groups: dict[str, list[tuple[tuple[int, bool], Any]]] = {}
     for item, record in records:
-        groups.setdefault(record.get("training_id") or record["run_id"], []).append((int(record["steps"]), item))
-    return {key: [item for _, item in sorted(found, key=lambda pair: -pair[0])] for key, found in groups.items()}
+        rank = (-int(record["steps"]), not record.get("final_stage", True))
+        groups.setdefault(record.get("training_id") or record["run_id"], []).append((rank, item))
+    return {key: [item for _, item in sorted(found, key=lambda pair: pair[0])] for key, found in groups.items()}
 
 
 def nest(mlflow: "MlflowClient", parent: str, children: Iterable[str]) -> None:
-    """Show ``children`` (earlier grid phases of a training) under ``parent`` (its longest run)."""
+    """Show ``children`` (earlier grid phases of a training) under ``parent`` (its longest run),
+    which is nested under nothing (it may have been a child before its training grew)."""
+    from mlflow.exceptions import MlflowException  # deferred: mlflow is slow to import
+
+    try:
+        mlflow.delete_tag(parent, PARENT)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":  # no such tag: the usual case
+            raise
     for child in children:
         mlflow.set_tag(child, PARENT, parent)
 
@@ -278,7 +293,7 @@ def log_trainings(mlflow: "MlflowClient", experiment_id: str, run_dirs: Iterable
     logged: dict[str, str] = {}
     for longest, *earlier in by_training((Path(d), read_metrics(d)) for d in run_dirs).values():
         for run_dir in (longest, *earlier):
-            logged[run_dir.name] = log_run(mlflow, experiment_id, run_dir, known, figures(run_dir), dataset_root)
+            logged[run_dir.name] = log_run(mlflow, experiment_id, run_dir, known, figures, dataset_root)
         nest(mlflow, logged[longest.name], [logged[d.name] for d in earlier])
     return logged
 
@@ -327,7 +342,8 @@ def load_published(uri: str, experiment: str, records: Path | str) -> int:
     known = logged_runs(mlflow, experiment_id)
     rows = runs.to_dict("records")
     for training in by_training((row, row) for row in rows).values():
-        history = by_run.get(training[0]["run_id"], histories.iloc[:0])
+        kept = [by_run[r["run_id"]] for r in training if r["run_id"] in by_run]  # the longest run's, one per training
+        history = kept[0] if kept else histories.iloc[:0]
         ids = []
         for record in training:
             digest = hashlib.sha256(record_bytes(record)).hexdigest()

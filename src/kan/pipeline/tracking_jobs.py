@@ -51,8 +51,12 @@ def _tracking_store(uri: str, experiment: str) -> tuple[Any, str, dict[str, tupl
     if database is not None and not database.is_file():
         raise FileNotFoundError(f"{database} is missing; recreate it with `snakemake --forcerun tracking_store`")
     mlflow = tracking.client(uri)
-    experiment_id = mlflow.get_experiment_by_name(experiment).experiment_id
-    return mlflow, experiment_id, tracking.logged_runs(mlflow, experiment_id)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None or found.lifecycle_stage != "active":
+        state = "has no" if found is None else "has only a deleted"
+        raise ValueError(f"the MLflow store at {uri} {state} experiment {experiment!r} (config key tracking.experiment); "
+                         "recreate it with `snakemake --forcerun tracking_store`")
+    return mlflow, found.experiment_id, tracking.logged_runs(mlflow, found.experiment_id)
 
 
 def log_runs(uri: str, experiment: str, manifests: Sequence[Path | str], diagrams: str,
