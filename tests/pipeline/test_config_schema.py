@@ -99,6 +99,18 @@ def test_depth_one_with_several_widths_is_refused(tiny_config, error):
     assert "at experiments.toy_scaling.mlp.depths: depth 1 has no hidden layer" in error(tiny_config)
 
 
+@pytest.mark.parametrize(("uri", "named"), [
+    ("sqlite://results/mlflow.db", "names no file: a SQLite store is sqlite:///<path>"),
+    ("sqlte:///results/mlflow.db", "is not a tracking URI"),
+    ("results/mlflow.db", "is not a tracking URI"),
+])
+def test_a_tracking_uri_the_store_cannot_open_is_named(tiny_config, error, load, uri, named):
+    tiny_config["tracking"] = {"uri": uri}
+    assert f"at tracking.uri: {uri!r} {named}" in error(tiny_config)
+    for good in ("sqlite:///results/mlflow.db", "http://tracking:5000"):
+        assert load({**tiny_config, "tracking": {"uri": good}})["tracking"]["uri"] == good
+
+
 def test_science_settings_are_checked_against_the_option_dataclasses(tiny_config, error, load):
     tiny_config["science"] = {"pde": {"kan_steps": 2}, "knots": {"source": "snappy", "kan_stepz": 3}}
     message = error(tiny_config)

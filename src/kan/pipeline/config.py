@@ -291,10 +291,30 @@ def _check_published(config: Mapping[str, Any]) -> list[str]:
     return [f"at published: {folder} holds no {RUNS} (give a folder of published records, e.g. reports/paper-run)"]
 
 
+_TRACKING_SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql", "databricks")
+
+
+def _check_tracking(config: Mapping[str, Any]) -> list[str]:
+    """A tracking URI the store job can open: a known scheme, and a SQLite file as sqlite:///path
+    (MLflow's own errors for these name neither the URI nor the config key)."""
+    uri = config["tracking"]["uri"]
+    if not uri:
+        return []
+    scheme, separator, rest = uri.partition("://")
+    if not separator or scheme not in _TRACKING_SCHEMES:
+        return [f"at tracking.uri: {uri!r} is not a tracking URI: give <scheme>://..., the scheme one of "
+                f"{', '.join(_TRACKING_SCHEMES)} (or leave it empty for results/mlflow.db)"]
+    if scheme == "sqlite" and not rest.startswith("/"):
+        return [f"at tracking.uri: {uri!r} names no file: a SQLite store is sqlite:///<path> (three slashes, "
+                "then the path; four for an absolute path)"]
+    return []
+
+
 def check_semantics(config: Mapping[str, Any], reference: Path | str = REFERENCE) -> None:
     """Checks beyond the schema; ConfigError lists every problem with its config path. ``reference``:
     the paper's numbers, that ``report.miss_causes`` keys must name."""
-    problems = _check_specs(config) + _check_science(config) + _check_shard(config) + _check_published(config)
+    problems = (_check_specs(config) + _check_science(config) + _check_shard(config) + _check_published(config)
+                + _check_tracking(config))
     for key, experiment in config["experiments"].items():
         problems += _check_experiment(config, key, experiment)
     _report(problems + _check_causes(config, Path(reference)))
