@@ -111,6 +111,15 @@ def test_a_tracking_uri_the_store_cannot_open_is_named(tiny_config, error, load,
         assert load({**tiny_config, "tracking": {"uri": good}})["tracking"]["uri"] == good
 
 
+@pytest.mark.parametrize(("datasets", "why"), [([], "should be non-empty"), (["xy", "xy"], "has non-unique elements"),
+                                              ("xy", "is not of type 'array'")])
+def test_a_value_of_no_allowed_form_says_why(tiny_config, error, datasets, why):
+    tiny_config["experiments"]["toy_scaling"]["datasets"] = datasets
+    message = error(tiny_config)
+    assert f"at experiments.toy_scaling.datasets: {datasets!r} fits none of the allowed forms: 'all' was expected" in message
+    assert why in message
+
+
 def test_science_settings_are_checked_against_the_option_dataclasses(tiny_config, error, load):
     tiny_config["science"] = {"pde": {"kan_steps": 2}, "knots": {"source": "snappy", "kan_stepz": 3}}
     message = error(tiny_config)

@@ -135,8 +135,17 @@ def validate_schema(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[s
     config = copy.deepcopy(config)
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
-    _report([f"at {_where(e)}: {e.message}" for e in errors])
+    _report([f"at {_where(e)}: {_message(e)}" for e in errors])
     return config
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    """The error's message; for a value that fits none of several allowed forms, why it fits
+    none of them (jsonschema says only 'is not valid under any of the given schemas')."""
+    if error.validator not in ("oneOf", "anyOf") or not error.context:
+        return error.message
+    reasons = dict.fromkeys(sub.message for sub in error.context)
+    return f"{error.instance!r} fits none of the allowed forms: {'; or '.join(reasons)}"
 
 
 def task_kind(family: str, name: str) -> str:
