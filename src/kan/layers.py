@@ -28,6 +28,7 @@ from kan.symbolic_library import get_function
 
 BASE_ACTIVATIONS = {"silu": F.silu, "identity": lambda x: x, "zero": torch.zeros_like}
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+DTYPE_NAMES = tuple(_DTYPES)  # the dtypes a layer computes in, by name
 COMPUTE_DTYPES = tuple(_DTYPES.values())  # the plain ops' basis (torch.linalg.vander) needs these
 
 # A grid layout keeps the kernel calls for this many batch sizes.

@@ -159,7 +159,7 @@ class KAN(_SavableModel):
             layer.extend_grid(num_intervals)
 
 
-_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU, "sigmoid": nn.Sigmoid}
+MLP_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU, "sigmoid": nn.Sigmoid}
 
 
 class MLP(_SavableModel):
@@ -170,8 +170,8 @@ class MLP(_SavableModel):
     ) -> None:
         super().__init__()
         dtype = resolve_dtype(dtype)
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"unknown MLP activation {activation!r}; known: {', '.join(_ACTIVATIONS)}")
+        if activation not in MLP_ACTIVATIONS:
+            raise ValueError(f"unknown MLP activation {activation!r}; known: {', '.join(MLP_ACTIVATIONS)}")
         width = _check_width(width)
         self._init_args = {"width": width, "activation": activation, "seed": int(seed), "dtype": dtype_name(dtype)}
         generator = torch.Generator().manual_seed(int(seed))
@@ -182,7 +182,7 @@ class MLP(_SavableModel):
             with torch.no_grad():
                 linear.weight.copy_((torch.rand(n_out, n_in, generator=generator, dtype=dtype) * 2 - 1) * bound)
                 linear.bias.copy_((torch.rand(n_out, generator=generator, dtype=dtype) * 2 - 1) * bound)
-            modules += [linear, _ACTIVATIONS[activation]()]
+            modules += [linear, MLP_ACTIVATIONS[activation]()]
         self.net = nn.Sequential(*modules[:-1])
 
     @property

@@ -25,6 +25,18 @@ def test_unknown_key_names_the_key_and_the_experiment():
     assert "'n_interiour'" in message and "'pde'" in message and "n_interior" in message  # valid options listed
 
 
+@pytest.mark.parametrize(("name", "settings", "named"), [
+    ("pde", {"mlp_activation": "gelu"}, "mlp_activation must be one of tanh, relu, silu, sigmoid, got 'gelu'"),
+    ("unsupervised", {"dtype": "float65"}, "dtype must be one of float32, float64, got 'float65'"),
+    ("continual", {"kan_base_activation": "foo"}, "kan_base_activation must be one of silu, identity, zero"),
+    ("knots", {"source": "deepmnd"}, "source must be one of deepmind, snappy, got 'deepmnd'"),
+])
+def test_a_named_choice_outside_its_set_is_an_error_before_any_job(name, settings, named):
+    """These failed only inside the job (PDE's activation after every KAN phase had trained)."""
+    with pytest.raises(ValueError, match=f"science experiment '{name}': {named}"):
+        registry.resolve_settings(name, settings)
+
+
 def test_bad_value_and_unknown_experiment_are_errors():
     with pytest.raises(ValueError, match="continual.*optimizer"):
         registry.resolve_settings("continual", {"optimizer": "sgd"})

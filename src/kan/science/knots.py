@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from kan.data import DatasetRequest, GeneratedData
-from kan.data.knot import CLASS_COLUMN
+from kan.data.knot import CLASS_COLUMN, TASKS as KNOT_TASKS
 from kan.data.knot_snappy import INPUT_COLUMNS, TARGET
 from kan.data.synthetic import permuted_negatives
 from kan.models import KAN, MLP
@@ -97,6 +97,10 @@ class KnotConfig:
     importance_threshold: float = 0.1  # input kept when its score ≥ this × the largest score
     overlap_threshold: float = 0.5  # Jaccard index that merges two input sets into one cluster
     extra: Mapping[str, Any] = field(default_factory=dict)  # spec overrides for the data task
+
+    def __post_init__(self) -> None:
+        if self.source not in KNOT_TASKS:  # else the plan would ask the data job for a knot task that is not there
+            raise ValueError(f"source must be one of {', '.join(KNOT_TASKS)}, got {self.source!r}")
 
     @classmethod
     def paper(cls, **overrides: Any) -> "KnotConfig":

@@ -2,7 +2,8 @@
 
 Every key must be a field of exactly one of the experiment's dataclasses; an unknown key is a
 ValueError naming the key and the experiment. YAML lists become tuples (the dataclasses are frozen).
-Integer options (also inside tuples and mappings) are checked by name (:func:`check_integers`).
+Integer options (also inside tuples and mappings) and named choices (a dtype, an activation)
+are checked by name (:func:`check_integers`, :func:`check_choices`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,15 @@ import typing
 from dataclasses import asdict, fields
 from typing import Any, ClassVar, Iterator, Mapping, Sequence
 
+from kan.layers import BASE_ACTIVATIONS, DTYPE_NAMES
+from kan.models import MLP_ACTIVATIONS
+
 # Integer options that count or size something must be >= 1: steps, samples, rows, sizes, widths, grids,
 # ...; every other integer option (seeds, digits) must be >= 0. An option class lists exceptions (an
 # optional phase, 0 = skip it) in its ``ZERO_ALLOWED``.
 COUNT_NAME = re.compile(r"^(n|num)_|steps|(samples|rows|restarts|rounds|every|size|grids?|order|widths?|factors)$")
+# Options that name one of a fixed set, by the end of the option's name (``dtype``, ``mlp_activation``, ...).
+CHOICES = {"dtype": DTYPE_NAMES, "mlp_activation": tuple(MLP_ACTIVATIONS), "base_activation": tuple(BASE_ACTIVATIONS)}
 
 
 def freeze(value: Any) -> Any:
@@ -43,7 +49,7 @@ def build_options(experiment: str, classes: Sequence[type], settings: Mapping[st
     for cls in classes:
         names = {f.name for f in fields(cls)}
         try:
-            built.append(check_integers(cls(**{k: freeze(v) for k, v in settings.items() if k in names})))
+            built.append(check_choices(check_integers(cls(**{k: freeze(v) for k, v in settings.items() if k in names}))))
         except (TypeError, ValueError) as error:
             raise ValueError(f"bad option value for science experiment '{experiment}': {error}") from None
     return tuple(built)
@@ -103,3 +109,14 @@ class MappingOptions:
     def coerce(cls, options: Any) -> Any:
         """``options`` itself when it already is an instance, else built from a mapping (None: defaults)."""
         return options if isinstance(options, cls) else cls.from_dict(options or {})
+
+
+def check_choices(options: Any) -> Any:
+    """``options`` after checking the options that name one of a fixed set (:data:`CHOICES`, by the
+    end of the option's name); ValueError naming the first bad option and the choices."""
+    for field in fields(options):
+        for suffix, allowed in CHOICES.items():
+            value = getattr(options, field.name)
+            if (field.name == suffix or field.name.endswith(f"_{suffix}")) and value not in allowed:
+                raise ValueError(f"{field.name} must be one of {', '.join(allowed)}, got {value!r}")
+    return options
