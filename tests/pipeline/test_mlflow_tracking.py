@@ -236,3 +236,18 @@ def test_a_missing_or_deleted_experiment_is_named(database, tmp_path):
         _tracking_store(database, "deleted in the UI")
     assert init_tracking(database, "deleted in the UI", tmp_path) == experiment_id  # the store job restores it
     assert _tracking_store(database, "deleted in the UI")[1] == experiment_id
+
+
+def test_a_science_run_of_earlier_settings_is_retired(store, science_dir, tmp_path):
+    """A settings change gives the experiment a new config id in the same folder."""
+    from kan.pipeline.tracking_jobs import log_science
+    from kan.records.science_outputs import RUN_RECORD
+
+    uri, experiment_id = store
+    experiment = client(uri).get_experiment(experiment_id).name
+    log_science(uri, experiment, [science_dir], tmp_path / "first.json")
+    record = json.loads((science_dir / RUN_RECORD).read_text())
+    (science_dir / RUN_RECORD).write_text(json.dumps({**record, "config_id": "0dd5e771a9e5", "settings": {"kan_grids": [5]}}))
+    log_science(uri, experiment, [science_dir], tmp_path / "second.json")
+    active = logged_runs(client(uri), experiment_id)
+    assert "0dd5e771a9e5" in active and "5c1e5c1e5c1e" not in active

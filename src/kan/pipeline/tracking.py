@@ -149,12 +149,25 @@ def retire_runs(mlflow: "MlflowClient", experiment_id: str, experiment: str, kee
     config id is not in ``keep`` (the run folders just logged): runs whose files are gone or were
     trained under an earlier config would otherwise still show as finished. Science runs are
     left alone. Returns the config ids retired."""
+    runs = [r for r in _active_runs(mlflow, experiment_id, f"tags.experiment = '{experiment}'")
+            if r.data.tags.get("variant") != "science"]
+    return _retire(mlflow, runs, keep)
+
+
+def retire_science_runs(mlflow: "MlflowClient", experiment_id: str, keep: Iterable[str]) -> list[str]:
+    """Soft-delete the active science runs whose config id (the experiment and its settings) is
+    not in ``keep`` (the science folders just logged): a run under earlier settings, or of an
+    experiment no longer configured. Returns the config ids retired."""
+    return _retire(mlflow, list(_active_runs(mlflow, experiment_id, "tags.variant = 'science'")), keep)
+
+
+def _retire(mlflow: "MlflowClient", runs: Iterable[Any], keep: Iterable[str]) -> list[str]:
     keep, retired = set(keep), []
-    for run in list(_active_runs(mlflow, experiment_id, f"tags.experiment = '{experiment}'")):
-        tags = run.data.tags
-        if tags.get("variant") != "science" and tags.get("config_id") not in keep:
+    for run in runs:
+        config_id = run.data.tags.get("config_id")
+        if config_id not in keep:
             mlflow.delete_run(run.info.run_id)
-            retired.append(tags.get("config_id", run.info.run_id))
+            retired.append(config_id or run.info.run_id)
     return retired
 
 

@@ -17,6 +17,7 @@ from kan.pipeline.joblog import write_json
 from kan.plot import plot_history, plot_kan
 from kan.records.aggregate import manifest_runs
 from kan.records.runfiles import read_history, read_metrics
+from kan.records.science_outputs import read_run_record
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,11 @@ def log_runs(uri: str, experiment: str, manifests: Sequence[Path | str], diagram
 
 
 def log_science(uri: str, experiment: str, result_dirs: Sequence[Path | str], out: Path | str) -> None:
-    """Log every science experiment folder to MLflow (idempotent, see :func:`kan.pipeline.tracking.log_science_run`)."""
+    """Log every science experiment folder to MLflow (idempotent, see :func:`kan.pipeline.tracking.log_science_run`)
+    and retire the science runs of other settings or experiments."""
     mlflow, experiment_id, known = _tracking_store(uri, experiment)
     logged = {Path(d).name: tracking.log_science_run(mlflow, experiment_id, d, known) for d in result_dirs}
-    log.info("%d science runs in MLflow experiment %s (%s)", len(logged), experiment, uri)
+    retired = tracking.retire_science_runs(mlflow, experiment_id, [read_run_record(d)["config_id"] for d in result_dirs])
+    log.info("%d science runs in MLflow experiment %s (%s); %d of earlier settings or experiments deleted",
+             len(logged), experiment, uri, len(retired))
     write_json(out, {"uri": uri, "experiment": experiment, "runs": logged})
