@@ -1,5 +1,6 @@
-"""Files and folders written whole or not at all, and their digests: the bottom layer, under the
-run records (:mod:`kan.records`) and the data families (:mod:`kan.data`).
+"""Files and folders written whole or not at all, their digests, and JSON files read back with
+an error that names them: the bottom layer, under the run records (:mod:`kan.records`) and the
+data families (:mod:`kan.data`).
 
 A file or folder is written in a hidden temporary sibling (``.<name>.tmp-*``) and renamed into place;
 a previous folder is first renamed aside (``.<name>.old-*``) and then removed, so readers see
@@ -11,11 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 
 @contextlib.contextmanager
@@ -54,6 +56,15 @@ def atomic_file(path: Path | str) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def read_json(path: Path | str, remedy: str) -> Any:
+    """A JSON file's content; ValueError naming the file and ``remedy`` (what to do about it)
+    when it is not valid JSON (a write cut short, a hand edit)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); {remedy}") from None
 
 
 def sha256_file(path: Path | str) -> str:

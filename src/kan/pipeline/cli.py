@@ -24,9 +24,9 @@ from typing import Sequence
 import pandas as pd
 
 from kan.data import dataset_dir
-from kan.files import atomic_file
 from kan.experiments.progress import publish, shard_table
 from kan.experiments.sweep import expand, total_steps
+from kan.files import atomic_file
 from kan.pipeline.config import ConfigError, load_config, load_yaml
 from kan.pipeline.jobs import profile_datasets, report_deviations
 from kan.pipeline.science_jobs import science_requests

@@ -42,7 +42,8 @@ def train(trainings: Sequence[Mapping[str, Any]], dataset_dirs: Mapping[str, str
 
 def profile_datasets(trainings: Sequence[Any], requests: Mapping[str, Sequence[Any]]) -> dict[tuple[str, str], dict[str, Any]]:
     """(family, name) -> {"spec", "seed"} of every dataset folder a profile writes: those its
-    trainings use and those its science experiments read (``requests``, see :func:`science_requests`)."""
+    trainings use and those its science experiments read (``requests``, see
+    :func:`kan.pipeline.science_jobs.science_requests`)."""
     return with_requests(datasets_used(list(trainings)), [r for found in requests.values() for r in found])
 
 

@@ -16,6 +16,7 @@ EXPECTED_FILES = ("ci_expected.csv", "ci_expected_science.csv")
 FINGERPRINT = "code_fingerprint"  # the record key of code_fingerprint()
 UNRECORDED = "unrecorded"  # fingerprint of a machine kind with no expected values
 UNKNOWN = "unknown"  # commit outside a git checkout; fingerprint without the expected-values files
+PLACEHOLDERS = (UNRECORDED, UNKNOWN)  # fingerprints that name no code
 
 
 @lru_cache(maxsize=1)

@@ -37,11 +37,12 @@ from typing import Any, Collection, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from kan.files import atomic_file, atomic_folder
+from kan.files import atomic_file, atomic_folder, read_json
 from kan.records.aggregate import RUN_COLUMNS, runs_table
 from kan.records.ids import canonical_json
-from kan.records.provenance import FINGERPRINT, UNKNOWN, UNRECORDED, code_fingerprint
+from kan.records.provenance import FINGERPRINT, PLACEHOLDERS, code_fingerprint
 from kan.records.runfiles import HISTORY_COLUMNS, is_finished, read_history, read_metrics
+from kan.records.science_outputs import RERUN_EXPERIMENT
 
 RUNS, HISTORIES, SHARDS, REPORT_INPUTS, SCIENCE = "runs.parquet", "histories.parquet", "shards.csv", "report.json", "science"
 PROVENANCE = ("training_id", "final_stage", "profile", "git_commit", "machine", FINGERPRINT, "finished_at", "cpu_seconds")
@@ -50,7 +51,6 @@ HISTORY_EVERY = 100
 FULL_HISTORIES = ("grid_extension",)  # the staircase figure draws every step
 SCIENCE_FILES = ("summary.json", "run.json")
 COMPLETE = "complete_datasets"  # report.json key
-PLACEHOLDERS = (UNRECORDED, UNKNOWN)  # fingerprints that name no code
 
 
 def run_records(run_dirs: Iterable[Path]) -> pd.DataFrame:
@@ -157,19 +157,12 @@ def _check_science(result_dirs: Sequence[Path], profile: str) -> None:
     that another profile made (the results folder may be shared by several profiles)."""
     foreign = []
     for directory in result_dirs:
-        files = {name: _json(directory / name) for name in SCIENCE_FILES}
+        files = {name: read_json(directory / name, RERUN_EXPERIMENT) for name in SCIENCE_FILES}
         if files["run.json"].get("profile") != profile:
             foreign.append(f"{directory.name} ({files['run.json'].get('profile')})")
     if foreign:
         raise ValueError(f"science results {', '.join(foreign)} come from another profile than {profile!r}; "
                          "publish each profile's results on their own")
-
-
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); rerun the experiment that wrote it") from None
 
 
 def _science_rank(run: Mapping[str, Any], name: str) -> tuple[bool, float]:
@@ -185,8 +178,8 @@ def publish_science(result_dir: Path, out: Path) -> Path | None:
     name, target = result_dir.name, out / SCIENCE / result_dir.name
     published = target / "run.json"
     if published.is_file():
-        ours = _json(result_dir / "run.json")
-        theirs = _json(published)
+        ours = read_json(result_dir / "run.json", RERUN_EXPERIMENT)
+        theirs = read_json(published, "publish that experiment again")
         if _science_rank(theirs, name) > _science_rank(ours, name):
             return None
     with atomic_folder(target) as tmp:

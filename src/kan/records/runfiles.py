@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from kan.files import atomic_folder, sha256_file
+from kan.files import atomic_folder, read_json, sha256_file
 
 METRICS, HISTORY, MODEL = "metrics.json", "history.parquet", "model.pt"
 MODEL_DIGEST = "model_sha256"  # metrics.json key: sha256 of model.pt, checked by checked_model
@@ -69,11 +69,7 @@ def write_run(directory: Path | str, metrics: Mapping[str, Any], history: Sequen
 def read_metrics(directory: Path | str) -> dict[str, Any]:
     """The run's metrics.json (None where a metric was NaN); ValueError naming the file when it
     is not valid JSON."""
-    path = Path(directory) / METRICS
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); delete the folder to train the run again") from None
+    return read_json(Path(directory) / METRICS, "delete the folder to train the run again")
 
 
 def read_history(directory: Path | str) -> pd.DataFrame:

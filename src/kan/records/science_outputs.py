@@ -11,10 +11,12 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from kan.files import read_json
 from kan.records.markdown import MISSING, is_missing, markdown_table
 from kan.records.runfiles import json_ready
 
 SUMMARY, RUN_RECORD = "summary.json", "run.json"
+RERUN_EXPERIMENT = "rerun the experiment that wrote it"  # what to do about a broken file of a result
 TABLES, FIGURES = "tables", "figures"
 
 
@@ -25,7 +27,7 @@ def _number(value: Any) -> str:
 
 def read_summary(out_dir: Path | str) -> dict[str, float]:
     """The headline numbers of a finished experiment (NaN where the file has null)."""
-    values = json.loads((Path(out_dir) / SUMMARY).read_text(encoding="utf-8"))
+    values = read_json(Path(out_dir) / SUMMARY, RERUN_EXPERIMENT)
     return {key: math.nan if value is None else float(value) for key, value in values.items()}
 
 
@@ -37,7 +39,7 @@ def write_run_record(out_dir: Path | str, record: Mapping[str, Any]) -> None:
 
 def read_run_record(out_dir: Path | str) -> dict[str, Any]:
     """The ``run.json`` of a finished experiment."""
-    return json.loads((Path(out_dir) / RUN_RECORD).read_text(encoding="utf-8"))
+    return read_json(Path(out_dir) / RUN_RECORD, RERUN_EXPERIMENT)
 
 
 class Outputs:

@@ -115,8 +115,8 @@ def check_choices(options: Any) -> Any:
     """``options`` after checking the options that name one of a fixed set (:data:`CHOICES`, by the
     end of the option's name); ValueError naming the first bad option and the choices."""
     for field in fields(options):
+        value = getattr(options, field.name)
         for suffix, allowed in CHOICES.items():
-            value = getattr(options, field.name)
             if (field.name == suffix or field.name.endswith(f"_{suffix}")) and value not in allowed:
                 raise ValueError(f"{field.name} must be one of {', '.join(allowed)}, got {value!r}")
     return options

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 from kan.data import DatasetRequest
 from kan.records.ids import config_id
-from kan.records.provenance import (FINGERPRINT, UNKNOWN, UNRECORDED, code_fingerprint, git_commit, machine_kind,
+from kan.records.provenance import (FINGERPRINT, PLACEHOLDERS, UNKNOWN, code_fingerprint, git_commit, machine_kind,
                                     source_digest)
 from kan.records.science_outputs import write_run_record
 from kan.science import interpretability, runners
@@ -131,7 +131,7 @@ def stage_code(name: str) -> str:
     otherwise the digest of the source (:func:`source_digest`: any edit starts afresh), since
     the fingerprint cannot see uncommitted edits nor numbers nobody recorded."""
     fingerprint, commit = code_fingerprint(science=name), git_commit()
-    if commit != UNKNOWN and not commit.endswith("-dirty") and fingerprint not in (UNRECORDED, UNKNOWN):
+    if commit != UNKNOWN and not commit.endswith("-dirty") and fingerprint not in PLACEHOLDERS:
         return f"fingerprint:{fingerprint}"
     return f"source:{source_digest()}"
 
