@@ -46,17 +46,20 @@ def _figures(run_dir: Path, out_dir: Path, dataset_root: Path) -> list[Path]:
     return paths
 
 
+_RECREATE = "recreate it with `snakemake --forcerun tracking_store`"
+
+
 def _tracking_store(uri: str, experiment: str) -> tuple[Any, str, dict[str, tuple[str, str]]]:
     """(client, experiment id, runs already logged) of the store the tracking_store rule created."""
     database = tracking.sqlite_path(uri)
     if database is not None and not database.is_file():
-        raise FileNotFoundError(f"{database} is missing; recreate it with `snakemake --forcerun tracking_store`")
+        raise FileNotFoundError(f"{database} is missing; {_RECREATE}")
     mlflow = tracking.client(uri)
     found = mlflow.get_experiment_by_name(experiment)
     if found is None or found.lifecycle_stage != "active":
         state = "has no" if found is None else "has only a deleted"
         raise ValueError(f"the MLflow store at {uri} {state} experiment {experiment!r} (config key tracking.experiment); "
-                         "recreate it with `snakemake --forcerun tracking_store`")
+                         f"{_RECREATE}")
     return mlflow, found.experiment_id, tracking.logged_runs(mlflow, found.experiment_id)
 
 
