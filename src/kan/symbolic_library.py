@@ -12,11 +12,14 @@ any fit of a live edge short of R² ≈ 0.996.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from types import ModuleType
+from typing import TYPE_CHECKING, Callable
 
-import sympy
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    import sympy
 
 _TINY = 1e-6
 
@@ -31,33 +34,41 @@ class SymbolicFunction:
     complexity: int
 
 
+def _sympy() -> ModuleType:
+    """The sympy module, imported on first use: only formula export needs it, so a training job
+    that never exports a formula does not pay its import."""
+    import sympy
+
+    return sympy
+
+
 def _safe_reciprocal(x: Tensor) -> Tensor:
     return 1 / torch.where(x.abs() < _TINY, torch.full_like(x, _TINY) * torch.where(x < 0, -1.0, 1.0), x)
 
 
 _DEFAULTS = [
-    SymbolicFunction("0", torch.zeros_like, lambda x: sympy.Integer(0), 0),
+    SymbolicFunction("0", torch.zeros_like, lambda x: _sympy().Integer(0), 0),
     SymbolicFunction("x", lambda x: x, lambda x: x, 1),
     SymbolicFunction("x^2", lambda x: x**2, lambda x: x**2, 2),
     SymbolicFunction("x^3", lambda x: x**3, lambda x: x**3, 3),
     SymbolicFunction("x^4", lambda x: x**4, lambda x: x**4, 3),
     SymbolicFunction("1/x", _safe_reciprocal, lambda x: 1 / x, 2),
     SymbolicFunction("1/x^2", lambda x: _safe_reciprocal(x) ** 2, lambda x: 1 / x**2, 2),
-    SymbolicFunction("sqrt", lambda x: torch.sqrt(x.clamp_min(_TINY)), sympy.sqrt, 2),
-    SymbolicFunction("exp", torch.exp, sympy.exp, 2),
-    SymbolicFunction("log", lambda x: torch.log(x.clamp_min(_TINY)), sympy.log, 2),
-    SymbolicFunction("sin", torch.sin, sympy.sin, 2),
-    SymbolicFunction("cos", torch.cos, sympy.cos, 2),
-    SymbolicFunction("tan", torch.tan, sympy.tan, 3),
-    SymbolicFunction("tanh", torch.tanh, sympy.tanh, 3),
-    SymbolicFunction("abs", torch.abs, sympy.Abs, 3),
-    SymbolicFunction("sgn", torch.sign, sympy.sign, 3),
-    SymbolicFunction("arcsin", lambda x: torch.asin(x.clamp(-1 + _TINY, 1 - _TINY)), sympy.asin, 4),
-    SymbolicFunction("arctan", torch.atan, sympy.atan, 4),
-    SymbolicFunction("arctanh", lambda x: torch.atanh(x.clamp(-1 + _TINY, 1 - _TINY)), sympy.atanh, 4),
-    SymbolicFunction("gaussian", lambda x: torch.exp(-(x**2)), lambda x: sympy.exp(-(x**2)), 3),
-    SymbolicFunction("sigmoid", torch.sigmoid, lambda x: 1 / (1 + sympy.exp(-x)), 4),
-    SymbolicFunction("cosh", torch.cosh, sympy.cosh, 4),
+    SymbolicFunction("sqrt", lambda x: torch.sqrt(x.clamp_min(_TINY)), lambda x: _sympy().sqrt(x), 2),
+    SymbolicFunction("exp", torch.exp, lambda x: _sympy().exp(x), 2),
+    SymbolicFunction("log", lambda x: torch.log(x.clamp_min(_TINY)), lambda x: _sympy().log(x), 2),
+    SymbolicFunction("sin", torch.sin, lambda x: _sympy().sin(x), 2),
+    SymbolicFunction("cos", torch.cos, lambda x: _sympy().cos(x), 2),
+    SymbolicFunction("tan", torch.tan, lambda x: _sympy().tan(x), 3),
+    SymbolicFunction("tanh", torch.tanh, lambda x: _sympy().tanh(x), 3),
+    SymbolicFunction("abs", torch.abs, lambda x: _sympy().Abs(x), 3),
+    SymbolicFunction("sgn", torch.sign, lambda x: _sympy().sign(x), 3),
+    SymbolicFunction("arcsin", lambda x: torch.asin(x.clamp(-1 + _TINY, 1 - _TINY)), lambda x: _sympy().asin(x), 4),
+    SymbolicFunction("arctan", torch.atan, lambda x: _sympy().atan(x), 4),
+    SymbolicFunction("arctanh", lambda x: torch.atanh(x.clamp(-1 + _TINY, 1 - _TINY)), lambda x: _sympy().atanh(x), 4),
+    SymbolicFunction("gaussian", lambda x: torch.exp(-(x**2)), lambda x: _sympy().exp(-(x**2)), 3),
+    SymbolicFunction("sigmoid", torch.sigmoid, lambda x: 1 / (1 + _sympy().exp(-x)), 4),
+    SymbolicFunction("cosh", torch.cosh, lambda x: _sympy().cosh(x), 4),
 ]
 
 ZERO = "0"

@@ -76,9 +76,9 @@ def test_light_subpackages_import_without_torch():
     assert _fresh_python(code) == "False True"
 
 
-def test_a_training_job_imports_neither_plots_nor_mlflow_nor_science():
+def test_a_training_job_imports_neither_plots_nor_mlflow_nor_science_nor_sympy():
     """The training chunks (48 jobs in the default run) pay only for what training needs."""
-    heavy = ["matplotlib", "mlflow", "kan.plot", "kan.science.registry", "kan.pipeline.tracking"]
+    heavy = ["matplotlib", "mlflow", "kan.plot", "kan.science.registry", "kan.pipeline.tracking", "sympy"]
     code = f"import sys, kan.pipeline.jobs; print([m for m in {heavy!r} if m in sys.modules])"
     assert _fresh_python(code) == "[]"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kan.experiments.sweep import chunks, data_spec, expand, total_steps
+from kan.experiments.sweep import chunk_cost, chunks, data_spec, expand, experiment_order, total_steps
 
 
 @pytest.fixture
@@ -58,6 +58,22 @@ def test_chunks_keep_seeds_together_and_respect_size(tiny_config, trainings):
 def test_total_steps_counts_the_sparsification_phase(tiny_config, trainings):
     steps = {t.variant: total_steps(t) for t in trainings(tiny_config)}
     assert steps == {"human": 4, "unpruned": 4, "mlp": 4, "pruned": 6}
+
+
+def test_a_chunk_costs_steps_times_rows_times_inputs(tiny_config, trainings):
+    sweep = trainings(tiny_config)
+    assert chunk_cost(sweep) == sum(map(total_steps, sweep)) * 60 * 2  # xy: 60 training rows, inputs x and y
+
+
+def test_the_experiment_with_the_costliest_chunk_trains_first(tiny_config, trainings):
+    """Ranked by trainings alone, the many cheap xy trainings would start before the one
+    100-input chunk, which would then end the run."""
+    tiny_config["experiments"]["grid_extension"] = {
+        "family": "synthetic", "datasets": ["exp_mean_sin2_100d"], "train": {"steps": 2, "grid_schedule": [3]},
+        "kan": {"paper_shape": True}}
+    jobs = chunks(trainings(tiny_config), 4)
+    assert len(jobs["grid_extension/exp_mean_sin2_100d/0"]) == 1 < sum(len(j) for n, j in jobs.items() if "xy" in n)
+    assert experiment_order(jobs) == ["grid_extension", "toy_scaling"]
 
 
 def test_data_spec_merges_family_then_task(tiny_config, load):

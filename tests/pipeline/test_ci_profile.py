@@ -217,6 +217,9 @@ def test_published_records_load_into_mlflow_like_the_pipelines_runs(ci_run, runs
     final = runs.loc[runs["steps"].idxmax()]
     logged = mlflow.search_runs([experiment_id], f"tags.config_id = '{final.run_id}'")[0]
     assert logged.data.metrics["test_rmse"] == pytest.approx(final.test_rmse, rel=1e-6)  # histories are float32
+    child = mlflow.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{logged.info.run_id}'")[0]
+    assert len(mlflow.get_metric_history(child.info.run_id, "test_rmse")) == 1  # its steps are the parent's first
+    assert len(mlflow.get_metric_history(logged.info.run_id, "test_rmse")) > 1
 
 
 def test_a_run_folder_that_went_missing_is_planned_again(ci_run, runs, repo, tmp_path):

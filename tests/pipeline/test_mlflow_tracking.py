@@ -162,6 +162,22 @@ def test_the_phases_of_a_training_are_nested_under_its_final_run(store, tmp_path
     assert "mlflow.parentRunId" not in mlflow.get_run(parent).data.tags
 
 
+def test_each_step_is_logged_once_on_the_longest_run(store, tmp_path, make_run):
+    """An earlier phase's steps are the longest run's first ones: it keeps only its last step's
+    metrics, so the UI's run table still shows its test RMSE."""
+    from kan.pipeline.tracking import log_trainings
+
+    uri, experiment_id = store
+    mlflow = client(uri)
+    phases = [make_run(tmp_path / "results", f"eeee0000000{k}", model="kan", variant="unpruned", grid=g, steps=k,
+                       training_id="eeee00000002", final_stage=k == 2) for k, g in ((1, 3), (2, 5))]
+    logged = log_trainings(mlflow, experiment_id, phases, {}, figures=lambda run: [])
+    assert [p.step for p in mlflow.get_metric_history(logged["eeee00000002"], "test_rmse")] == [1, 2, 3]
+    (last,) = mlflow.get_metric_history(logged["eeee00000001"], "test_rmse")
+    assert (last.step, last.value) == (3, pytest.approx(0.4 / 3))
+    assert mlflow.get_run(logged["eeee00000001"]).data.metrics["final_n_params"] == 17
+
+
 def test_the_experiment_says_what_it_holds(database, tmp_path):
     experiment_id = init_tracking(database, "described", None, "KAN runs of the ci profile; report: reports/paper_vs_ours.md")
     tags = client(database).get_experiment(experiment_id).tags

@@ -1,13 +1,12 @@
 """Validated config, the expanded sweep and the input functions every rule file uses."""
 
-from collections import Counter
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
 from kan.data import dataset_dir as kan_dataset_dir, generated_root
 from kan.data.knot_download import DOWNLOAD_DIR
-from kan.experiments.sweep import chunks, expand
+from kan.experiments.sweep import chunks, expand, experiment_order
 from kan.pipeline.config import ConfigError, check_overrides, load_config, load_yaml
 from kan.pipeline.jobs import profile_datasets
 from kan.pipeline.science_jobs import science_requests
@@ -78,14 +77,11 @@ def knot_source_options():
 
 # Scheduling order (Snakemake runs the ready job of highest priority first): the quick jobs every
 # other one waits for (datasets, the tracking store), then MLflow logging as soon as an experiment's
-# runs are done, then the science experiments (few, long), then training, the experiments with the
-# most trainings first, so that their logging, the longest, overlaps the training of the others
-# instead of ending the run.
-TRAININGS_PER_EXPERIMENT = Counter(t.experiment for t in TRAININGS)
-TRAIN_PRIORITY = {  # 1 for the experiment with the fewest trainings, up to one per experiment for the most
-    name: rank
-    for rank, name in enumerate(sorted(TRAININGS_PER_EXPERIMENT, key=lambda e: (TRAININGS_PER_EXPERIMENT[e], e)), 1)
-}
+# runs are done, then the science experiments (few, long), then training, experiment by experiment
+# in kan.experiments.sweep.experiment_order: the one with the costliest chunk first (toy_scaling's
+# 100-input chunk would otherwise end the run), then those with more trainings, so that their
+# logging, the longest, overlaps the training of the others instead of ending the run.
+TRAIN_PRIORITY = {name: rank for rank, name in enumerate(reversed(experiment_order(CHUNKS)), 1)}
 SCIENCE_PRIORITY = len(TRAIN_PRIORITY) + 1
 LOGGING_PRIORITY = SCIENCE_PRIORITY + 1
 PREREQUISITE_PRIORITY = LOGGING_PRIORITY + 1

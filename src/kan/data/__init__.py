@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from kan.data.io import GeneratedData, read_dataset, to_tensors, write_dataset
+from kan.data.spec import lookup_task, merge_spec
 
 FAMILIES = ("synthetic", "feynman", "special", "knot", "anderson")
 
@@ -33,6 +34,7 @@ __all__ = [
     "generated_root",
     "read_dataset",
     "task_names",
+    "task_size",
     "to_tensors",
     "with_requests",
     "write_dataset",
@@ -49,6 +51,14 @@ def family_module(family: str) -> ModuleType:
 def task_names(family: str) -> list[str]:
     """Names of the tasks of ``family``."""
     return list(family_module(family).TASKS)
+
+
+def task_size(family: str, name: str, spec: Mapping[str, Any] | None) -> tuple[int, int]:
+    """(sampled variables, training rows) of a uniformly sampled task (synthetic, Feynman,
+    special) under the ``spec`` overrides, known before its data exist."""
+    task = lookup_task(family_module(family).TASKS, name, family=family)
+    merged = merge_spec(task.defaults(), spec, where=f"{family}/{name}")
+    return len(merged["ranges"]), merged["n_train"]
 
 
 def generate(family: str, name: str, spec: dict | None, seed: int) -> GeneratedData:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 from itertools import product
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
-from kan.data import task_names
+from kan.data import task_names, task_size
 from kan.records.ids import canonical_json, config_id
 
 _FLOAT_TRAIN_KEYS = ("lr", "lamb_l1", "lamb_entropy", "grid_uniform_fraction", "stall_tolerance")
@@ -179,3 +179,28 @@ def total_steps(training: Training) -> int:
     ``lbfgs_max_iter`` LBFGS inner iterations); the pruned variant adds its sparsification phase."""
     steps = training.train["steps"] * len(training.train["grid_schedule"])
     return steps + (training.train["steps"] if training.prune else 0)
+
+
+def chunk_cost(trainings: Sequence[Training]) -> int:
+    """A rough cost of one chunk, known before its data exist: optimizer steps × training rows
+    × sampled variables, summed over its trainings. It tells a 100-input, 10000-row chunk from
+    the rest; it does not price model sizes."""
+    cost = 0
+    for training in trainings:
+        variables, rows = task_size(training.family, training.dataset, training.data["spec"])
+        cost += total_steps(training) * rows * variables
+    return cost
+
+
+def experiment_order(jobs: Mapping[str, Sequence[Training]]) -> list[str]:
+    """Experiments in the order their training should start (``jobs`` as :func:`chunks` names
+    them): the one whose costliest chunk costs most first, so that the longest job does not end
+    the run; on a tie the one with more trainings, whose MLflow logging then overlaps the others'
+    training."""
+    largest: dict[str, int] = {}
+    trainings: dict[str, int] = {}
+    for name, group in jobs.items():
+        experiment = name.split("/", 1)[0]
+        largest[experiment] = max(largest.get(experiment, 0), chunk_cost(group))
+        trainings[experiment] = trainings.get(experiment, 0) + len(group)
+    return sorted(largest, key=lambda e: (-largest[e], -trainings[e], e))

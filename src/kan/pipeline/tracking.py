@@ -263,14 +263,17 @@ def log_record(mlflow: "MlflowClient", experiment_id: str, metrics: Mapping[str,
 
 
 def log_run(mlflow: "MlflowClient", experiment_id: str, run_dir: Path | str, known: Mapping[str, tuple[str, str]],
-            figures: Callable[[Path], Iterable[Path]] = lambda run_dir: (), dataset_root: Path | None = None) -> str:
+            figures: Callable[[Path], Iterable[Path]] = lambda run_dir: (), dataset_root: Path | None = None,
+            steps: bool = True) -> str:
     """Log one run folder (its record, model state and ``figures(run_dir)``, drawn only if the run
     gets logged; its dataset when ``dataset_root`` holds it) unless it is already logged
-    unchanged; return the MLflow run id."""
+    unchanged; return the MLflow run id. ``steps=False`` logs only the last step's metrics (for an
+    earlier grid phase, whose steps are the start of its training's longest run)."""
     run_dir = Path(run_dir)
     metrics = read_metrics(run_dir)
     folder = Path(dataset_root) / metrics["family"] / metrics["dataset"] if dataset_root is not None else None
-    return log_record(mlflow, experiment_id, metrics, read_history(run_dir), files_digest(run_dir), known,
+    history = read_history(run_dir) if steps else read_history(run_dir).iloc[-1:]
+    return log_record(mlflow, experiment_id, metrics, history, files_digest(run_dir), known,
                       lambda: [run_dir / METRICS, run_dir / MODEL, *figures(run_dir)],
                       folder if folder and folder.is_dir() else None)
 
@@ -302,11 +305,14 @@ def nest(mlflow: "MlflowClient", parent: str, children: Iterable[str]) -> None:
 def log_trainings(mlflow: "MlflowClient", experiment_id: str, run_dirs: Iterable[Path], known: Mapping[str, tuple[str, str]],
                   figures: Callable[[Path], list[Path]], dataset_root: Path | None = None) -> dict[str, str]:
     """Log run folders (:func:`log_run`, with ``figures(run_dir)`` as artifacts), each training's
-    earlier grid phases nested under its longest run; run folder name -> MLflow run id."""
+    earlier grid phases nested under its longest run, which alone holds every step's metrics (the
+    earlier phases keep their last step's: their steps are the longest run's first ones); run
+    folder name -> MLflow run id."""
     logged: dict[str, str] = {}
     for longest, *earlier in by_training((Path(d), read_metrics(d)) for d in run_dirs).values():
         for run_dir in (longest, *earlier):
-            logged[run_dir.name] = log_run(mlflow, experiment_id, run_dir, known, figures, dataset_root)
+            logged[run_dir.name] = log_run(mlflow, experiment_id, run_dir, known, figures, dataset_root,
+                                           steps=run_dir == longest)
         nest(mlflow, logged[longest.name], [logged[d.name] for d in earlier])
     return logged
 
@@ -341,15 +347,16 @@ def log_science_run(mlflow: "MlflowClient", experiment_id: str, result_dir: Path
 
 
 def load_published(uri: str, experiment: str, records: Path | str) -> int:
-    """Log published records (:mod:`kan.records.publish`) to the store at ``uri``: every run
-    with its (thinned) history up to its own last step, nested by training, and every science
-    experiment; runs already logged unchanged are skipped. Returns the number of runs."""
+    """Log published records (:mod:`kan.records.publish`) to the store at ``uri``: every run,
+    nested by training under its longest run, which holds the (thinned) history (the others their
+    last recorded step), and every science experiment; runs already logged unchanged are
+    skipped. Returns the number of runs."""
     records = Path(records)
     runs = pd.read_parquet(records / RUNS)
     histories = pd.read_parquet(records / HISTORIES)
     by_run = dict(tuple(histories.groupby("run_id")))
     description = (f"Published records in {records.as_posix()}: one run per grid phase of each training (earlier phases "
-                   f"nested under the longest), histories thinned; report: {records.as_posix()}/paper_vs_ours.md")
+                   f"nested under the longest, which holds the thinned history); report: {records.as_posix()}/paper_vs_ours.md")
     experiment_id = init_tracking(uri, experiment, None, description)
     mlflow = client(uri)
     known = logged_runs(mlflow, experiment_id)
@@ -360,8 +367,9 @@ def load_published(uri: str, experiment: str, records: Path | str) -> int:
         ids = []
         for record in training:
             digest = hashlib.sha256(record_bytes(record)).hexdigest()
+            own = history[history["step"] <= record["steps"]]
             ids.append(log_record(mlflow, experiment_id, {**record, "config": json.loads(record["config"])},
-                                  history[history["step"] <= record["steps"]], digest, known))
+                                  own if not ids else own.iloc[-1:], digest, known))
         nest(mlflow, ids[0], ids[1:])
     for folder in sorted(d for d in (records / SCIENCE).glob("*") if d.is_dir()):
         log_science_run(mlflow, experiment_id, folder, known)

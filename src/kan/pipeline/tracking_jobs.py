@@ -26,7 +26,8 @@ def init_tracking(uri: str, experiment: str, artifacts: Path | str | None, marke
     """Create the MLflow store and experiment (a new experiment keeps its artifacts in
     ``artifacts``; None: the server's default); record what was found in ``marker``."""
     description = ("KAN paper reproduction (arXiv 2404.19756): one run per grid phase of every training, the earlier "
-                   "phases nested under the training's longest run, and one run per science experiment. The per-run "
+                   "phases nested under the training's longest run (which holds every step's metrics; they keep their last "
+                   "step's), and one run per science experiment. The per-run "
                    "files in results/runs and results/science are the source of truth; report: reports/paper_vs_ours.md.")
     experiment_id = tracking.init_tracking(uri, experiment, artifacts, description)
     log.info("MLflow experiment %s (id %s) at %s", experiment, experiment_id, uri)
