@@ -32,6 +32,12 @@ def test_uri_prefers_config_then_environment_then_sqlite(tmp_path, monkeypatch):
     assert sqlite_path("http://tracking:5000") is None
 
 
+def test_a_sqlite_store_commits_without_waiting_for_the_disk(store):
+    uri, _ = store
+    with client(uri)._tracking_client.store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 0  # OFF
+
+
 def test_experiment_opens_on_training_runs(store):
     uri, experiment_id = store
     experiment = client(uri).get_experiment(experiment_id)
