@@ -70,6 +70,18 @@ def test_bad_dataset_spec_is_named(tiny_config, error):
     assert "n_trian" in error(tiny_config)
 
 
+def test_a_spec_no_experiment_reads_is_refused(tiny_config, error):
+    """Such overrides used to be ignored without a word: a mistyped dataset list, or data
+    settings of the science experiments put under datasets.specs."""
+    tiny_config["datasets"]["specs"]["synthetic/exp_sin_sq"] = {"n_train": 50}
+    assert ("at datasets.specs.synthetic/exp_sin_sq: no experiment trains on synthetic/exp_sin_sq, so this override "
+            "would be ignored; remove it or add exp_sin_sq to an experiment's datasets") in error(tiny_config)
+    del tiny_config["datasets"]["specs"]["synthetic/exp_sin_sq"]
+    tiny_config["datasets"]["specs"]["anderson"] = {"n_train": 50}
+    assert "at datasets.specs.anderson: no experiment trains on anderson data" in error(tiny_config)
+    assert "science.<name> (science.knots, science.localization)" in error(tiny_config)
+
+
 def test_paper_shape_needs_a_known_shape(tiny_config, error):
     experiment = tiny_config["experiments"]["toy_scaling"]
     experiment.update(family="special", datasets=["jv"])

@@ -229,15 +229,17 @@ def _check_domain(config: Mapping[str, Any], family: str, name: str, spec: Mappi
 
 def _check_specs(config: Mapping[str, Any]) -> list[str]:
     problems = []
+    used = {(e["family"], n) for e in config["experiments"].values() for n in dataset_names(e) if n in task_names(e["family"])}
     for key in config["datasets"]["specs"]:
         family, _, name = key.partition("/")
         if family not in FAMILIES:
             problems.append(f"at datasets.specs.{key}: unknown family '{family}'; valid: {', '.join(FAMILIES)}")
         elif name and name not in task_names(family):
             problems.append(f"at datasets.specs.{key}: unknown {family} task '{name}'")
+        elif not any(f == family and name in ("", n) for f, n in used):
+            problems.append(f"at datasets.specs.{key}: {_unused_spec(family, name)}")
     if problems:
         return problems
-    used = {(e["family"], n) for e in config["experiments"].values() for n in dataset_names(e) if n in task_names(e["family"])}
     for family, name in sorted(used):
         task, spec = family_module(family).TASKS[name], data_spec(config, family, name)
         if not callable(getattr(task, "defaults", None)):  # knot, anderson: the schema keeps them out of experiments
@@ -250,6 +252,17 @@ def _check_specs(config: Mapping[str, Any]) -> list[str]:
         if "ranges" in spec:
             problems += _check_domain(config, family, name, spec)
     return problems
+
+
+def _unused_spec(family: str, name: str) -> str:
+    """Why a spec override for ``family`` (task ``name``, or all of them when empty) that no
+    experiment trains on is refused: nothing would read it."""
+    what = f"{family}/{name}" if name else f"{family} data"
+    if family in ("knot", "anderson"):
+        return (f"no experiment trains on {what}, so this override would be ignored: the science experiments "
+                f"take their data settings from science.<name> (science.knots, science.localization)")
+    return (f"no experiment trains on {what}, so this override would be ignored; remove it or add "
+            f"{name or 'a ' + family + ' dataset'} to an experiment's datasets")
 
 
 def _check_causes(config: Mapping[str, Any], reference: Path) -> list[str]:
