@@ -152,6 +152,21 @@ def test_runs_without_a_training_id_keep_a_history_each(make_run, tmp_path):
     assert set(publish.training_histories(runs)["run_id"]) == {"aaaa00000001", "bbbb00000002"}
 
 
+def test_on_a_tie_in_steps_the_final_stage_keeps_the_history(make_run, tmp_path):
+    """A last grid phase that diverged at its first step records as many steps as the phase
+    before; the final stage is the training's longest run everywhere (MLflow nests under it too)."""
+    results = tmp_path / "results"
+    earlier, final = (make_run(results, run_id, training_id="cccc00000003", final_stage=run_id.endswith("3"))
+                      for run_id in ("aaaa00000001", "cccc00000003"))
+    for order in ([earlier, final], [final, earlier]):
+        assert set(publish.training_histories(order)["run_id"]) == {"cccc00000003"}
+    records = pd.DataFrame({"run_id": ["aaaa00000001", "cccc00000003"], "training_id": ["cccc00000003"] * 2,
+                            "steps": [3, 3], "final_stage": [False, True]})
+    histories = pd.DataFrame({"run_id": ["aaaa00000001", "cccc00000003", "cccc00000003"], "step": [1, 1, 2]})
+    for frame in (records, records.iloc[::-1]):
+        assert set(publish.longest_histories(histories, frame)["run_id"]) == {"cccc00000003"}
+
+
 def _science_result(results: Path, name: str, run: str, summary: str = "{}") -> None:
     folder = results / "science" / name
     (folder / "tables").mkdir(parents=True)

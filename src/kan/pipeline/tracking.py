@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 import pandas as pd
 
 from kan.records.publish import HISTORIES, RUNS, SCIENCE
-from kan.records.runfiles import HISTORY, METRICS, MODEL, read_history, read_metrics
+from kan.records.runfiles import HISTORY, METRICS, MODEL, longest_first, read_history, read_metrics
 from kan.records.science_outputs import FIGURES, RUN_RECORD, SUMMARY, TABLES, read_run_record, read_summary
 
 if TYPE_CHECKING:  # mlflow is imported where used: resolving a URI must not pay its import cost
@@ -302,12 +302,11 @@ def log_run(mlflow: "MlflowClient", experiment_id: str, run_dir: Path | str, kno
 
 
 def by_training(records: Iterable[tuple[Any, Mapping[str, Any]]]) -> dict[str, list[Any]]:
-    """training_id -> its items, longest run first (most steps; on a tie, as when a last grid
-    phase diverged at its first step, the training's final stage), from ``(item, record)`` pairs."""
+    """training_id -> its items, longest run first (:func:`kan.records.runfiles.longest_first`),
+    from ``(item, record)`` pairs."""
     groups: dict[str, list[tuple[tuple[int, bool], Any]]] = {}
     for item, record in records:
-        rank = (-int(record["steps"]), not record.get("final_stage", True))
-        groups.setdefault(record.get("training_id") or record["run_id"], []).append((rank, item))
+        groups.setdefault(record.get("training_id") or record["run_id"], []).append((longest_first(record), item))
     return {key: [item for _, item in sorted(found, key=lambda pair: pair[0])] for key, found in groups.items()}
 
 

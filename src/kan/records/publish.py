@@ -41,7 +41,7 @@ from kan.files import atomic_file, atomic_folder, read_json
 from kan.records.aggregate import RUN_COLUMNS, runs_table
 from kan.records.ids import canonical_json
 from kan.records.provenance import FINGERPRINT, PLACEHOLDERS, code_fingerprint
-from kan.records.runfiles import HISTORY_COLUMNS, is_finished, read_history, read_metrics
+from kan.records.runfiles import HISTORY_COLUMNS, is_finished, longest_first, read_history, read_metrics
 from kan.records.science_outputs import RERUN_EXPERIMENT
 
 RUNS, HISTORIES, SHARDS, REPORT_INPUTS, SCIENCE = "runs.parquet", "histories.parquet", "shards.csv", "report.json", "science"
@@ -78,15 +78,15 @@ def thinned_history(history: pd.DataFrame, every: int = HISTORY_EVERY) -> pd.Dat
 
 
 def training_histories(run_dirs: Iterable[Path]) -> pd.DataFrame:
-    """Per training, the history of its longest run (a run's history holds every earlier
-    phase), under that run's id; thinned except for ``FULL_HISTORIES``."""
-    longest: dict[str, tuple[int, Path, str]] = {}
+    """Per training, the history of its longest run (:func:`longest_first`; a run's history holds
+    every earlier phase), under that run's id; thinned except for ``FULL_HISTORIES``."""
+    longest: dict[str, tuple[tuple[int, bool], Path, str]] = {}
     for directory in run_dirs:
         metrics = read_metrics(directory)
         training = metrics.get("training_id") or metrics["run_id"]  # a run without one is its own
         current = longest.get(training)
-        if current is None or metrics["steps"] > current[0]:
-            longest[training] = (metrics["steps"], Path(directory), metrics["experiment"])
+        if current is None or longest_first(metrics) < current[0]:
+            longest[training] = (longest_first(metrics), Path(directory), metrics["experiment"])
     frames = []
     for _, directory, experiment in longest.values():
         history = read_history(directory)[list(HISTORY_COLUMNS)]
@@ -124,15 +124,15 @@ def newest(old: pd.DataFrame | None, new: pd.DataFrame) -> tuple[pd.DataFrame, s
 
 def longest_histories(histories: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
     """Of ``histories`` (each under a run id of ``records``), per training (``training_id``; a run
-    without one is its own) the history of the run with the most steps (on a tie the later)."""
+    without one is its own) the history of its run that comes first by :func:`longest_first`."""
     if histories.empty:
         return histories
     runs = records.set_index("run_id")
     ids = pd.Series(histories["run_id"].unique())
+    rank = {run_id: longest_first(runs.loc[run_id]) for run_id in ids}
     training = ids.map(runs["training_id"]).fillna(ids)
-    steps = ids.map(runs["steps"])
-    longest = pd.DataFrame({"run_id": ids, "training": training, "steps": steps}).sort_values("steps", kind="stable")
-    return histories[histories["run_id"].isin(set(longest.groupby("training").tail(1)["run_id"]))]
+    chosen = {min(group, key=rank.__getitem__) for _, group in ids.groupby(training)}
+    return histories[histories["run_id"].isin(chosen)]
 
 
 def _read(path: Path) -> pd.DataFrame | None:

@@ -72,6 +72,13 @@ def read_metrics(directory: Path | str) -> dict[str, Any]:
     return read_json(Path(directory) / METRICS, "delete the folder to train the run again")
 
 
+def longest_first(record: Mapping[str, Any]) -> tuple[int, bool]:
+    """Sort key that puts a training's longest run first: the most steps; on a tie (a last grid
+    phase that diverged at its first step records as many steps as the phase before) its final
+    stage. The run it picks holds the training's whole history."""
+    return -int(record["steps"]), not bool(record.get("final_stage", True))
+
+
 def read_history(directory: Path | str) -> pd.DataFrame:
     """The run's per-step history."""
     return pd.read_parquet(Path(directory) / HISTORY)
