@@ -23,6 +23,13 @@ from kan.science.registry import resolve_settings
     ("knots", {"unsup_rows": 0}, "unsup_rows must be an integer >= 1, got 0"),
     ("localization", {"n_sites": -1}, "n_sites must be an integer >= 1, got -1"),
     ("localization", {"retrain_steps": 0}, "retrain_steps must be an integer >= 1, got 0"),
+    ("pde", {"alpha": "0.01"}, "alpha must be a finite number, got '0.01'"),  # a quoted YAML number
+    ("continual", {"lr": float("nan")}, "lr must be a finite number, got nan"),
+    ("knots", {"unsup_lambdas": [0.01, "1e-3"]}, "unsup_lambdas must hold finite numbers, got (0.01, '1e-3')"),
+    ("interpretability", {"threshold": True}, "threshold must be a finite number, got True"),
+    ("pde", {"kan_grids": []}, "kan_grids must not be empty"),
+    ("knots", {"unsup_seeds": []}, "unsup_seeds must not be empty"),
+    ("interpretability", {"library": []}, "library must not be empty"),
 ])
 def test_impossible_counts_are_named(experiment, settings, message):
     with pytest.raises(ValueError, match=f"science experiment '{experiment}'") as info:

@@ -3,11 +3,13 @@
 Every key must be a field of exactly one of the experiment's dataclasses; an unknown key is a
 ValueError naming the key and the experiment. YAML lists become tuples (the dataclasses are frozen).
 Integer options (also inside tuples and mappings) and named choices (a dtype, an activation)
-are checked by name (:func:`check_integers`, :func:`check_choices`).
+are checked by name (:func:`check_integers`, :func:`check_choices`), float options by type
+(:func:`check_floats`); no list option may be empty.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import typing
 from dataclasses import asdict, fields
@@ -49,15 +51,16 @@ def build_options(experiment: str, classes: Sequence[type], settings: Mapping[st
     for cls in classes:
         names = {f.name for f in fields(cls)}
         try:
-            built.append(check_choices(check_integers(cls(**{k: freeze(v) for k, v in settings.items() if k in names}))))
+            options = cls(**{k: freeze(v) for k, v in settings.items() if k in names})
+            built.append(check_choices(check_floats(check_integers(check_not_empty(options)))))
         except (TypeError, ValueError) as error:
             raise ValueError(f"bad option value for science experiment '{experiment}': {error}") from None
     return tuple(built)
 
 
-def _holds_ints(hint: Any) -> bool:
-    """Whether a field's type is ``int`` or built from it (``int | None``, ``tuple[int, ...]``, ...)."""
-    return hint is int or any(_holds_ints(arg) for arg in typing.get_args(hint))
+def _holds(kind: type, hint: Any) -> bool:
+    """Whether a field's type is ``kind`` or built from it (``int | None``, ``tuple[float, ...]``, ...)."""
+    return hint is kind or any(_holds(kind, arg) for arg in typing.get_args(hint))
 
 
 def _leaves(value: Any) -> Iterator[Any]:
@@ -76,13 +79,36 @@ def check_integers(options: Any) -> Any:
     hints = typing.get_type_hints(type(options))
     zero_allowed = getattr(options, "ZERO_ALLOWED", frozenset())
     for field in fields(options):
-        if not _holds_ints(hints[field.name]):
+        if not _holds(int, hints[field.name]):
             continue
         least = 1 if COUNT_NAME.search(field.name) and field.name not in zero_allowed else 0
         value = getattr(options, field.name)
         if any(isinstance(v, bool) or not isinstance(v, int) or v < least for v in _leaves(value)):
             what = "hold integers" if isinstance(value, (tuple, Mapping)) else "be an integer"
             raise ValueError(f"{field.name} must {what} >= {least}, got {value!r}")
+    return options
+
+
+def check_floats(options: Any) -> Any:
+    """``options`` after checking its float options (also inside tuples and mappings): every value is
+    a finite number; ValueError naming the first bad option (a quoted "1e-3" used to fail mid-run)."""
+    hints = typing.get_type_hints(type(options))
+    for field in fields(options):
+        if _holds(int, hints[field.name]) or not _holds(float, hints[field.name]):
+            continue
+        value = getattr(options, field.name)
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in _leaves(value)):
+            what = "hold finite numbers" if isinstance(value, (tuple, Mapping)) else "be a finite number"
+            raise ValueError(f"{field.name} must {what}, got {value!r}")
+    return options
+
+
+def check_not_empty(options: Any) -> Any:
+    """``options`` after checking that no list option (a tuple) is empty: an experiment with no
+    seeds, grids or widths has nothing to run; ValueError naming the first empty one."""
+    for field in fields(options):
+        if getattr(options, field.name) == ():
+            raise ValueError(f"{field.name} must not be empty")
     return options
 
 
