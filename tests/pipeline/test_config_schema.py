@@ -82,6 +82,13 @@ def test_a_spec_no_experiment_reads_is_refused(tiny_config, error):
     assert "science.<name> (science.knots, science.localization)" in error(tiny_config)
 
 
+def test_a_shard_of_the_wrong_form_is_explained_not_matched_against_a_regex(tiny_config, error):
+    tiny_config["shard"] = "3-8"
+    message = error(tiny_config)
+    assert "at shard: '3-8' is not of the expected form; \"k/N\": the `shard` target builds" in message
+    assert "^[1-9]" not in message
+
+
 def test_paper_shape_needs_a_known_shape(tiny_config, error):
     experiment = tiny_config["experiments"]["toy_scaling"]
     experiment.update(family="special", datasets=["jv"])

@@ -141,7 +141,10 @@ def validate_schema(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[s
 
 def _message(error: jsonschema.ValidationError) -> str:
     """The error's message; for a value that fits none of several allowed forms, why it fits
-    none of them (jsonschema says only 'is not valid under any of the given schemas')."""
+    none of them (jsonschema says only 'is not valid under any of the given schemas'); for a
+    string of the wrong form, the key's description instead of the regular expression."""
+    if error.validator == "pattern" and "description" in error.schema:
+        return f"{error.instance!r} is not of the expected form; {error.schema['description']}"
     if error.validator not in ("oneOf", "anyOf") or not error.context:
         return error.message
     reasons = dict.fromkeys(sub.message for sub in error.context)
