@@ -3,8 +3,8 @@
 Every key must be a field of exactly one of the experiment's dataclasses; an unknown key is a
 ValueError naming the key and the experiment. YAML lists become tuples (the dataclasses are frozen).
 Integer options (also inside tuples and mappings) and named choices (a dtype, an activation)
-are checked by name (:func:`check_integers`, :func:`check_choices`), float options by type
-(:func:`check_floats`); no list option may be empty.
+are checked by name (:func:`check_integers`, :func:`check_choices`), float options by type and
+name (:func:`check_floats`); no list option may be empty.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 import re
 import typing
 from dataclasses import asdict, fields
-from typing import Any, ClassVar, Iterator, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 from kan.layers import BASE_ACTIVATIONS, DTYPE_NAMES
 from kan.models import MLP_ACTIVATIONS
@@ -22,6 +22,10 @@ from kan.models import MLP_ACTIVATIONS
 # ...; every other integer option (seeds, digits) must be >= 0. An option class lists exceptions (an
 # optional phase, 0 = skip it) in its ``ZERO_ALLOWED``.
 COUNT_NAME = re.compile(r"^(n|num)_|steps|(samples|rows|restarts|rounds|every|size|grids?|order|widths?|factors)$")
+# Float options are >= 0 (weights, penalties, thresholds); rates, widths, tolerances and factors must be
+# > 0, and shares (a fraction, an accuracy) lie in [0, 1].
+POSITIVE_NAME = re.compile(r"(^|_)(lr|width|tol|factor)$")
+SHARE_NAME = re.compile(r"(fraction|accuracy)$")
 # Options that name one of a fixed set, by the end of the option's name (``dtype``, ``mlp_activation``, ...).
 CHOICES = {"dtype": DTYPE_NAMES, "mlp_activation": tuple(MLP_ACTIVATIONS), "base_activation": tuple(BASE_ACTIVATIONS)}
 
@@ -89,17 +93,29 @@ def check_integers(options: Any) -> Any:
     return options
 
 
+def float_bounds(name: str) -> tuple[str, Callable[[float], bool]]:
+    """The range a float option named ``name`` must lie in, as text and as a test."""
+    if POSITIVE_NAME.search(name):
+        return "> 0", lambda v: v > 0
+    if SHARE_NAME.search(name):
+        return "in [0, 1]", lambda v: 0 <= v <= 1
+    return ">= 0", lambda v: v >= 0
+
+
 def check_floats(options: Any) -> Any:
     """``options`` after checking its float options (also inside tuples and mappings): every value is
-    a finite number; ValueError naming the first bad option (a quoted "1e-3" used to fail mid-run)."""
+    a finite number in the range its name implies (:func:`float_bounds`); ValueError naming the first
+    bad option (a quoted "1e-3" or a negative learning rate used to fail mid-run, or not at all)."""
     hints = typing.get_type_hints(type(options))
     for field in fields(options):
         if _holds(int, hints[field.name]) or not _holds(float, hints[field.name]):
             continue
         value = getattr(options, field.name)
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in _leaves(value)):
+        bound, within = float_bounds(field.name)
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not within(v)
+               for v in _leaves(value)):
             what = "hold finite numbers" if isinstance(value, (tuple, Mapping)) else "be a finite number"
-            raise ValueError(f"{field.name} must {what}, got {value!r}")
+            raise ValueError(f"{field.name} must {what} {bound}, got {value!r}")
     return options
 
 
