@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 
 @pytest.fixture
@@ -43,6 +44,18 @@ def test_profile_dry_runs(snakemake, repo, profile):
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert "train_chunk" in out and "log_runs" in out
+
+
+def test_workflow_profile_keeps_the_scheduler_event_driven(repo):
+    """Snakemake's job rate limiter re-arms a timer of its window on every scheduler pass, one more
+    timer chain per finished job; with the default 1-s window the scheduler of `make reproduce` ended
+    up re-evaluating every waiting job over a hundred times a second. The workflow profile's limit
+    must never bind on a run of this workflow and its window must be long."""
+    from snakemake.settings.types import MaxJobsPerTimespan
+
+    settings = yaml.safe_load((repo / "profiles" / "default" / "config.yaml").read_text())
+    limit = MaxJobsPerTimespan.parse_choice(settings["max-jobs-per-timespan"])
+    assert limit.timespan >= 600 and limit.max_jobs >= 1000
 
 
 def test_bad_config_stops_before_any_job(snakemake, tmp_path):
