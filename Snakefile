@@ -6,6 +6,8 @@
 
 from snakemake.utils import min_version
 
+from kan.pipeline.scheduler import cancel_pending_timers
+
 min_version("9.0")
 
 
@@ -34,3 +36,11 @@ rule shard:
     localrule: True
     input:
         shard_targets(),
+
+
+onsuccess:
+    cancel_pending_timers()  # the rate limiter's timers would hold the finished run open (docs/performance.md)
+
+
+onerror:
+    cancel_pending_timers()
