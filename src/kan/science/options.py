@@ -76,6 +76,14 @@ def _leaves(value: Any) -> Iterator[Any]:
         yield value
 
 
+def _require_each(name: str, value: Any, valid: Callable[[Any], bool], one: str, many: str, bound: str) -> None:
+    """ValueError naming option ``name`` unless every value inside ``value`` is ``valid``; the message
+    says what it must be (``one`` for a single value, ``many`` for a tuple or mapping) and its bound."""
+    if not all(valid(v) for v in _leaves(value)):
+        what = many if isinstance(value, (tuple, Mapping)) else one
+        raise ValueError(f"{name} must {what} {bound}, got {value!r}")
+
+
 def check_integers(options: Any) -> Any:
     """``options`` (an option dataclass instance) after checking its integer options: every value is
     an integer, >= 1 where the name counts something (:data:`COUNT_NAME`), else >= 0; ValueError naming
@@ -86,10 +94,9 @@ def check_integers(options: Any) -> Any:
         if not _holds(int, hints[field.name]):
             continue
         least = 1 if COUNT_NAME.search(field.name) and field.name not in zero_allowed else 0
-        value = getattr(options, field.name)
-        if any(isinstance(v, bool) or not isinstance(v, int) or v < least for v in _leaves(value)):
-            what = "hold integers" if isinstance(value, (tuple, Mapping)) else "be an integer"
-            raise ValueError(f"{field.name} must {what} >= {least}, got {value!r}")
+        _require_each(field.name, getattr(options, field.name),
+                      lambda v: not isinstance(v, bool) and isinstance(v, int) and v >= least,
+                      "be an integer", "hold integers", f">= {least}")
     return options
 
 
@@ -110,12 +117,11 @@ def check_floats(options: Any) -> Any:
     for field in fields(options):
         if _holds(int, hints[field.name]) or not _holds(float, hints[field.name]):
             continue
-        value = getattr(options, field.name)
         bound, within = float_bounds(field.name)
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not within(v)
-               for v in _leaves(value)):
-            what = "hold finite numbers" if isinstance(value, (tuple, Mapping)) else "be a finite number"
-            raise ValueError(f"{field.name} must {what} {bound}, got {value!r}")
+        _require_each(field.name, getattr(options, field.name),
+                      lambda v: not isinstance(v, bool) and isinstance(v, (int, float))
+                      and math.isfinite(v) and within(v),
+                      "be a finite number", "hold finite numbers", bound)
     return options
 
 
