@@ -63,6 +63,7 @@ rule log_science:
     params:
         uri=lambda w: TRACKING_URI,
         experiment=lambda w: SETTINGS["tracking"]["experiment"],
+        configured=EXPERIMENTS,  # training runs of experiments dropped from the config are retired
     log:
         "logs/tracking/science.log",
     threads: 1

@@ -35,6 +35,7 @@ rule log_runs:
         experiment=lambda w: SETTINGS["tracking"]["experiment"],
         diagrams=SETTINGS["tracking"]["diagrams"],
         datasets=DATASETS,
+        configured=EXPERIMENTS,  # runs of experiments dropped from the config are retired
     log:
         "logs/tracking/{experiment}.log",
     threads: 1

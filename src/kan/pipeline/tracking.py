@@ -177,6 +177,17 @@ def retire_runs(mlflow: "MlflowClient", experiment_id: str, experiment: str, kee
     return _retire(mlflow, runs, keep)
 
 
+def retire_dropped_experiments(mlflow: "MlflowClient", experiment_id: str, configured: Iterable[str]) -> list[str]:
+    """Soft-delete the active training runs of pipeline experiments (tag ``experiment``) not in
+    ``configured``: an experiment dropped from the config would otherwise keep its runs in the
+    store, though no report shows them. Science runs and runs the pipeline did not log (no
+    ``config_id`` tag) are left alone. Returns the config ids retired."""
+    configured = set(configured)
+    runs = [r for r in _active_runs(mlflow, experiment_id) if "config_id" in r.data.tags
+            and r.data.tags.get("variant") != "science" and r.data.tags.get("experiment") not in configured]
+    return _retire(mlflow, runs, ())
+
+
 def retire_science_runs(mlflow: "MlflowClient", experiment_id: str, keep: Iterable[str]) -> list[str]:
     """Soft-delete the active science runs whose config id (the experiment and its settings) is
     not in ``keep`` (the science folders just logged): a run under earlier settings, or of an

@@ -65,11 +65,12 @@ def _tracking_store(uri: str, experiment: str) -> tuple[Any, str, dict[str, tupl
 
 
 def log_runs(uri: str, experiment: str, manifests: Sequence[Path | str], diagrams: str,
-             dataset_root: Path | str, out: Path | str, sweep: str) -> None:
+             dataset_root: Path | str, out: Path | str, sweep: str, configured: Sequence[str]) -> None:
     """Log every run listed by ``manifests`` (those of pipeline experiment ``sweep``) to MLflow
     (idempotent) and retire the MLflow runs of ``sweep`` they no longer list
-    (:func:`kan.pipeline.tracking.retire_runs`); ``diagrams`` is ``all``, ``final`` (only each
-    training's last run) or ``none``."""
+    (:func:`kan.pipeline.tracking.retire_runs`) and those of experiments not in ``configured``
+    (the config's pipeline experiments); ``diagrams`` is ``all``, ``final`` (only each training's
+    last run) or ``none``."""
     matplotlib.use("Agg")
     mlflow, experiment_id, known = _tracking_store(uri, experiment)
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,17 +82,21 @@ def log_runs(uri: str, experiment: str, manifests: Sequence[Path | str], diagram
 
         logged = tracking.log_trainings(mlflow, experiment_id, manifest_runs(manifests), known, figures, Path(dataset_root))
     retired = tracking.retire_runs(mlflow, experiment_id, sweep, logged)
+    retired += tracking.retire_dropped_experiments(mlflow, experiment_id, configured)
     log.info("%d runs in MLflow experiment %s (%s); %d no longer on disk or in the config deleted", len(logged),
              experiment, uri, len(retired))
     write_json(out, {"uri": uri, "experiment": experiment, "runs": logged})
 
 
-def log_science(uri: str, experiment: str, result_dirs: Sequence[Path | str], out: Path | str) -> None:
+def log_science(uri: str, experiment: str, result_dirs: Sequence[Path | str], out: Path | str,
+                configured: Sequence[str]) -> None:
     """Log every science experiment folder to MLflow (idempotent, see :func:`kan.pipeline.tracking.log_science_run`)
-    and retire the science runs of other settings or experiments."""
+    and retire the science runs of other settings or experiments, and the training runs of
+    pipeline experiments not in ``configured`` (a config may train none)."""
     mlflow, experiment_id, known = _tracking_store(uri, experiment)
     logged = {Path(d).name: tracking.log_science_run(mlflow, experiment_id, d, known) for d in result_dirs}
     retired = tracking.retire_science_runs(mlflow, experiment_id, [read_run_record(d)["config_id"] for d in result_dirs])
-    log.info("%d science runs in MLflow experiment %s (%s); %d of earlier settings or experiments deleted",
-             len(logged), experiment, uri, len(retired))
+    dropped = tracking.retire_dropped_experiments(mlflow, experiment_id, configured)
+    log.info("%d science runs in MLflow experiment %s (%s); %d of earlier settings or experiments and %d training "
+             "runs of experiments no longer configured deleted", len(logged), experiment, uri, len(retired), len(dropped))
     write_json(out, {"uri": uri, "experiment": experiment, "runs": logged})
