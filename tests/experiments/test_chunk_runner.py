@@ -81,6 +81,26 @@ def test_stage_runs_equal_runs_of_the_cut_schedule(tiny_sweep, trained, tiny_con
         assert ours["test_rmse"] == theirs["test_rmse"] and ours["shape"] == theirs["shape"]
 
 
+def test_runs_name_their_training_as_the_plan_has_it(tiny_sweep, trained, tiny_config, load, xy_dataset, tmp_path):
+    """A first phase recorded under the full schedule is the last stage of the cut schedule's
+    training, and an earlier phase again when the schedule grows back: its record follows."""
+    shutil.copytree(trained[0], tmp_path, dirs_exist_ok=True)
+    tiny_config["experiments"]["toy_scaling"]["train"]["grid_schedule"] = [3]
+    cut = [t for t in expand(load(tiny_config)) if t.kind == "kan"]
+    full = {t.stages[0].run_id: t for t in tiny_sweep}
+    assert _train(cut, xy_dataset, tmp_path)["trained"] == 0  # every first phase is on disk
+    for training in cut:
+        record = read_metrics(_dir(tmp_path, training, training.stages[0]))
+        assert (record["training_id"], record["final_stage"]) == (training.stages[0].run_id, True)
+    assert _train(tiny_sweep, xy_dataset, tmp_path)["trained"] == 0
+    for training in cut:
+        grown = full[training.stages[0].run_id]
+        record = read_metrics(_dir(tmp_path, grown, grown.stages[0]))
+        assert (record["training_id"], record["final_stage"]) == (grown.stages[-1].run_id, False)
+        assert record == read_metrics(_dir(trained[0], grown, grown.stages[0]))  # nothing else changed
+    assert runner.label_stages(tiny_sweep[0], tmp_path) == []
+
+
 def test_rerun_skips_finished_trainings(tiny_sweep, trained, xy_dataset, tmp_path):
     shutil.copytree(trained[0], tmp_path, dirs_exist_ok=True)
     assert _train(tiny_sweep, xy_dataset, tmp_path)["trained"] == 0

@@ -31,7 +31,7 @@ from kan.data import read_dataset, to_tensors
 from kan.experiments.pruning import prune_model, sparsify_config
 from kan.experiments.sweep import Stage, Training, finishing_runs
 from kan.records.provenance import FINGERPRINT, code_fingerprint, machine_kind
-from kan.records.runfiles import checked_model, is_finished, read_history, read_metrics, run_dir, write_run
+from kan.records.runfiles import checked_model, is_finished, read_history, read_metrics, run_dir, update_metrics, write_run
 from kan.train import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -227,6 +227,21 @@ def is_done(training: Training, results: Path, counts: Currency | None = None) -
     return bool(finishing_runs(training, _records(training, results, counts)))
 
 
+def label_stages(training: Training, results: Path, counts: Currency | None = None) -> list[str]:
+    """Make the records of the training's finished runs (those ``counts`` accepts) name it as the
+    current plan has it: ``training_id`` its last stage's run id, ``final_stage`` true for that
+    stage only. A run recorded as the end of a shorter grid schedule is an earlier phase once the
+    schedule grows, and the end again when it shrinks back. Returns the run ids relabelled."""
+    records, last, relabelled = _records(training, results, counts), training.stages[-1].run_id, []
+    for stage in training.stages:
+        labels = {"training_id": last, "final_stage": stage.run_id == last}
+        record = records.get(stage.run_id)
+        if record is not None and any(record.get(key) != value for key, value in labels.items()):
+            update_metrics(run_dir(results, training.experiment, training.kind, stage.run_id), labels)
+            relabelled.append(stage.run_id)
+    return relabelled
+
+
 def existing_runs(trainings: Sequence[Training], results: Path, counts: Currency | None = None) -> list[Path]:
     """Run folders of ``trainings`` that exist on disk (and that ``counts`` accepts)."""
     return [run_dir(results, t.experiment, t.kind, run_id) for t in trainings for run_id in _records(t, results, counts)]
@@ -255,6 +270,7 @@ def train_chunk(trainings: Sequence[Training], dataset_dirs: Mapping[tuple[str, 
     computes other numbers) are trained again and left out of the manifest. Trainings whose id
     (their last stage's run id) is in ``done_elsewhere`` have current published records
     (:func:`kan.experiments.progress.current_trainings`): they are neither trained nor listed.
+    The records of the others' runs name their training as this chunk plans it (:func:`label_stages`).
     """
     results = Path(results)
     first = trainings[0]
@@ -272,6 +288,8 @@ def train_chunk(trainings: Sequence[Training], dataset_dirs: Mapping[tuple[str, 
         log.info("training %d of %d trainings on %s/%s (%d resumed after their last finished grid phase, %d published)",
                  len(todo), len(trainings), first.family, first.dataset, len(resumed), len(trainings) - len(held))
         train_together(todo, data, meta, results, {**extra, DATA_DIGEST: digest}, resumed)
+    for training in held:
+        label_stages(training, results, counts)
     return _manifest(trainings, held, todo, existing_runs(held, results, counts))
 
 

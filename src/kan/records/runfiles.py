@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from kan.files import atomic_folder, read_json, sha256_file
+from kan.files import atomic_file, atomic_folder, read_json, sha256_file
 
 METRICS, HISTORY, MODEL = "metrics.json", "history.parquet", "model.pt"
 MODEL_DIGEST = "model_sha256"  # metrics.json key: sha256 of model.pt, checked by checked_model
@@ -60,10 +60,20 @@ def write_run(directory: Path | str, metrics: Mapping[str, Any], history: Sequen
     with atomic_folder(directory) as tmp:
         history_frame(history).to_parquet(tmp / HISTORY, index=False)
         model.save(tmp / MODEL)
-        record = {**metrics, MODEL_DIGEST: sha256_file(tmp / MODEL)}
-        text = json.dumps(json_ready(record), indent=2, sort_keys=True, allow_nan=False)
-        (tmp / METRICS).write_text(text + "\n", encoding="utf-8")
+        (tmp / METRICS).write_text(_metrics_text({**metrics, MODEL_DIGEST: sha256_file(tmp / MODEL)}), encoding="utf-8")
     return directory
+
+
+def _metrics_text(record: Mapping[str, Any]) -> str:
+    return json.dumps(json_ready(record), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def update_metrics(directory: Path | str, changes: Mapping[str, Any]) -> None:
+    """Merge ``changes`` into the run's metrics.json, replacing the file in one rename (the
+    folder's other files stay as they are)."""
+    record = {**read_metrics(directory), **changes}
+    with atomic_file(Path(directory) / METRICS) as tmp:
+        tmp.write_text(_metrics_text(record), encoding="utf-8")
 
 
 def read_metrics(directory: Path | str) -> dict[str, Any]:
