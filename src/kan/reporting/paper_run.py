@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from kan.records.aggregate import RUN_COLUMNS, science_table
+from kan.records.markdown import MISSING, markdown_table
 from kan.records.publish import COMPLETE, HISTORIES, REPORT_INPUTS, RUNS, SCIENCE, SHARDS
 from kan.reporting import figures
 from kan.reporting.compare import paper_vs_ours
@@ -25,7 +26,8 @@ def status_lines(shards: pd.DataFrame, compared: int, datasets: int) -> list[str
     """What the records hold, for the top of the report: shards complete, trainings current,
     CPU hours (the shards' ``cpu_hours``: CPU time of the current records, wall time for a record
     without it) and machine kinds, and how many datasets are compared (``compared`` of
-    ``datasets`` with runs: those whose trainings are all in)."""
+    ``datasets`` with runs: those whose trainings are all in); then the same per experiment
+    (:func:`experiment_totals`)."""
     complete = int(shards["complete"].sum())
     machines = sorted({kind for text in shards["machines"].fillna("") for kind in str(text).split()})
     return [
@@ -36,7 +38,26 @@ def status_lines(shards: pd.DataFrame, compared: int, datasets: int) -> list[str
         f"{shards['cpu_hours'].sum():.1f} CPU hours on {', '.join(machines) or 'no machine yet'}.** "
         f"Per shard: `{SHARDS}`. Compared below: the {compared} of {datasets} datasets with runs whose trainings "
         f"are all in (a dataset's best model is only known once all its trainings are).", "",
+        markdown_table(experiment_totals(shards)),
     ]
+
+
+def experiment_totals(shards: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment (a shard group's prefix: ``feynman``, ``special``, ...; every science
+    experiment under ``science``): shards complete, trainings and science experiments current,
+    CPU hours and the machine kinds that computed them, with a total row."""
+    experiment = shards["groups"].str.split(r"[/:]", n=1, regex=True).str[0]
+    kinds = shards["machines"].fillna("").astype(str)
+
+    def summary(name: str, rows: pd.DataFrame, machines: pd.Series) -> dict[str, object]:
+        found = sorted({kind for text in machines for kind in text.split()})
+        return {"experiment": name, "shards complete": f"{int(rows['complete'].sum())} of {len(rows)}",
+                "trainings current": f"{int(rows['current'].sum())} of {int(rows['trainings'].sum())}",
+                "science current": f"{int(rows['science_current'].sum())} of {int(rows['science'].sum())}",
+                "CPU hours": f"{rows['cpu_hours'].sum():.1f}", "machine kinds": ", ".join(found) or MISSING}
+
+    rows = [summary(name, shards[experiment == name], kinds[experiment == name]) for name in dict.fromkeys(experiment)]
+    return pd.DataFrame([*rows, summary("all", shards, kinds)])
 
 
 def as_runs_csv(runs: pd.DataFrame) -> pd.DataFrame:
