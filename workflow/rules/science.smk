@@ -63,7 +63,6 @@ rule log_science:
     params:
         uri=lambda w: TRACKING_URI,
         experiment=lambda w: SETTINGS["tracking"]["experiment"],
-        configured=EXPERIMENTS,  # training runs of experiments dropped from the config are retired
     log:
         "logs/tracking/science.log",
     threads: 1

@@ -4,5 +4,4 @@ from kan.pipeline.joblog import setup_logging
 from kan.pipeline.tracking_jobs import log_science
 
 setup_logging(snakemake.log[0])
-log_science(snakemake.params.uri, snakemake.params.experiment, snakemake.input.results, snakemake.output[0],
-            snakemake.params.configured)
+log_science(snakemake.params.uri, snakemake.params.experiment, snakemake.input.results, snakemake.output[0])

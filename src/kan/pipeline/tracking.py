@@ -181,11 +181,10 @@ def retire_dropped_experiments(mlflow: "MlflowClient", experiment_id: str, confi
     """Soft-delete the active training runs of pipeline experiments (tag ``experiment``) not in
     ``configured``: an experiment dropped from the config would otherwise keep its runs in the
     store, though no report shows them. Science runs and runs the pipeline did not log (no
-    ``config_id`` tag) are left alone. Returns the config ids retired."""
-    configured = set(configured)
-    runs = [r for r in _active_runs(mlflow, experiment_id) if "config_id" in r.data.tags
-            and r.data.tags.get("variant") != "science" and r.data.tags.get("experiment") not in configured]
-    return _retire(mlflow, runs, ())
+    ``config_id`` tag) are left alone; the store does the filtering, so the usual case, nothing
+    to retire, loads no run. Returns the config ids retired."""
+    others = " AND ".join(["tags.variant != 'science'", *(f"tags.experiment != '{name}'" for name in sorted(set(configured)))])
+    return _retire(mlflow, [r for r in _active_runs(mlflow, experiment_id, others) if "config_id" in r.data.tags], ())
 
 
 def retire_science_runs(mlflow: "MlflowClient", experiment_id: str, keep: Iterable[str]) -> list[str]:

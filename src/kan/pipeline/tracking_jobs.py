@@ -88,15 +88,12 @@ def log_runs(uri: str, experiment: str, manifests: Sequence[Path | str], diagram
     write_json(out, {"uri": uri, "experiment": experiment, "runs": logged})
 
 
-def log_science(uri: str, experiment: str, result_dirs: Sequence[Path | str], out: Path | str,
-                configured: Sequence[str]) -> None:
+def log_science(uri: str, experiment: str, result_dirs: Sequence[Path | str], out: Path | str) -> None:
     """Log every science experiment folder to MLflow (idempotent, see :func:`kan.pipeline.tracking.log_science_run`)
-    and retire the science runs of other settings or experiments, and the training runs of
-    pipeline experiments not in ``configured`` (a config may train none)."""
+    and retire the science runs of other settings or experiments."""
     mlflow, experiment_id, known = _tracking_store(uri, experiment)
     logged = {Path(d).name: tracking.log_science_run(mlflow, experiment_id, d, known) for d in result_dirs}
     retired = tracking.retire_science_runs(mlflow, experiment_id, [read_run_record(d)["config_id"] for d in result_dirs])
-    dropped = tracking.retire_dropped_experiments(mlflow, experiment_id, configured)
-    log.info("%d science runs in MLflow experiment %s (%s); %d of earlier settings or experiments and %d training "
-             "runs of experiments no longer configured deleted", len(logged), experiment, uri, len(retired), len(dropped))
+    log.info("%d science runs in MLflow experiment %s (%s); %d of earlier settings or experiments deleted",
+             len(logged), experiment, uri, len(retired))
     write_json(out, {"uri": uri, "experiment": experiment, "runs": logged})
