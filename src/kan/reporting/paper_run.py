@@ -29,7 +29,7 @@ def status_lines(shards: pd.DataFrame, compared: int, datasets: int) -> list[str
     ``datasets`` with runs: those whose trainings are all in); then the same per experiment
     (:func:`experiment_totals`)."""
     complete = int(shards["complete"].sum())
-    machines = sorted({kind for text in shards["machines"].fillna("") for kind in str(text).split()})
+    machines = machine_kinds(shards)
     return [
         f"**Published records: {complete} of {len(shards)} shards complete; "
         f"{int(shards['current'].sum())} of {int(shards['trainings'].sum())} trainings and "
@@ -42,22 +42,26 @@ def status_lines(shards: pd.DataFrame, compared: int, datasets: int) -> list[str
     ]
 
 
+def machine_kinds(shards: pd.DataFrame) -> list[str]:
+    """The machine kinds that computed the shards' records (column ``machines``: space-separated
+    kinds, empty for a shard with none), sorted."""
+    return sorted({kind for text in shards["machines"].fillna("") for kind in str(text).split()})
+
+
 def experiment_totals(shards: pd.DataFrame) -> pd.DataFrame:
     """Per experiment (a shard group's prefix: ``feynman``, ``special``, ...; every science
     experiment under ``science``): shards complete, trainings and science experiments current,
     CPU hours and the machine kinds that computed them, with a total row."""
     experiment = shards["groups"].str.split(r"[/:]", n=1, regex=True).str[0]
-    kinds = shards["machines"].fillna("").astype(str)
 
-    def summary(name: str, rows: pd.DataFrame, machines: pd.Series) -> dict[str, object]:
-        found = sorted({kind for text in machines for kind in text.split()})
+    def summary(name: str, rows: pd.DataFrame) -> dict[str, object]:
         return {"experiment": name, "shards complete": f"{int(rows['complete'].sum())} of {len(rows)}",
                 "trainings current": f"{int(rows['current'].sum())} of {int(rows['trainings'].sum())}",
                 "science current": f"{int(rows['science_current'].sum())} of {int(rows['science'].sum())}",
-                "CPU hours": f"{rows['cpu_hours'].sum():.1f}", "machine kinds": ", ".join(found) or MISSING}
+                "CPU hours": f"{rows['cpu_hours'].sum():.1f}", "machine kinds": ", ".join(machine_kinds(rows)) or MISSING}
 
-    rows = [summary(name, shards[experiment == name], kinds[experiment == name]) for name in dict.fromkeys(experiment)]
-    return pd.DataFrame([*rows, summary("all", shards, kinds)])
+    rows = [summary(name, shards[experiment == name]) for name in dict.fromkeys(experiment)]
+    return pd.DataFrame([*rows, summary("all", shards)])
 
 
 def as_runs_csv(runs: pd.DataFrame) -> pd.DataFrame:
