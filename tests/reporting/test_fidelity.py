@@ -59,8 +59,17 @@ def test_claim_causes_curated_then_budget(reference_path):
 def test_tally_adds_and_counts():
     cells = [_Cell("a_rmse", 1, 1, within_tolerance=True, within_strict=True), _Cell("b_rmse", 1, 5, within_tolerance=True)]
     total = Tally.of(cells) + Tally.of(cells[:1])
-    assert (total.compared, total.within_tolerance, total.within_strict) == (3, 3, 2)
+    assert (total.compared, total.within_tolerance, total.within_strict, total.outside_better) == (3, 3, 2, 0)
     assert total.text().startswith("3 numbers compared: 3 (100%) within")
+
+
+def test_tally_counts_misses_on_the_better_side_only():
+    misses = [_Cell("c_rmse", 1e-2, 1e-4), _Cell("KAN: test_accuracy", 0.8, 0.9), _Cell("kan_exponent", 4.0, 0.3),
+              _Cell("mlp_rmse", 1e-4, 1e-2), _Cell("best_grid for [2,5,1]", 50.0, 20.0)]
+    inside_but_better = _Cell("d_rmse", 1e-2, 5e-3, within_tolerance=True)
+    tally = Tally.of([*misses, inside_but_better])
+    assert (tally.compared, tally.within_tolerance, tally.outside_better) == (6, 1, 2)
+    assert tally.text().endswith("of the 5 outside the tolerance, 2 are ours better than the paper")
 
 
 def _science_cells_without_reason(node, key=""):
@@ -91,7 +100,7 @@ def test_report_counts_misses_with_causes_and_lists_uncompared_cells(make_runs, 
     causes = Causes({"feynman/II.38.3/human_rmse": "protocol: a spans 0"}, reduced_budget=True)
     text = paper_vs_ours(runs, reference_path, [], tmp_path / "pvo.md", causes=causes).read_text(encoding="utf-8")
     assert "**Fidelity: 2 numbers compared: 1 (50%) within the block's tolerance, 1 within ×3" in text
-    assert "| Feynman equations | 2 | 1 | 1 | 1 of 1 |" in text
+    assert "| Feynman equations | 2 | 1 | 1 | 0 | 1 of 1 |" in text  # the miss is ours worse
     assert "human_rmse: ours 1.70e-01 is 1.16e+03× the paper's 1.47e-04, beyond the tolerance ×10. " \
            "Likely cause: protocol: a spans 0." in text
     assert "- II.38.3 best_pruned_rmse: no run of ours qualifies" in text  # no pruned run at all

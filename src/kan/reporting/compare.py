@@ -274,14 +274,15 @@ def _claim_count(checks: Sequence[ClaimCheck]) -> tuple[int, int]:
 
 def _fidelity_table(blocks: Mapping[str, tuple[str, Tally]], shapes: Mapping[str, tuple[int, int]],
                     claims: Mapping[str, tuple[int, int]], total: Tally) -> str:
-    """One row per block, then the sums: compared, within tolerance, within the strict band,
-    shapes that match and claims that hold (``(matching, checked)`` pairs per block)."""
+    """One row per block, then the sums: compared, within tolerance, within the strict band, outside
+    the tolerance with ours better, shapes that match and claims that hold (``(matching, checked)`` pairs per block)."""
     def pair(counts: tuple[int, int] | None) -> str:
         return f"{counts[0]} of {counts[1]}" if counts and counts[1] else "—"
 
     def row(title: str, tally: Tally, shape: tuple[int, int] | None, claim: tuple[int, int] | None) -> dict[str, str]:
         return {"block": title, "compared": str(tally.compared), "within tolerance": str(tally.within_tolerance),
-                "within ×3 / ±2 pts": str(tally.within_strict), "same shape": pair(shape), "claims hold": pair(claim)}
+                "within ×3 / ±2 pts": str(tally.within_strict), "outside, ours better": str(tally.outside_better),
+                "same shape": pair(shape), "claims hold": pair(claim)}
 
     def summed(counts: Mapping[str, tuple[int, int]]) -> tuple[int, int]:
         return sum(c[0] for c in counts.values()), sum(c[1] for c in counts.values())
@@ -317,7 +318,7 @@ def paper_vs_ours(
     for block in extra.blocks:
         tallies[block.name] = (f"Science: {block.title}", Tally.of(block.numbers))
         claims[block.name] = _claim_count(block.checks)
-    total = sum((t for _, t in tallies.values()), Tally(0, 0, 0))
+    total = sum((t for _, t in tallies.values()), Tally())
     header = [
         "# Paper vs ours", "",
         f"The numbers of \"{reference['paper']['title']}\" (arXiv {reference['paper']['arxiv']}, transcribed in "

@@ -62,6 +62,12 @@ class Judged(Protocol):
     def within_strict(self) -> bool: ...
 
 
+def better_than_paper(comparison: Judged) -> bool:
+    """Whether ours is on the better side of the paper's number (lower errors, higher accuracies and exponents)."""
+    lower = lower_is_better(comparison.quantity)
+    return lower is not None and comparison.ours != comparison.paper and (comparison.ours < comparison.paper) == lower
+
+
 def cause_key(block: str, dataset: str, quantity: str) -> str:
     """The key of a curated cause in ``report.miss_causes``: ``block/dataset/quantity`` (dataset may be empty)."""
     return "/".join(part for part in (block, dataset, quantity) if part)
@@ -91,8 +97,7 @@ class Causes:
             return self.curated[key]
         if comparison.uncertain:
             return CAUSE_UNCERTAIN
-        lower = lower_is_better(comparison.quantity)
-        if lower is not None and (comparison.ours < comparison.paper) == lower:
+        if better_than_paper(comparison):
             return CAUSE_BETTER
         return CAUSE_BUDGET if self.reduced_budget else CAUSE_UNEXPLAINED
 
@@ -105,21 +110,26 @@ class Causes:
 
 @dataclass(frozen=True)
 class Tally:
-    """Counts of one block (or of everything)."""
+    """Counts of one block (or of everything): numbers compared, within the tolerance, within the
+    stricter band, and outside the tolerance on the better side of the paper's number."""
 
-    compared: int
-    within_tolerance: int
-    within_strict: int
+    compared: int = 0
+    within_tolerance: int = 0
+    within_strict: int = 0
+    outside_better: int = 0
 
     @classmethod
     def of(cls, numbers: Sequence[Judged]) -> "Tally":
-        return cls(len(numbers), sum(c.within_tolerance for c in numbers), sum(c.within_strict for c in numbers))
+        return cls(len(numbers), sum(c.within_tolerance for c in numbers), sum(c.within_strict for c in numbers),
+                   sum(not c.within_tolerance and better_than_paper(c) for c in numbers))
 
     def __add__(self, other: "Tally") -> "Tally":
         return Tally(self.compared + other.compared, self.within_tolerance + other.within_tolerance,
-                     self.within_strict + other.within_strict)
+                     self.within_strict + other.within_strict, self.outside_better + other.outside_better)
 
     def text(self) -> str:
         share = f" ({self.within_tolerance / self.compared:.0%})" if self.compared else ""
+        outside = self.compared - self.within_tolerance
         return (f"{self.compared} numbers compared: {self.within_tolerance}{share} within the block's tolerance, "
-                f"{self.within_strict} within ×{STRICT_FACTOR:g} (ratios) or ±{100 * STRICT_POINTS:g} pts (accuracies)")
+                f"{self.within_strict} within ×{STRICT_FACTOR:g} (ratios) or ±{100 * STRICT_POINTS:g} pts (accuracies); "
+                f"of the {outside} outside the tolerance, {self.outside_better} are ours better than the paper")
