@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from kan.data import generate, generate_to_dir, io
+from kan.data import definition_digest, definition_of, generate, generate_to_dir, io
 from kan.data.io import GeneratedData, read_dataset, to_tensors, write_dataset
 
 SMALL = {"n_train": 30, "n_test": 20}
@@ -181,3 +181,16 @@ def test_generated_data_outside_the_domain_is_rejected_before_writing(tmp_path):
     with pytest.raises(ValueError, match=r"feynman/I\.15\.3x: column 'target' of the train split has \d+ of 30"):
         generate_to_dir("feynman", "I.15.3x", {**SMALL, "ranges": {"b": [-2, 2]}}, 0, tmp_path / "ds")
     assert not (tmp_path / "ds").exists()
+
+
+def test_definition_digest_names_what_defines_the_data_and_nothing_else(tmp_path, data):
+    """The same on the written folder as in memory (checksums and library versions left out),
+    unmoved by prose, different for other ranges, sizes or seeds."""
+    written = read_dataset(generate_to_dir("feynman", "I.16.6", SMALL, 0, tmp_path / "d")).meta
+    digest = definition_digest(data.meta)
+    assert definition_digest(written) == digest and definition_of("feynman", "I.16.6", SMALL, 0) == digest
+    assert definition_digest({**data.meta, "deviations": ["reworded"], "paper_shape": [2, 1]}) == digest
+    narrower = {**SMALL, "ranges": {"a": [-0.5, 0.5], "b": [-1.0, 1.0]}}
+    others = [generate("feynman", "I.16.6", narrower, 0), generate("feynman", "I.16.6", {**SMALL, "n_train": 31}, 0),
+              generate("feynman", "I.16.6", SMALL, 1)]
+    assert len({digest, *(definition_digest(other.meta) for other in others)}) == 4

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from kan.data import generate_to_dir
+from kan.data import definition_digest, generate_to_dir, read_dataset
 from kan.experiments import runner
 from kan.experiments.sweep import expand
-from kan.records.provenance import code_fingerprint
-from kan.records.runfiles import MODEL, read_history, read_metrics, run_dir
+from kan.records.provenance import DATA_DEFINITION, code_fingerprint
+from kan.records.runfiles import MODEL, read_history, read_metrics, run_dir, update_metrics
 from kan.train import FitResult
 
 
@@ -99,6 +99,20 @@ def test_runs_name_their_training_as_the_plan_has_it(tiny_sweep, trained, tiny_c
         assert (record["training_id"], record["final_stage"]) == (grown.stages[-1].run_id, False)
         assert record == read_metrics(_dir(trained[0], grown, grown.stages[0]))  # nothing else changed
     assert runner.label_stages(tiny_sweep[0], tmp_path) == []
+
+
+def test_runs_name_the_definition_of_their_data(tiny_sweep, trained, xy_dataset, tmp_path):
+    """New runs record the definition digest of the dataset they trained on; a rerun of the chunk
+    gives it to the records of its runs written before runs carried it, and to nothing else."""
+    shutil.copytree(trained[0], tmp_path, dirs_exist_ok=True)
+    definition = definition_digest(read_dataset(xy_dataset / "synthetic" / "xy").meta)
+    runs = [_dir(tmp_path, t, s) for t in tiny_sweep for s in t.stages]
+    assert {read_metrics(run)[DATA_DEFINITION] for run in runs} == {definition}
+    older = runs[0]
+    before = read_metrics(older)
+    update_metrics(older, {DATA_DEFINITION: None})  # as a record of code that did not write it
+    assert _train(tiny_sweep, xy_dataset, tmp_path)["trained"] == 0
+    assert read_metrics(older) == before
 
 
 def test_rerun_skips_finished_trainings(tiny_sweep, trained, xy_dataset, tmp_path):

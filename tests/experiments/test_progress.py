@@ -7,9 +7,10 @@ import json
 import pandas as pd
 import pytest
 
+from kan.data import definition_of
 from kan.experiments import progress, runner
 from kan.records import publish
-from kan.records.provenance import code_fingerprint, machine_kind
+from kan.records.provenance import DATA_DEFINITION, code_fingerprint, machine_kind
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +82,29 @@ def test_a_training_missing_an_earlier_phase_is_missing(tiny_sweep):
     """Published progress and the runner agree: a training is in only with every phase's run."""
     kan = next(t for t in tiny_sweep if t.kind == "kan" and len(t.stages) > 1)
     current = {"machine": machine_kind(), "code_fingerprint": code_fingerprint(), "status": "ok"}
-    records = {s.run_id: {"run_id": s.run_id, **current} for s in kan.stages}
-    assert progress.training_state(kan, records) == "current"
+    records = {s.run_id: {"run_id": s.run_id, **current, DATA_DEFINITION: "d"} for s in kan.stages}
+    assert progress.training_state(kan, records, "d") == "current"
     del records[kan.stages[0].run_id]
-    assert progress.training_state(kan, records) == "missing"
+    assert progress.training_state(kan, records, "d") == "missing"
+
+
+def test_records_of_other_data_are_stale(tiny_sweep, results, tmp_path):
+    """Records trained on data whose definition (task, formula, ranges, sizes, seed) is no longer
+    what this code generates, or that name none, are stale: the shard trains them again."""
+    progress.publish(results, tmp_path, {"profile": "test"}, tiny_sweep)
+    path = tmp_path / publish.RUNS
+    records = pd.read_parquet(path)
+    (xy,) = progress.data_definitions(tiny_sweep).items()
+    assert xy == (("synthetic", "xy"), definition_of("synthetic", "xy", tiny_sweep[0].data["spec"], tiny_sweep[0].data["seed"]))
+    assert (records[DATA_DEFINITION] == xy[1]).all()  # the runs name the data they trained on
+    other, unnamed = tiny_sweep[0], tiny_sweep[1]
+    records.loc[records["training_id"] == other.stages[-1].run_id, DATA_DEFINITION] = "0000000000000000"
+    records.loc[records["training_id"] == unnamed.stages[-1].run_id, DATA_DEFINITION] = None
+    records.to_parquet(path, index=False)
+    table = progress.shard_table(tiny_sweep, 4, [], tmp_path, 1)
+    assert table.loc[0, ["current", "stale", "missing"]].tolist() == [len(tiny_sweep) - 2, 2, 0]
+    found = progress.current_trainings(tiny_sweep, tmp_path)
+    assert found == {t.stages[-1].run_id for t in tiny_sweep} - {other.stages[-1].run_id, unnamed.stages[-1].run_id}
 
 
 def test_current_trainings_follow_the_published_progress(tiny_sweep, results, tmp_path):

@@ -6,10 +6,10 @@ import json
 import pandas as pd
 import pytest
 
-from kan.experiments.progress import shard_table
+from kan.experiments.progress import data_definitions, shard_table
 from kan.experiments.sweep import chunks, expand
 from kan.records import publish
-from kan.records.provenance import code_fingerprint, machine_kind
+from kan.records.provenance import DATA_DEFINITION, code_fingerprint, machine_kind
 from kan.records.shards import group_count, in_shard, job_group, parse_shard, shard_groups, shard_of
 
 
@@ -52,9 +52,10 @@ def test_bad_shard_is_named(bad):
 def test_a_shards_cpu_hours_sum_cpu_seconds_and_wall_seconds_only_where_a_record_lacks_them(tiny_sweep, tmp_path):
     """Per current training its longest run's CPU seconds (wall seconds for a record without them),
     plus each current science experiment's."""
-    machine = machine_kind()
+    machine, definitions = machine_kind(), data_definitions(tiny_sweep)
     rows = [{"run_id": s.run_id, "status": "ok", "steps": s.phases, "machine": machine, "code_fingerprint": code_fingerprint(),
-             "seconds": 3600.0 * s.phases, "cpu_seconds": 1800.0 * s.phases} for t in tiny_sweep for s in t.stages]
+             DATA_DEFINITION: definitions[t.family, t.dataset], "seconds": 3600.0 * s.phases,
+             "cpu_seconds": 1800.0 * s.phases} for t in tiny_sweep for s in t.stages]
     lacking = tiny_sweep[0].stages[-1].run_id
     for row in rows:
         row["cpu_seconds"] = float("nan") if row["run_id"] == lacking else row["cpu_seconds"]

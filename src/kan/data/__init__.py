@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from kan.data.io import GeneratedData, read_dataset, to_tensors, write_dataset
+from kan.data.io import GeneratedData, definition_digest, read_dataset, to_tensors, write_dataset
 from kan.data.spec import lookup_task, merge_spec
 
 FAMILIES = ("synthetic", "feynman", "special", "knot", "anderson")
@@ -28,6 +28,8 @@ __all__ = [
     "DatasetRequest",
     "GeneratedData",
     "dataset_dir",
+    "definition_digest",
+    "definition_of",
     "family_module",
     "generate",
     "generate_to_dir",
@@ -64,6 +66,11 @@ def task_size(family: str, name: str, spec: Mapping[str, Any] | None) -> tuple[i
 def generate(family: str, name: str, spec: dict | None, seed: int) -> GeneratedData:
     """Generate task ``name`` of ``family`` in memory (spec overrides the task defaults)."""
     return family_module(family).generate(name, spec, seed)
+
+
+def definition_of(family: str, name: str, spec: dict | None, seed: int) -> str:
+    """The :func:`definition_digest` of task ``name`` of ``family`` as this code generates it."""
+    return definition_digest(generate(family, name, spec, seed).meta)
 
 
 def generate_to_dir(

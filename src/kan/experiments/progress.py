@@ -10,7 +10,9 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from kan.data import definition_of
 from kan.experiments.sweep import Training, chunks, finishing_runs
+from kan.records.provenance import DATA_DEFINITION
 from kan.records.publish import SCIENCE, is_current, merge, published_runs, write_report_inputs
 from kan.records.science_outputs import RUN_RECORD
 from kan.records.shards import group_count, shard_groups, shard_of
@@ -31,21 +33,31 @@ def publish(results: Path | str, out: Path | str, report_inputs: Mapping[str, An
     return added
 
 
-def training_state(training: Training, records: Mapping[str, Mapping[str, Any]]) -> str:
+def data_definitions(trainings: Sequence[Training]) -> dict[tuple[str, str], str]:
+    """Per (family, dataset) of ``trainings``, the definition digest of the data this code
+    generates for it (:func:`kan.data.definition_of`; generated in memory, milliseconds each)."""
+    wanted = {(t.family, t.dataset): t.data for t in trainings}
+    return {key: definition_of(*key, data["spec"], data["seed"]) for key, data in wanted.items()}
+
+
+def training_state(training: Training, records: Mapping[str, Mapping[str, Any]], definition: str) -> str:
     """``current``, ``stale`` or ``missing``: whether the records hold the training's last run (or
-    a run that ended it early) from current code."""
+    a run that ended it early) from current code (:func:`is_current`) on the data this code
+    generates (``definition``, see :func:`data_definitions`; a record naming other data, or none,
+    is stale)."""
     done = finishing_runs(training, records)
     if not done:
         return "missing"
-    return "current" if any(is_current(r) for r in done) else "stale"
+    return "current" if any(is_current(r) and r.get(DATA_DEFINITION) == definition for r in done) else "stale"
 
 
 def current_trainings(trainings: Sequence[Training], out: Path | str) -> set[str]:
     """The ids (last stage's run id) of those ``trainings`` whose records in ``out`` are current
     (:func:`training_state`: the last run, or one that ended the training early, with every
     earlier phase): what a shard run with ``published`` leaves untrained."""
-    records = published_runs(out)
-    return {t.stages[-1].run_id for t in trainings if training_state(t, records) == "current"}
+    records, definitions = published_runs(out), data_definitions(trainings)
+    return {t.stages[-1].run_id for t in trainings
+            if training_state(t, records, definitions[t.family, t.dataset]) == "current"}
 
 
 def complete_datasets(trainings: Sequence[Training], records: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -53,8 +65,10 @@ def complete_datasets(trainings: Sequence[Training], records: Mapping[str, Mappi
     the report compares only those, so a half-published dataset's best model is not taken for
     the sweep's."""
     states: dict[str, set[str]] = {}
+    definitions = data_definitions(trainings)
     for training in trainings:
-        states.setdefault(f"{training.experiment}/{training.dataset}", set()).add(training_state(training, records))
+        state = training_state(training, records, definitions[training.family, training.dataset])
+        states.setdefault(f"{training.experiment}/{training.dataset}", set()).add(state)
     return sorted(key for key, found in states.items() if found == {"current"})
 
 
@@ -68,7 +82,7 @@ def shard_table(
     current training's longest run and of each current science experiment (:func:`cpu_seconds`:
     wall seconds for a record without CPU seconds)."""
     out = Path(out)
-    records = published_runs(out)
+    records, definitions = published_runs(out), data_definitions(trainings)
     members = chunks(trainings, chunk_size)
     names = [*members, *(f"science:{name}" for name in science)]
     count = count or group_count(names)
@@ -79,7 +93,7 @@ def shard_table(
     for name, chunk in members.items():
         row = rows[shards[name]]
         for training in chunk:
-            state = training_state(training, records)
+            state = training_state(training, records, definitions[training.family, training.dataset])
             row["trainings"] += 1
             row[state] += 1
             for stage in training.stages:

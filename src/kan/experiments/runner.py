@@ -27,10 +27,10 @@ from torch import Tensor, nn
 
 from kan import KAN, MLP, load_model
 from kan.batched import fit_many
-from kan.data import read_dataset, to_tensors
+from kan.data import definition_digest, read_dataset, to_tensors
 from kan.experiments.pruning import prune_model, sparsify_config
 from kan.experiments.sweep import Stage, Training, finishing_runs
-from kan.records.provenance import FINGERPRINT, code_fingerprint, machine_kind
+from kan.records.provenance import DATA_DEFINITION, FINGERPRINT, code_fingerprint, machine_kind
 from kan.records.runfiles import checked_model, is_finished, read_history, read_metrics, run_dir, update_metrics, write_run
 from kan.train import TrainConfig
 
@@ -227,14 +227,18 @@ def is_done(training: Training, results: Path, counts: Currency | None = None) -
     return bool(finishing_runs(training, _records(training, results, counts)))
 
 
-def label_stages(training: Training, results: Path, counts: Currency | None = None) -> list[str]:
+def label_stages(training: Training, results: Path, counts: Currency | None = None,
+                 definition: str | None = None) -> list[str]:
     """Make the records of the training's finished runs (those ``counts`` accepts) name it as the
     current plan has it: ``training_id`` its last stage's run id, ``final_stage`` true for that
     stage only. A run recorded as the end of a shorter grid schedule is an earlier phase once the
-    schedule grows, and the end again when it shrinks back. Returns the run ids relabelled."""
+    schedule grows, and the end again when it shrinks back. With ``definition`` (the
+    :func:`kan.data.definition_digest` of the data ``counts`` accepts runs of), the records name it
+    too: records written before runs carried it get it. Returns the run ids relabelled."""
     records, last, relabelled = _records(training, results, counts), training.stages[-1].run_id, []
     for stage in training.stages:
         labels = {"training_id": last, "final_stage": stage.run_id == last}
+        labels |= {DATA_DEFINITION: definition} if definition is not None else {}
         record = records.get(stage.run_id)
         if record is not None and any(record.get(key) != value for key, value in labels.items()):
             update_metrics(run_dir(results, training.experiment, training.kind, stage.run_id), labels)
@@ -266,8 +270,9 @@ def train_chunk(trainings: Sequence[Training], dataset_dirs: Mapping[tuple[str, 
 
     ``dataset_dirs`` maps (family, name) to the generated dataset folder; ``extra`` is
     merged into every metrics.json (provenance: git commit, profile, code fingerprint), with the
-    digest of the data. Runs that no longer count (:func:`currency`: other data, or code that
-    computes other numbers) are trained again and left out of the manifest. Trainings whose id
+    digest of the data and of its definition (:func:`kan.data.definition_digest`). Runs that no
+    longer count (:func:`currency`: other data, or code that computes other numbers) are trained
+    again and left out of the manifest. Trainings whose id
     (their last stage's run id) is in ``done_elsewhere`` have current published records
     (:func:`kan.experiments.progress.current_trainings`): they are neither trained nor listed.
     The records of the others' runs name their training as this chunk plans it (:func:`label_stages`).
@@ -280,16 +285,16 @@ def train_chunk(trainings: Sequence[Training], dataset_dirs: Mapping[tuple[str, 
     if not held:
         return _manifest(trainings, held, [], [])
     data, meta = load_dataset(dataset_dirs[(first.family, first.dataset)], first.dtype)
-    digest = data_digest(data)
+    digest, definition = data_digest(data), definition_digest(meta)
     counts = currency(extra, digest)
     todo = [t for t in held if not is_done(t, results, counts)]
     if todo:
         resumed = {t.stages[-1].run_id: s for t in todo if (s := resumed_state(t, results, counts)) is not None}
         log.info("training %d of %d trainings on %s/%s (%d resumed after their last finished grid phase, %d published)",
                  len(todo), len(trainings), first.family, first.dataset, len(resumed), len(trainings) - len(held))
-        train_together(todo, data, meta, results, {**extra, DATA_DIGEST: digest}, resumed)
+        train_together(todo, data, meta, results, {**extra, DATA_DIGEST: digest, DATA_DEFINITION: definition}, resumed)
     for training in held:
-        label_stages(training, results, counts)
+        label_stages(training, results, counts, definition)
     return _manifest(trainings, held, todo, existing_runs(held, results, counts))
 
 

@@ -14,6 +14,7 @@ _SOURCE = Path(__file__).resolve().parent
 REFERENCE = _SOURCE.parents[2] / "reports" / "reference"  # src/kan/experiments -> repository root
 EXPECTED_FILES = ("ci_expected.csv", "ci_expected_science.csv")
 FINGERPRINT = "code_fingerprint"  # the record key of code_fingerprint()
+DATA_DEFINITION = "data_definition"  # the record key of the definition digest of a run's dataset (kan.data)
 UNRECORDED = "unrecorded"  # fingerprint of a machine kind with no expected values
 UNKNOWN = "unknown"  # commit outside a git checkout; fingerprint without the expected-values files
 PLACEHOLDERS = (UNRECORDED, UNKNOWN)  # fingerprints that name no code

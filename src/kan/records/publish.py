@@ -18,7 +18,9 @@ already there (a run id's newest record wins: a current record over a stale one,
 ``finished_at``; a training's history is that of its longest kept run; only the run ids of the
 profile are kept; :func:`kan.experiments.progress.publish` adds which datasets of the profile they
 complete). A record is current when its code fingerprint equals the one this code has on the
-record's machine kind, and that kind has recorded ci values. Science results that another
+record's machine kind, and that kind has recorded ci values; a training counts as current when,
+besides, its records name the definition of the data this code generates for its dataset
+(``data_definition``, :mod:`kan.experiments.progress`). Science results that another
 profile made, or whose files are not valid JSON, are refused before anything is written; each
 file and science folder is then replaced whole (:mod:`kan.files`), so a publish killed part-way
 leaves whole files, and publishing the same results again completes it. A results folder with
@@ -40,12 +42,13 @@ import pandas as pd
 from kan.files import atomic_file, atomic_folder, read_json
 from kan.records.aggregate import RUN_COLUMNS, runs_table
 from kan.records.ids import canonical_json
-from kan.records.provenance import FINGERPRINT, PLACEHOLDERS, code_fingerprint
+from kan.records.provenance import DATA_DEFINITION, FINGERPRINT, PLACEHOLDERS, code_fingerprint
 from kan.records.runfiles import HISTORY_COLUMNS, is_finished, longest_first, read_history, read_metrics
 from kan.records.science_outputs import RERUN_EXPERIMENT
 
 RUNS, HISTORIES, SHARDS, REPORT_INPUTS, SCIENCE = "runs.parquet", "histories.parquet", "shards.csv", "report.json", "science"
-PROVENANCE = ("training_id", "final_stage", "profile", "git_commit", "machine", FINGERPRINT, "finished_at", "cpu_seconds")
+PROVENANCE = ("training_id", "final_stage", "profile", "git_commit", "machine", FINGERPRINT, DATA_DEFINITION,
+              "finished_at", "cpu_seconds")
 RECORD_COLUMNS = (*RUN_COLUMNS, *PROVENANCE, "config")
 HISTORY_EVERY = 100
 FULL_HISTORIES = ("grid_extension",)  # the staircase figure draws every step
