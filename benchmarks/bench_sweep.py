@@ -50,10 +50,11 @@ PAPER_CONFIG = ROOT / "workflow" / "config" / "paper.yaml"
 PROBE_GRIDS = (3, 10, 50, 200, 1000)  # per-step cost vs G, interpolated in log G in between
 
 
-def feynman_data(name: str = "I.6.20", seed: int = 0) -> dict[str, Tensor]:
-    """A Feynman dataset through the project's data API (generate, write, read back)."""
+def feynman_data(name: str = "I.6.20", seed: int = 0, spec: dict | None = None) -> dict[str, Tensor]:
+    """A Feynman dataset through the project's data API (generate, write, read back); ``spec``
+    overrides the task's defaults (e.g. its ranges)."""
     with tempfile.TemporaryDirectory() as tmp:
-        directory = generate_to_dir("feynman", name, None, seed, Path(tmp) / name)
+        directory = generate_to_dir("feynman", name, spec, seed, Path(tmp) / name)
         return {k: v.contiguous() for k, v in to_tensors(read_dataset(directory), dtype=torch.float64).items()}
 
 

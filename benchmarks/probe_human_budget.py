@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 
 import torch
+from torch import Tensor
 
 from bench_sweep import feynman_data
 from kan import KAN
@@ -27,10 +28,13 @@ from kan.train import TrainConfig, fit
 GRIDS = (3, 5, 10, 20)
 
 
-def best_test_rmse(name: str, steps: int) -> float:
-    """The lowest test RMSE at the end of a grid phase (the pipeline records phase ends)."""
-    model = KAN(list(TASKS[name].shape), GRIDS[0], seed=0, dtype=torch.float64)
-    history = fit(model, feynman_data(name), TrainConfig(steps=steps, grid_schedule=GRIDS)).history
+def best_test_rmse(name: str, steps: int, grids: tuple[int, ...] = GRIDS, data: dict[str, Tensor] | None = None,
+                   seed: int = 0) -> float:
+    """The lowest test RMSE at the end of a grid phase (the pipeline records phase ends) of the
+    human shape trained with model seed ``seed`` on ``data`` (default: the pipeline's dataset)."""
+    model = KAN(list(TASKS[name].shape), grids[0], seed=seed, dtype=torch.float64)
+    data = feynman_data(name) if data is None else data
+    history = fit(model, data, TrainConfig(steps=steps, grid_schedule=grids)).history
     phase_ends = {record["grid"]: record["test_rmse"] for record in history if record.get("test_rmse") is not None}
     return min(phase_ends.values())
 
