@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from kan import KAN, MLP
 from kan.batched import fit_many
 from kan.data import family_module, generate_to_dir, read_dataset, to_tensors
-from kan.experiments.progress import training_state
+from kan.experiments.progress import data_definitions, training_state
 from kan.experiments.sweep import Training, expand, total_steps
 from kan.pipeline.cli import PUBLISHED, SCHEMA
 from kan.pipeline.config import load_config
@@ -399,10 +399,11 @@ def print_measured(costs: CostModel, trainings: Sequence[Training], records_dir:
         print("No published records yet.")
         return
     records = {r["run_id"]: r for r in pd.read_parquet(records_dir / RUNS).to_dict("records")}
+    definitions = data_definitions(trainings)
     print("| experiment | trainings finished | estimated CPU-h (same trainings) | measured h | measured / estimated | measured as |")
     print("|---|---|---|---|---|---|")
     for experiment in dict.fromkeys(t.experiment for t in trainings):
-        done = [t for t in trainings if t.experiment == experiment and training_state(t, records) == "current"]
+        done = [t for t in trainings if t.experiment == experiment and training_state(t, records, definitions) == "current"]
         if not done:
             print(f"| {experiment} | 0 | | | | |")
             continue
