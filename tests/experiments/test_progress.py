@@ -83,9 +83,10 @@ def test_a_training_missing_an_earlier_phase_is_missing(tiny_sweep):
     kan = next(t for t in tiny_sweep if t.kind == "kan" and len(t.stages) > 1)
     current = {"machine": machine_kind(), "code_fingerprint": code_fingerprint(), "status": "ok"}
     records = {s.run_id: {"run_id": s.run_id, **current, DATA_DEFINITION: "d"} for s in kan.stages}
-    assert progress.training_state(kan, records, "d") == "current"
+    definitions = {(kan.family, kan.dataset): "d"}
+    assert progress.training_state(kan, records, definitions) == "current"
     del records[kan.stages[0].run_id]
-    assert progress.training_state(kan, records, "d") == "missing"
+    assert progress.training_state(kan, records, definitions) == "missing"
 
 
 def test_records_of_other_data_are_stale(tiny_sweep, results, tmp_path):

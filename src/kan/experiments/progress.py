@@ -40,14 +40,16 @@ def data_definitions(trainings: Sequence[Training]) -> dict[tuple[str, str], str
     return {key: definition_of(*key, data["spec"], data["seed"]) for key, data in wanted.items()}
 
 
-def training_state(training: Training, records: Mapping[str, Mapping[str, Any]], definition: str) -> str:
+def training_state(training: Training, records: Mapping[str, Mapping[str, Any]],
+                   definitions: Mapping[tuple[str, str], str]) -> str:
     """``current``, ``stale`` or ``missing``: whether the records hold the training's last run (or
     a run that ended it early) from current code (:func:`is_current`) on the data this code
-    generates (``definition``, see :func:`data_definitions`; a record naming other data, or none,
+    generates (``definitions``, see :func:`data_definitions`; a record naming other data, or none,
     is stale)."""
     done = finishing_runs(training, records)
     if not done:
         return "missing"
+    definition = definitions[training.family, training.dataset]
     return "current" if any(is_current(r) and r.get(DATA_DEFINITION) == definition for r in done) else "stale"
 
 
@@ -56,8 +58,7 @@ def current_trainings(trainings: Sequence[Training], out: Path | str) -> set[str
     (:func:`training_state`: the last run, or one that ended the training early, with every
     earlier phase): what a shard run with ``published`` leaves untrained."""
     records, definitions = published_runs(out), data_definitions(trainings)
-    return {t.stages[-1].run_id for t in trainings
-            if training_state(t, records, definitions[t.family, t.dataset]) == "current"}
+    return {t.stages[-1].run_id for t in trainings if training_state(t, records, definitions) == "current"}
 
 
 def complete_datasets(trainings: Sequence[Training], records: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -67,7 +68,7 @@ def complete_datasets(trainings: Sequence[Training], records: Mapping[str, Mappi
     states: dict[str, set[str]] = {}
     definitions = data_definitions(trainings)
     for training in trainings:
-        state = training_state(training, records, definitions[training.family, training.dataset])
+        state = training_state(training, records, definitions)
         states.setdefault(f"{training.experiment}/{training.dataset}", set()).add(state)
     return sorted(key for key, found in states.items() if found == {"current"})
 
@@ -93,7 +94,7 @@ def shard_table(
     for name, chunk in members.items():
         row = rows[shards[name]]
         for training in chunk:
-            state = training_state(training, records, definitions[training.family, training.dataset])
+            state = training_state(training, records, definitions)
             row["trainings"] += 1
             row[state] += 1
             for stage in training.stages:
