@@ -96,19 +96,27 @@ def test_own_kan_formula_predicts_the_signature(data):
     assert knots.score_formula(expr, data)["fitted_accuracy"] > 0.6
 
 
-def test_killed_unsupervised_runs_resume_with_the_same_rows(data, tmp_path):
+def test_killed_unsupervised_runs_resume_with_the_same_rows(data, tmp_path, killed_at):
     from kan.science.stages import Stages
 
     config = replace(QUICK, unsup_seeds=(0, 1), unsup_lambdas=(1e-2, 1e-3))
     whole = knots.unsupervised_runs(data, config)
-
-    class KilledAtSecondLambda(Stages):  # seed 0's first run kept; its dataset must be built again
-        def run(self, name, compute):
-            if name == "unsupervised-seed0-lamb0.001":
-                raise KeyboardInterrupt
-            return super().run(name, compute)
-
-    with pytest.raises(KeyboardInterrupt):
-        knots.unsupervised_runs(data, config, KilledAtSecondLambda(tmp_path))
+    with pytest.raises(KeyboardInterrupt):  # seed 0's first run kept; its dataset must be built again
+        knots.unsupervised_runs(data, config, killed_at(tmp_path, "unsupervised-seed0-lamb0.001"))
     assert Stages(tmp_path).finished() == ["unsupervised-seed0-lamb0.01"]
     pd.testing.assert_frame_equal(knots.unsupervised_runs(data, config, Stages(tmp_path)), whole)
+
+
+@pytest.mark.slow
+def test_the_study_in_two_worker_processes_gives_the_numbers_of_one_process(data, tmp_path):
+    from kan.science.stages import Stages
+
+    config = replace(QUICK, unsup_lambdas=(1e-2, 1e-3), formula_steps=5, mlp_converged_steps=200)
+    alone = knots.run_knots(config, data)
+    parallel = Stages(tmp_path, workers=2)
+    together = knots.run_knots(config, data, parallel)
+    assert parallel.worker_cpu_seconds > 0 and len(parallel.finished()) == 3 + 2
+    assert alone.keys() == together.keys()
+    for name, table in alone.items():
+        columns = [c for c in table.columns if c not in ("seconds", "train_seconds")]
+        pd.testing.assert_frame_equal(together[name][columns], table[columns], check_exact=True, obj=name)

@@ -122,3 +122,19 @@ def test_a_resumed_recorded_run_counts_its_kept_stages_and_then_forgets_them(tmp
     record = json.loads((tmp_path / "out" / "run.json").read_text())
     assert summary == pytest.approx(json.loads((tmp_path / "first" / "summary.json").read_text()))
     assert record["cpu_seconds"] >= kept_cpu > 0 and not folder.exists()  # the kept stages' time counted, then removed
+
+
+@pytest.mark.slow
+def test_a_run_with_workers_gives_the_same_summary_and_records_their_cpu_time(tmp_path, monkeypatch):
+    from kan.science.stages import Stages
+
+    settings = {"n_interior": 150, "n_boundary": 40, "kan_width": [2, 3, 1], "kan_grids": [3], "kan_steps": 2,
+                "mlp_widths": [[2, 5, 1], [2, 8, 8, 1], [2, 4, 1]], "n_test_per_side": 11}
+    alone = registry.run_recorded("pde", settings, tmp_path / "alone", profile="test", partial=tmp_path / "p1")
+    made = []
+    monkeypatch.setattr(registry, "Stages", lambda *args: made.append(Stages(*args)) or made[-1])
+    together = registry.run_recorded("pde", settings, tmp_path / "together", profile="test", partial=tmp_path / "p2",
+                                     workers=2)
+    record = json.loads((tmp_path / "together" / "run.json").read_text())
+    assert together == alone  # the errors of every model, bit for bit
+    assert made[0].workers == 2 and record["cpu_seconds"] >= made[0].worker_cpu_seconds > 0

@@ -1,35 +1,25 @@
 """Finished stages of a science experiment: kept, read back after a kill, then cleared."""
 
+import os
 import pickle
+import subprocess
+import sys
 import time
+from functools import partial
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
+from threadpoolctl import threadpool_info
 
 from kan.science import pde
-from kan.science.stages import Stages
+from kan.science.stages import Stages, single_threaded
 
 TINY_PDE = {
     "n_interior": 150, "n_boundary": 40, "kan_width": [2, 3, 1], "kan_grids": [3, 6], "kan_steps": 2,
     "mlp_widths": [[2, 5, 1], [2, 8, 8, 1]], "n_test_per_side": 11,
 }
-
-
-class Killed(Exception):
-    """Stands for the kill of a run."""
-
-
-class KilledAt(Stages):
-    """Stages whose stage ``at`` is killed before it finishes."""
-
-    def __init__(self, folder, at):
-        super().__init__(folder)
-        self.at = at
-
-    def run(self, name, compute):
-        if name == self.at:
-            raise Killed(name)
-        return super().run(name, compute)
 
 
 def _busy(seconds):
@@ -85,13 +75,93 @@ def test_stage_names_are_file_names():
 
 
 @pytest.mark.slow
-def test_a_killed_pde_run_resumes_with_the_numbers_of_an_uninterrupted_one(tmp_path):
+def test_a_killed_pde_run_resumes_with_the_numbers_of_an_uninterrupted_one(tmp_path, killed_at):
     whole = pde.run_pde_experiment(TINY_PDE)
     timing = ["seconds"]
-    for killed_at, kept in (("kan-1-G6", ["kan-0-G3"]), ("mlp-1", ["kan-0-G3", "kan-1-G6", "mlp-0"])):
-        folder = tmp_path / killed_at  # the KAN goes on from its pickled first phase; the MLPs after the KAN
-        with pytest.raises(Killed):
-            pde.run_pde_experiment(TINY_PDE, KilledAt(folder, killed_at))
+    # the KAN goes on from its pickled first phase; the MLPs after the KAN, the larger one first
+    for killed, kept in (("kan-1-G6", ["kan-0-G3"]), ("mlp-0", ["kan-0-G3", "kan-1-G6", "mlp-1"])):
+        folder = tmp_path / killed
+        with pytest.raises(KeyboardInterrupt):
+            pde.run_pde_experiment(TINY_PDE, killed_at(folder, killed))
         assert Stages(folder).finished() == kept
         resumed = pde.run_pde_experiment(TINY_PDE, Stages(folder))
         pd.testing.assert_frame_equal(resumed.drop(columns=timing), whole.drop(columns=timing))
+
+
+def _busy_in(seconds):
+    """(this process's id, "done") after about ``seconds`` of CPU time."""
+    return os.getpid(), _busy(seconds)
+
+
+def test_stages_asked_for_together_run_in_workers_and_come_back_in_order(tmp_path):
+    stages = Stages(tmp_path, workers=2)
+    stages.run("kept", lambda: (0, "kept before"))
+    tasks = {"kept": lambda: (0, "computed again"), "long": lambda: _busy_in(0.5), **{
+        f"short-{i}": partial(_busy_in, 0.05) for i in range(3)}}
+    results = stages.run_many(tasks)
+    assert [done for _, done in results] == ["kept before", "done", "done", "done", "done"]
+    workers = {pid for pid, _ in results[1:]}
+    assert os.getpid() not in workers and len(workers) == 2  # the long one kept a worker busy
+    assert stages.finished() == sorted(tasks) and stages.worker_cpu_seconds >= 0.5 + 3 * 0.05
+    assert Stages(tmp_path, workers=2).run_many(tasks) == results  # all read back
+
+
+def test_a_failing_stage_in_a_worker_fails_the_run_and_keeps_the_stages_done_before(tmp_path):
+    def fails():
+        _busy(0.2)  # the short ones finish first
+        raise RuntimeError("diverged")
+
+    tasks = {"fails": fails, "short-0": partial(_busy_in, 0.01), "short-1": partial(_busy_in, 0.01)}
+    with pytest.raises(RuntimeError, match="diverged"):
+        Stages(tmp_path, workers=2).run_many(tasks)
+    assert Stages(tmp_path).finished() == ["short-0", "short-1"]
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        Stages(workers=0)
+
+
+def test_single_threaded_sets_one_thread_and_restores_the_count():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with single_threaded():
+            assert torch.get_num_threads() == 1
+            assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers end with their parent through Linux's prctl")
+def test_workers_end_when_the_run_is_killed(tmp_path):
+    script = (
+        "import os, sys, time\n"
+        "from kan.science.stages import Stages\n"
+        "def sleeper(path):\n"
+        "    def sleep():\n"
+        "        open(path, 'w').write(str(os.getpid())); time.sleep(60)\n"
+        "    return sleep\n"
+        f"Stages(workers=2).run_many({{n: sleeper(r'{tmp_path}/' + n) for n in ('a', 'b')}})\n"
+    )
+    run = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        workers = _wait_for(lambda: [int((tmp_path / n).read_text()) for n in "ab" if (tmp_path / n).is_file()], 2)
+    finally:
+        run.kill()
+        run.wait()
+    assert _wait_for(lambda: [pid for pid in workers if not _alive(pid)], len(workers)) == workers
+
+
+def _wait_for(poll, count, timeout=30.0):
+    """``poll()`` once it returns ``count`` items (within ``timeout`` seconds), else what it returned last."""
+    deadline = time.monotonic() + timeout
+    while len(found := poll()) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
+def _alive(pid):
+    """Whether process ``pid`` runs (a zombie, ended but not reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from kan.records.science_outputs import FIGURES
 from kan.science import registry
+from kan.science.stages import single_threaded
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +23,15 @@ def science_requests(settings: Mapping[str, Any]) -> dict[str, list[Any]]:
 
 
 def run_science(name: str, settings: Mapping[str, Any], out_dir: Path | str, figures_dir: Path | str, profile: str,
-                datasets: Mapping[str, str] | None = None) -> None:
+                datasets: Mapping[str, str] | None = None, workers: int = 1) -> None:
     """Run science experiment ``name`` into ``out_dir`` (:func:`kan.science.registry.run_recorded`)
     on the dataset folders ``datasets`` ("<family>/<name>" -> folder; None: generated in memory)
     and copy its figures to ``figures_dir`` for the reports. A resumable experiment keeps its
-    finished stages under :func:`science_partial_dir` until it is done."""
-    summary = registry.run_recorded(name, settings, out_dir, profile, datasets, science_partial_dir(out_dir))
+    finished stages under :func:`science_partial_dir` until it is done. The job's ``workers`` cores
+    are processes that compute its independent stages, each with one thread, as the experiment
+    itself runs: the numbers are those of a one-core job."""
+    with single_threaded():
+        summary = registry.run_recorded(name, settings, out_dir, profile, datasets, science_partial_dir(out_dir), workers)
     log.info("science %s: %s", name, summary)
     Path(figures_dir).mkdir(parents=True, exist_ok=True)
     for figure in sorted((Path(out_dir) / FIGURES).glob("*.png")):

@@ -19,8 +19,9 @@ column keeps scale 1). A formula ``f`` predicts the signature ``2·round(s·f/2)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -383,19 +384,22 @@ def unsupervised_run(dataset: Mapping[str, Tensor], lamb: float, seed: int, conf
 
 def unsupervised_runs(data: KnotData, config: KnotConfig = KnotConfig(), stages: Stages | None = None) -> pd.DataFrame:
     """One row per (λ, seed) (:func:`unsupervised_run`), each a stage of ``stages``."""
-    stages = stages or Stages()
-    rows, built = [], {}
+    return pd.DataFrame((stages or Stages()).run_many(unsupervised_stages(data, config)))
+
+
+def unsupervised_stages(data: KnotData, config: KnotConfig) -> dict[str, Callable[[], dict[str, Any]]]:
+    """The (λ, seed) runs as independent stages, by stage name; the runs of one seed computed
+    one after another share its dataset (built only when a run of it is computed)."""
+
+    @lru_cache(maxsize=1)
+    def dataset(seed: int) -> dict[str, Tensor]:
+        return unsupervised_dataset(data, seed, config.unsup_rows)
 
     def run(seed: int, lamb: float) -> dict[str, Any]:
-        if seed not in built:  # one seed's dataset at a time, only when a run of it is not kept
-            built.clear()
-            built[seed] = unsupervised_dataset(data, seed, config.unsup_rows)
-        return unsupervised_run(built[seed], lamb, seed, config)
+        return unsupervised_run(dataset(seed), lamb, seed, config)
 
-    for seed in config.unsup_seeds:
-        for lamb in config.unsup_lambdas:
-            rows.append(stages.run(f"unsupervised-seed{seed}-lamb{lamb!r}", lambda: run(seed, lamb)))
-    return pd.DataFrame(rows)
+    return {f"unsupervised-seed{seed}-lamb{lamb!r}": partial(run, seed, lamb)
+            for seed in config.unsup_seeds for lamb in config.unsup_lambdas}
 
 
 def cluster_sets(runs: pd.DataFrame, overlap: float = 0.5) -> pd.DataFrame:
@@ -452,15 +456,19 @@ def run_knots(config: KnotConfig = KnotConfig(), data: KnotData | None = None,
     ``stages`` keeps the model comparison, the formula, the ablations and each unsupervised run,
     so a killed study goes on after the last one finished."""
     data = load_knot_data(config) if data is None else data
-    stages = stages or Stages()
-    models, kan = stages.run("models", lambda: model_comparison(data, config))
-    own = stages.run("formula", lambda: kan_signature_formula(data, config)[0])
-    runs = unsupervised_runs(data, config, stages)
+    supervised = {  # the longest first: every stage is independent of the others
+        "models": lambda: model_comparison(data, config),
+        "formula": lambda: kan_signature_formula(data, config)[0],
+        "ablations": lambda: ablations(data, config),
+    }
+    (models, kan), own, ablation_table, *rows = (stages or Stages()).run_many(
+        {**supervised, **unsupervised_stages(data, config)})
+    runs = pd.DataFrame(rows)
     shape = "[" + ",".join(map(str, config.formula_width)) + "]"
     return {
         "models": models,
         "importance": feature_importance(kan, data),
-        "ablations": stages.run("ablations", lambda: ablations(data, config)),
+        "ablations": ablation_table,
         "formulas": formula_table(data, {f"KAN {shape} auto": own}),
         "relations": relation_checks(pd.concat([data.fit, data.val, data.test], ignore_index=True)),
         "unsupervised": runs,

@@ -15,6 +15,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
@@ -208,7 +209,8 @@ def run_pde_experiment(config: PDEConfig | Mapping[str, Any] | None = None, stag
 
     Columns: model, shape, grid (KAN only), n_params, l2, h1, loss, steps, seconds. ``stages``
     keeps each KAN grid phase and each MLP as a stage (:class:`kan.science.stages.Stages`), so a
-    killed run goes on after the last one finished.
+    killed run goes on after the last one finished; the MLPs, independent of each other, may train
+    in parallel (the largest first).
     """
     stages = stages or Stages()
     config = PDEConfig.coerce(config)
@@ -234,8 +236,10 @@ def run_pde_experiment(config: PDEConfig | Mapping[str, Any] | None = None, stag
         rows.append(row)
 
     budget = config.kan_steps * len(config.kan_grids)
-    for index, width in enumerate(config.mlp_widths):
-        rows.append(stages.run(f"mlp-{index}", lambda: mlp_row(width)))
+    weights = [sum(a * b for a, b in zip(width, width[1:])) for width in config.mlp_widths]
+    largest_first = sorted(range(len(weights)), key=lambda i: -weights[i])
+    mlp_rows = stages.run_many({f"mlp-{i}": partial(mlp_row, config.mlp_widths[i]) for i in largest_first})
+    rows += [row for _, row in sorted(zip(largest_first, mlp_rows))]
     table = pd.DataFrame(rows)
     table["grid"] = table["grid"].astype("Int64")
     return table

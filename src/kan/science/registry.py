@@ -137,16 +137,19 @@ def stage_code(name: str) -> str:
 
 
 def run_recorded(name: str, settings: Mapping[str, Any], out_dir: Path | str, profile: str,
-                 folders: runners.Folders | None = None, partial: Path | str | None = None) -> dict[str, float]:
+                 folders: runners.Folders | None = None, partial: Path | str | None = None,
+                 workers: int = 1) -> dict[str, float]:
     """:func:`run`, then ``run.json``: the resolved settings, their config id, the MLflow tags
     (section, data family, dataset, models, profile, git commit), wall and CPU seconds taken.
     With ``partial``, a resumable experiment keeps its finished stages in a folder below it
     (:func:`stage_folder`) and removes it once ``run.json`` is written;
-    the times recorded add, for a resumed run, what its kept stages took (not the work a kill lost)."""
+    the times recorded add, for a resumed run, what its kept stages took (not the work a kill lost).
+    ``workers`` processes compute its independent stages (:meth:`Stages.run_many`); the CPU time
+    recorded includes theirs."""
     entry = experiment(name)
     options = resolve_settings(name, settings)
     fingerprint = code_fingerprint(science=name)
-    stages = Stages(stage_folder(name, settings, partial)) if partial is not None and entry.resumable else None
+    stages = Stages(stage_folder(name, settings, partial), workers) if partial is not None and entry.resumable else None
     started, cpu = time.perf_counter(), time.process_time()
     summary = run(name, settings, out_dir, folders, stages)
     write_run_record(out_dir, {
@@ -155,7 +158,8 @@ def run_recorded(name: str, settings: Mapping[str, Any], out_dir: Path | str, pr
         "status": "ok", "profile": profile, "git_commit": git_commit(), "machine": machine_kind(),
         FINGERPRINT: fingerprint, "finished_at": time.time(),
         "seconds": time.perf_counter() - started + (stages.restored_seconds if stages else 0.0),
-        "cpu_seconds": time.process_time() - cpu + (stages.restored_cpu_seconds if stages else 0.0),
+        "cpu_seconds": time.process_time() - cpu + (stages.restored_cpu_seconds + stages.worker_cpu_seconds
+                                                     if stages else 0.0),
     })
     if stages is not None:
         stages.clear()

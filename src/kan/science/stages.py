@@ -8,61 +8,81 @@ it reads it back (a file a crash left unreadable is computed again). The folder 
 everything the results depend on (the pipeline uses the experiment's settings, the code and
 the machine kind, :func:`kan.science.registry.stage_folder`) and is removed once the
 experiment has written its outputs. ``Stages()`` keeps nothing.
+
+Stages that do not need each other can be asked for together (:meth:`Stages.run_many`); with
+``workers`` > 1 the missing ones are computed in that many forked processes, one thread each, so
+their numbers are those of a run in one single-threaded process.
 """
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
 import os
 import pickle
 import re
 import shutil
+import signal
+import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
+
+import torch
+from threadpoolctl import threadpool_limits
 
 Result = TypeVar("Result")
+Kept = dict[str, Any]  # {"result": ..., "seconds": wall, "cpu_seconds": CPU of the process that computed it}
 _NAME = re.compile(r"[A-Za-z0-9_.=+-]+")
+_PENDING: list[Callable[[], Any]] = []  # the computations a forked worker finds by index
+_PR_SET_PDEATHSIG = 1  # Linux prctl option: the signal a process gets when its parent dies
 
 
 class Stages:
-    """The finished stages of one experiment run in ``folder`` (None: compute every stage, keep none).
+    """The finished stages of one experiment run in ``folder`` (None: compute every stage, keep
+    none), computed by up to ``workers`` processes when asked for together.
 
     ``restored_seconds`` / ``restored_cpu_seconds``: the wall and CPU time that the stages read
-    back took when they were computed, so a resumed run can record what its results cost."""
+    back took when they were computed, so a resumed run can record what its results cost;
+    ``worker_cpu_seconds``: the CPU time of the stages computed in worker processes, which the
+    caller's own process time does not see."""
 
-    def __init__(self, folder: Path | str | None = None) -> None:
+    def __init__(self, folder: Path | str | None = None, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
         self.folder = None if folder is None else Path(folder)
-        self.restored_seconds = self.restored_cpu_seconds = 0.0
+        self.workers = workers
+        self.restored_seconds = self.restored_cpu_seconds = self.worker_cpu_seconds = 0.0
 
     def run(self, name: str, compute: Callable[[], Result]) -> Result:
         """Stage ``name``'s result: read back when a run before this one finished it, else computed
         and kept. ``name``: letters, digits and ``_ . = + -`` (it becomes a file name)."""
-        if not _NAME.fullmatch(name):
-            raise ValueError(f"stage name {name!r}: use letters, digits and _ . = + - only")
-        if self.folder is None:
-            return compute()
-        path = self.folder / f"{name}.pkl"
-        kept = _read(path)
-        if kept is not None:
-            self.restored_seconds += kept["seconds"]
-            self.restored_cpu_seconds += kept["cpu_seconds"]
-            return kept["result"]
-        started, cpu = time.perf_counter(), time.process_time()
-        result = compute()
-        kept = {"result": result, "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu}
-        self.folder.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                pickle.dump(kept, stream)
-                stream.flush()
-                os.fsync(stream.fileno())  # on disk before it is named: a crash leaves no empty stage
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        return result
+        return self.run_many({name: compute})[0]
+
+    def run_many(self, stages: Mapping[str, Callable[[], Any]]) -> list[Any]:
+        """The results of independent stages, in the order given: those kept are read back, the
+        others computed (in parallel with ``workers`` > 1; the longest first is best) and each
+        kept as soon as it is done, so a kill loses only the stages in progress."""
+        for name in stages:
+            if not _NAME.fullmatch(name):
+                raise ValueError(f"stage name {name!r}: use letters, digits and _ . = + - only")
+        results, missing = {}, {}
+        for name, compute in stages.items():
+            kept = self._restore(name)
+            if kept is None:
+                missing[name] = compute
+            else:
+                results[name] = kept["result"]
+        parallel = self.workers > 1 and len(missing) > 1 and "fork" in multiprocessing.get_all_start_methods()
+        computed = _in_workers(missing, self.workers) if parallel else ((n, _timed(c)) for n, c in missing.items())
+        for name, kept in computed:
+            self._keep(name, kept)
+            if parallel:
+                self.worker_cpu_seconds += kept["cpu_seconds"]
+            results[name] = kept["result"]
+        return [results[name] for name in stages]
 
     def finished(self) -> list[str]:
         """Names of the stages kept so far."""
@@ -72,6 +92,76 @@ class Stages:
         """Forget every kept stage (after the experiment has written its outputs)."""
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _restore(self, name: str) -> Kept | None:
+        """Stage ``name`` as a run before this one kept it (its cost added to the restored times)."""
+        kept = None if self.folder is None else _read(self.folder / f"{name}.pkl")
+        if kept is not None:
+            self.restored_seconds += kept["seconds"]
+            self.restored_cpu_seconds += kept["cpu_seconds"]
+        return kept
+
+    def _keep(self, name: str, kept: Kept) -> None:
+        """Pickle a computed stage into the folder, atomically (nothing without a folder)."""
+        if self.folder is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                pickle.dump(kept, stream)
+                stream.flush()
+                os.fsync(stream.fileno())  # on disk before it is named: a crash leaves no empty stage
+            os.replace(temporary, self.folder / f"{name}.pkl")
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Torch and the BLAS/OpenMP libraries at one thread inside the block (as a single-core job
+    runs), their thread counts as before after it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _timed(compute: Callable[[], Any]) -> Kept:
+    """``compute()`` with the wall and CPU time it took in this process."""
+    started, cpu = time.perf_counter(), time.process_time()
+    result = compute()
+    return {"result": result, "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu}
+
+
+def _in_workers(stages: Mapping[str, Callable[[], Any]], workers: int) -> Iterator[tuple[str, Kept]]:
+    """(name, kept stage) as each finishes, computed by ``workers`` forked processes. Forking lets
+    the workers run the callables as they are (closures need no pickling); only results travel."""
+    names = list(stages)
+    _PENDING[:] = stages.values()
+    try:
+        with multiprocessing.get_context("fork").Pool(min(workers, len(names)), _single_threaded_worker) as pool:
+            for index, kept in pool.imap_unordered(_compute_pending, range(len(names))):
+                yield names[index], kept
+    finally:
+        _PENDING.clear()
+
+
+def _single_threaded_worker() -> None:
+    """Worker set-up: one thread (the numbers of a single-threaded run), and on Linux ended with
+    its parent, so that a killed run leaves no orphan computing."""
+    torch.set_num_threads(1)
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _compute_pending(index: int) -> tuple[int, Kept]:
+    """Worker body: compute the ``index``-th pending stage."""
+    return index, _timed(_PENDING[index])
 
 
 def _read(path: Path) -> dict[str, Any] | None:
