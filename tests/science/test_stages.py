@@ -165,3 +165,13 @@ def _alive(pid):
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
+
+
+def test_stages_asked_for_inside_a_worker_are_computed_there(tmp_path):
+    stages = Stages(tmp_path, workers=2)
+
+    def nested(name):
+        return stages.run_many({f"{name}-inner-{i}": partial(_busy_in, 0.01) for i in range(2)})
+
+    outer = stages.run_many({"a": partial(nested, "a"), "b": partial(nested, "b")})
+    assert all(len({pid for pid, _ in inner}) == 1 for inner in outer)  # each in its own worker, not a pool of its own

@@ -38,6 +38,7 @@ Kept = dict[str, Any]  # {"result": ..., "seconds": wall, "cpu_seconds": CPU of 
 _NAME = re.compile(r"[A-Za-z0-9_.=+-]+")
 _PENDING: list[Callable[[], Any]] = []  # the computations a forked worker finds by index
 _PR_SET_PDEATHSIG = 1  # Linux prctl option: the signal a process gets when its parent dies
+_in_worker = False  # set in a worker process: stages asked for there are computed in it, one by one
 
 
 class Stages:
@@ -75,7 +76,8 @@ class Stages:
                 missing[name] = compute
             else:
                 results[name] = kept["result"]
-        parallel = self.workers > 1 and len(missing) > 1 and "fork" in multiprocessing.get_all_start_methods()
+        parallel = (self.workers > 1 and len(missing) > 1 and not _in_worker
+                    and "fork" in multiprocessing.get_all_start_methods())
         computed = _in_workers(missing, self.workers) if parallel else ((n, _timed(c)) for n, c in missing.items())
         for name, kept in computed:
             self._keep(name, kept)
@@ -154,6 +156,8 @@ def _in_workers(stages: Mapping[str, Callable[[], Any]], workers: int) -> Iterat
 def _single_threaded_worker() -> None:
     """Worker set-up: one thread (the numbers of a single-threaded run), and on Linux ended with
     its parent, so that a killed run leaves no orphan computing."""
+    global _in_worker
+    _in_worker = True
     torch.set_num_threads(1)
     if sys.platform == "linux":
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
