@@ -88,11 +88,15 @@ def test_a_killed_pde_run_resumes_with_the_numbers_of_an_uninterrupted_one(tmp_p
         pd.testing.assert_frame_equal(resumed.drop(columns=timing), whole.drop(columns=timing))
 
 
+forked_workers = pytest.mark.skipif(sys.platform != "linux", reason="stages run in forked workers on Linux only")
+
+
 def _busy_in(seconds):
     """(this process's id, "done") after about ``seconds`` of CPU time."""
     return os.getpid(), _busy(seconds)
 
 
+@forked_workers
 def test_stages_asked_for_together_run_in_workers_and_come_back_in_order(tmp_path):
     stages = Stages(tmp_path, workers=2)
     stages.run("kept", lambda: (0, "kept before"))
@@ -106,6 +110,7 @@ def test_stages_asked_for_together_run_in_workers_and_come_back_in_order(tmp_pat
     assert Stages(tmp_path, workers=2).run_many(tasks) == results  # all read back
 
 
+@forked_workers
 def test_a_failing_stage_in_a_worker_fails_the_run_and_keeps_the_stages_done_before(tmp_path):
     def fails():
         _busy(0.2)  # the short ones finish first
@@ -131,7 +136,7 @@ def test_single_threaded_sets_one_thread_and_restores_the_count():
         torch.set_num_threads(threads)
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="workers end with their parent through Linux's prctl")
+@forked_workers
 def test_workers_end_when_the_run_is_killed(tmp_path):
     script = (
         "import os, sys, time\n"

@@ -11,7 +11,8 @@ experiment has written its outputs. ``Stages()`` keeps nothing.
 
 Stages that do not need each other can be asked for together (:meth:`Stages.run_many`); with
 ``workers`` > 1 the missing ones are computed in that many forked processes, one thread each, so
-their numbers are those of a run in one single-threaded process.
+their numbers are those of a run in one single-threaded process. Only on Linux: elsewhere forking
+a process that has loaded torch is not safe, and the stages are computed one by one.
 """
 
 from __future__ import annotations
@@ -76,8 +77,7 @@ class Stages:
                 missing[name] = compute
             else:
                 results[name] = kept["result"]
-        parallel = (self.workers > 1 and len(missing) > 1 and not _in_worker
-                    and "fork" in multiprocessing.get_all_start_methods())
+        parallel = self.workers > 1 and len(missing) > 1 and not _in_worker and sys.platform == "linux"
         computed = _in_workers(missing, self.workers) if parallel else ((n, _timed(c)) for n, c in missing.items())
         for name, kept in computed:
             self._keep(name, kept)
@@ -154,13 +154,12 @@ def _in_workers(stages: Mapping[str, Callable[[], Any]], workers: int) -> Iterat
 
 
 def _single_threaded_worker() -> None:
-    """Worker set-up: one thread (the numbers of a single-threaded run), and on Linux ended with
-    its parent, so that a killed run leaves no orphan computing."""
+    """Worker set-up: one thread (the numbers of a single-threaded run), ended with its parent
+    (Linux's parent-death signal), so that a killed run leaves no orphan computing."""
     global _in_worker
     _in_worker = True
     torch.set_num_threads(1)
-    if sys.platform == "linux":
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _compute_pending(index: int) -> tuple[int, Kept]:
