@@ -111,7 +111,7 @@ def test_killed_unsupervised_runs_resume_with_the_same_rows(data, tmp_path, kill
 def test_the_study_in_two_worker_processes_gives_the_numbers_of_one_process(data, tmp_path):
     from kan.science.stages import Stages
 
-    config = replace(QUICK, unsup_lambdas=(1e-2, 1e-3), formula_steps=5, mlp_converged_steps=200)
+    config = replace(QUICK, unsup_lambdas=(1e-2, 1e-3), formula_steps=5, mlp_max_steps=300, mlp_converged_steps=300)
     alone = knots.run_knots(config, data)
     parallel = Stages(tmp_path, workers=2)
     together = knots.run_knots(config, data, parallel)
