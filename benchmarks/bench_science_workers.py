@@ -19,14 +19,12 @@ import contextlib
 import tempfile
 from pathlib import Path
 
+from bench_sweep import PAPER_CONFIG, ROOT
 from kan.pipeline.cli import SCHEMA
 from kan.pipeline.config import load_config
 from kan.pipeline.science_jobs import run_science
 from kan.records.science_outputs import read_run_record, read_summary
-from kan.science import cost, registry
-
-ROOT = Path(__file__).resolve().parents[1]
-PAPER_CONFIG = ROOT / "workflow" / "config" / "paper.yaml"
+from kan.science import cost
 
 
 def main() -> None:
@@ -42,8 +40,7 @@ def main() -> None:
     for name in args.experiments:
         settings = cost.scaled_settings(name, science[name], args.fraction)
         with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
-            url = registry.resolve_settings(name, settings).get("download_url")
-            folders = cost.make_datasets(registry.datasets(name, settings), Path(tmp) / "datasets", url)
+            folders = cost.make_datasets(name, settings, Path(tmp) / "datasets")
             runs = {workers: _run(name, settings, folders, Path(tmp) / f"workers-{workers}", workers)
                     for workers in (1, args.workers)}
         alone = runs[1]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from kan.data import DatasetRequest, generate_to_dir
+from kan.data import generate_to_dir
 from kan.data.knot_download import DOWNLOAD_DIR, fetch
 from kan.science import registry
 
@@ -141,11 +141,14 @@ def timed(action: Callable[..., Any], *args: Any) -> tuple[Any, float]:
     return result, time.process_time() - started
 
 
-def make_datasets(requests: Sequence[DatasetRequest], root: Path, download_url: str | None) -> dict[str, Path]:
-    """Generate ``requests`` into ``root/<family>/<name>`` as the workflow's data jobs do, after
-    fetching the knot download into the working directory when a request reads it."""
-    if download_url is not None and any(r.spec.get("path") == DOWNLOAD_DIR for r in requests):
-        fetch(download_url, DOWNLOAD_DIR)
+def make_datasets(name: str, settings: Mapping[str, Any], root: Path) -> dict[str, Path]:
+    """Generate the datasets science experiment ``name`` reads with ``settings`` into
+    ``root/<family>/<name>`` as the workflow's data jobs do, after fetching the knot download into
+    the working directory when one of them reads it."""
+    requests = registry.datasets(name, settings)
+    url = registry.resolve_settings(name, settings).get("download_url")
+    if url is not None and any(r.spec.get("path") == DOWNLOAD_DIR for r in requests):
+        fetch(url, DOWNLOAD_DIR)
     return {r.key: generate_to_dir(r.family, r.name, dict(r.spec), r.seed, root / r.key) for r in requests}
 
 
@@ -162,10 +165,8 @@ def estimate(name: str, settings: Mapping[str, Any], work_dir: Path | str,
     inside ``work_dir``, which becomes the working directory meanwhile."""
     work_dir = Path(work_dir).resolve()
     fractions = scaling(name).fractions if fractions is None else fractions
-    url = registry.resolve_settings(name, settings).get("download_url")
-    requests = registry.datasets(name, settings)
     with contextlib.chdir(work_dir):
-        folders, data = timed(make_datasets, requests, work_dir / "datasets", url)
+        folders, data = timed(make_datasets, name, settings, work_dir / "datasets")
         probes = tuple((f, timed(registry.run, name, scaled_settings(name, settings, f), work_dir / f"probe-{f:.4g}",
                                  folders)[1]) for f in fractions)
     return Estimate(name, data, probes, tuple(describe(k, f) for k, f in folders.items()))
