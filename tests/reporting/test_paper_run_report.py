@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
-from kan.reporting.paper_run import experiment_totals, status_lines
+from kan.reporting.paper_run import cpu_hours_left, experiment_totals, status_lines, total_cpu_hours_left
 
 AMD, INTEL = "x86_64-AuthenticAMD-avx2", "x86_64-GenuineIntel-avx512"
 
@@ -30,7 +31,28 @@ def test_totals_per_experiment_add_up_to_the_whole_run():
     assert totals.loc["special", "machine kinds"] == "—"  # nothing computed yet
     assert totals.loc["all"].to_dict() == {"shards complete": "2 of 4", "trainings current": "103 of 261",
                                            "science current": "1 of 1", "CPU hours": "4.5",
-                                           "machine kinds": f"{AMD}, {INTEL}"}
+                                           "CPU hours left (est.)": "—", "machine kinds": f"{AMD}, {INTEL}"}
+
+
+def test_the_cpu_hours_left_come_from_the_complete_shards_rate_per_experiment():
+    totals = experiment_totals(_shards()).set_index("experiment")["CPU hours left (est.)"]
+    assert totals["feynman"] == f"{83 * 0.75 / 93:.1f}"  # 83 missing at I.6.20's 0.75 h per 93 trainings
+    assert totals["science"] == "0.0"
+    assert totals["special"] == "—"  # no complete special-function shard gives a rate
+    assert totals["all"] == "—"
+
+
+def test_cpu_hours_left_add_up_once_every_experiment_has_a_rate_and_vanish_when_done():
+    shards = _shards()
+    shards.loc[3, ["current", "missing", "complete", "cpu_hours"]] = [75, 0, True, 0.5]
+    left = 83 * 0.75 / 93
+    assert total_cpu_hours_left(shards) == pytest.approx(left)
+    assert cpu_hours_left(shards.iloc[[0, 2, 3]]) == 0.0
+    header = status_lines(shards, compared=2, datasets=3)[0]
+    assert f"The rest is estimated at {left:.1f} CPU hours" in header
+    shards.loc[2, "science_current"] = 0  # a science experiment to rerun has no rate
+    assert total_cpu_hours_left(shards) is None
+    assert "an unknown number of CPU hours" in status_lines(shards, compared=2, datasets=3)[0]
 
 
 def test_the_status_says_what_is_compared_and_lists_the_totals():

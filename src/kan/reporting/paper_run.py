@@ -27,9 +27,14 @@ def status_lines(shards: pd.DataFrame, compared: int, datasets: int) -> list[str
     CPU hours (the shards' ``cpu_hours``: CPU time of the current records, wall time for a record
     without it) and machine kinds, and how many datasets are compared (``compared`` of
     ``datasets`` with runs: those whose trainings are all in); then the same per experiment
-    (:func:`experiment_totals`)."""
+    (:func:`experiment_totals`), with the CPU hours the rest of the run is estimated to need
+    (:func:`cpu_hours_left`)."""
     complete = int(shards["complete"].sum())
     machines = machine_kinds(shards)
+    left = total_cpu_hours_left(shards)
+    remaining = ("" if left == 0 else " The rest is estimated at "
+                 f"{'an unknown number of' if left is None else f'{left:.1f}'} CPU hours "
+                 "(the complete shards' mean CPU time per training, per experiment).")
     return [
         f"**Published records: {complete} of {len(shards)} shards complete; "
         f"{int(shards['current'].sum())} of {int(shards['trainings'].sum())} trainings and "
@@ -37,7 +42,7 @@ def status_lines(shards: pd.DataFrame, compared: int, datasets: int) -> list[str
         f"({int(shards['stale'].sum())} stale, {int(shards['missing'].sum())} missing); "
         f"{shards['cpu_hours'].sum():.1f} CPU hours on {', '.join(machines) or 'no machine yet'}.** "
         f"Per shard: `{SHARDS}`. Compared below: the {compared} of {datasets} datasets with runs whose trainings "
-        f"are all in (a dataset's best model is only known once all its trainings are).", "",
+        f"are all in (a dataset's best model is only known once all its trainings are).{remaining}", "",
         markdown_table(experiment_totals(shards)),
     ]
 
@@ -49,19 +54,48 @@ def machine_kinds(shards: pd.DataFrame) -> list[str]:
 
 
 def experiment_totals(shards: pd.DataFrame) -> pd.DataFrame:
-    """Per experiment (a shard group's prefix: ``feynman``, ``special``, ...; every science
-    experiment under ``science``): shards complete, trainings and science experiments current,
-    CPU hours and the machine kinds that computed them, with a total row."""
-    experiment = shards["groups"].str.split(r"[/:]", n=1, regex=True).str[0]
+    """Per experiment (:func:`per_experiment`): shards complete, trainings and science
+    experiments current, CPU hours, the CPU hours estimated to be left (:func:`cpu_hours_left`)
+    and the machine kinds that computed them, with a total row."""
 
-    def summary(name: str, rows: pd.DataFrame) -> dict[str, object]:
+    def summary(name: str, rows: pd.DataFrame, left: float | None) -> dict[str, object]:
         return {"experiment": name, "shards complete": f"{int(rows['complete'].sum())} of {len(rows)}",
                 "trainings current": f"{int(rows['current'].sum())} of {int(rows['trainings'].sum())}",
                 "science current": f"{int(rows['science_current'].sum())} of {int(rows['science'].sum())}",
-                "CPU hours": f"{rows['cpu_hours'].sum():.1f}", "machine kinds": ", ".join(machine_kinds(rows)) or MISSING}
+                "CPU hours": f"{rows['cpu_hours'].sum():.1f}",
+                "CPU hours left (est.)": MISSING if left is None else f"{left:.1f}",
+                "machine kinds": ", ".join(machine_kinds(rows)) or MISSING}
 
-    rows = [summary(name, shards[experiment == name]) for name in dict.fromkeys(experiment)]
-    return pd.DataFrame([*rows, summary("all", shards)])
+    rows = [summary(name, part, cpu_hours_left(part)) for name, part in per_experiment(shards).items()]
+    return pd.DataFrame([*rows, summary("all", shards, total_cpu_hours_left(shards))])
+
+
+def cpu_hours_left(shards: pd.DataFrame) -> float | None:
+    """The CPU hours one experiment's ``shards`` still need, estimated as their stale and missing
+    trainings times the mean CPU hours per training of their complete shards: 0 when nothing is
+    left, None when there is no such rate (no complete shard with trainings) or a science
+    experiment is not current."""
+    trainings_left = int((shards["stale"] + shards["missing"]).sum())
+    science_left = int((shards["science"] - shards["science_current"]).sum())
+    if trainings_left == 0 and science_left == 0:
+        return 0.0
+    done = shards[shards["complete"] & (shards["trainings"] > 0)]
+    if science_left or done.empty:
+        return None
+    return trainings_left * float(done["cpu_hours"].sum()) / int(done["trainings"].sum())
+
+
+def total_cpu_hours_left(shards: pd.DataFrame) -> float | None:
+    """:func:`cpu_hours_left` of every experiment added up; None when any is unknown."""
+    parts = [cpu_hours_left(part) for part in per_experiment(shards).values()]
+    return None if None in parts else sum(parts)
+
+
+def per_experiment(shards: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The shards of each experiment (a shard group's prefix: ``feynman``, ``special``, ...;
+    every science experiment under ``science``), in the order they first appear."""
+    experiment = shards["groups"].str.split(r"[/:]", n=1, regex=True).str[0]
+    return {name: shards[experiment == name] for name in dict.fromkeys(experiment)}
 
 
 def as_runs_csv(runs: pd.DataFrame) -> pd.DataFrame:
