@@ -59,7 +59,7 @@ def test_report_lists_ratios_flags_and_deviations(runs, reference_path, tmp_path
     assert "(paper cell ⚑: uncertain)" in text
     assert "- jv, mlp_rmse: ours 5.52e-01 is 100× the paper's 5.52e-03" in text
     assert "| jv | min_kan_shape | [2,2,1] | [2,2,1] | — |  | same shape |" in text
-    assert "1 other run(s) left out" in text
+    assert "Left out: 1 diverged (kan at G = 3)." in text
     assert "No runs for 14 of 15 paper rows" in text
     assert text.rstrip().endswith("- ranges are ours\n- fewer steps")
     for block in ("pde", "continual_learning", "knot", "anderson", "speed"):

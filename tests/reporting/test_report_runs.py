@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from kan.reporting import load_histories, load_runs, usable_runs
+from kan.reporting.runs import left_out
 
 
 def test_missing_columns_are_named(make_runs):
@@ -33,3 +34,10 @@ def test_failed_runs_are_excluded_and_counted(make_runs):
     usable, excluded = usable_runs(runs)
     assert excluded == 2
     assert usable["status"].tolist() == ["ok", "ok"]
+
+
+def test_what_is_left_out_is_told_per_status_with_models_and_grids(make_runs):
+    runs = load_runs(make_runs({}, {"status": "diverged", "grid": 200}, {"status": "diverged", "grid": 100},
+                               {"status": "early_stopped", "model": "mlp"}))
+    assert left_out(runs) == "2 diverged (kan at G = 100–200), 1 early_stopped (mlp)"
+    assert left_out(runs.iloc[:1]) == "none"

@@ -18,13 +18,15 @@ import pandas as pd
 from kan.records.markdown import is_missing, markdown_table, sci
 from kan.reporting.fidelity import Causes, Tally, cause_key, strict_tolerance, within_band
 from kan.reporting.reference import FLAG_LISTS, NOT_COMPARED, Reference, load_reference
-from kan.reporting.runs import Table, format_shape, load_runs, usable_runs
+from kan.reporting.runs import Table, format_shape, left_out, load_runs, usable_runs
 from kan.reporting.science import ClaimCheck, claim_keys, claim_statements, science_report
 from kan.reporting.science import cause_keys as science_cause_keys
 from kan.reporting.summaries import feynman_summary, grid_summary, scaling_summary, special_summary
 from kan.reporting.table_claims import table_claims
 
 FLAG = "⚑"
+LEFT_OUT_NOTE = ("A diverged run is the grid phase in which a training's loss became non-finite or ran away "
+                 "(`kan.phases`): the training ends there, and its earlier phases are compared as usual.")
 
 
 @dataclass(frozen=True)
@@ -304,7 +306,8 @@ def paper_vs_ours(
     check_causes(causes, reference)
     extra = science_report(science if science is not None else pd.DataFrame(columns=["experiment", "metric", "value"]),
                            reference)
-    usable, excluded = usable_runs(load_runs(runs))
+    loaded = load_runs(runs)
+    usable, _ = usable_runs(loaded)
     sections, tallies, shapes, claims = [], {}, {}, {}
     for name, block in COMPARED_BLOCKS.items():
         summary = block.summary(usable)
@@ -323,7 +326,7 @@ def paper_vs_ours(
         "# Paper vs ours", "",
         f"The numbers of \"{reference['paper']['title']}\" (arXiv {reference['paper']['arxiv']}, transcribed in "
         f"`{Path(reference_yaml).as_posix()}`) next to ours, from {len(usable)} runs with status \"ok\""
-        f" ({excluded} other run(s) left out) and the science experiments' summaries.", "",
+        f" and the science experiments' summaries. Left out: {left_out(loaded)}. {LEFT_OUT_NOTE}", "",
         f"**Fidelity: {total.text()}.**", "",
         _fidelity_table(tallies, shapes, claims, total), "",
         f"- ours/paper: the ratio of our value to the paper's; a number is within tolerance when the ratio lies "

@@ -69,6 +69,18 @@ def usable_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return runs[ok].reset_index(drop=True), int((~ok).sum())
 
 
+def left_out(runs: pd.DataFrame) -> str:
+    """What :func:`usable_runs` leaves out, per status: how many runs, of which models and, for
+    KANs, the grid sizes they ended at, e.g. ``50 diverged (kan at G = 100-200)``; ``none``."""
+    others = runs[runs["status"] != "ok"]
+    parts = []
+    for status, rows in others.groupby("status", sort=True):
+        grids = sorted({int(g) for g in rows.loc[rows["model"] == "kan", "grid"].dropna()})
+        where = "" if not grids else f" at G = {grids[0]}" + (f"–{grids[-1]}" if len(grids) > 1 else "")
+        parts.append(f"{len(rows)} {status} ({', '.join(sorted(set(rows['model'])))}{where})")
+    return ", ".join(parts) or "none"
+
+
 def parse_shape(text: str) -> tuple[int, ...]:
     """``"[2,5,1]"`` → ``(2, 5, 1)``."""
     return tuple(int(n) for n in json.loads(text))
