@@ -10,7 +10,7 @@ PAPER_DIR ?= paper-run
 # published records whose current trainings a shard does not train again (empty: retrain them)
 PUBLISHED ?= $(CURDIR)/reports/paper-run
 
-.PHONY: help install reproduce resume paper paper-shard publish-paper report-paper ui-paper test bench bench-sweep bench-fleet lint dry-run report ui ci-expected clean
+.PHONY: help install reproduce resume paper paper-shard paper-rest publish-paper report-paper ui-paper test bench bench-sweep bench-fleet lint dry-run report ui ci-expected clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -36,6 +36,11 @@ paper-shard: install  ## one shard of the paper profile, in PAPER_DIR (default p
 	@test -n "$(SHARD)" || { echo "usage: make paper-shard SHARD=k/N (e.g. SHARD=3/54; reports/paper-run/shards.csv names each)"; exit 2; }
 	$(BIN)/snakemake -s $(CURDIR)/Snakefile --directory $(PAPER_DIR) shard --profile profiles/paper --cores $(CORES) \
 		--rerun-incomplete --config shard=$(SHARD) $(if $(PUBLISHED),published=$(PUBLISHED))
+
+paper-rest: install  ## every shard the published records (PUBLISHED) do not complete, in one resumable run over CORES
+	@shards=$$($(BIN)/python -m kan incomplete-shards $(PUBLISHED)) && \
+	if [ -z "$$shards" ]; then echo "every shard of the paper profile is complete in $(or $(PUBLISHED),reports/paper-run)"; \
+	else $(MAKE) --no-print-directory paper-shard SHARD="$$shards"; fi
 
 publish-paper: install  ## merge the paper run's finished results (PAPER_DIR/results) into reports/paper-run/, then rebuild its report
 	$(BIN)/python -m kan publish $(PAPER_DIR)/results

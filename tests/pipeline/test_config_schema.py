@@ -89,6 +89,12 @@ def test_a_shard_of_the_wrong_form_is_explained_not_matched_against_a_regex(tiny
     assert "^[1-9]" not in message
 
 
+def test_several_shards_validate_and_a_bad_one_among_them_is_named(tiny_config, error, load):
+    assert load({**tiny_config, "shard": "3/8, 5/8"})["shard"] == "3/8, 5/8"
+    tiny_config["shard"] = "3/8,9/8"
+    assert "at shard: shard must be 'k/N' with 1 <= k <= N (e.g. '3/8'), got '9/8'" in error(tiny_config)
+
+
 def test_paper_shape_needs_a_known_shape(tiny_config, error):
     experiment = tiny_config["experiments"]["toy_scaling"]
     experiment.update(family="special", datasets=["jv"])

@@ -15,7 +15,7 @@ from kan.data import generate_to_dir
 from kan.experiments import runner
 from kan.experiments.progress import shard_table
 from kan.experiments.sweep import cut_training, expand
-from kan.pipeline.cli import PAPER_CONFIG, PUBLISHED, REFERENCE
+from kan.pipeline.cli import PAPER_CONFIG, PUBLISHED, REFERENCE, main
 from kan.records.provenance import machine_kind
 from kan.records.publish import RUNS, SCIENCE, SHARDS, is_current
 from kan.records.runfiles import read_metrics, run_dir
@@ -70,6 +70,15 @@ def test_the_shard_table_says_what_the_records_hold(trainings, settings):
     assert not turned_stale, (f"the published records of {', '.join(turned_stale)} are stale for this code (other "
                               "ci numbers or other data): run those shards again and publish them")
     pd.testing.assert_frame_equal(_normalised(found), _normalised(committed), check_dtype=False)
+
+
+def test_incomplete_shards_are_what_make_paper_rest_runs(capsys, monkeypatch):
+    """`python -m kan incomplete-shards` (what `make paper-rest` passes as SHARD) lists the shards
+    the shard table does not mark complete."""
+    monkeypatch.chdir(ROOT)
+    assert main(["incomplete-shards"]) == 0
+    committed = pd.read_csv(RECORDS / SHARDS)
+    assert capsys.readouterr().out.strip() == ",".join(committed.loc[~committed["complete"], "shard"])
 
 
 def test_every_shard_of_the_paper_run_is_published():

@@ -116,13 +116,15 @@ def test_the_knot_table_is_downloaded_before_the_knot_dataset_is_made(snakemake)
     assert knot.get("input") == DOWNLOAD_DIR
 
 
-def test_paper_shard_plans_its_own_chunks_and_science_only(snakemake, repo, load):
+@pytest.mark.parametrize("shard", ["3/8", "10/54,41/54"])
+def test_paper_shard_plans_its_own_chunks_and_science_only(snakemake, repo, load, shard):
     """`make paper-shard SHARD=k/N`: the shard target plans the train chunks and science jobs of
-    shard k (kan.records.shards: whole datasets) and the datasets they read, nothing downstream."""
+    shard k (kan.records.shards: whole datasets) and the datasets they read, nothing downstream;
+    `make paper-rest` gives several shards, comma-separated, through the same config key."""
     from kan.records.shards import in_shard
     from kan.experiments.sweep import chunks, expand
 
-    result = snakemake("shard", "-n", "--profile", str(repo / "profiles" / "paper"), "--config", "shard=3/8")
+    result = snakemake("shard", "-n", "--profile", str(repo / "profiles" / "paper"), "--config", f"shard={shard}")
     assert result.returncode == 0, result.stdout + result.stderr
     jobs = _planned_jobs(result.stdout + result.stderr)
     rules = {job["rule"] for job in jobs}
@@ -130,7 +132,7 @@ def test_paper_shard_plans_its_own_chunks_and_science_only(snakemake, repo, load
     assert ("download_knots" in rules) == any(job["wildcards"] == "name=knots" for job in jobs if job["rule"] == "science")
     settings = load(repo / "workflow" / "config" / "paper.yaml")
     names = [*chunks(expand(settings), settings["chunk_size"]), *(f"science:{n}" for n in settings["science"])]
-    wanted = in_shard(names, "3/8")
+    wanted = in_shard(names, shard)
     planned = {job["wildcards"] for job in jobs if job["rule"] in ("train_chunk", "science")}
     expected = {f"name={n.split(':', 1)[1]}" if n.startswith("science:") else
                 "experiment={}, dataset={}, index={}".format(*n.split("/")) for n in wanted}

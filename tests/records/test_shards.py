@@ -10,7 +10,7 @@ from kan.experiments.progress import data_definitions, shard_table
 from kan.experiments.sweep import chunks, expand
 from kan.records import publish
 from kan.records.provenance import DATA_DEFINITION, code_fingerprint, machine_kind
-from kan.records.shards import group_count, in_shard, job_group, parse_shard, shard_groups, shard_of
+from kan.records.shards import group_count, in_shard, job_group, parse_shard, parse_shards, shard_groups, shard_of
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,20 @@ def test_one_group_per_shard_at_the_group_count(paper_jobs):
 def test_bad_shard_is_named(bad):
     with pytest.raises(ValueError, match="shard must be 'k/N'"):
         parse_shard(bad)
+
+
+@pytest.mark.parametrize("bad", ["", ",", "3/8,9/8", "3/8;5/8"])
+def test_a_bad_shard_list_is_named(bad):
+    with pytest.raises(ValueError, match="shard must be 'k/N'"):
+        parse_shards(bad)
+
+
+def test_several_shards_run_the_union_of_their_jobs_in_order(paper_jobs):
+    assert parse_shards(" 3/8, 5/8 ") == [(3, 8), (5, 8)]
+    both = in_shard(paper_jobs, "3/8,5/8")
+    assert set(both) == set(in_shard(paper_jobs, "3/8")) | set(in_shard(paper_jobs, "5/8"))
+    assert both == [name for name in paper_jobs if name in set(both)]  # the profile's order
+    assert in_shard(paper_jobs, ",".join(f"{k}/54" for k in range(1, 55))) == paper_jobs
 
 
 def test_a_shards_cpu_hours_sum_cpu_seconds_and_wall_seconds_only_where_a_record_lacks_them(tiny_sweep, tmp_path):

@@ -144,6 +144,13 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _incomplete_shards(args: argparse.Namespace) -> int:
+    settings = load_config(args.config, args.schema)
+    table = shard_table(expand(settings), settings["chunk_size"], list(settings["science"]), args.records)
+    print(",".join(table.loc[~table["complete"], "shard"]))
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     written = rebuild(args.records, args.reference / "paper.yaml")
     print(f"wrote {len(written)} files under {args.records}")
@@ -193,6 +200,12 @@ def parser() -> argparse.ArgumentParser:
     publish.add_argument("--shards", type=int, default=None,
                          help="the N of the run's shards k/N (default: one per dataset and science experiment)")
     publish.set_defaults(run=_publish)
+    rest = commands.add_parser("incomplete-shards",
+                               help="the shards k/N (comma-separated) whose trainings published records lack")
+    rest.add_argument("records", type=Path, nargs="?", default=PUBLISHED)
+    rest.add_argument("--config", type=Path, default=PAPER_CONFIG)
+    rest.add_argument("--schema", type=Path, default=SCHEMA)
+    rest.set_defaults(run=_incomplete_shards)
     report = commands.add_parser("report", help="rebuild the report of published records")
     report.add_argument("records", type=Path, nargs="?", default=PUBLISHED)
     report.add_argument("--reference", type=Path, default=REFERENCE)

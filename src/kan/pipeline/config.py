@@ -20,7 +20,7 @@ from kan.data.io import validate_data
 from kan.data.spec import merge_spec
 from kan.experiments.sweep import data_spec, dataset_names
 from kan.records.publish import RUNS
-from kan.records.shards import parse_shard
+from kan.records.shards import parse_shards
 from kan.reporting.compare import check_causes
 from kan.reporting.fidelity import Causes
 from kan.reporting.reference import load_reference
@@ -303,7 +303,7 @@ def _check_shard(config: Mapping[str, Any]) -> list[str]:
     if config.get("shard") is None:
         return []
     try:
-        parse_shard(config["shard"])
+        parse_shards(config["shard"])
     except ValueError as error:
         return [f"at shard: {error}"]
     return []

@@ -7,6 +7,7 @@ to the shards in turn (group i to shard i mod N + 1), so a finished shard comple
 and the report can compare them. With N = the number of groups (:func:`group_count`), every shard
 is one dataset or one science experiment. The split depends only on the profile's job names, so
 every shard can run on any machine, in any order, and the N shards together hold every job once.
+Several shards, ``"k1/N,k2/N"``, run together (:func:`in_shard`): what is left of a run, say.
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not match or int(match.group(1)) > int(match.group(2)):
         raise ValueError(f"shard must be 'k/N' with 1 <= k <= N (e.g. '3/8'), got {text!r}")
     return int(match.group(1)), int(match.group(2))
+
+
+def parse_shards(text: str) -> list[tuple[int, int]]:
+    """``"k/N"`` or several, comma-separated (``"3/54,10/54"``), as ``[(k, N), ...]``; ValueError
+    naming the expected form."""
+    parts = [part for part in str(text).split(",") if part.strip()]
+    if not parts:
+        raise ValueError(f"shard must be 'k/N' or several, comma-separated (e.g. '3/8' or '3/8,5/8'), got {text!r}")
+    return [parse_shard(part) for part in parts]
 
 
 def job_group(name: str) -> str:
@@ -51,8 +61,9 @@ def shard_groups(names: Iterable[str], count: int) -> dict[int, list[str]]:
 
 
 def in_shard(names: Iterable[str], shard: str) -> list[str]:
-    """The names of ``names`` that belong to ``shard`` (``"k/N"``), in their order."""
-    index, count = parse_shard(shard)
+    """The names of ``names`` that belong to ``shard`` (``"k/N"``, or several: :func:`parse_shards`),
+    in their order."""
     names = list(names)
-    shards = shard_of(names, count)
-    return [name for name in names if shards[name] == index]
+    wanted = parse_shards(shard)
+    shards = {count: shard_of(names, count) for count in {count for _, count in wanted}}
+    return [name for name in names if any(shards[count][name] == index for index, count in wanted)]
