@@ -49,7 +49,7 @@ def test_bad_shard_is_named(bad):
         parse_shard(bad)
 
 
-@pytest.mark.parametrize("bad", ["", ",", "3/8,9/8", "3/8;5/8"])
+@pytest.mark.parametrize("bad", ["", ",", "3/8,", "3/8,9/8", "3/8;5/8"])
 def test_a_bad_shard_list_is_named(bad):
     with pytest.raises(ValueError, match="shard must be 'k/N'"):
         parse_shards(bad)

@@ -59,7 +59,7 @@ def test_report_lists_ratios_flags_and_deviations(runs, reference_path, tmp_path
     assert "(paper cell ⚑: uncertain)" in text
     assert "- jv, mlp_rmse: ours 5.52e-01 is 100× the paper's 5.52e-03" in text
     assert "| jv | min_kan_shape | [2,2,1] | [2,2,1] | — |  | same shape |" in text
-    assert "Left out: 1 diverged (kan at G = 3)." in text
+    assert "Left out: 1 diverged (kan at G = 3). A diverged run is the grid phase" in text
     assert "No runs for 14 of 15 paper rows" in text
     assert text.rstrip().endswith("- ranges are ours\n- fewer steps")
     for block in ("pde", "continual_learning", "knot", "anderson", "speed"):
@@ -78,6 +78,7 @@ def test_partial_data_compares_what_is_there(make_runs, reference_path, tmp_path
     assert found[0].ratio == pytest.approx(1.0) and found[0].approximate
     empty = paper_vs_ours(toy.iloc[:0], reference_path, [], tmp_path / "empty.md").read_text(encoding="utf-8")
     assert "0 numbers compared" in empty and "None recorded." in empty
+    assert "Left out: none.\n" in empty and "A diverged run" not in empty
 
 
 def test_report_checks_the_table_claims_it_has_numbers_for(make_runs, reference_path, tmp_path):

@@ -25,7 +25,7 @@ from kan.reporting.summaries import feynman_summary, grid_summary, scaling_summa
 from kan.reporting.table_claims import table_claims
 
 FLAG = "⚑"
-LEFT_OUT_NOTE = ("A diverged run is the grid phase in which a training's loss became non-finite or ran away "
+DIVERGED_NOTE = ("A diverged run is the grid phase in which a training's loss became non-finite or ran away "
                  "(`kan.phases`): the training ends there, and its earlier phases are compared as usual.")
 
 
@@ -308,6 +308,7 @@ def paper_vs_ours(
                            reference)
     loaded = load_runs(runs)
     usable, _ = usable_runs(loaded)
+    diverged_note = f" {DIVERGED_NOTE}" if (loaded["status"] == "diverged").any() else ""
     sections, tallies, shapes, claims = [], {}, {}, {}
     for name, block in COMPARED_BLOCKS.items():
         summary = block.summary(usable)
@@ -326,7 +327,7 @@ def paper_vs_ours(
         "# Paper vs ours", "",
         f"The numbers of \"{reference['paper']['title']}\" (arXiv {reference['paper']['arxiv']}, transcribed in "
         f"`{Path(reference_yaml).as_posix()}`) next to ours, from {len(usable)} runs with status \"ok\""
-        f" and the science experiments' summaries. Left out: {left_out(loaded)}. {LEFT_OUT_NOTE}", "",
+        f" and the science experiments' summaries. Left out: {left_out(loaded)}.{diverged_note}", "",
         f"**Fidelity: {total.text()}.**", "",
         _fidelity_table(tallies, shapes, claims, total), "",
         f"- ours/paper: the ratio of our value to the paper's; a number is within tolerance when the ratio lies "
