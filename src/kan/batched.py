@@ -50,6 +50,7 @@ from kan.optim import FleetLBFGS
 from kan.phases import Monitor, Phase, phases, run_phases
 from kan.train import (
     DATA_KEYS, FitResult, TrainConfig, check_dataset, fit, lbfgs_options, loss_and_output_grad, output_metrics,
+    zero_output_loss,
 )
 
 BATCH_MODES = ("auto", "always", "never")
@@ -193,7 +194,14 @@ class _GroupRun:
         self.fused = (isinstance(stacked, StackedKAN) and not self.penalty
                       and kernel_serves(inputs, stacked.params.dtype, stacked.order, stacked.activation_name))
         self.members = list(range(len(models)))
-        self.monitors = [Monitor(config, record["train_loss"]) for config, record in zip(configs, self.records(with_test=False))]
+        self.monitors = [Monitor(config, reference) for config, reference in zip(configs, self._divergence_references())]
+
+    def _divergence_references(self) -> list[float]:
+        """Per row, the loss its divergence is judged against, as :func:`kan.train.divergence_reference`."""
+        with torch.no_grad():
+            output, _ = self.stacked.forward(self.stacked.params, self.data["train_input"])
+        zero = [zero_output_loss(out, label, self.config.loss) for out, label in zip(output, self.data["train_label"])]
+        return [max(record["train_loss"], z) for record, z in zip(self.records(with_test=False), zero)]
 
     @property
     def is_kan(self) -> bool:

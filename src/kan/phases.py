@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 if TYPE_CHECKING:
     from kan.train import TrainConfig
 
-DIVERGENCE_FACTOR = 1e6  # a fit whose training loss exceeds this x its loss before training has diverged
+DIVERGENCE_FACTOR = 1e6  # a fit whose training loss exceeds this x its reference loss has diverged
 
 
 @dataclass(frozen=True)
@@ -46,16 +46,17 @@ def phases(config: TrainConfig) -> list[Phase]:
             for i, num_intervals in enumerate(schedule)]
 
 
-def divergence_limit(initial_loss: float) -> float:
-    """The training loss above which a fit has run away: :data:`DIVERGENCE_FACTOR` x its loss before
-    training (no limit when that loss is 0 or not finite)."""
-    return DIVERGENCE_FACTOR * initial_loss if 0 < initial_loss < math.inf else math.inf
+def divergence_limit(reference_loss: float) -> float:
+    """The training loss above which a fit has run away: :data:`DIVERGENCE_FACTOR` x its reference
+    loss, the larger of its loss before training and the loss of an all-zero output
+    (:func:`kan.train.divergence_reference`; no limit when that is 0 or not finite)."""
+    return DIVERGENCE_FACTOR * reference_loss if 0 < reference_loss < math.inf else math.inf
 
 
 def runaway_message(loss: float, step: int) -> str:
     """The "diverged" message of a finite training loss above :func:`divergence_limit`."""
-    return (f"training loss {loss:.3g} at step {step} exceeds {DIVERGENCE_FACTOR:g} x the loss before training; "
-            "restored the last good state")
+    return (f"training loss {loss:.3g} at step {step} exceeds {DIVERGENCE_FACTOR:g} x the reference loss (the larger "
+            "of the loss before training and that of an all-zero output); restored the last good state")
 
 
 def has_stalled(losses: list[float], config: TrainConfig, step: int) -> bool:
@@ -81,10 +82,10 @@ class Verdict:
 class Monitor:
     """The stop, divergence and stall rules of one training, and the history of its records."""
 
-    def __init__(self, config: TrainConfig, initial_loss: float) -> None:
-        """``initial_loss``: the training data loss before training (sets :func:`divergence_limit`)."""
+    def __init__(self, config: TrainConfig, reference_loss: float) -> None:
+        """``reference_loss``: what divergence is judged against (:func:`divergence_limit`)."""
         self.config = config
-        self.limit = divergence_limit(initial_loss)
+        self.limit = divergence_limit(reference_loss)
         self.history: list[dict[str, float]] = []
         self.step = 0  # steps run, over all phases
         self._losses: list[float] = []  # the training losses of the current phase

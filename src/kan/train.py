@@ -129,7 +129,7 @@ class TrainConfig:
 @dataclass
 class FitResult:
     """Outcome of a fit: ``status`` is "ok", "diverged" (non-finite loss, or a training loss above
-    :data:`kan.phases.DIVERGENCE_FACTOR` x the loss before training) or "early_stopped".
+    :data:`kan.phases.DIVERGENCE_FACTOR` x its reference loss, :func:`divergence_reference`) or "early_stopped".
     Steps are numbered continuously over the phases (a phase ended by the stall rule is shorter)."""
 
     status: str
@@ -198,6 +198,22 @@ def evaluate(model: nn.Module, inputs: Tensor, labels: Tensor, loss: str) -> dic
     """Loss plus RMSE (regression) or accuracy (classification), without gradients."""
     with torch.no_grad():
         return output_metrics(model(inputs), labels, loss)
+
+
+def zero_output_loss(output: Tensor, labels: Tensor, loss: str) -> float:
+    """The data loss of an all-zero output shaped as ``output``: the targets' mean square (MSE),
+    log C for C classes (cross-entropy)."""
+    return _data_loss(torch.zeros_like(output), labels, loss).item()
+
+
+def divergence_reference(model: nn.Module, inputs: Tensor, labels: Tensor, loss: str) -> float:
+    """The loss a fit's divergence is judged against (:func:`kan.phases.divergence_limit`): the
+    larger of the model's training loss now and :func:`zero_output_loss`. The second keeps a fit
+    that starts from an already fitted model (a later grid phase, its loss near rounding) from
+    taking the grid refit's rounding error for a runaway."""
+    with torch.no_grad():
+        output = model(inputs)
+    return max(_data_loss(output, labels, loss).item(), zero_output_loss(output, labels, loss))
 
 
 def output_metrics(output: Tensor, labels: Tensor, loss: str) -> dict[str, float]:
@@ -304,7 +320,7 @@ def fit(model: nn.Module, dataset: Mapping[str, Tensor], config: TrainConfig | N
     check_dataset(dataset, model, config.loss)
     started, cpu_started = time.perf_counter(), time.process_time()
     run = _SingleRun(model, dataset, config)
-    monitor = Monitor(config, evaluate(model, run.x_train, run.y_train, config.loss)["loss"])
+    monitor = Monitor(config, divergence_reference(model, run.x_train, run.y_train, config.loss))
     schedule = phases(config)
     ((status, message),) = run_phases(run, [monitor], schedule, config.progress)
     return FitResult(status, message, monitor.history, time.perf_counter() - started, time.process_time() - cpu_started)

@@ -21,7 +21,7 @@ def test_phases_follow_the_grid_schedule():
 
 def test_records_are_due_every_eval_every_steps_and_at_the_end():
     config = TrainConfig(steps=4, grid_schedule=(3, 5), eval_every=3)
-    monitor = Monitor(config, initial_loss=1.0)
+    monitor = Monitor(config, reference_loss=1.0)
     for phase in phases(config):
         for step in range(phase.steps):
             verdict = monitor.after_step(phase, step, 1.0 - 0.01 * monitor.step, _metrics())
@@ -32,7 +32,7 @@ def test_records_are_due_every_eval_every_steps_and_at_the_end():
 
 def test_a_stalled_phase_ends_early_and_steps_stay_numbered_continuously():
     config = TrainConfig(steps=6, grid_schedule=(3, 5), stall_window=2, stall_tolerance=0.1)
-    monitor = Monitor(config, initial_loss=1.0)
+    monitor = Monitor(config, reference_loss=1.0)
     first, second = phases(config)
     losses = [1.0, 0.5, 0.49, 0.48]  # 0.5 -> 0.48 over two steps: less than 10 %
     verdicts = [monitor.after_step(first, step, loss, _metrics()) for step, loss in enumerate(losses)]
@@ -44,10 +44,10 @@ def test_a_stalled_phase_ends_early_and_steps_stay_numbered_continuously():
 def test_stops_name_the_step_and_the_reason():
     config = TrainConfig(steps=5, eval_every=2, stop_on_test_rise=True)
     (phase,) = phases(config)
-    monitor = Monitor(config, initial_loss=1.0)
+    monitor = Monitor(config, reference_loss=1.0)
     assert monitor.after_step(phase, 0, 1.0, _metrics(train_loss=1e7)).stop is None  # not recorded: not judged
     stop = monitor.after_step(phase, 1, 1.0, _metrics(train_loss=1e7)).stop
-    assert stop[0] == "diverged" and "loss 1e+07 at step 2 exceeds 1e+06 x the loss before training" in stop[1]
+    assert stop[0] == "diverged" and "loss 1e+07 at step 2 exceeds 1e+06 x the reference loss" in stop[1]
     assert Monitor(config, 1.0).after_step(phase, 0, math.nan, _metrics()).stop == (
         "diverged", "non-finite training loss at step 1; restored the last finite state")
     assert monitor.after_step(phase, 2, 1.0, _metrics(test_loss=math.inf)).stop is None  # not due
@@ -95,7 +95,7 @@ def test_the_loop_steps_each_row_until_it_stops_or_stalls():
         1: [1.0, math.nan],  # diverges at its second step
         2: [1.0, 0.99, 0.5, 0.25, 0.12, 0.06],  # stalls at its second step, goes on in the next phase
     })
-    monitors = [Monitor(config, initial_loss=2.0) for _ in range(3)]
+    monitors = [Monitor(config, reference_loss=2.0) for _ in range(3)]
     status = run_phases(trainee, monitors, phases(config))
     assert status == [("ok", "finished"), ("diverged", "non-finite training loss at step 2; restored the last finite state"),
                       ("ok", "finished")]

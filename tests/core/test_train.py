@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.special import j0
 
-from kan import KAN, MLP, phases
+from kan import KAN, MLP, phases, train
 from kan.batched import fit_many
 from kan.train import TrainConfig, fit
 
@@ -200,9 +200,27 @@ def test_finite_runaway_loss_is_diverged_and_restores_the_last_good_state():
     model = MLP([2, 8, 1], dtype=F64)
     result = fit(model, _regression(_exp_sin, 2), TrainConfig(steps=10, optimizer="adam", lr=1e30))
     assert result.status == "diverged", result.message
-    assert f"{phases.DIVERGENCE_FACTOR:g} x the loss before training" in result.message
+    assert f"{phases.DIVERGENCE_FACTOR:g} x the reference loss" in result.message
     fresh = MLP([2, 8, 1], dtype=F64).state_dict()
     assert all(torch.equal(value, fresh[key]) for key, value in model.state_dict().items())
+
+
+def test_a_fit_resumed_from_a_fitted_model_does_not_take_the_grid_refit_for_a_runaway():
+    """A later grid phase trained as its own fit (as the sweep trains each phase) starts from a loss
+    near rounding; the refit onto the new grid raises it far above 1e6 x that loss, which is not a
+    runaway: divergence is judged against the larger of that loss and the zero output's."""
+    teacher = KAN([2, 3, 1], num_intervals=5, seed=0, dtype=F64)
+    data = _regression(lambda x: teacher(x).detach(), 2)
+    gen = torch.Generator().manual_seed(1)
+    data["train_label"] = data["train_label"] + 1e-13 * torch.randn(data["train_label"].shape, dtype=F64, generator=gen)
+    config = TrainConfig(steps=2, grid_schedule=(7,))
+    fitted = [copy.deepcopy(teacher) for _ in range(3)]
+    assert train.evaluate(fitted[0], data["train_input"], data["train_label"], "mse")["loss"] < 1e-24
+    results = [fit(fitted[0], data, config), *fit_many(fitted[1:], [data] * 2, config, batch="always")]
+    assert [result.status for result in results] == ["ok"] * 3, [result.message for result in results]
+    assert results[0].history[0]["train_loss"] > 1e6 * 1e-24  # what the loss before training would have flagged
+    reference = train.divergence_reference(teacher, data["train_input"], data["train_label"], "mse")
+    assert reference == pytest.approx(data["train_label"].square().mean().item())
 
 
 def test_stacked_fits_apply_the_same_runaway_rule(monkeypatch):
@@ -214,7 +232,7 @@ def test_stacked_fits_apply_the_same_runaway_rule(monkeypatch):
     initial = [copy.deepcopy(model.state_dict()) for model in models]
     results = [*fit_many(models[:2], [data] * 2, config, batch="always"), fit(models[2], data, config)]
     for model, before, result in zip(models, initial, results):
-        assert result.status == "diverged" and "exceeds 1e-09 x the loss before training" in result.message
+        assert result.status == "diverged" and "exceeds 1e-09 x the reference loss" in result.message
         assert result.history == [] and all(torch.equal(v, before[k]) for k, v in model.state_dict().items()
                                           if isinstance(v, torch.Tensor))
 
