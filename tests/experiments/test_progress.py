@@ -35,6 +35,28 @@ def test_publishing_twice_adds_nothing_and_every_training_is_current(tiny_sweep,
     assert json.loads((tmp_path / publish.REPORT_INPUTS).read_text())[publish.COMPLETE] == ["toy_scaling/xy"]
 
 
+def test_forgotten_runs_make_their_trainings_missing_until_published_again(tiny_sweep, results, tmp_path):
+    """`python -m kan forget --status S`: the runs of status S leave the records with their
+    histories, their trainings are missing (a shard run trains them again), report.json no longer
+    counts their dataset complete, and publishing the results again brings them back."""
+    progress.publish(results, tmp_path, {"profile": "test", "deviations": ["kept"]}, tiny_sweep)
+    path = tmp_path / publish.RUNS
+    records = pd.read_parquet(path)
+    last = tiny_sweep[0].stages[-1].run_id
+    records.loc[records["run_id"] == last, "status"] = "diverged"
+    records.to_parquet(path, index=False)
+    assert progress.forget(tmp_path, "diverged", tiny_sweep) == 1
+    assert last not in set(pd.read_parquet(path)["run_id"])
+    assert last not in set(pd.read_parquet(tmp_path / publish.HISTORIES)["run_id"])
+    assert progress.training_state(tiny_sweep[0], publish.published_runs(tmp_path),
+                                   progress.data_definitions(tiny_sweep)) == "missing"
+    inputs = json.loads((tmp_path / publish.REPORT_INPUTS).read_text())
+    assert inputs[publish.COMPLETE] == [] and inputs["deviations"] == ["kept"]
+    assert progress.forget(tmp_path, "diverged", tiny_sweep) == 0
+    progress.publish(results, tmp_path, {"profile": "test", "deviations": ["kept"]}, tiny_sweep)
+    assert json.loads((tmp_path / publish.REPORT_INPUTS).read_text())[publish.COMPLETE] == ["toy_scaling/xy"]
+
+
 def test_dataset_deviations_of_earlier_publishes_are_kept_in_profile_order(tiny_sweep, results, tmp_path):
     """Two results folders (say two machines' shards) each hold some datasets: the report lists the
     deviations of all of them in the profile's dataset order, whichever was published last, and

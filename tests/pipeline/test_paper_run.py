@@ -81,6 +81,17 @@ def test_incomplete_shards_are_what_make_paper_rest_runs(capsys, monkeypatch):
     assert capsys.readouterr().out.strip() == ",".join(committed.loc[~committed["complete"], "shard"])
 
 
+def test_forgetting_a_status_no_record_has_changes_nothing(tmp_path, capsys, monkeypatch):
+    """`python -m kan forget --status S` on a copy of the records: nothing has status S, so the
+    records, report.json and shards.csv stay as committed."""
+    copy = shutil.copytree(RECORDS, tmp_path / "records")
+    monkeypatch.chdir(ROOT)
+    assert main(["forget", str(copy), "--status", "no-such-status"]) == 0
+    assert capsys.readouterr().out.startswith("dropped 0 run(s) with status 'no-such-status'")
+    for name in (RUNS, SHARDS, "report.json"):
+        assert (copy / name).read_bytes() == (RECORDS / name).read_bytes(), name
+
+
 def test_every_shard_of_the_paper_run_is_published():
     table = pd.read_csv(RECORDS / SHARDS)
     missing = table[~table["complete"]]

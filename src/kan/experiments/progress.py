@@ -13,7 +13,9 @@ import pandas as pd
 from kan.data import definition_of
 from kan.experiments.sweep import Training, chunks, finishing_runs
 from kan.records.provenance import DATA_DEFINITION
-from kan.records.publish import SCIENCE, is_current, merge, published_runs, write_report_inputs
+from kan.records.publish import (
+    COMPLETE, REPORT_INPUTS, SCIENCE, drop_runs, is_current, merge, published_runs, write_report_inputs,
+)
 from kan.records.science_outputs import RUN_RECORD
 from kan.records.shards import group_count, shard_groups, shard_of
 
@@ -31,6 +33,16 @@ def publish(results: Path | str, out: Path | str, report_inputs: Mapping[str, An
     complete = complete_datasets(trainings, {r["run_id"]: r for r in merged.to_dict("records")})
     write_report_inputs(out, report_inputs, complete, datasets)
     return added
+
+
+def forget(out: Path | str, status: str, trainings: Sequence[Training]) -> int:
+    """Drop the published runs of ``status`` (:func:`kan.records.publish.drop_runs`) and record in
+    report.json which datasets of ``trainings`` the records still complete; how many runs."""
+    dropped = drop_runs(out, status)
+    inputs = json.loads((Path(out) / REPORT_INPUTS).read_text(encoding="utf-8"))
+    complete = complete_datasets(trainings, published_runs(out))
+    write_report_inputs(out, {key: value for key, value in inputs.items() if key != COMPLETE}, complete)
+    return dropped
 
 
 def data_definitions(trainings: Sequence[Training]) -> dict[tuple[str, str], str]:

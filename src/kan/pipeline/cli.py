@@ -19,13 +19,13 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
 from kan.data import dataset_dir
-from kan.experiments.progress import publish, shard_table
-from kan.experiments.sweep import expand, total_steps
+from kan.experiments.progress import forget, publish, shard_table
+from kan.experiments.sweep import Training, expand, total_steps
 from kan.files import atomic_file
 from kan.pipeline.config import ConfigError, load_config, load_yaml
 from kan.pipeline.jobs import profile_datasets, report_deviations
@@ -134,13 +134,30 @@ def _publish(args: argparse.Namespace) -> int:
     inputs = {"profile": settings["profile"], "miss_causes": settings["report"]["miss_causes"],
               "deviations": report_deviations(settings["report"]["deviations"], [d for d in folders if d.is_dir()])}
     added = publish(args.results, args.out, inputs, trainings, [f"{family}/{name}" for family, name in requests])
-    table = shard_table(trainings, settings["chunk_size"], list(settings["science"]), args.out, args.shards)
-    with atomic_file(args.out / SHARDS) as tmp:
-        table.to_csv(tmp, index=False)
+    table = _write_shard_table(settings, trainings, args.out, args.shards)
     print(f"published {added['runs']} runs, {added['histories']} histories, {added['science']} science experiments "
           f"into {args.out}; {int(table['complete'].sum())} of {len(table)} shards complete; left out "
           f"{added['left_out']} run(s) the profile no longer has and {added['older']} read run(s) whose published "
           "record is newer")
+    return 0
+
+
+def _write_shard_table(settings: Mapping[str, Any], trainings: Sequence[Training], out: Path,
+                       count: int | None) -> pd.DataFrame:
+    """shards.csv of the records in ``out`` (:func:`kan.experiments.progress.shard_table`)."""
+    table = shard_table(trainings, settings["chunk_size"], list(settings["science"]), out, count)
+    with atomic_file(out / SHARDS) as tmp:
+        table.to_csv(tmp, index=False)
+    return table
+
+
+def _forget(args: argparse.Namespace) -> int:
+    settings = load_config(args.config, args.schema)
+    trainings = expand(settings)
+    dropped = forget(args.records, args.status, trainings)
+    table = _write_shard_table(settings, trainings, args.records, args.shards)
+    print(f"dropped {dropped} run(s) with status {args.status!r} from {args.records}; "
+          f"{int(table['complete'].sum())} of {len(table)} shards complete (rebuild the report: python -m kan report)")
     return 0
 
 
@@ -200,6 +217,13 @@ def parser() -> argparse.ArgumentParser:
     publish.add_argument("--shards", type=int, default=None,
                          help="the N of the run's shards k/N (default: one per dataset and science experiment)")
     publish.set_defaults(run=_publish)
+    drop = commands.add_parser("forget", help="drop published runs of a status, so that shards train them again")
+    drop.add_argument("records", type=Path, nargs="?", default=PUBLISHED)
+    drop.add_argument("--status", required=True, help='e.g. "diverged"')
+    drop.add_argument("--config", type=Path, default=PAPER_CONFIG)
+    drop.add_argument("--schema", type=Path, default=SCHEMA)
+    drop.add_argument("--shards", type=int, default=None, help="the N of the shards k/N (as publish)")
+    drop.set_defaults(run=_forget)
     rest = commands.add_parser("incomplete-shards",
                                help="the shards k/N (comma-separated) whose trainings published records lack")
     rest.add_argument("records", type=Path, nargs="?", default=PUBLISHED)

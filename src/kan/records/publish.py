@@ -246,6 +246,23 @@ def merge(results: Path | str, out: Path | str, profile: str,
                     "older": len(records) - len(from_new), "left_out": left_out}
 
 
+def drop_runs(out: Path | str, status: str) -> int:
+    """Remove the published runs of ``status`` and their histories from the records in ``out``, so
+    their trainings count as missing and a shard run with ``published`` trains them again (after a
+    fix that changes when a training stops, which the code fingerprint does not see); how many."""
+    out = Path(out)
+    runs, histories = _read(out / RUNS), _read(out / HISTORIES)
+    if runs is None:
+        raise FileNotFoundError(f"{out} holds no {RUNS}: give a folder of published records")
+    dropped = runs[runs["status"] == status]
+    with atomic_file(out / RUNS) as tmp:
+        runs.drop(index=dropped.index).to_parquet(tmp, index=False)
+    if histories is not None:
+        with atomic_file(out / HISTORIES) as tmp:
+            histories[~histories["run_id"].isin(set(dropped["run_id"]))].to_parquet(tmp, index=False)
+    return len(dropped)
+
+
 def write_report_inputs(out: Path | str, report_inputs: Mapping[str, Any], complete: Sequence[str],
                         datasets: Sequence[str] = ()) -> None:
     """report.json: ``report_inputs`` (profile, deviations, miss causes; earlier dataset deviations
