@@ -142,10 +142,16 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shard_table(settings: Mapping[str, Any], trainings: Sequence[Training], out: Path,
+                 count: int | None = None) -> pd.DataFrame:
+    """The profile's shard table of the records in ``out`` (:func:`kan.experiments.progress.shard_table`)."""
+    return shard_table(trainings, settings["chunk_size"], list(settings["science"]), out, count)
+
+
 def _write_shard_table(settings: Mapping[str, Any], trainings: Sequence[Training], out: Path,
                        count: int | None) -> pd.DataFrame:
-    """shards.csv of the records in ``out`` (:func:`kan.experiments.progress.shard_table`)."""
-    table = shard_table(trainings, settings["chunk_size"], list(settings["science"]), out, count)
+    """shards.csv of the records in ``out`` (:func:`_shard_table`)."""
+    table = _shard_table(settings, trainings, out, count)
     with atomic_file(out / SHARDS) as tmp:
         table.to_csv(tmp, index=False)
     return table
@@ -163,7 +169,7 @@ def _forget(args: argparse.Namespace) -> int:
 
 def _incomplete_shards(args: argparse.Namespace) -> int:
     settings = load_config(args.config, args.schema)
-    table = shard_table(expand(settings), settings["chunk_size"], list(settings["science"]), args.records)
+    table = _shard_table(settings, expand(settings), args.records)
     print(",".join(table.loc[~table["complete"], "shard"]))
     return 0
 
@@ -191,6 +197,12 @@ def _unlock(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_profile_options(command: argparse.ArgumentParser) -> None:
+    """``--config`` (default the paper profile) and ``--schema``: the profile a records command reads."""
+    command.add_argument("--config", type=Path, default=PAPER_CONFIG)
+    command.add_argument("--schema", type=Path, default=SCHEMA)
+
+
 def parser() -> argparse.ArgumentParser:
     """The ``kan`` argument parser."""
     root = argparse.ArgumentParser(prog="kan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -211,8 +223,7 @@ def parser() -> argparse.ArgumentParser:
     ui.set_defaults(run=_ui)
     publish = commands.add_parser("publish", help="merge a profile run's results into published records")
     publish.add_argument("results", type=Path, help="the run's results folder (beside its datasets/generated)")
-    publish.add_argument("--config", type=Path, default=PAPER_CONFIG)
-    publish.add_argument("--schema", type=Path, default=SCHEMA)
+    _add_profile_options(publish)
     publish.add_argument("--out", type=Path, default=PUBLISHED)
     publish.add_argument("--shards", type=int, default=None,
                          help="the N of the run's shards k/N (default: one per dataset and science experiment)")
@@ -220,15 +231,13 @@ def parser() -> argparse.ArgumentParser:
     drop = commands.add_parser("forget", help="drop published runs of a status, so that shards train them again")
     drop.add_argument("records", type=Path, nargs="?", default=PUBLISHED)
     drop.add_argument("--status", required=True, help='e.g. "diverged"')
-    drop.add_argument("--config", type=Path, default=PAPER_CONFIG)
-    drop.add_argument("--schema", type=Path, default=SCHEMA)
+    _add_profile_options(drop)
     drop.add_argument("--shards", type=int, default=None, help="the N of the shards k/N (as publish)")
     drop.set_defaults(run=_forget)
     rest = commands.add_parser("incomplete-shards",
                                help="the shards k/N (comma-separated) whose trainings published records lack")
     rest.add_argument("records", type=Path, nargs="?", default=PUBLISHED)
-    rest.add_argument("--config", type=Path, default=PAPER_CONFIG)
-    rest.add_argument("--schema", type=Path, default=SCHEMA)
+    _add_profile_options(rest)
     rest.set_defaults(run=_incomplete_shards)
     report = commands.add_parser("report", help="rebuild the report of published records")
     report.add_argument("records", type=Path, nargs="?", default=PUBLISHED)
