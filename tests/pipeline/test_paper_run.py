@@ -1,10 +1,12 @@
 """The published paper run (reports/paper-run/): its report rebuilds byte for byte from the
-records alone, its shard table says what the records hold, and cheap committed trainings retrain
-to their records (exactly on the machine kind that produced them, within ×3 on another kind)."""
+records alone, its shard table says what the records hold, the README states their counts, and
+cheap committed trainings retrain to their records (exactly on the machine kind that produced
+them, within ×3 on another kind)."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -128,3 +130,46 @@ def test_cheap_committed_trainings_retrain_to_their_records(trainings, tmp_path)
                 assert ours[column] == record[column], (record["experiment"], record["dataset"], column)
             else:
                 assert 1 / OTHER_KIND_FACTOR <= ours[column] / record[column] <= OTHER_KIND_FACTOR, record["run_id"]
+
+
+def _one(pattern, text, where):
+    found = re.search(pattern, text)
+    assert found, f"{where} has no sentence matching {pattern!r}: keep its counts in that form"
+    return found.groups()
+
+
+def _words(path):
+    return " ".join(path.read_text(encoding="utf-8").split())
+
+
+def test_the_readme_states_the_counts_of_the_committed_records():
+    """The README's paper-run paragraphs ("So far", "At this commit") give the committed report's
+    shard, training, CPU-hour and fidelity counts: they are updated with every publish."""
+    report, readme = _words(RECORDS / "paper_vs_ours.md"), _words(ROOT / "README.md")
+    number = r"(\d+(?:\.\d+)?)"
+    shards, total_shards, current, trainings, science, hours = _one(
+        rf"\*\*Published records: {number} of {number} shards complete; {number} of {number} trainings and "
+        rf"{number} of \d+ science experiments current \([^)]*\); {number} CPU hours", report, "the report")
+    assert _one(rf"At this commit {number} of the {number} shards are complete, {number} of {number} trainings and "
+                rf"(?:all )?{number} science experiments are in \({number} CPU hours", readme, "the README") == (
+        shards, total_shards, current, trainings, science, hours), "update the README's \"At this commit\" counts"
+    per_experiment = {name: _one(rf"\| {name} \| [^|]+ \| [^|]+ \| [^|]+ \| {number} \|", report, "the report")[0]
+                      for name in ("feynman", "special", "toy_scaling", "science")}
+    stated = _one(rf"\({number} CPU hours: Feynman {number}, special functions {number}, science {number}, toy "
+                  rf"functions {number};", readme, "the README")
+    assert stated == (hours, per_experiment["feynman"], per_experiment["special"], per_experiment["science"],
+                      per_experiment["toy_scaling"]), "update the README's CPU hours per experiment"
+    left = re.search(rf"The rest is estimated at {number} CPU hours", report)
+    assert (re.search(rf"report estimates the rest at {number} CPU hours", readme) or [None, None])[1] == (
+        left[1] if left else None), "update the README's estimate of the CPU hours left"
+    compared, within, share, strict, outside, better = _one(
+        rf"\*\*Fidelity: {number} numbers compared: {number} \((\d+)%\) within the block's tolerance, {number} within "
+        rf"×3 \(ratios\) or ±2 pts \(accuracies\); of the {number} outside the tolerance, {number} are ours better",
+        report, "the report")
+    claims = _one(r"\| \*\*all\*\* \|(?: [^|]+ \|){5} (\d+ of \d+) \|", report, "the report")[0].split(" of ")
+    assert _one(rf"\*\*So far\*\* \({number} of {number} shards\): of the {number} paper numbers compared, {number} "
+                rf"\((\d+) %\) lie within the paper block's tolerance and {number} within ×3 \(RMSEs\) or ±2 points "
+                rf"\(accuracies\); {number} of the {number} checked claims hold\. Of the {number} numbers outside "
+                rf"the tolerance: - {number} are ours being \*better\*", readme, "the README") == (
+        shards, total_shards, compared, within, share, strict, *claims, outside, better), (
+        "update the README's \"So far\" counts")
