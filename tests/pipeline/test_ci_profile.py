@@ -210,7 +210,10 @@ def test_published_records_load_into_mlflow_like_the_pipelines_runs(ci_run, runs
     from kan.pipeline.tracking import client, load_published, logged_runs
 
     uri = f"sqlite:///{ci_run[0] / 'records.db'}"
-    assert load_published(uri, "records", published) == len(runs)
+    heard = []
+    assert load_published(uri, "records", published, lambda done, total: heard.append((done, total))) == len(runs)
+    assert heard[-1] == (len(runs), len(runs)) and len(heard) <= 10
+    assert all(done < later for (done, _), (later, _) in zip(heard, heard[1:]))
     load_published(uri, "records", published)  # again: nothing is logged twice
     mlflow = client(uri)
     experiment_id = mlflow.get_experiment_by_name("records").experiment_id

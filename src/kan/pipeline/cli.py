@@ -183,7 +183,10 @@ def _report(args: argparse.Namespace) -> int:
 def _ui_records(args: argparse.Namespace) -> int:
     uri = f"sqlite:///{args.store.resolve()}"
     args.store.parent.mkdir(parents=True, exist_ok=True)
-    print(f"{load_published(uri, args.experiment, args.records)} runs of {args.records} in {uri}", flush=True)
+    print(f"loading {args.records} into {uri} (runs already there unchanged are skipped)", flush=True)
+    loaded = load_published(uri, args.experiment, args.records,
+                            lambda done, total: print(f"  {done} of {total} runs", flush=True))
+    print(f"{loaded} runs of {args.records} in {uri}", flush=True)
     args.uri = uri
     return _ui(args)
 

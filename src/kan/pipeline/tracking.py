@@ -378,11 +378,13 @@ def log_science_run(mlflow: "MlflowClient", experiment_id: str, result_dir: Path
     return run_id
 
 
-def load_published(uri: str, experiment: str, records: Path | str) -> int:
+def load_published(uri: str, experiment: str, records: Path | str,
+                   progress: Callable[[int, int], None] = lambda done, total: None) -> int:
     """Log published records (:mod:`kan.records.publish`) to the store at ``uri``: every run,
     nested by training under its longest run, which holds the (thinned) history (the others their
     last recorded step), and every science experiment; runs already logged unchanged are
-    skipped. Returns the number of runs."""
+    skipped. ``progress(done, total)`` hears how many runs are through, about every tenth of
+    them and at the end. Returns the number of runs."""
     records = Path(records)
     runs = pd.read_parquet(records / RUNS)
     histories = pd.read_parquet(records / HISTORIES)
@@ -392,7 +394,7 @@ def load_published(uri: str, experiment: str, records: Path | str) -> int:
     experiment_id = init_tracking(uri, experiment, None, description)
     mlflow = client(uri)
     known = logged_runs(mlflow, experiment_id)
-    rows = runs.to_dict("records")
+    rows, done = runs.to_dict("records"), 0
     for training in by_training((row, row) for row in rows).values():
         kept = [by_run[r["run_id"]] for r in training if r["run_id"] in by_run]  # the longest run's, one per training
         history = kept[0] if kept else histories.iloc[:0]
@@ -403,6 +405,9 @@ def load_published(uri: str, experiment: str, records: Path | str) -> int:
             ids.append(log_record(mlflow, experiment_id, {**record, "config": json.loads(record["config"])},
                                   own if not ids else own.iloc[-1:], digest, known))
         nest(mlflow, ids[0], ids[1:])
+        if (done + len(ids)) * 10 // len(rows) > done * 10 // len(rows):
+            progress(done + len(ids), len(rows))
+        done += len(ids)
     for folder in sorted(d for d in (records / SCIENCE).glob("*") if d.is_dir()):
         log_science_run(mlflow, experiment_id, folder, known)
     return len(rows)
