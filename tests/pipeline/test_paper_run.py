@@ -173,3 +173,11 @@ def test_the_readme_states_the_counts_of_the_committed_records():
                 rf"the tolerance: - {number} are ours being \*better\*", readme, "the README") == (
         shards, total_shards, compared, within, share, strict, *claims, outside, better), (
         "update the README's \"So far\" counts")
+    table = pd.read_csv(RECORDS / SHARDS)
+    started = int((~table["complete"] & (table["current"] > 0)).sum())
+    assert _one(r"(\d+) more shards have some trainings in", readme, "the README") == (str(started),), (
+        "update the README's count of shards with some trainings in")
+    feynman = _one(r"\| feynman \| (\d+) of \d+ \|", report, "the report")[0]
+    share = float(_one(r"share_kan_within_tolerance_of_mlp = ([\d.]+)", report, "the report")[0])
+    assert _one(r"best MLP on (\d+) of the (\d+) complete equations", readme, "the README") == (
+        str(round(share * int(feynman))), feynman), "update the README's count of equations with KANs near the MLPs"
