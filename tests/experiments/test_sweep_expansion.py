@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kan.experiments.sweep import chunk_cost, chunks, data_spec, expand, experiment_order, total_steps
+from kan.experiments.sweep import chunk_cost, chunk_priorities, chunks, data_spec, expand, experiment_order, total_steps
 
 
 @pytest.fixture
@@ -74,6 +74,20 @@ def test_the_experiment_with_the_costliest_chunk_trains_first(tiny_config, train
     jobs = chunks(trainings(tiny_config), 4)
     assert len(jobs["grid_extension/exp_mean_sin2_100d/0"]) == 1 < sum(len(j) for n, j in jobs.items() if "xy" in n)
     assert experiment_order(jobs) == ["grid_extension", "toy_scaling"]
+
+
+def test_chunk_priorities_rank_experiments_and_in_shard_runs_datasets(tiny_config, trainings):
+    """Experiments in experiment_order share a level each; by dataset, each dataset has its own
+    level, all of an earlier experiment's above a later one's, in name order within one."""
+    tiny_config["experiments"]["grid_extension"] = {
+        "family": "synthetic", "datasets": ["exp_mean_sin2_100d"], "train": {"steps": 2, "grid_schedule": [3]},
+        "kan": {"paper_shape": True}}
+    tiny_config["experiments"]["toy_scaling"]["datasets"] = ["xy", "exp_sin_sq"]
+    jobs = chunks(trainings(tiny_config), 4)
+    assert chunk_priorities(jobs) == {"grid_extension/exp_mean_sin2_100d": 2, "toy_scaling/exp_sin_sq": 1,
+                                      "toy_scaling/xy": 1}
+    assert chunk_priorities(jobs, by_dataset=True) == {"grid_extension/exp_mean_sin2_100d": 3,
+                                                       "toy_scaling/exp_sin_sq": 2, "toy_scaling/xy": 1}
 
 
 def test_data_spec_merges_family_then_task(tiny_config, load):

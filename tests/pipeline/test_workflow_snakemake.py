@@ -137,6 +137,11 @@ def test_paper_shard_plans_its_own_chunks_and_science_only(snakemake, repo, load
     expected = {f"name={n.split(':', 1)[1]}" if n.startswith("science:") else
                 "experiment={}, dataset={}, index={}".format(*n.split("/")) for n in wanted}
     assert planned == expected
+    levels: dict[str, set[str]] = {}  # one priority per dataset, another for each: datasets complete in turn
+    for job in (job for job in jobs if job["rule"] == "train_chunk"):
+        levels.setdefault(job["wildcards"].rsplit(", ", 1)[0], set()).add(job["priority"])
+    assert len(levels) > 1 and all(len(found) == 1 for found in levels.values())
+    assert len({found.pop() for found in levels.values()}) == len(levels)
 
 
 def test_bad_shard_stops_before_any_job(snakemake, repo):

@@ -6,7 +6,7 @@ from snakemake.exceptions import WorkflowError
 
 from kan.data import dataset_dir as kan_dataset_dir, generated_root
 from kan.data.knot_download import DOWNLOAD_DIR
-from kan.experiments.sweep import chunks, expand, experiment_order
+from kan.experiments.sweep import chunk_priorities, chunks, expand
 from kan.pipeline.config import ConfigError, check_overrides, load_config, load_yaml
 from kan.pipeline.jobs import profile_datasets
 from kan.pipeline.science_jobs import science_requests
@@ -80,9 +80,11 @@ def knot_source_options():
 # runs are done, then the science experiments (few, long), then training, experiment by experiment
 # in kan.experiments.sweep.experiment_order: the one with the costliest chunk first (toy_scaling's
 # 100-input chunk would otherwise end the run), then those with more trainings, so that their
-# logging, the longest, overlaps the training of the others instead of ending the run.
-TRAIN_PRIORITY = {name: rank for rank, name in enumerate(reversed(experiment_order(CHUNKS)), 1)}
-SCIENCE_PRIORITY = len(TRAIN_PRIORITY) + 1
+# logging, the longest, overlaps the training of the others instead of ending the run. A shard run
+# (the `shard` key: make paper-shard, make paper-rest) trains dataset by dataset in that order, so its
+# shards complete one after another and can be published as they do.
+TRAIN_PRIORITY = chunk_priorities(CHUNKS, by_dataset=bool(SETTINGS["shard"]))
+SCIENCE_PRIORITY = max(TRAIN_PRIORITY.values(), default=0) + 1
 LOGGING_PRIORITY = SCIENCE_PRIORITY + 1
 PREREQUISITE_PRIORITY = LOGGING_PRIORITY + 1
 

@@ -20,7 +20,7 @@ rule train_chunk:
     log:
         "logs/train/{experiment}/{dataset}/{index}.log",
     threads: 1
-    priority: lambda w: TRAIN_PRIORITY[w.experiment]
+    priority: lambda w: TRAIN_PRIORITY[f"{w.experiment}/{w.dataset}"]
     resources:
         mem_mb=4000,
         runtime=240,

@@ -204,3 +204,18 @@ def experiment_order(jobs: Mapping[str, Sequence[Training]]) -> list[str]:
         largest[experiment] = max(largest.get(experiment, 0), chunk_cost(group))
         trainings[experiment] = trainings.get(experiment, 0) + len(group)
     return sorted(largest, key=lambda e: (-largest[e], -trainings[e], e))
+
+
+def chunk_priorities(jobs: Mapping[str, Sequence[Training]], by_dataset: bool = False) -> dict[str, int]:
+    """Scheduling priority (from 1; higher runs first) of every ``experiment/dataset`` of ``jobs``
+    (named as :func:`chunks` names them): experiments in :func:`experiment_order`, each one
+    level. With ``by_dataset``, every dataset its own level, in name order within its experiment,
+    so that a run over several shards completes one dataset after another instead of
+    interleaving their chunks."""
+    order = experiment_order(jobs)
+    groups = sorted({name.rsplit("/", 1)[0] for name in jobs},
+                    key=lambda group: (order.index(group.split("/", 1)[0]), group))
+    levels: dict[str, int] = {}
+    for group in reversed(groups):  # the last to run gets 1
+        levels.setdefault(group if by_dataset else group.split("/", 1)[0], len(levels) + 1)
+    return {group: levels[group if by_dataset else group.split("/", 1)[0]] for group in groups}
