@@ -215,7 +215,8 @@ def chunk_priorities(jobs: Mapping[str, Sequence[Training]], by_dataset: bool = 
     order = experiment_order(jobs)
     groups = sorted({name.rsplit("/", 1)[0] for name in jobs},
                     key=lambda group: (order.index(group.split("/", 1)[0]), group))
+    level_of = {group: group if by_dataset else group.split("/", 1)[0] for group in groups}
     levels: dict[str, int] = {}
     for group in reversed(groups):  # the last to run gets 1
-        levels.setdefault(group if by_dataset else group.split("/", 1)[0], len(levels) + 1)
-    return {group: levels[group if by_dataset else group.split("/", 1)[0]] for group in groups}
+        levels.setdefault(level_of[group], len(levels) + 1)
+    return {group: levels[level_of[group]] for group in groups}
