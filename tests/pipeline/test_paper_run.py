@@ -63,6 +63,14 @@ def _normalised(table):
     return table.assign(machines=table["machines"].fillna("")).astype({"cpu_hours": "float64"})
 
 
+
+def test_every_folder_the_report_names_is_in_the_records():
+    """The report points at the science records and tables by folders beside it (not at a
+    pipeline run's results/ or reports/, which a clone of the records does not have)."""
+    named = set(re.findall(r"`([\w./-]+/)`", (RECORDS / "paper_vs_ours.md").read_text(encoding="utf-8")))
+    assert named, "the report names no folder"
+    assert not [folder for folder in named if not (RECORDS / folder).is_dir()], "folders missing beside the report"
+
 def test_the_shard_table_says_what_the_records_hold(trainings, settings):
     """Recomputed from the records and this code: a record turns stale when the code computes other
     ci numbers (its fingerprint) or generates other data for its dataset (its data definition)."""

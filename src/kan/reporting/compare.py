@@ -19,7 +19,7 @@ from kan.records.markdown import is_missing, markdown_table, sci
 from kan.reporting.fidelity import Causes, Tally, cause_key, strict_tolerance, within_band
 from kan.reporting.reference import FLAG_LISTS, NOT_COMPARED, Reference, load_reference
 from kan.reporting.runs import Table, format_shape, left_out, load_runs, usable_runs
-from kan.reporting.science import ClaimCheck, claim_keys, claim_statements, science_report
+from kan.reporting.science import PIPELINE_OUTPUTS, ClaimCheck, claim_keys, claim_statements, science_report
 from kan.reporting.science import cause_keys as science_cause_keys
 from kan.reporting.summaries import feynman_summary, grid_summary, scaling_summary, special_summary
 from kan.reporting.table_claims import table_claims
@@ -298,9 +298,11 @@ def _fidelity_table(blocks: Mapping[str, tuple[str, Tally]], shapes: Mapping[str
 def paper_vs_ours(
     runs: Table, reference_yaml: str | Path, deviations: Sequence[str], out_path: str | Path,
     science: pd.DataFrame | str | Path | None = None, causes: Causes = Causes({}, reduced_budget=False),
+    science_outputs: str = PIPELINE_OUTPUTS,
 ) -> Path:
     """Write the paper-vs-ours report (Markdown) to ``out_path`` and return the path; ``science``
-    (science.csv, see :mod:`kan.reporting.science`) adds the science experiments, ``causes``
+    (science.csv, see :mod:`kan.reporting.science`) adds the science experiments, saying where each
+    one's outputs are (``science_outputs``, with ``{name}`` for the experiment), ``causes``
     explains each number outside its tolerance."""
     reference = load_reference(reference_yaml)
     check_causes(causes, reference)
@@ -342,7 +344,7 @@ def paper_vs_ours(
     others = [f"- {name}: {reference[name]['source']}" + (f". Not compared: {reference[name][NOT_COMPARED]}"
                                                           if NOT_COMPARED in reference[name] else "")
               for name in reference if name != "paper" and name not in covered]
-    sections += extra.sections(causes)
+    sections += extra.sections(causes, science_outputs)
     footer = (["## Paper results without a counterpart in our runs", "", *others, ""] if others else [])
     footer += ["## Deviations", "", *([f"- {d}" for d in deviations] or ["None recorded."])]
     out_path = Path(out_path)

@@ -20,7 +20,8 @@ from kan.reporting.fidelity import Causes
 from kan.reporting.tables import copy_science_tables, write_tables
 
 REPORT, TABLES, FIGURES = "paper_vs_ours.md", "tables", "figures"
-
+PUBLISHED_OUTPUTS = (f"`{SCIENCE}/{{name}}/` beside this report (summary, run record, tables; the tables also in "
+                     f"`{TABLES}/{SCIENCE}/{{name}}/`)")  # where the records keep a science experiment
 
 def status_lines(shards: pd.DataFrame, compared: int, datasets: int) -> list[str]:
     """What the records hold, for the top of the report: shards complete, trainings current,
@@ -117,7 +118,7 @@ def rebuild(records: Path | str, reference_yaml: Path | str) -> list[Path]:
     runs = every[pairs.isin(inputs[COMPLETE])].reset_index(drop=True)
     science_dirs = sorted(d for d in (records / SCIENCE).glob("*") if d.is_dir())
     report = paper_vs_ours(runs, reference_yaml, inputs["deviations"], records / REPORT, science_table(science_dirs),
-                           Causes.of_profile(inputs["miss_causes"], inputs["profile"]))
+                           Causes.of_profile(inputs["miss_causes"], inputs["profile"]), PUBLISHED_OUTPUTS)
     title, *rest = report.read_text(encoding="utf-8").split("\n", 2)
     status = status_lines(pd.read_csv(records / SHARDS), pairs[pairs.isin(inputs[COMPLETE])].nunique(), pairs.nunique())
     report.write_text("\n".join([title, "", *status, *rest[1:]]), encoding="utf-8")

@@ -217,6 +217,9 @@ def not_compared(node: Any, key: str = "") -> Iterator[str]:
                 yield from not_compared(child, child_key)
 
 
+PIPELINE_OUTPUTS = ("`results/science/{name}/` (tables in `reports/tables/science/{name}/`, figures in "
+                    "`reports/figures/science/{name}/`)")  # where a pipeline run writes a science experiment
+
 @dataclass(frozen=True)
 class ScienceSection:
     """One science block's comparisons, ready to write."""
@@ -230,10 +233,9 @@ class ScienceSection:
     missing: list[str]
     skipped: list[str]  # paper cells not compared, each with its reason
 
-    def section(self, causes: Causes) -> str:
-        lines = [f"## Science: {self.title}", "", f"Paper: {self.source}. Ours: `results/science/{self.experiment}/` "
-                 f"(tables in `reports/tables/science/{self.experiment}/`, figures in "
-                 f"`reports/figures/science/{self.experiment}/`).", ""]
+    def section(self, causes: Causes, outputs: str) -> str:
+        lines = [f"## Science: {self.title}", "", f"Paper: {self.source}. Ours: {outputs.format(name=self.experiment)}.",
+                 ""]
         if self.numbers:
             lines += [f"Fidelity: {Tally.of(self.numbers).text()}.", ""]
         for rows in ([c.row() for c in self.numbers], [c.row() for c in self.checks]):
@@ -275,8 +277,10 @@ class ScienceReport:
     def checks(self) -> list[ClaimCheck]:
         return [c for block in self.blocks for c in block.checks]
 
-    def sections(self, causes: Causes) -> list[str]:
-        return [block.section(causes) for block in self.blocks] + self.headlines
+    def sections(self, causes: Causes, outputs: str = PIPELINE_OUTPUTS) -> list[str]:
+        """Each block's section, saying where its outputs are (``outputs``, with ``{name}`` for the
+        experiment), then the headlines."""
+        return [block.section(causes, outputs) for block in self.blocks] + self.headlines
 
 
 def science_report(science: pd.DataFrame | str | Path, reference: Reference) -> ScienceReport:
