@@ -288,3 +288,24 @@ def test_a_science_run_of_earlier_settings_is_retired(store, science_dir, tmp_pa
     log_science(uri, experiment, [science_dir], tmp_path / "second.json")
     active = logged_runs(client(uri), experiment_id)
     assert "0dd5e771a9e5" in active and "5c1e5c1e5c1e" not in active
+
+
+def test_a_record_beyond_one_batch_is_logged_whole(store):
+    """More params (250) and metric values (2 × 600 steps and the final ones) than one MLflow
+    batch takes (100 params, 1000 metric values): every param and every step arrives."""
+    import pandas as pd
+
+    from kan.pipeline.tracking import log_record
+
+    uri, experiment_id = store
+    mlflow = client(uri)
+    record = {"run_id": "dddd00000004", "experiment": "toy_scaling", "dataset": "xy", "variant": "human",
+              "shape": "[2,1]", "grid": 5, "seed": 0, "status": "ok", "steps": 600,
+              "config": {"sweep": {f"knob{i:03d}": i for i in range(250)}}}
+    history = pd.DataFrame({"step": range(1, 601), "train_rmse": 1.0, "test_rmse": [1.0 / s for s in range(1, 601)]})
+    run = mlflow.get_run(log_record(mlflow, experiment_id, record, history, "digest", {}))
+    assert len(run.data.params) == 250 and run.data.params["sweep.knob249"] == "249"
+    steps = mlflow.get_metric_history(run.info.run_id, "test_rmse")
+    assert sorted(m.step for m in steps) == list(range(1, 601))
+    assert len(mlflow.get_metric_history(run.info.run_id, "train_rmse")) == 600
+    assert run.data.metrics["final_steps"] == 600 and run.info.status == "FINISHED"

@@ -215,17 +215,16 @@ def _current_run(mlflow: "MlflowClient", known: Mapping[str, tuple[str, str]], c
     return None
 
 
-def _log_params(mlflow: "MlflowClient", run_id: str, config: Mapping[str, Any]) -> None:
+def _log_values(mlflow: "MlflowClient", run_id: str, config: Mapping[str, Any], values: list["Metric"]) -> None:
+    """Log ``config`` (flattened) as params and ``values`` as metrics, both in the same
+    ``log_batch`` calls (each call costs a round of queries, whatever it carries)."""
     from mlflow.entities import Param  # deferred: mlflow is slow to import
 
     params = [Param(k, v[:6000]) for k, v in flatten(config).items()]
-    for start in range(0, len(params), _PARAM_BATCH):
-        mlflow.log_batch(run_id, params=params[start:start + _PARAM_BATCH])
-
-
-def _log_metrics(mlflow: "MlflowClient", run_id: str, values: list["Metric"]) -> None:
-    for start in range(0, len(values), _BATCH):
-        mlflow.log_batch(run_id, metrics=values[start:start + _BATCH])
+    calls = max(-(-len(params) // _PARAM_BATCH), -(-len(values) // _BATCH))
+    for call in range(calls):
+        mlflow.log_batch(run_id, params=params[call * _PARAM_BATCH:(call + 1) * _PARAM_BATCH],
+                         metrics=values[call * _BATCH:(call + 1) * _BATCH])
 
 
 def _metrics(metrics: Mapping[str, Any], history: Any) -> list["Metric"]:
@@ -285,8 +284,7 @@ def log_record(mlflow: "MlflowClient", experiment_id: str, metrics: Mapping[str,
     name = f"{metrics['experiment']}/{metrics['dataset']}/{metrics['variant']}/{metrics['shape']}/G{metrics['grid']}/s{metrics['seed']}"
     start, end = run_times(metrics)
     run_id = mlflow.create_run(experiment_id, start_time=start, tags=tags, run_name=name).info.run_id
-    _log_params(mlflow, run_id, metrics["config"])
-    _log_metrics(mlflow, run_id, _metrics(metrics, history))
+    _log_values(mlflow, run_id, metrics["config"], _metrics(metrics, history))
     if dataset is not None:
         mlflow.log_inputs(run_id, datasets=[dataset_input(dataset)])
     for path in artifacts():
@@ -366,9 +364,8 @@ def log_science_run(mlflow: "MlflowClient", experiment_id: str, result_dir: Path
     tags |= {"variant": "science", "files_digest": digest}
     start, end = run_times(record)
     run_id = mlflow.create_run(experiment_id, start_time=start, tags=tags, run_name=f"science/{record['experiment']}").info.run_id
-    _log_params(mlflow, run_id, record["settings"])
     now = int(time.time() * 1000)
-    _log_metrics(mlflow, run_id, [Metric(k, v, now, 0) for k, v in read_summary(result_dir).items() if v == v])
+    _log_values(mlflow, run_id, record["settings"], [Metric(k, v, now, 0) for k, v in read_summary(result_dir).items() if v == v])
     for path in (result_dir / SUMMARY, result_dir / RUN_RECORD):
         mlflow.log_artifact(run_id, str(path))
     for folder in (FIGURES, TABLES):
