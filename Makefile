@@ -61,7 +61,7 @@ bench: install  ## layer and whole-fit benchmark: ours vs equal-parameter MLP vs
 bench-sweep: install  ## mini-sweep sequential vs batched fit_many, and the paper-profile time estimate
 	cd benchmarks && ../$(BIN)/python bench_sweep.py $(BENCH_ARGS)
 
-bench-fleet: install  ## CPU cost per model of fit_many (one fit at a time, and stacked) against separate fits
+bench-fleet: install  ## CPU cost per model of fit_many (batch="auto" and "always") against separate fits
 	cd benchmarks && ../$(BIN)/python bench_fleet.py $(BENCH_ARGS)
 
 lint: install  ## snakemake --lint

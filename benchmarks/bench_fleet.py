@@ -1,12 +1,12 @@
 """CPU cost per model of ``kan.batched.fit_many`` against separate ``kan.train.fit`` calls.
 
-M KANs [2,5,1] (seeds 0..M-1) on exp(sin(πx) + y²), 1000 training points, float64, grid
-schedule G = 3, 5 with 20 L-BFGS steps per phase, one torch thread. Three runners, interleaved
-in each round so that they see the same machine load: M separate fits, ``fit_many`` as sweeps
-call it (``batch="auto"``: one fit at a time on CPU, stacked on a GPU) and
-``fit_many(batch="always")`` (one stacked program trained by the fleet L-BFGS). Prints each
-runner's best time: process CPU time on the CPU, wall time (synchronised) on a CUDA device, which
-gets its own rows whenever one is present.
+M KANs [2,5,1] (seeds 0..M-1) on exp(sin(πx) + y²), 1000 training points, float64, grid schedule G
+= 3, 5 with 20 L-BFGS steps per phase, one torch thread. Three runners, interleaved in each round
+so that they see the same machine load: M separate fits, ``fit_many`` as sweeps call it
+(``batch="auto"``: on CPU KANs without the sparsity penalty stacked, other models one at a time;
+everything stacked on a GPU) and ``fit_many(batch="always")`` (one stacked program trained by the
+fleet L-BFGS). Prints each runner's best time: process CPU time on the CPU, wall time
+(synchronised) on a CUDA device, which gets its own rows whenever one is present.
 
 Run: ``.venv/bin/python benchmarks/bench_fleet.py`` (``--help`` for options).
 """
