@@ -1,10 +1,12 @@
 """Finished stages of a science experiment: kept, read back after a kill, then cleared."""
 
+import multiprocessing
 import os
 import pickle
 import subprocess
 import sys
 import time
+import types
 from functools import partial
 from pathlib import Path
 
@@ -180,3 +182,65 @@ def test_stages_asked_for_inside_a_worker_are_computed_there(tmp_path):
 
     outer = stages.run_many({"a": partial(nested, "a"), "b": partial(nested, "b")})
     assert all(len({pid for pid, _ in inner}) == 1 for inner in outer)  # each in its own worker, not a pool of its own
+
+
+def _stages_script(tmp_path, body):
+    """A Python script that asks Stages(<tmp_path>/stages, workers=2) for stages defined by ``body``
+    and prints the results; run in its own process so that a hang fails the test (timeout)
+    instead of stalling the suite."""
+    return subprocess.run([sys.executable, "-c", "import os, signal, sys\nfrom kan.science.stages import Stages\n"
+                           f"stages = Stages(r'{tmp_path / 'stages'}', workers=2)\n{body}"],
+                          capture_output=True, text=True, timeout=120)
+
+
+@forked_workers
+def test_a_worker_that_dies_fails_the_run_and_keeps_the_stages_done_before(tmp_path):
+    run = _stages_script(tmp_path, "def dies():\n    import time; time.sleep(0.5); os.kill(os.getpid(), signal.SIGKILL)\n"
+                                   "print(stages.run_many({'dies': dies, 'short': lambda: 1}))\n")
+    assert run.returncode != 0 and "WorkerLost: a worker process ended without returning a result while computing " \
+                                   "stages dies" in run.stderr
+    assert Stages(tmp_path / "stages").finished() == ["short"]
+
+
+@forked_workers
+def test_an_error_the_parent_cannot_read_back_fails_the_run(tmp_path):
+    run = _stages_script(tmp_path, "class Odd(Exception):\n    def __init__(self, a, b):\n        super().__init__(a)\n"
+                                   "def fails():\n    raise Odd(1, 2)\n"
+                                   "print(stages.run_many({'odd': fails, 'short': lambda: 1}))\n")
+    assert run.returncode != 0 and "WorkerLost" in run.stderr
+
+
+@forked_workers
+def test_workers_end_when_the_caller_fails_before_every_stage_is_done(tmp_path):
+    class DiskFull(Stages):
+        def _keep(self, name, kept):
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        DiskFull(tmp_path, workers=2).run_many({"short": lambda: 0, **{f"long-{i}": partial(time.sleep, 30) for i in range(3)}})
+    assert multiprocessing.active_children() == []  # ended at once, not after their 30 s
+
+
+@forked_workers
+def test_workers_compute_with_one_thread_whatever_the_caller_uses():
+    def threads():
+        return torch.get_num_threads(), sorted({pool["num_threads"] for pool in threadpool_info()})
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert Stages(workers=2).run_many({"a": threads, "b": threads}) == [(1, [1]), (1, [1])]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_stage_kept_by_code_that_no_longer_exists_is_computed_again(tmp_path):
+    module = types.ModuleType("kan_stage_test_gone")
+    exec("class Old:\n    pass\n", module.__dict__)
+    sys.modules[module.__name__] = module
+    try:
+        Stages(tmp_path).run("old", module.Old)
+    finally:
+        del sys.modules[module.__name__]  # a class since moved or renamed
+    assert Stages(tmp_path).run("old", lambda: 42) == 42
+    assert Stages(tmp_path).run("old", lambda: 0) == 42

@@ -12,7 +12,9 @@ experiment has written its outputs. ``Stages()`` keeps nothing.
 Stages that do not need each other can be asked for together (:meth:`Stages.run_many`); with
 ``workers`` > 1 the missing ones are computed in that many forked processes, one thread each, so
 their numbers are those of a run in one single-threaded process. Only on Linux: elsewhere forking
-a process that has loaded torch is not safe, and the stages are computed one by one.
+a process that has loaded torch is not safe, and the stages are computed one by one. A worker that
+dies (killed, out of memory) fails the run with :class:`WorkerLost` rather than leaving it waiting,
+and a failure in the caller ends the workers at once; the stages finished before are kept.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ import signal
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
@@ -79,11 +83,12 @@ class Stages:
                 results[name] = kept["result"]
         parallel = self.workers > 1 and len(missing) > 1 and not _in_worker and sys.platform == "linux"
         computed = _in_workers(missing, self.workers) if parallel else ((n, _timed(c)) for n, c in missing.items())
-        for name, kept in computed:
-            self._keep(name, kept)
-            if parallel:
-                self.worker_cpu_seconds += kept["cpu_seconds"]
-            results[name] = kept["result"]
+        with closing(computed):  # a failure here ends the workers now, not when the generator is collected
+            for name, kept in computed:
+                self._keep(name, kept)
+                if parallel:
+                    self.worker_cpu_seconds += kept["cpu_seconds"]
+                results[name] = kept["result"]
         return [results[name] for name in stages]
 
     def finished(self) -> list[str]:
@@ -142,38 +147,68 @@ def _timed(compute: Callable[[], Any]) -> Kept:
 
 def _in_workers(stages: Mapping[str, Callable[[], Any]], workers: int) -> Iterator[tuple[str, Kept]]:
     """(name, kept stage) as each finishes, computed by ``workers`` forked processes. Forking lets
-    the workers run the callables as they are (closures need no pickling); only results travel."""
+    the workers run the callables as they are (closures need no pickling); only results travel.
+    A stage's exception is raised here; a worker that dies (killed, out of memory, crashed) or
+    sends back what cannot be read raises :class:`WorkerLost`. When anything stops the caller
+    before every stage is done, the workers are ended with it."""
     names = list(stages)
     _PENDING[:] = stages.values()
+    before = set(multiprocessing.active_children())
+    pool = ProcessPoolExecutor(min(workers, len(names)), multiprocessing.get_context("fork"),
+                               initializer=_single_threaded_worker)
+    finished = False
     try:
-        with multiprocessing.get_context("fork").Pool(min(workers, len(names)), _single_threaded_worker) as pool:
-            for index, kept in pool.imap_unordered(_compute_pending, range(len(names))):
-                yield names[index], kept
+        futures = {pool.submit(_compute_pending, index): names[index] for index in range(len(names))}
+        for future in as_completed(futures):
+            try:
+                kept = future.result()
+            except BrokenProcessPool as error:
+                running = sorted(futures[f] for f in futures if not f.done() or f is future)
+                raise WorkerLost(f"a worker process ended without returning a result while computing stages "
+                                 f"{', '.join(running)} (killed, out of memory, crashed, or its result could "
+                                 f"not be read back); the stages finished before are kept") from error
+            yield futures[future], kept
+        finished = True
     finally:
+        pool.shutdown(wait=finished, cancel_futures=True)
+        if not finished:
+            workers_left = set(multiprocessing.active_children()) - before
+            for process in workers_left:
+                process.terminate()
+            for process in workers_left:
+                process.join()
         _PENDING.clear()
 
 
+class WorkerLost(RuntimeError):
+    """A worker process computing stages ended without returning a result."""
+
+
 def _single_threaded_worker() -> None:
-    """Worker set-up: one thread (the numbers of a single-threaded run), ended with its parent
-    (Linux's parent-death signal), so that a killed run leaves no orphan computing."""
+    """Worker set-up: one thread for torch and the BLAS/OpenMP libraries (the numbers of a
+    single-threaded run), ended with its parent (Linux's parent-death signal), so that a killed
+    run leaves no orphan computing."""
     global _in_worker
     _in_worker = True
     torch.set_num_threads(1)
+    threadpool_limits(1)
     ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _compute_pending(index: int) -> tuple[int, Kept]:
+def _compute_pending(index: int) -> Kept:
     """Worker body: compute the ``index``-th pending stage."""
-    return index, _timed(_PENDING[index])
+    return _timed(_PENDING[index])
 
 
 def _read(path: Path) -> dict[str, Any] | None:
-    """A kept stage, or None when there is none or it cannot be read (then it is removed)."""
+    """A kept stage, or None when there is none or it cannot be read back (then it is removed): a
+    file a crash cut short, or one whose pickled objects this code no longer defines the same way
+    (a moved or renamed class, a changed constructor)."""
     if not path.is_file():
         return None
     try:
         with path.open("rb") as stream:
             return pickle.load(stream)
-    except (EOFError, pickle.UnpicklingError):
+    except Exception:  # any failure to unpickle means the stage must be computed again
         path.unlink(missing_ok=True)
         return None
