@@ -45,14 +45,14 @@ def test_forgotten_runs_make_their_trainings_missing_until_published_again(tiny_
     last = tiny_sweep[0].stages[-1].run_id
     records.loc[records["run_id"] == last, "status"] = "diverged"
     records.to_parquet(path, index=False)
-    assert progress.forget(tmp_path, "diverged", tiny_sweep) == 1
+    assert progress.forget(tmp_path, "diverged", tiny_sweep, "test") == 1
     assert last not in set(pd.read_parquet(path)["run_id"])
     assert last not in set(pd.read_parquet(tmp_path / publish.HISTORIES)["run_id"])
     assert progress.training_state(tiny_sweep[0], publish.published_runs(tmp_path),
                                    progress.data_definitions(tiny_sweep)) == "missing"
     inputs = json.loads((tmp_path / publish.REPORT_INPUTS).read_text())
     assert inputs[publish.COMPLETE] == [] and inputs["deviations"] == ["kept"]
-    assert progress.forget(tmp_path, "diverged", tiny_sweep) == 0
+    assert progress.forget(tmp_path, "diverged", tiny_sweep, "test") == 0
     progress.publish(results, tmp_path, {"profile": "test", "deviations": ["kept"]}, tiny_sweep)
     assert json.loads((tmp_path / publish.REPORT_INPUTS).read_text())[publish.COMPLETE] == ["toy_scaling/xy"]
 
@@ -146,3 +146,18 @@ def test_current_trainings_follow_the_published_progress(tiny_sweep, results, tm
     found = progress.current_trainings(tiny_sweep, tmp_path)
     assert ended.stages[-1].run_id in found
     assert found == {t.stages[-1].run_id for t in tiny_sweep} - {stale.stages[-1].run_id, lost.stages[-1].run_id}
+
+
+def test_report_json_names_the_runs_it_was_written_for(tiny_sweep, results, tmp_path):
+    """A publish or forget cut short between runs.parquet and report.json leaves them apart: the
+    report refuses such records until they are published again."""
+    progress.publish(results, tmp_path, {"profile": "test"}, tiny_sweep)
+    assert publish.check_report_inputs(tmp_path)[publish.COMPLETE] == ["toy_scaling/xy"]
+    runs = pd.read_parquet(tmp_path / publish.RUNS)
+    runs.iloc[1:].to_parquet(tmp_path / publish.RUNS, index=False)  # as a forget killed before report.json
+    with pytest.raises(ValueError, match="report.json was not written for the runs.parquet beside it"):
+        publish.check_report_inputs(tmp_path)
+    empty = tmp_path / "empty" / "results"
+    (empty / "runs").mkdir(parents=True)
+    progress.publish(empty, tmp_path, {"profile": "test"}, tiny_sweep)
+    assert publish.check_report_inputs(tmp_path)[publish.COMPLETE] == []

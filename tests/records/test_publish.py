@@ -115,6 +115,36 @@ def test_publishing_a_results_folder_without_runs_keeps_the_records(make_run, tm
         pd.testing.assert_frame_equal(pd.read_parquet(out / name), frame)
 
 
+
+def test_records_of_another_profile_are_never_merged_into_or_forgotten_from(make_run, tiny_sweep, tmp_path):
+    """Publishing with the wrong config (another profile's, whose run ids these records lack)
+    would drop every published run: refused, naming both profiles, with nothing changed."""
+    out = tmp_path / "published"
+    _run(make_run, tmp_path / "a" / "results", "aaaa00000001", 1.0)
+    progress.publish(tmp_path / "a" / "results", out, {"profile": "test"}, tiny_sweep)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    _run(make_run, tmp_path / "b" / "results", "bbbb00000001", 1.0, profile="ci")
+    with pytest.raises(ValueError, match=r"holds records of profile test, not 'ci'"):
+        progress.publish(tmp_path / "b" / "results", out, {"profile": "ci"}, tiny_sweep)
+    with pytest.raises(ValueError, match=r"holds records of profile test, not 'ci'"):
+        progress.forget(out, "diverged", tiny_sweep, "ci")
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
+def test_a_damaged_published_science_record_stops_the_publish_before_any_write(make_run, tmp_path):
+    out, results = tmp_path / "published", tmp_path / "results"
+    science = results / "science" / "continual"
+    (science / "tables").mkdir(parents=True)
+    (science / "run.json").write_text(json.dumps({"profile": "test", "finished_at": 1.0}))
+    (science / "summary.json").write_text("{}")
+    (results / "runs").mkdir()
+    publish.merge(results, out, "test")
+    (out / publish.SCIENCE / "continual" / "run.json").write_text("<<<<<<< a merge conflict")
+    _run(make_run, results, "aaaa00000001", 1.0)
+    with pytest.raises(ValueError, match=r"continual/run.json is not valid JSON"):
+        publish.merge(results, out, "test")
+    assert pd.read_parquet(out / publish.RUNS).empty  # the run read this time is not in
+
 def test_a_published_science_experiment_is_replaced_only_by_a_newer_current_one(tmp_path):
     machine = machine_kind()
     current = {"machine": machine, "code_fingerprint": code_fingerprint(machine, "continual")}
@@ -127,14 +157,21 @@ def test_a_published_science_experiment_is_replaced_only_by_a_newer_current_one(
         return path
 
     out = tmp_path / "published"
-    assert publish.publish_science(result("first", {**current, "finished_at": 10.0}, {"v": 1}), out) is not None
+
+    def published(path):
+        return [publish.publish_science(d, out) for d in publish.newer_science([path], out)] != []
+
+    assert published(result("first", {**current, "finished_at": 10.0}, {"v": 1}))
     stale = result("stale", {**current, "code_fingerprint": "0123456789abcdef", "finished_at": 20.0}, {"v": 2})
     older = result("older", {**current, "finished_at": 5.0}, {"v": 3})
     newer = result("newer", {**current, "finished_at": 30.0}, {"v": 4})
-    assert publish.publish_science(stale, out) is None and publish.publish_science(older, out) is None
+    assert not published(stale) and not published(older)
     assert json.loads((out / publish.SCIENCE / "continual" / "summary.json").read_text()) == {"v": 1}
-    assert publish.publish_science(newer, out) is not None
+    assert published(newer)
     assert json.loads((out / publish.SCIENCE / "continual" / "summary.json").read_text()) == {"v": 4}
+    (out / publish.SCIENCE / "continual" / "run.json").write_text("<<<<<<< a merge conflict")
+    with pytest.raises(ValueError, match=r"continual/run.json is not valid JSON .*delete .*continual and publish"):
+        publish.newer_science([newer], out)
 
 
 @pytest.mark.parametrize("placeholder", [UNRECORDED, UNKNOWN])

@@ -4,17 +4,18 @@ what is done; :func:`publish` merges a results folder and records which datasets
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
 from kan.data import definition_of
+from kan.files import read_json
 from kan.experiments.sweep import Training, chunks, finishing_runs
 from kan.records.provenance import DATA_DEFINITION
 from kan.records.publish import (
-    COMPLETE, REPORT_INPUTS, SCIENCE, drop_runs, is_current, merge, published_runs, write_report_inputs,
+    COMPLETE, REPORT_INPUTS, SCIENCE, check_profile, drop_runs, is_current, merge, published_runs,
+    write_report_inputs,
 )
 from kan.records.science_outputs import RUN_RECORD
 from kan.records.shards import group_count, shard_groups, shard_of
@@ -35,11 +36,13 @@ def publish(results: Path | str, out: Path | str, report_inputs: Mapping[str, An
     return added
 
 
-def forget(out: Path | str, status: str, trainings: Sequence[Training]) -> int:
-    """Drop the published runs of ``status`` (:func:`kan.records.publish.drop_runs`) and record in
-    report.json which datasets of ``trainings`` the records still complete; how many runs."""
+def forget(out: Path | str, status: str, trainings: Sequence[Training], profile: str) -> int:
+    """Drop the published runs of ``status`` (:func:`kan.records.publish.drop_runs`) from the
+    records of ``profile`` in ``out`` and record in report.json which datasets of ``trainings``
+    (the profile's) the records still complete; how many runs."""
+    check_profile(out, profile)
+    inputs = read_json(Path(out) / REPORT_INPUTS, "publish the records again")
     dropped = drop_runs(out, status)
-    inputs = json.loads((Path(out) / REPORT_INPUTS).read_text(encoding="utf-8"))
     complete = complete_datasets(trainings, published_runs(out))
     write_report_inputs(out, {key: value for key, value in inputs.items() if key != COMPLETE}, complete)
     return dropped
@@ -121,7 +124,7 @@ def shard_table(
         row["science"] += 1
         record_path = out / SCIENCE / name / RUN_RECORD
         if record_path.is_file():
-            record = json.loads(record_path.read_text(encoding="utf-8"))
+            record = read_json(record_path, f"delete {record_path.parent} and publish its results again")
             if is_current(record, name):
                 row["science_current"] += 1
                 row["seconds"] += cpu_seconds(record)

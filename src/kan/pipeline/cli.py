@@ -160,7 +160,7 @@ def _write_shard_table(settings: Mapping[str, Any], trainings: Sequence[Training
 def _forget(args: argparse.Namespace) -> int:
     settings = load_config(args.config, args.schema)
     trainings = expand(settings)
-    dropped = forget(args.records, args.status, trainings)
+    dropped = forget(args.records, args.status, trainings, settings["profile"])
     table = _write_shard_table(settings, trainings, args.records, args.shards)
     print(f"dropped {dropped} run(s) with status {args.status!r} from {args.records}; "
           f"{int(table['complete'].sum())} of {len(table)} shards complete (rebuild the report: python -m kan report)")

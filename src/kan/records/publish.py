@@ -39,7 +39,7 @@ from typing import Any, Collection, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from kan.files import atomic_file, atomic_folder, read_json
+from kan.files import atomic_file, atomic_folder, read_json, sha256_file
 from kan.records.aggregate import RUN_COLUMNS, runs_table
 from kan.records.ids import canonical_json
 from kan.records.provenance import DATA_DEFINITION, FINGERPRINT, PLACEHOLDERS, code_fingerprint
@@ -47,6 +47,7 @@ from kan.records.runfiles import HISTORY_COLUMNS, is_finished, longest_first, re
 from kan.records.science_outputs import RERUN_EXPERIMENT
 
 RUNS, HISTORIES, SHARDS, REPORT_INPUTS, SCIENCE = "runs.parquet", "histories.parquet", "shards.csv", "report.json", "science"
+RUNS_DIGEST = "runs_sha256"  # report.json: the runs.parquet it was written for
 PROVENANCE = ("training_id", "final_stage", "profile", "git_commit", "machine", FINGERPRINT, DATA_DEFINITION,
               "finished_at", "cpu_seconds")
 RECORD_COLUMNS = (*RUN_COLUMNS, *PROVENANCE, "config")
@@ -174,17 +175,27 @@ def _science_rank(run: Mapping[str, Any], name: str) -> tuple[bool, float]:
     return is_current(run, name), -math.inf if finished is None else float(finished)
 
 
-def publish_science(result_dir: Path, out: Path) -> Path | None:
-    """Copy a science experiment's summary, run record and tables into ``<out>/science/<name>``,
-    unless the published ones are newer (as runs: a current record over a stale one, then the
-    later ``finished_at``); the folder written, or None."""
-    name, target = result_dir.name, out / SCIENCE / result_dir.name
-    published = target / "run.json"
-    if published.is_file():
-        ours = read_json(result_dir / "run.json", RERUN_EXPERIMENT)
-        theirs = read_json(published, "publish that experiment again")
-        if _science_rank(theirs, name) > _science_rank(ours, name):
-            return None
+def newer_science(result_dirs: Sequence[Path], out: Path) -> list[Path]:
+    """Of the science results ``result_dirs``, those to publish into ``out``: all but those whose
+    published record is newer (as runs: a current record over a stale one, then the later
+    ``finished_at``). Read before anything is written, so a damaged published record stops the
+    publish with nothing changed."""
+    newer = []
+    for result_dir in result_dirs:
+        published = out / SCIENCE / result_dir.name / "run.json"
+        if published.is_file():
+            ours = read_json(result_dir / "run.json", RERUN_EXPERIMENT)
+            theirs = read_json(published, f"delete {published.parent} and publish its results again")
+            if _science_rank(theirs, result_dir.name) > _science_rank(ours, result_dir.name):
+                continue
+        newer.append(result_dir)
+    return newer
+
+
+def publish_science(result_dir: Path, out: Path) -> Path:
+    """Copy a science experiment's summary, run record and tables into ``<out>/science/<name>``
+    (replacing the folder whole); the folder written."""
+    target = out / SCIENCE / result_dir.name
     with atomic_folder(target) as tmp:
         (tmp / "tables").mkdir()
         for name in SCIENCE_FILES:
@@ -192,6 +203,23 @@ def publish_science(result_dir: Path, out: Path) -> Path | None:
         for table in sorted((result_dir / "tables").glob("*.*")):
             shutil.copy2(table, tmp / "tables" / table.name)
     return target
+
+
+def check_profile(out: Path | str, profile: str) -> None:
+    """Refuse to change the records in ``out`` for ``profile`` when they are another profile's
+    (report.json or the runs say so): merging or forgetting with the wrong config would drop
+    every published run that config does not have."""
+    out = Path(out)
+    found = set()
+    if (out / REPORT_INPUTS).is_file():
+        found.add(read_json(out / REPORT_INPUTS, "publish the records again").get("profile"))
+    runs = _read(out / RUNS)
+    if runs is not None:
+        found |= set(runs["profile"].dropna().unique())
+    others = sorted(str(name) for name in found - {profile})
+    if others:
+        raise ValueError(f"{out} holds records of profile {', '.join(others)}, not {profile!r}: give that "
+                         "profile's config, or another folder (--out/--records) for this profile's records")
 
 
 _DATASET_DEVIATION = re.compile(r"^[a-z]+/[^:\s]+: ")  # how report_deviations names a dataset's own
@@ -217,6 +245,8 @@ def merge(results: Path | str, out: Path | str, profile: str,
                          f"{profile!r}; publish each profile's results on their own")
     science_dirs = finished_science(results)
     _check_science(science_dirs, profile)
+    check_profile(out, profile)
+    science_dirs = newer_science(science_dirs, out)
     out.mkdir(parents=True, exist_ok=True)
     previous, previous_histories = _read(out / RUNS), _read(out / HISTORIES)
     left_out = 0
@@ -236,11 +266,8 @@ def merge(results: Path | str, out: Path | str, profile: str,
     frames = [f for f in (previous_histories, histories) if f is not None and not f.empty]
     candidates = pd.concat(frames, ignore_index=True) if frames else histories
     merged_histories = _sorted(longest_histories(candidates, merged), ["run_id", "step"])
-    with atomic_file(out / RUNS) as tmp:
-        merged.to_parquet(tmp, index=False)
-    with atomic_file(out / HISTORIES) as tmp:
-        merged_histories.to_parquet(tmp, index=False)
-    science = [d for d in (publish_science(d, out) for d in science_dirs) if d is not None]
+    _write_runs(out, merged, merged_histories)
+    science = [publish_science(d, out) for d in science_dirs]
     added = merged_histories.loc[merged_histories["run_id"].isin(from_new), "run_id"].nunique()
     return merged, {"runs": len(from_new), "histories": int(added), "science": len(science),
                     "older": len(records) - len(from_new), "left_out": left_out}
@@ -255,12 +282,18 @@ def drop_runs(out: Path | str, status: str) -> int:
     if runs is None:
         raise FileNotFoundError(f"{out} holds no {RUNS}: give a folder of published records")
     dropped = runs[runs["status"] == status]
-    with atomic_file(out / RUNS) as tmp:
-        runs.drop(index=dropped.index).to_parquet(tmp, index=False)
-    if histories is not None:
-        with atomic_file(out / HISTORIES) as tmp:
-            histories[~histories["run_id"].isin(set(dropped["run_id"]))].to_parquet(tmp, index=False)
+    if histories is None:
+        histories = pd.DataFrame(columns=["run_id", *HISTORY_COLUMNS])
+    _write_runs(out, runs.drop(index=dropped.index), histories[~histories["run_id"].isin(set(dropped["run_id"]))])
     return len(dropped)
+
+
+def _write_runs(out: Path, runs: pd.DataFrame, histories: pd.DataFrame) -> None:
+    """runs.parquet and histories.parquet, both written in full before either replaces its old
+    file (then one rename after the other), so a kill leaves the two consistent."""
+    with atomic_file(out / RUNS) as runs_tmp, atomic_file(out / HISTORIES) as histories_tmp:
+        runs.to_parquet(runs_tmp, index=False)
+        histories.to_parquet(histories_tmp, index=False)
 
 
 def write_report_inputs(out: Path | str, report_inputs: Mapping[str, Any], complete: Sequence[str],
@@ -270,10 +303,29 @@ def write_report_inputs(out: Path | str, report_inputs: Mapping[str, Any], compl
     ``experiment/dataset`` pairs ``complete`` whose trainings the records hold."""
     path = Path(out) / REPORT_INPUTS
     deviations = _kept_dataset_deviations(path, report_inputs.get("deviations", []), datasets)
-    text = json.dumps({**report_inputs, "deviations": deviations, COMPLETE: list(complete)}, indent=2, sort_keys=True,
-                      ensure_ascii=False)
+    text = json.dumps({**report_inputs, "deviations": deviations, COMPLETE: list(complete),
+                       RUNS_DIGEST: runs_digest(out)}, indent=2, sort_keys=True, ensure_ascii=False)
     with atomic_file(path) as tmp:
         tmp.write_text(text + "\n", encoding="utf-8")
+
+
+def runs_digest(out: Path | str) -> str:
+    """sha256 of the records' runs.parquet, as report.json names the runs its ``complete`` list
+    was made from (empty when there is none)."""
+    path = Path(out) / RUNS
+    return sha256_file(path) if path.is_file() else ""
+
+
+def check_report_inputs(out: Path | str) -> dict[str, Any]:
+    """report.json of the records in ``out``, refused unless it was written for the runs.parquet
+    there now (a publish or forget cut short between the two leaves them apart, and the list of
+    complete datasets could then name one whose trainings are not all in)."""
+    inputs = read_json(Path(out) / REPORT_INPUTS, "publish the records again")
+    if inputs.get(RUNS_DIGEST) != runs_digest(out):
+        raise ValueError(f"{Path(out) / REPORT_INPUTS} was not written for the {RUNS} beside it (a publish or "
+                         "forget cut short?): publish again (python -m kan publish <results>; an empty results "
+                         "folder re-derives it from the records alone)")
+    return inputs
 
 
 def _kept_dataset_deviations(previous: Path, deviations: Sequence[str], datasets: Sequence[str]) -> list[str]:

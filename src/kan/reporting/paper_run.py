@@ -5,7 +5,6 @@ and staircase figures, with no training and no run folders."""
 from __future__ import annotations
 
 import io
-import json
 import shutil
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pandas as pd
 
 from kan.records.aggregate import RUN_COLUMNS, science_table
 from kan.records.markdown import MISSING, markdown_table
-from kan.records.publish import COMPLETE, HISTORIES, REPORT_INPUTS, RUNS, SCIENCE, SHARDS
+from kan.records.publish import COMPLETE, HISTORIES, RUNS, SCIENCE, SHARDS, check_report_inputs
 from kan.reporting import figures
 from kan.reporting.compare import paper_vs_ours
 from kan.reporting.fidelity import Causes
@@ -109,11 +108,11 @@ def rebuild(records: Path | str, reference_yaml: Path | str) -> list[Path]:
     """Write the report, tables and figures of ``records`` into the same folder (replacing an
     earlier build's); their paths. Only datasets whose trainings are all in are compared."""
     records = Path(records)
-    for outputs in (TABLES, FIGURES):  # rebuilt from scratch: nothing of an earlier build stays
-        shutil.rmtree(records / outputs, ignore_errors=True)
+    inputs = check_report_inputs(records)  # before anything is removed
     every = as_runs_csv(pd.read_parquet(records / RUNS)[list(RUN_COLUMNS)])
     histories = pd.read_parquet(records / HISTORIES)
-    inputs = json.loads((records / REPORT_INPUTS).read_text(encoding="utf-8"))
+    for outputs in (TABLES, FIGURES):  # rebuilt from scratch: nothing of an earlier build stays
+        shutil.rmtree(records / outputs, ignore_errors=True)
     pairs = every["experiment"] + "/" + every["dataset"]
     runs = every[pairs.isin(inputs[COMPLETE])].reset_index(drop=True)
     science_dirs = sorted(d for d in (records / SCIENCE).glob("*") if d.is_dir())
