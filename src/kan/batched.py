@@ -69,6 +69,8 @@ def fit_many(
         raise ValueError(f"fit_many got {len(models)} models but {len(datasets)} datasets")
     for model, data, cfg in zip(models, datasets, configs):
         check_dataset(data, model, cfg.loss)
+        if isinstance(model, KAN):
+            model.forget_inputs()  # as fit does
     results: list[FitResult | None] = [None] * len(models)
     for members in group_indices(models, datasets, configs, batch):
         if len(members) == 1:

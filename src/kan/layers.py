@@ -439,9 +439,11 @@ class KANLayer(nn.Module):
         return (buffer, native.LOCAL_FILL if buffer is not None else native.LOCAL_NONE, False), True
 
     def forget_inputs(self) -> None:
-        """Drop what the layer remembers about its last inputs (needed only after changing an input
-        in place through ``.data`` or a numpy view, which its version counter does not see)."""
-        self.__dict__.pop("_native_memo", None)
+        """Drop what the layer derives from its last inputs and from its own ``grid``, ``mask`` and
+        ``symbolic_mask`` (needed only after changing one of them in place through ``.data`` or a
+        numpy view, which version counters do not see; :func:`kan.fit` does it when it starts)."""
+        for cache in _DERIVED_CACHES:
+            self.__dict__.pop(cache, None)
 
     def fused_forward(
         self, x: Tensor, input_grad: bool, backward: bool = True

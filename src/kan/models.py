@@ -82,7 +82,10 @@ class KAN(_SavableModel):
         return self.layers[0].num_intervals
 
     def config(self) -> dict[str, Any]:
-        return {"width": self.width, **self._init_args, "num_intervals": self.num_intervals}
+        """The arguments that rebuild this model's structure, with its current dtype (after a
+        ``.double()`` or ``.float()`` too) and grid size."""
+        return {"width": self.width, **self._init_args, "num_intervals": self.num_intervals,
+                "dtype": dtype_name(self.layers[0].coef.dtype)}
 
     def forward(self, x: Tensor) -> Tensor:
         layers = self.layers
@@ -95,7 +98,8 @@ class KAN(_SavableModel):
         return x
 
     def forget_inputs(self) -> None:
-        """Drop what the layers remember about their last inputs (:meth:`KANLayer.forget_inputs`)."""
+        """Drop what the layers derive from their last inputs and their own tensors
+        (:meth:`KANLayer.forget_inputs`)."""
         for layer in self.layers:
             layer.forget_inputs()
 
@@ -190,7 +194,8 @@ class MLP(_SavableModel):
         return list(self._init_args["width"])
 
     def config(self) -> dict[str, Any]:
-        return dict(self._init_args)
+        """The arguments that rebuild this model, with its current dtype."""
+        return {**self._init_args, "dtype": dtype_name(self.net[0].weight.dtype)}
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.width[0], "MLP", self.net[0].weight.dtype)

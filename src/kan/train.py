@@ -318,6 +318,8 @@ def fit(model: nn.Module, dataset: Mapping[str, Tensor], config: TrainConfig | N
     status "diverged"."""
     config = config or TrainConfig()
     check_dataset(dataset, model, config.loss)
+    if isinstance(model, KAN):
+        model.forget_inputs()  # a grid or mask changed through .data before the fit is seen
     started, cpu_started = time.perf_counter(), time.process_time()
     run = _SingleRun(model, dataset, config)
     monitor = Monitor(config, divergence_reference(model, run.x_train, run.y_train, config.loss))

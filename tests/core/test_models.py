@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from kan import KAN, MLP, load_model
+from kan import KAN, MLP, TrainConfig, fit, load_model
 from kan.layers import KANLayer
 
 F64 = torch.float64
@@ -66,6 +66,15 @@ def test_save_load_round_trips_exactly(tmp_path, factory):
     assert type(loaded) is type(model) and loaded.config() == model.config()
     assert torch.equal(loaded(x), model(x))
 
+
+
+@pytest.mark.parametrize("factory", [lambda: KAN([2, 3, 1], num_intervals=4), lambda: MLP([2, 5, 1])])
+def test_a_model_moved_to_another_dtype_saves_and_loads_in_it(tmp_path, factory):
+    model, x = factory().double(), _x()
+    model.save(tmp_path / "m.pt")
+    loaded = load_model(tmp_path / "m.pt")
+    assert model.config()["dtype"] == "float64" and loaded.dtype == torch.float64
+    assert torch.equal(loaded(x), model(x))
 
 def test_nonuniform_grid_path_round_trips(tmp_path):
     model, x = KAN([2, 2, 1], num_intervals=4, dtype=F64), _x() ** 3
@@ -162,6 +171,22 @@ def test_forget_inputs_sees_writes_that_bypass_the_version_counter():
         x.numpy()[:] = 0.5  # invisible to x._version
         model.forget_inputs()
         assert torch.equal(model(x), model(x.clone()))
+
+
+def test_a_mask_or_grid_written_through_data_is_seen_after_forget_inputs_and_by_fit():
+    model, x = KAN([2, 3, 1], num_intervals=5, dtype=F64), _x()
+    with torch.no_grad():
+        model(x)  # caches the numeric mask and the grid layout
+        model.layers[0].mask.data[0, :] = 0.0  # cut input 0: invisible to mask._version
+        model.layers[0].grid.data.mul_(1.5)  # invisible to grid._version
+        model.forget_inputs()
+        assert torch.allclose(model(x), model.forward_with_edges(x)[0], atol=1e-12)  # the plain ops read the tensors
+    data = {"train_input": x, "train_label": x[:, :1], "test_input": x, "test_label": x[:, :1]}
+    model.layers[0].mask.data[1, :] = 0.0
+    fit(model, data, TrainConfig(steps=2))
+    with torch.no_grad():
+        assert torch.allclose(model(x), model.forward_with_edges(x)[0], atol=1e-12)
+        assert model(x).std() < 1e-12  # both inputs cut: a constant
 
 
 def test_order_zero_splines_work_on_every_path():
