@@ -147,9 +147,17 @@ def round_floats(expr: sympy.Expr, digits: int) -> sympy.Expr:
     return expr
 
 
-def evaluate(formulas: Sequence[sympy.Expr], variables: Sequence[sympy.Symbol | str], x: np.ndarray) -> np.ndarray:
-    """The formulas at the rows of ``x`` ``[n, n_in]`` (numpy), as ``[n, n_out]``; NaN where undefined."""
+def evaluate(formulas: Sequence[sympy.Expr] | sympy.Expr, variables: Sequence[sympy.Symbol | str], x: np.ndarray) -> np.ndarray:
+    """The formulas (or one formula) at the rows of ``x`` ``[n, n_in]`` (numpy), as ``[n, n_out]``;
+    NaN where undefined. ``variables`` name the columns of ``x``: distinct, and covering every
+    symbol of the formulas."""
+    formulas = [formulas] if isinstance(formulas, sympy.Basic) else list(formulas)
     symbols = [sympy.Symbol(v) if isinstance(v, str) else v for v in variables]
+    if len(set(symbols)) != len(symbols):
+        raise ValueError(f"variables must be distinct, got {symbols}")
+    unknown = sorted(map(str, set().union(*(f.free_symbols for f in formulas)) - set(symbols)))
+    if unknown:
+        raise ValueError(f"the formulas use {', '.join(unknown)}, which the variables {symbols} do not name")
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != len(symbols):
         raise ValueError(f"x must have shape [n, {len(symbols)}] for the variables {symbols}, got {list(x.shape)}")
@@ -163,8 +171,11 @@ def evaluate(formulas: Sequence[sympy.Expr], variables: Sequence[sympy.Symbol | 
 
 def score(prediction: np.ndarray, labels: np.ndarray, classification: bool = False) -> float:
     """RMSE of ``prediction`` against ``labels`` (both ``[n, n_out]``), or for ``classification`` the
-    accuracy of its argmax against the labels' argmax (one-hot); NaN if a prediction is not finite."""
+    accuracy of its argmax against the labels: class indices ``[n]`` (as :func:`kan.fit` takes
+    them) or one-hot ``[n, n_out]``; NaN if a prediction is not finite."""
     prediction, labels = np.asarray(prediction, dtype=np.float64), np.asarray(labels, dtype=np.float64)
+    if classification and labels.ndim == 1 and prediction.ndim == 2 and len(labels) == len(prediction):
+        labels = np.eye(prediction.shape[1])[labels.astype(np.int64)]  # class indices as one-hot rows
     if prediction.shape != labels.shape:
         raise ValueError(f"prediction has shape {list(prediction.shape)} but labels {list(labels.shape)}")
     if not np.isfinite(prediction).all():
@@ -174,7 +185,7 @@ def score(prediction: np.ndarray, labels: np.ndarray, classification: bool = Fal
     return float(np.sqrt(np.mean((prediction - labels) ** 2)))
 
 
-def formula_score(formulas: Sequence[sympy.Expr], variables: Sequence[sympy.Symbol | str], x: np.ndarray,
+def formula_score(formulas: Sequence[sympy.Expr] | sympy.Expr, variables: Sequence[sympy.Symbol | str], x: np.ndarray,
                   labels: np.ndarray, classification: bool = False) -> float:
     """:func:`score` of the formulas evaluated at ``x`` (tensors are accepted: they are read as numpy)."""
     return score(evaluate(formulas, variables, np.asarray(x)), np.asarray(labels), classification)

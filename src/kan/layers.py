@@ -563,8 +563,8 @@ class KANLayer(nn.Module):
         self.uniform = uniform
         if coef.shape == self.coef.shape:
             self.coef.data = coef  # same parameter object: an optimizer keeps tracking it
-        else:
-            self.coef = nn.Parameter(coef)
+        else:  # a new parameter (rebuild an optimizer of your own); frozen stays frozen
+            self.coef = nn.Parameter(coef, requires_grad=self.coef.requires_grad)
 
     def get_extra_state(self) -> dict[str, Any]:
         return {

@@ -175,9 +175,15 @@ def plot_kan(
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` to ``path``, in the format its suffix names (png, pdf, svg, ...); the path."""
     path = Path(path)
+    formats = fig.canvas.get_supported_filetypes()
+    if path.suffix.lower().lstrip(".") not in formats or path.is_dir():
+        raise ValueError(f"plot path {str(path)!r} must be a file name ending in one of "
+                         f"{', '.join('.' + name for name in sorted(formats))}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150, pil_kwargs={"compress_level": 1})  # fast: a run draws hundreds of these
+    fast = {"pil_kwargs": {"compress_level": 1}} if path.suffix.lower() == ".png" else {}  # a run draws hundreds
+    fig.savefig(path, dpi=150, **fast)
     return path
 
 

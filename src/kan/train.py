@@ -317,6 +317,9 @@ def fit(model: nn.Module, dataset: Mapping[str, Tensor], config: TrainConfig | N
     :func:`kan.phases.divergence_limit`, restores the last good (recorded) state and stops with
     status "diverged"."""
     config = config or TrainConfig()
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig (TrainConfig.from_dict builds one from a mapping), "
+                        f"got {type(config).__name__}")
     check_dataset(dataset, model, config.loss)
     if isinstance(model, KAN):
         model.forget_inputs()  # a grid or mask changed through .data before the fit is seen

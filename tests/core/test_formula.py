@@ -92,6 +92,20 @@ def test_evaluate_and_score_formulas():
         evaluate([x], [x, y], data[:, :1])
 
 
+def test_formulas_are_scored_as_kan_fit_takes_data():
+    """One formula or a list; class indices or one-hot labels; variables that name the formula's
+    symbols, each once (else a clear error, not a numpy TypeError or a silent merge)."""
+    data = np.column_stack([np.linspace(-1, 1, 11), np.linspace(0, 2, 11)])
+    assert formula_score(x * y, ["x", "y"], data, (data[:, 0] * data[:, 1])[:, None]) == pytest.approx(0.0, abs=1e-15)
+    logits, classes = [x, y], (data[:, 1] > data[:, 0]).astype(np.int64)
+    assert formula_score(logits, ["x", "y"], data, classes, classification=True) == 1.0
+    assert formula_score(logits, ["x", "y"], data, np.eye(2)[classes], classification=True) == 1.0
+    with pytest.raises(ValueError, match="the formulas use x, y, which the variables \\[a, b\\] do not name"):
+        formula_score([x * y], ["a", "b"], data, data[:, :1])
+    with pytest.raises(ValueError, match="variables must be distinct"):
+        evaluate([x], ["x", "x"], data)
+
+
 def test_shown_formulas_keep_a_gaussian_that_expansion_would_round_away():
     spike = [0.74 * sympy.exp(-(16.5 * x - 12.3) ** 2) + 0.003]  # exp(-12.3²) ≈ 1e-66 once expanded
     inputs = np.linspace(0.0, 1.0, 201)[:, None]

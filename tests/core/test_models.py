@@ -204,3 +204,11 @@ def test_half_precision_is_refused_with_a_clear_error():
     model = KAN([2, 3, 1], seed=0).to(torch.bfloat16)
     with pytest.raises(TypeError, match="computes in float32 or float64"):
         model(torch.rand(5, 2, dtype=torch.bfloat16))
+
+
+def test_a_frozen_spline_stays_frozen_when_its_grid_size_changes():
+    model = KAN([2, 3, 1], num_intervals=3, dtype=F64)
+    model.layers[0].coef.requires_grad_(False)
+    model.extend_grid(6)
+    model.update_grid(_x(), num_intervals=9)
+    assert not model.layers[0].coef.requires_grad and model.layers[1].coef.requires_grad

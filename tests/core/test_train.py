@@ -102,6 +102,8 @@ def test_bad_config_is_named():
         TrainConfig(optimizer="sgd")
     with pytest.raises(ValueError, match="KAN models only"):
         fit(MLP([2, 1], dtype=F64), _regression(_exp_sin, 2), TrainConfig(lamb=1.0))
+    with pytest.raises(TypeError, match="config must be a TrainConfig .*got dict"):
+        fit(MLP([2, 1], dtype=F64), _regression(_exp_sin, 2), {"steps": 2})
 
 
 def test_j0_scaling_slope_is_at_least_three():
