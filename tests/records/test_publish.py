@@ -68,6 +68,19 @@ def test_a_run_ids_newest_current_record_wins_with_its_history(make_run, tmp_pat
     assert histories["train_rmse"].tolist() == pytest.approx([want * 0.3 / s for s in (1, 3)])  # thinned: first, last
 
 
+
+def test_a_record_on_other_data_than_the_code_generates_never_replaces_one_on_it(make_run, tmp_path):
+    """A run trained on data a fix has since changed (same code fingerprint: a paper-only dataset)
+    that finishes after the retrained one stays out, however late; the reverse replaces it."""
+    out, run_id, definitions = tmp_path / "published", "aaaa00000001", {("synthetic", "xy"): "new-data"}
+    for folder, data, finished in (("retrained", "new-data", 100.0), ("late", "old-data", 300.0)):
+        _run(make_run, tmp_path / folder / "results", run_id, 1.0, finished_at=finished, data_definition=data)
+        publish.merge(tmp_path / folder / "results", out, "test", definitions=definitions)
+    assert pd.read_parquet(out / publish.RUNS)["data_definition"].tolist() == ["new-data"]
+    publish.merge(tmp_path / "late" / "results", out, "test")  # without definitions: the later one
+    publish.merge(tmp_path / "retrained" / "results", out, "test", definitions=definitions)
+    assert pd.read_parquet(out / publish.RUNS)["data_definition"].tolist() == ["new-data"]
+
 def test_a_training_keeps_the_history_of_its_longest_kept_run(make_run, tmp_path):
     """A newer publish holding only a training's first phase keeps the published longer run's
     history (one history per training)."""

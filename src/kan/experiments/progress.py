@@ -30,7 +30,7 @@ def publish(results: Path | str, out: Path | str, report_inputs: Mapping[str, An
     profile's ``family/name`` pairs) to report.json with the ``experiment/dataset`` pairs of
     ``trainings`` that the records now complete; the counts of :func:`kan.records.publish.merge`."""
     run_ids = {stage.run_id for training in trainings for stage in training.stages}
-    merged, added = merge(results, out, report_inputs["profile"], run_ids)
+    merged, added = merge(results, out, report_inputs["profile"], run_ids, data_definitions(trainings))
     complete = complete_datasets(trainings, {r["run_id"]: r for r in merged.to_dict("records")})
     write_report_inputs(out, report_inputs, complete, datasets)
     return added

@@ -107,10 +107,13 @@ def _sorted(frame: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
     return frame.sort_values(list(order), ignore_index=True, kind="stable")
 
 
-def newest(old: pd.DataFrame | None, new: pd.DataFrame) -> tuple[pd.DataFrame, set[str]]:
+def newest(old: pd.DataFrame | None, new: pd.DataFrame,
+           definitions: Mapping[tuple[str, str], str] | None = None) -> tuple[pd.DataFrame, set[str]]:
     """Per run id, the newest of the records ``old`` and ``new``: a current record over a stale
-    one (:func:`is_current`), then the later ``finished_at`` (none: the oldest), then ``new``'s;
-    the kept rows (``old``'s first) and the run ids whose kept record is ``new``'s."""
+    one (:func:`is_current`, and, with ``definitions`` (per (family, dataset) the definition
+    digest of the data this code generates), trained on that data), then the later
+    ``finished_at`` (none: the oldest), then ``new``'s; the kept rows (``old``'s first) and the
+    run ids whose kept record is ``new``'s."""
     frames = [f for f in (old, new) if f is not None and not f.empty]
     if not frames:
         return new.iloc[0:0], set()
@@ -118,7 +121,11 @@ def newest(old: pd.DataFrame | None, new: pd.DataFrame) -> tuple[pd.DataFrame, s
     source = [False] * (len(both) - len(new)) + [True] * len(new)  # new's rows come last
     pairs = list(zip(both["machine"], both[FINGERPRINT]))
     current = {pair: is_current({"machine": pair[0], FINGERPRINT: pair[1]}) for pair in set(pairs)}
-    rank = pd.DataFrame({"run_id": both["run_id"], "current": [current[p] for p in pairs],
+    flags = [current[p] for p in pairs]
+    if definitions is not None:
+        data = zip(both["family"], both["dataset"], both[DATA_DEFINITION])
+        flags = [flag and definitions.get((family, dataset)) == digest for flag, (family, dataset, digest) in zip(flags, data)]
+    rank = pd.DataFrame({"run_id": both["run_id"], "current": flags,
                          "finished": both["finished_at"].astype("float64").fillna(-math.inf),
                          "position": range(len(both))})
     kept = rank.sort_values(["current", "finished", "position"], kind="stable").groupby("run_id").tail(1).index
@@ -225,10 +232,11 @@ def check_profile(out: Path | str, profile: str) -> None:
 _DATASET_DEVIATION = re.compile(r"^[a-z]+/[^:\s]+: ")  # how report_deviations names a dataset's own
 
 
-def merge(results: Path | str, out: Path | str, profile: str,
-          run_ids: Collection[str] | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
+def merge(results: Path | str, out: Path | str, profile: str, run_ids: Collection[str] | None = None,
+          definitions: Mapping[tuple[str, str], str] | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
     """Merge the finished runs and science results of ``results`` (all of profile ``profile``) into
-    the records in ``out``, per run id the newest record (:func:`newest`) and per training the
+    the records in ``out``, per run id the newest record (:func:`newest`, which ranks records on
+    other data than ``definitions`` name as stale) and per training the
     history of its longest kept run; with ``run_ids`` (every run id of the profile) runs outside
     it are left out, read or published before. The merged run records and counts: ``runs`` and
     ``histories`` added (or replaced), ``science`` experiments copied, ``older`` runs read but
@@ -258,7 +266,7 @@ def merge(results: Path | str, out: Path | str, profile: str,
             left_out += int((~previous["run_id"].isin(wanted)).sum())
             previous = previous[previous["run_id"].isin(wanted)]
     order = ["experiment", "dataset", "model", "variant", "initial_shape", "lamb", "activation", "seed", "steps", "run_id"]
-    kept, from_new = newest(previous, records)
+    kept, from_new = newest(previous, records, definitions)
     merged = _sorted(kept, order)
     histories = training_histories(d for d in runs if d.name in from_new)  # a run folder is named by its id
     if previous_histories is not None:  # the published histories of runs whose published record stays
