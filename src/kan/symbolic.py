@@ -15,7 +15,7 @@ from kan.formula import normalise, round_floats
 from kan.models import KAN
 from kan.symbolic_fit import Affine, fit_affine, rank_score
 from kan.symbolic_library import LIBRARY, ZERO, default_library, get_function
-from kan.train import TrainConfig, fit
+from kan.train import TrainConfig, check_dataset, fit
 
 Edge = tuple[int, int, int]  # (layer, input node, output node)
 
@@ -102,7 +102,8 @@ def auto_symbolic(
     ``between_steps`` L-BFGS steps, so that the later layers' splines adapt to the snapped ones
     before they are fitted in turn, and ``final_steps`` (history 100) after the last layer, when
     only the affine parameters ``(a, b, c, d)`` of symbolic edges are left; the fits see the first
-    ``samples`` training inputs (all when None). With samples alone nothing is trained: each
+    ``samples`` training inputs (all when None), with the loss its labels call for (cross-entropy
+    for int64 class labels, else MSE). With samples alone nothing is trained: each
     layer is sampled after the layers before it were snapped.
 
     ``library`` defaults to :func:`kan.symbolic_library.default_library` (no ``"0"``); an edge
@@ -124,6 +125,11 @@ def auto_symbolic(
         raise TypeError(f"auto_symbolic expects input samples (a torch.Tensor) or a dataset mapping, got "
                         f"{type(data).__name__} (wrap arrays with torch.as_tensor)")
     dataset = None if isinstance(data, Tensor) else data
+    loss = "mse"
+    if dataset is not None:  # checked before any edge is snapped; class labels retrain with their own loss
+        labels = dataset.get("train_label")
+        loss = "cross_entropy" if isinstance(labels, Tensor) and labels.dtype == torch.int64 else "mse"
+        check_dataset(dataset, model, loss)
     x = data if dataset is None else dataset["train_input"][:samples]
     snapped: dict[Edge, Suggestion] = {}
     last = len(model.layers) - 1
@@ -147,7 +153,7 @@ def auto_symbolic(
             snapped[(l, i, j)] = best
         steps = final_steps if l == last else between_steps
         if dataset is not None and steps > 0:
-            fit(model, dataset, TrainConfig(steps=steps, lbfgs_history=100 if l == last else 10))
+            fit(model, dataset, TrainConfig(steps=steps, lbfgs_history=100 if l == last else 10, loss=loss))
     return snapped
 
 

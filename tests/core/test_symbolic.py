@@ -149,3 +149,17 @@ def test_auto_symbolic_arguments_are_checked():
         auto_symbolic(model, x, library=[])
     with pytest.raises(TypeError, match="got ndarray"):
         auto_symbolic(model, x.numpy())
+
+
+def test_auto_symbolic_retrains_a_classifier_with_its_own_loss_and_checks_data_first():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(60, 2, dtype=torch.float64, generator=generator) * 2 - 1
+    classes = (x[:, 0] > x[:, 1]).long()
+    data = {"train_input": x, "train_label": classes, "test_input": x, "test_label": classes}
+    model = KAN([2, 2], dtype=torch.float64)
+    snapped = auto_symbolic(model, data, library=["x", "x^2"], between_steps=2, final_steps=2)
+    assert len(snapped) == 4 and not model.layers[0].symbolic_mask.eq(0).any()
+    fresh = KAN([2, 2], dtype=torch.float64)
+    with pytest.raises(ValueError, match="train_label has class 2 but the model has 2 outputs"):
+        auto_symbolic(fresh, {**data, "train_label": classes + 1}, library=["x"])
+    assert fresh.layers[0].symbolic_mask.eq(0).all()  # nothing snapped before the error
