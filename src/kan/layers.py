@@ -318,6 +318,17 @@ def check_input(x: Tensor, width: int, owner: str, dtype: torch.dtype) -> None:
         raise TypeError(f"{owner} expects input of the model's dtype {dtype}, got {x.dtype}; convert it with .to({dtype})")
 
 
+def check_samples(x: Tensor, owner: str) -> None:
+    """Raise a clear error unless ``x``, samples that ``owner`` derives something from (a grid,
+    edge scores, a symbolic fit, a plot's ranges), has rows and only finite values."""
+    if x.shape[0] == 0:
+        raise ValueError(f"{owner} needs samples, got an empty batch of shape {list(x.shape)}")
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        rows = int((~finite.all(dim=1)).sum())
+        raise ValueError(f"{owner} got {rows} sample row(s) with NaN or inf out of {x.shape[0]}; drop or repair them")
+
+
 def kernel_serves(x: Tensor, dtype: torch.dtype, order: int, activation: str) -> bool:
     """Whether a layer with weights of ``dtype`` runs ``x`` in the compiled kernel: fast path on
     (:func:`use_fast_path`) and a kernel that serves it (:func:`kan.native.supports`)."""
@@ -544,6 +555,7 @@ class KANLayer(nn.Module):
         (elsewhere the layer uses the Cox-de Boor ops).
         """
         check_input(x, self.in_dim, "KANLayer.update_grid", self.coef.dtype)
+        check_samples(x, "KANLayer.update_grid")
         size = self.num_intervals if num_intervals is None else num_intervals
         new_grid, coef = spline.follow_samples(x, self.grid, self.coef, size, self.order, uniform_fraction,
                                                self.uniform)

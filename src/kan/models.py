@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from kan import spline
-from kan.layers import KANLayer, check_input, dtype_name, fused_layers_forward, resolve_dtype
+from kan.layers import KANLayer, check_input, check_samples, dtype_name, fused_layers_forward, resolve_dtype
 
 
 def _check_width(width: Sequence[int]) -> list[int]:
@@ -106,6 +106,7 @@ class KAN(_SavableModel):
     def layer_inputs(self, x: Tensor) -> list[Tensor]:
         """The input of every layer followed by the output: ``L + 1`` tensors."""
         check_input(x, self.width[0], "KAN", self.dtype)
+        check_samples(x, "KAN.layer_inputs")
         values = [x]
         for layer in self.layers:
             values.append(layer(values[-1]))
@@ -123,6 +124,7 @@ class KAN(_SavableModel):
 
     def edge_scores(self, x: Tensor) -> list[Tensor]:
         """The paper's L1 norm of every activation, ``mean_s |φ(x_s)|``, per layer ``[in, out]``."""
+        check_samples(x, "KAN.edge_scores")
         with torch.no_grad():
             return [phi.abs().mean(dim=0) for phi in self.forward_with_edges(x)[1]]
 
@@ -152,6 +154,7 @@ class KAN(_SavableModel):
     def update_grid(self, x: Tensor, num_intervals: int | None = None, uniform_fraction: float = 1.0) -> None:
         """Grid update (and optional resize) of every layer from the activations of ``x``."""
         check_input(x, self.width[0], "KAN.update_grid", self.dtype)
+        check_samples(x, "KAN.update_grid")
         for layer in self.layers:
             layer.update_grid(x, num_intervals, uniform_fraction)
             x = layer(x)

@@ -212,3 +212,15 @@ def test_a_frozen_spline_stays_frozen_when_its_grid_size_changes():
     model.extend_grid(6)
     model.update_grid(_x(), num_intervals=9)
     assert not model.layers[0].coef.requires_grad and model.layers[1].coef.requires_grad
+
+
+@pytest.mark.parametrize("bad", ["empty", "nan"])
+def test_samples_that_give_no_grid_scores_or_ranges_are_refused(bad):
+    model, x = KAN([2, 3, 1], dtype=F64), _x()
+    if bad == "empty":
+        x, message = x[:0], "needs samples, got an empty batch"
+    else:
+        x[3, 1], message = float("nan"), "got 1 sample row\\(s\\) with NaN or inf out of"
+    for call in (model.update_grid, model.edge_scores, model.layer_inputs, model.layers[0].update_grid):
+        with pytest.raises(ValueError, match=message):
+            call(x)
