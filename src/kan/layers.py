@@ -352,15 +352,20 @@ class KANLayer(nn.Module):
     ) -> None:
         super().__init__()
         dtype = resolve_dtype(dtype)
-        if in_dim < 1 or out_dim < 1:
-            raise ValueError(f"layer dimensions must be >= 1, got in_dim={in_dim}, out_dim={out_dim}")
+        if not (spline.is_whole(in_dim) and spline.is_whole(out_dim)) or in_dim < 1 or out_dim < 1:
+            raise ValueError(f"layer dimensions must be whole numbers >= 1, got in_dim={in_dim!r}, out_dim={out_dim!r}")
+        in_dim, out_dim = int(in_dim), int(out_dim)
         if base_activation not in BASE_ACTIVATIONS:
             raise ValueError(f"unknown base activation {base_activation!r}; known: {', '.join(BASE_ACTIVATIONS)}")
         spline.check_grid_size(num_intervals, order)
         num_intervals, order = int(num_intervals), int(order)
+        if len(grid_range) != 2 or not all(math.isfinite(bound) for bound in grid_range):
+            raise ValueError(f"grid_range must be two finite numbers (low, high), got {grid_range}")
         low, high = grid_range
         if not low < high:
             raise ValueError(f"grid_range must satisfy low < high, got {grid_range}")
+        if not (math.isfinite(noise_scale) and noise_scale >= 0):
+            raise ValueError(f"noise_scale must be a finite number >= 0, got {noise_scale}")
         self.in_dim, self.out_dim, self.order = in_dim, out_dim, order
         self.base_activation = base_activation
         self.uniform = True

@@ -61,6 +61,8 @@ class KAN(_SavableModel):
     ) -> None:
         super().__init__()
         dtype = resolve_dtype(dtype)
+        if not spline.is_whole(seed):
+            raise ValueError(f"seed must be a whole number, got {seed!r}")
         self._init_args = {
             "num_intervals": int(num_intervals), "order": int(order), "grid_range": tuple(grid_range),
             "noise_scale": float(noise_scale), "base_activation": base_activation, "seed": int(seed),

@@ -7,6 +7,7 @@ grid range, extended by k knots on each side); a basis is ``[batch, in, G + k]``
 from __future__ import annotations
 
 import functools
+import numbers
 from fractions import Fraction
 
 import torch
@@ -15,8 +16,9 @@ from torch import Tensor
 
 
 def is_whole(value: float) -> bool:
-    """True for an integer, or a float without fractional part (sizes may come from configs as 5.0)."""
-    return isinstance(value, int) or float(value).is_integer()
+    """True for an integer, or a real number without fractional part (sizes may come from configs
+    as 5.0); False for anything else, text included."""
+    return isinstance(value, numbers.Integral) or (isinstance(value, numbers.Real) and float(value).is_integer())
 
 
 def check_grid_size(num_intervals: int, order: int) -> None:

@@ -129,6 +129,18 @@ def test_bad_constructor_arguments_are_named():
         MLP([2, 1], activation="gelu")
     with pytest.raises(ValueError, match="unknown symbolic function 'sinc'"):
         KAN([2, 1]).layers[0].set_symbolic(0, 0, "sinc", (1, 0, 1, 0))
+    with pytest.raises(ValueError, match="grid_range must be two finite numbers"):
+        KAN([2, 1], grid_range=(-float("inf"), 1.0))
+    with pytest.raises(ValueError, match="grid_range must be two finite numbers"):
+        KAN([2, 1], grid_range=(0.0, 1.0, 2.0))
+    with pytest.raises(ValueError, match="noise_scale must be a finite number >= 0, got nan"):
+        KAN([2, 1], noise_scale=float("nan"))
+    with pytest.raises(ValueError, match="seed must be a whole number, got 1.7"):
+        KAN([2, 1], seed=1.7)
+    with pytest.raises(ValueError, match="layer dimensions must be whole numbers >= 1, got in_dim='2'"):
+        KANLayer("2", 3)
+    with pytest.raises(ValueError, match="width must list integer layer sizes"):
+        KAN([2, "3", 1])
 
 
 def test_inputs_of_another_dtype_or_type_are_named():
