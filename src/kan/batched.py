@@ -64,11 +64,18 @@ def fit_many(
     trained in place and results come back in input order. ``batch``: "always" trains every
     compatible group as one batched program, "never" trains one model at a time, "auto" batches
     where it is expected to be faster (see :func:`batching_pays`)."""
+    models, datasets = list(models), list(datasets)
     configs = _per_model(config, len(models))
     if len(models) != len(datasets):
         raise ValueError(f"fit_many got {len(models)} models but {len(datasets)} datasets")
-    for model, data, cfg in zip(models, datasets, configs):
-        check_dataset(data, model, cfg.loss)
+    if len({id(model) for model in models}) != len(models):
+        raise ValueError("fit_many got the same model object more than once: give each training its own model "
+                         "(copy.deepcopy), or call fit for trainings that must follow one another")
+    for index, (model, data, cfg) in enumerate(zip(models, datasets, configs)):
+        try:
+            check_dataset(data, model, cfg.loss)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"datasets[{index}]: {error}") from None
         if isinstance(model, KAN):
             model.forget_inputs()  # as fit does
     results: list[FitResult | None] = [None] * len(models)

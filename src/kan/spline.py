@@ -21,13 +21,19 @@ def is_whole(value: float) -> bool:
     return isinstance(value, numbers.Integral) or (isinstance(value, numbers.Real) and float(value).is_integer())
 
 
+MAX_GRID = 10_000  # the largest G (intervals per edge): a refit's dense least squares grows as G²
+
+
 def check_grid_size(num_intervals: int, order: int) -> None:
-    """Raise a clear error for a non-integer, empty or negative grid / order."""
+    """Raise a clear error for a non-integer, empty, oversized or negative grid / order."""
     for name, value in (("num_intervals", num_intervals), ("order", order)):
         if not is_whole(value):
             raise ValueError(f"{name} must be an integer, got {value!r}")
     if int(num_intervals) < 1:
         raise ValueError(f"grid must have at least 1 interval, got num_intervals={num_intervals}")
+    if int(num_intervals) > MAX_GRID:
+        raise ValueError(f"grid must have at most {MAX_GRID} intervals (a refit's memory grows as G²), "
+                         f"got num_intervals={num_intervals}")
     if int(order) < 0:
         raise ValueError(f"spline order must be >= 0, got order={order}")
 

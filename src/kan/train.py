@@ -21,9 +21,9 @@ from kan.layers import fused_layers_backprop, fused_layers_run
 from kan.models import KAN
 from kan.optim import LBFGS, LBFGSOptions
 from kan.phases import Monitor, Phase, phases, run_phases
+from kan.spline import MAX_GRID
 
 DATA_KEYS = ("train_input", "train_label", "test_input", "test_label")
-MAX_GRID = 10_000  # the largest G (intervals per edge) a grid schedule may ask for
 OPTIMIZERS = ("lbfgs", "adam")
 LOSSES = ("mse", "cross_entropy")
 _INT_MINIMUM = {  # integer options and their least valid value

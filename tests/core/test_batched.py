@@ -381,3 +381,14 @@ def test_cuda_group_matches_cpu():
     assert all(m.layers[0].coef.device.type == "cuda" for m in gpu)
     for a, b in zip(on_cpu, on_gpu):
         assert _relative(a.history[0]["train_loss"], b.history[0]["train_loss"]) < 1e-8
+
+
+def test_fit_many_names_a_repeated_model_and_the_bad_datasets_index():
+    model, data = _kans([2, 3, 1], 1)[0], _data()
+    with pytest.raises(ValueError, match="the same model object more than once"):
+        fit_many([model, model], [data, data])
+    other = _kans([2, 3, 1], 2)[1]
+    with pytest.raises(ValueError, match=r"datasets\[1\]: dataset is missing \['test_label'\]"):
+        fit_many([model, other], [data, {k: v for k, v in data.items() if k != "test_label"}])
+    results = fit_many((m for m in (model, other)), (d for d in (data, data)), TrainConfig(steps=1))
+    assert [r.status for r in results] == ["ok", "ok"]  # any iterables

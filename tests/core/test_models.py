@@ -141,6 +141,8 @@ def test_bad_constructor_arguments_are_named():
         KANLayer("2", 3)
     with pytest.raises(ValueError, match="width must list integer layer sizes"):
         KAN([2, "3", 1])
+    with pytest.raises(ValueError, match="at most 10000 intervals"):
+        KAN([2, 1]).extend_grid(20_000)  # would ask for GBs before failing
 
 
 def test_inputs_of_another_dtype_or_type_are_named():
