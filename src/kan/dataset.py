@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Callable, Sequence
 
@@ -26,7 +27,7 @@ def create_dataset(
     ``train_label``, ``test_input``, ``test_label`` with labels ``[n, n_out]``.
     """
     if not _is_range_list(ranges):
-        raise ValueError(f"ranges must list one (low, high) with low < high per input, e.g. [(-1, 1), (-1, 1)], "
+        raise ValueError(f"ranges must list one finite (low, high) with low < high per input, e.g. [(-1, 1), (-1, 1)], "
                          f"got {ranges!r}")
     if not all(isinstance(n, numbers.Integral) and n >= 1 for n in (n_train, n_test)):
         raise ValueError(f"n_train and n_test must be integers >= 1, got {n_train!r} and {n_test!r}")
@@ -42,6 +43,9 @@ def create_dataset(
         if labels.dim() != 2 or labels.shape[0] != n:
             raise ValueError(f"f must return [n] or [n, n_out] for inputs [n, {len(ranges)}] (n = {n}), "
                              f"got {list(returned.shape)}")
+        bad = int((~torch.isfinite(labels).all(dim=1)).sum())
+        if bad:
+            raise ValueError(f"f gave NaN or inf on {bad} of {n} {split} inputs: choose ranges where it is finite")
         data[f"{split}_input"], data[f"{split}_label"] = inputs, labels
     return data
 
@@ -52,5 +56,5 @@ def _is_range_list(ranges: object) -> bool:
         pairs = [tuple(r) for r in ranges]  # type: ignore[union-attr]
     except TypeError:
         return False
-    return bool(pairs) and all(len(p) == 2 and all(isinstance(v, numbers.Real) for v in p) and p[0] < p[1]
-                               for p in pairs)
+    return bool(pairs) and all(len(p) == 2 and all(isinstance(v, numbers.Real) and math.isfinite(v) for v in p)
+                               and p[0] < p[1] for p in pairs)

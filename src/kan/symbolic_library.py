@@ -11,6 +11,7 @@ any fit of a live edge short of R² ≈ 0.996.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Callable
@@ -86,9 +87,14 @@ def register_function(
     sympy_fn: Callable[[sympy.Expr], sympy.Expr],
     complexity: int = 3,
 ) -> SymbolicFunction:
-    """Add a user function to the library (names must be unique)."""
+    """Add a user function to the library (names must be unique). A model that snaps an edge to it
+    is saved with its name only: register the function again before loading such a model."""
     if name in LIBRARY:
         raise ValueError(f"symbolic function {name!r} is already registered")
+    if not (callable(torch_fn) and callable(sympy_fn)):
+        raise TypeError(f"register_function({name!r}) needs a torch function and a sympy function, both callable")
+    if isinstance(complexity, bool) or not isinstance(complexity, numbers.Real) or not complexity >= 0:
+        raise ValueError(f"complexity must be a number >= 0 (the default functions use 1-4), got {complexity!r}")
     entry = SymbolicFunction(name, torch_fn, sympy_fn, complexity)
     LIBRARY[name] = entry
     return entry

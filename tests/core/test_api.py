@@ -110,11 +110,23 @@ def test_create_dataset_is_seeded_and_checks_its_arguments():
         kan.create_dataset(lambda x: x[:3], [(0, 1)])
     with pytest.raises(ValueError, match=r"\(n = 1000\), got \[5\]"):  # the shape f returned, not a reshaped one
         kan.create_dataset(lambda x: x[:5, 0], [(0, 1)])
-    with pytest.raises(ValueError, match=r"one \(low, high\) .* got \(-1, 1\)"):
+    with pytest.raises(ValueError, match=r"one finite \(low, high\) .* got \(-1, 1\)"):
         kan.create_dataset(f, (-1, 1))  # one pair instead of a list of pairs
     with pytest.raises(ValueError, match="integers >= 1, got 5.5"):
         kan.create_dataset(f, [(0, 1)], n_train=5.5)
     assert kan.create_dataset(f, [(0, 1), (0, 1)], n_train=4, n_test=4, dtype="float32")["test_input"].dtype == torch.float32
+    with pytest.raises(ValueError, match=r"f gave NaN or inf on \d+ of 1000 train inputs"):
+        kan.create_dataset(lambda x: torch.log(x[:, 0]), [(-1, 1)])
+    with pytest.raises(ValueError, match="one finite \\(low, high\\)"):
+        kan.create_dataset(f, [(0, float("inf")), (0, 1)])
+
+
+def test_register_function_checks_what_it_is_given():
+    with pytest.raises(TypeError, match="needs a torch function and a sympy function, both callable"):
+        kan.register_function("kan_test_none", None, sympy.sinh)
+    with pytest.raises(ValueError, match="complexity must be a number >= 0"):
+        kan.register_function("kan_test_text", torch.sinh, sympy.sinh, complexity="high")
+    assert "kan_test_none" not in kan.default_library() and "kan_test_text" not in kan.default_library()
 
 
 def test_pykan_grid_protocol_is_one_option_away():
