@@ -175,14 +175,22 @@ def published(ci_run, runs, repo):
 
 def test_published_records_rebuild_the_pipelines_report(ci_run, published, repo):
     """Records alone (no run folders, no training) give the report the pipeline wrote, with the
-    records' status on top; the tables are the pipeline's too."""
-    from kan.reporting.paper_run import rebuild
+    records' status on top and each science section pointing at the records beside it instead of
+    the pipeline's folders; the tables are the pipeline's too."""
+    from kan.reporting.paper_run import PUBLISHED_OUTPUTS, rebuild
+    from kan.reporting.science import PIPELINE_OUTPUTS
 
     shards = pd.read_csv(published / "shards.csv")
     assert shards["complete"].all() and shards["missing"].sum() == 0 and shards["stale"].sum() == 0
     rebuild(published, repo / "reports" / "reference" / "paper.yaml")
     ours = (published / "paper_vs_ours.md").read_text().splitlines()
     pipeline = (ci_run[0] / "reports" / "paper_vs_ours.md").read_text().splitlines()
+    names = [folder.name for folder in (published / "science").iterdir()]
+    moved = {PIPELINE_OUTPUTS.format(name=name): PUBLISHED_OUTPUTS.format(name=name) for name in names}
+    pointed = [line for line in pipeline if any(where in line for where in moved)]
+    assert pointed, "the pipeline's report names no science folder"
+    for where, there in moved.items():
+        pipeline = [line.replace(where, there) for line in pipeline]
     assert ours[2].startswith("**Published records: 3 of 3 shards complete")
     status_end = ours.index(pipeline[2])  # the status and its per-experiment table come first
     assert ours[status_end - 2].startswith("| all | 3 of 3 |") and ours[:2] + ours[status_end:] == pipeline
