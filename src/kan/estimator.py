@@ -48,6 +48,13 @@ class KANRegressor:
         ``clone`` checks identity)."""
         return {field.name: getattr(self, field.name) for field in fields(self)}
 
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's description of the estimator (a regressor that needs a target), which its
+        own tools (cross_val_score, Pipeline, clone) ask for; imported only then."""
+        from sklearn.utils import RegressorTags, Tags, TargetTags  # deferred: optional, slow to import
+
+        return Tags(estimator_type="regressor", target_tags=TargetTags(required=True), regressor_tags=RegressorTags())
+
     def set_params(self, **params: Any) -> "KANRegressor":
         """Change constructor arguments; an unknown name is a ValueError naming it."""
         unknown = sorted(set(params) - set(self.get_params()))

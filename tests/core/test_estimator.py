@@ -47,3 +47,18 @@ def test_bad_data_and_unfitted_use_are_named():
         KANRegressor().fit([[1.0], [1.0]], [1.0, 2.0])
     with pytest.raises(ValueError, match="unsupported dtype 'float16'"):
         KANRegressor(dtype="float16").fit([[0.0], [1.0]], [1.0, 2.0])
+
+
+def test_scikit_learns_own_tools_take_the_regressor():
+    sklearn = pytest.importorskip("sklearn")  # installed with mlflow; the library does not need it
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-1, 1, size=(200, 2))
+    y = X[:, 0] * X[:, 1]
+    small = KANRegressor(hidden=(2,), sparsify_steps=3, refine_steps=3, refine_grids=(5,))
+    assert sklearn.base.is_regressor(small) and sklearn.base.clone(small).get_params() == small.get_params()
+    assert np.isfinite(cross_val_score(small, X, y, cv=2)).all()
+    assert make_pipeline(StandardScaler(), small).fit(X, y).predict(X).shape == (200,)
