@@ -232,3 +232,31 @@ def test_a_training_killed_after_a_phase_goes_on_from_there_with_the_same_result
     resumed, uninterrupted = read_metrics(last), read_metrics(expected)
     for key in ("train_rmse", "test_rmse", "steps", "shape", "initial_shape", "pruned_at_step", "model_sha256"):
         assert resumed[key] == uninterrupted[key], key
+
+
+def test_an_mlp_killed_between_phases_goes_on_from_its_checkpoint_with_the_same_results(
+        tiny_sweep, trained, xy_dataset, tmp_path, monkeypatch):
+    mlps = [t for t in tiny_sweep if t.kind == "mlp"]
+    original, calls = runner._run_phase, []
+
+    def killed_in_the_last_phase(states, *rest):
+        calls.append(len(states))
+        if len(calls) == 3:  # sparsification, first phase, then killed in the last phase
+            raise KeyboardInterrupt
+        return original(states, *rest)
+
+    monkeypatch.setattr(runner, "_run_phase", killed_in_the_last_phase)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tiny_sweep, xy_dataset, tmp_path)
+    for training in mlps:
+        assert not _dir(tmp_path, training, training.stages[0]).exists()
+        assert read_metrics(runner.checkpoint_dir(tmp_path, training))[runner.PHASES_DONE] == 1
+    monkeypatch.setattr(runner, "_run_phase", lambda states, *rest: (calls.append(len(states)), original(states, *rest)))
+    _train(tiny_sweep, xy_dataset, tmp_path)
+    assert calls[3:] == [len(tiny_sweep)]  # one call: every training resumed into the last phase
+    for training in mlps:
+        resumed, expected = _dir(tmp_path, training, training.stages[0]), _dir(trained[0], training, training.stages[0])
+        assert read_history(resumed).equals(read_history(expected))
+        assert {k: read_metrics(resumed)[k] for k in ("train_rmse", "test_rmse", "steps", "model_sha256")} == {
+            k: read_metrics(expected)[k] for k in ("train_rmse", "test_rmse", "steps", "model_sha256")}
+        assert not runner.checkpoint_dir(tmp_path, training).exists()

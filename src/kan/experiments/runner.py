@@ -3,13 +3,14 @@
 A chunk's trainings share a dataset and training options, so they advance in lockstep: each
 grid phase is one :func:`kan.batched.fit_many` call over every live model (it stacks the
 compatible ones where that is faster), and after each phase every KAN writes the run of that phase; an MLP writes
-its single run after the last phase. Training phase by phase is the same as one call with the
+its single run after the last phase, and keeps its state after each earlier one in a hidden
+sibling of that run's folder (:func:`checkpoint_dir`). Training phase by phase is the same as one call with the
 whole schedule (the optimizer restarts at every phase either way; with minibatches, each phase
 restarts the minibatch order). A training counts as finished once the runs of all its phases are
 on disk and still count (:func:`currency`: same data, code that computes the same numbers); a
-rerun after a killed job skips those, and a KAN killed part-way goes on after its last finished
-phase (:func:`resumed_state`: its model and history are in that phase's run), with the same
-results as an uninterrupted training.
+rerun after a killed job skips those, and a KAN or MLP killed part-way goes on after its last
+finished phase (:func:`resumed_state`: its model and history are in that phase's run, or the
+MLP's checkpoint), with the same results as an uninterrupted training.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ from kan.train import TrainConfig
 
 log = logging.getLogger(__name__)
 DATA_DIGEST = "data_digest"  # the record key of data_digest()
+CHECKPOINT_SUFFIX, PHASES_DONE = ".phases", "phases_done"  # an MLP's checkpoint folder and its record key
 
 
 @dataclass
@@ -129,10 +132,35 @@ def _write(state: _State, stage: Stage, results: Path, extra: Mapping[str, Any])
     write_run(directory, metrics_record(state, stage, extra), state.history, state.model)
 
 
+def checkpoint_dir(results: Path, training: Training) -> Path:
+    """Where an MLP training in flight keeps its state after each finished phase but the last: a
+    hidden sibling of its run folder (run listings and publishing skip hidden folders), removed
+    once the run is written."""
+    final = run_dir(results, training.experiment, training.kind, training.stages[0].run_id)
+    return final.with_name(f".{final.name}{CHECKPOINT_SUFFIX}")
+
+
+def _resumed_mlp(training: Training, results: Path, counts: Currency | None) -> _State | None:
+    """An MLP training as its last checkpoint left it (:func:`checkpoint_dir`), if there is one
+    that ``counts`` accepts and that ended well; else None."""
+    directory = checkpoint_dir(results, training)
+    if not is_finished(directory):
+        return None
+    record = read_metrics(directory)
+    if (counts is not None and not counts(record)) or record["status"] != "ok":
+        return None
+    return _State(training, load_run_model(directory), json.loads(record["initial_shape"]),
+                  read_history(directory).to_dict("records"), record["seconds"], record.get("cpu_seconds", 0.0),
+                  phases_done=record[PHASES_DONE])
+
+
 def resumed_state(training: Training, results: Path, counts: Currency | None = None) -> _State | None:
-    """A KAN training as its last finished grid phase left it, from the run folders of its first
+    """A training as its last finished grid phase left it: a KAN from the run folders of its first
     phases (all on disk and counted by ``counts``; a finished phase's run holds the model and the
-    whole history so far); None when no phase is there or its last phase is (nothing to resume)."""
+    whole history so far), an MLP from its checkpoint; None when no phase is there or its last
+    phase is (nothing to resume)."""
+    if training.kind == "mlp":
+        return _resumed_mlp(training, results, counts)
     records = _records(training, results, counts)
     done = 0
     while done < len(training.stages) and training.stages[done].run_id in records:
@@ -178,6 +206,10 @@ def train_together(trainings: Sequence[Training], data: Mapping[str, Tensor], me
                 _write(state, state.training.stages[phase], results, extra)
             elif phase == len(schedule) - 1 or not state.active:
                 _write(state, state.training.stages[0], results, extra)
+                shutil.rmtree(checkpoint_dir(results, state.training), ignore_errors=True)
+            else:  # an MLP between phases: a kill loses at most the phase in progress
+                record = {**metrics_record(state, state.training.stages[0], extra), PHASES_DONE: phase + 1}
+                write_run(checkpoint_dir(results, state.training), record, state.history, state.model)
 
 
 Currency = Callable[[Mapping[str, Any]], bool]  # whether a run record still counts
