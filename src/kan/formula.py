@@ -147,7 +147,8 @@ def round_floats(expr: sympy.Expr, digits: int) -> sympy.Expr:
     return expr
 
 
-def evaluate(formulas: Sequence[sympy.Expr] | sympy.Expr, variables: Sequence[sympy.Symbol | str], x: np.ndarray) -> np.ndarray:
+def evaluate(formulas: Sequence[sympy.Expr] | sympy.Expr, variables: Sequence[sympy.Symbol | str],
+             x: np.ndarray) -> np.ndarray:
     """The formulas (or one formula) at the rows of ``x`` ``[n, n_in]`` (numpy), as ``[n, n_out]``;
     NaN where undefined. ``variables`` name the columns of ``x``: distinct, and covering every
     symbol of the formulas."""

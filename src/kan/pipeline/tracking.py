@@ -365,7 +365,8 @@ def log_science_run(mlflow: "MlflowClient", experiment_id: str, result_dir: Path
     start, end = run_times(record)
     run_id = mlflow.create_run(experiment_id, start_time=start, tags=tags, run_name=f"science/{record['experiment']}").info.run_id
     now = int(time.time() * 1000)
-    _log_values(mlflow, run_id, record["settings"], [Metric(k, v, now, 0) for k, v in read_summary(result_dir).items() if v == v])
+    summary = [Metric(key, value, now, 0) for key, value in read_summary(result_dir).items() if value == value]
+    _log_values(mlflow, run_id, record["settings"], summary)
     for path in (result_dir / SUMMARY, result_dir / RUN_RECORD):
         mlflow.log_artifact(run_id, str(path))
     for folder in (FIGURES, TABLES):

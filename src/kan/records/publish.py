@@ -124,7 +124,8 @@ def newest(old: pd.DataFrame | None, new: pd.DataFrame,
     flags = [current[p] for p in pairs]
     if definitions is not None:
         data = zip(both["family"], both["dataset"], both[DATA_DEFINITION])
-        flags = [flag and definitions.get((family, dataset)) == digest for flag, (family, dataset, digest) in zip(flags, data)]
+        flags = [flag and definitions.get((family, dataset)) == digest
+                 for flag, (family, dataset, digest) in zip(flags, data)]
     rank = pd.DataFrame({"run_id": both["run_id"], "current": flags,
                          "finished": both["finished_at"].astype("float64").fillna(-math.inf),
                          "position": range(len(both))})

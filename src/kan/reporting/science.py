@@ -234,8 +234,8 @@ class ScienceSection:
     skipped: list[str]  # paper cells not compared, each with its reason
 
     def section(self, causes: Causes, outputs: str) -> str:
-        lines = [f"## Science: {self.title}", "", f"Paper: {self.source}. Ours: {outputs.format(name=self.experiment)}.",
-                 ""]
+        where = outputs.format(name=self.experiment)
+        lines = [f"## Science: {self.title}", "", f"Paper: {self.source}. Ours: {where}.", ""]
         if self.numbers:
             lines += [f"Fidelity: {Tally.of(self.numbers).text()}.", ""]
         for rows in ([c.row() for c in self.numbers], [c.row() for c in self.checks]):
