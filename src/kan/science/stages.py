@@ -162,11 +162,12 @@ def _in_workers(stages: Mapping[str, Callable[[], Any]], workers: int) -> Iterat
         for future in as_completed(futures):
             try:
                 kept = future.result()
-            except BrokenProcessPool as error:
-                running = sorted(futures[f] for f in futures if not f.done() or f is future)
-                raise WorkerLost(f"a worker process ended without returning a result while computing stages "
-                                 f"{', '.join(running)} (killed, out of memory, crashed, or its result could "
-                                 f"not be read back); the stages finished before are kept") from error
+            except BrokenProcessPool as error:  # every stage not finished by then fails with it
+                lost = sorted(name for f, name in futures.items() if f.done() and not f.cancelled()
+                              and isinstance(f.exception(), BrokenProcessPool))
+                raise WorkerLost(f"a worker process ended without returning a result (killed, out of memory, "
+                                 f"crashed, or its result could not be read back); stages not computed: "
+                                 f"{', '.join(lost)}; the stages finished before are kept") from error
             yield futures[future], kept
         finished = True
     finally:
