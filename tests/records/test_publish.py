@@ -118,7 +118,8 @@ def test_publishing_a_results_folder_without_runs_keeps_the_records(make_run, tm
     """How the committed shards.csv and report.json are re-derived from the records alone."""
     out = tmp_path / "published"
     _run(make_run, tmp_path / "a" / "results", "aaaa00000001", 1.0)
-    publish.merge(tmp_path / "a" / "results", out, "test")
+    assert publish.merge(tmp_path / "a" / "results", out, "test")[1]["changed"] == 1
+    assert publish.merge(tmp_path / "a" / "results", out, "test")[1]["changed"] == 0  # republished: equal records
     before = [pd.read_parquet(out / name) for name in (publish.RUNS, publish.HISTORIES)]
     (tmp_path / "empty" / "results" / "runs").mkdir(parents=True)
     merged, added = publish.merge(tmp_path / "empty" / "results", out, "test")

@@ -135,7 +135,8 @@ def _publish(args: argparse.Namespace) -> int:
               "deviations": report_deviations(settings["report"]["deviations"], [d for d in folders if d.is_dir()])}
     added = publish(args.results, args.out, inputs, trainings, [f"{family}/{name}" for family, name in requests])
     table = _write_shard_table(settings, trainings, args.out, args.shards)
-    print(f"published {added['runs']} runs, {added['histories']} histories, {added['science']} science experiments "
+    print(f"published {added['runs']} runs ({added['changed']} new or changed), {added['histories']} histories, "
+          f"{added['science']} science experiments "
           f"into {args.out}; {int(table['complete'].sum())} of {len(table)} shards complete; left out "
           f"{added['left_out']} run(s) the profile no longer has and {added['older']} read run(s) whose published "
           "record is newer")

@@ -240,8 +240,9 @@ def merge(results: Path | str, out: Path | str, profile: str, run_ids: Collectio
     other data than ``definitions`` name as stale) and per training the
     history of its longest kept run; with ``run_ids`` (every run id of the profile) runs outside
     it are left out, read or published before. The merged run records and counts: ``runs`` and
-    ``histories`` added (or replaced), ``science`` experiments copied, ``older`` runs read but
-    not kept (the published record is newer), ``left_out`` runs outside ``run_ids``."""
+    ``histories`` added (or replaced; ``changed``: the runs new or different), ``science``
+    experiments copied, ``older`` runs read but not kept (the published record is newer),
+    ``left_out`` runs outside ``run_ids``."""
     results, out = Path(results), Path(out)
     if not (results / "runs").is_dir():
         raise FileNotFoundError(f"{results} holds no runs folder: give the results folder of a profile run")
@@ -278,8 +279,21 @@ def merge(results: Path | str, out: Path | str, profile: str, run_ids: Collectio
     _write_runs(out, merged, merged_histories)
     science = [publish_science(d, out) for d in science_dirs]
     added = merged_histories.loc[merged_histories["run_id"].isin(from_new), "run_id"].nunique()
-    return merged, {"runs": len(from_new), "histories": int(added), "science": len(science),
-                    "older": len(records) - len(from_new), "left_out": left_out}
+    return merged, {"runs": len(from_new), "changed": _changed(previous, merged, from_new), "histories": int(added),
+                    "science": len(science), "older": len(records) - len(from_new), "left_out": left_out}
+
+
+def _changed(previous: pd.DataFrame | None, merged: pd.DataFrame, run_ids: Collection[str]) -> int:
+    """How many of ``run_ids`` (records just merged in) are new to the records or differ from the
+    record ``previous`` held (republishing a results folder replaces records with equal ones)."""
+    def rows(frame: pd.DataFrame | None) -> dict[str, str]:
+        if frame is None:
+            return {}
+        chosen = frame[frame["run_id"].isin(run_ids)]
+        return dict(zip(chosen["run_id"], (row.to_json() for _, row in chosen.iterrows())))
+
+    before, after = rows(previous), rows(merged)
+    return sum(before.get(run_id) != text for run_id, text in after.items())
 
 
 def drop_runs(out: Path | str, status: str) -> int:
