@@ -26,7 +26,9 @@ def test_publishing_twice_adds_nothing_and_every_training_is_current(tiny_sweep,
     first = progress.publish(results, tmp_path, {"profile": "test"}, tiny_sweep)
     again = progress.publish(results, tmp_path, {"profile": "test"}, tiny_sweep)
     records = pd.read_parquet(tmp_path / publish.RUNS)
-    assert first == again and len(records) == first["runs"] == sum(len(t.stages) for t in tiny_sweep)
+    assert len(records) == first["runs"] == again["runs"] == sum(len(t.stages) for t in tiny_sweep)
+    assert first["changed"] == len(records) and again["changed"] == 0  # the second publish replaces equals
+    assert {k: v for k, v in first.items() if k != "changed"} == {k: v for k, v in again.items() if k != "changed"}
     assert records["run_id"].is_unique
     histories = pd.read_parquet(tmp_path / publish.HISTORIES)
     assert histories["run_id"].nunique() == len(tiny_sweep)  # one (the longest) per training
