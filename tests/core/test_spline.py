@@ -111,3 +111,19 @@ def test_empty_grid_is_rejected(G):
 def test_reversed_range_is_rejected():
     with pytest.raises(ValueError, match="low < high"):
         spline.uniform_grid(torch.ones(2), torch.zeros(2), 5, 3)
+
+
+@pytest.mark.parametrize("uniform", [True, False])
+def test_a_refit_over_input_groups_equals_the_whole_refit(uniform):
+    """Inputs are fitted in groups when their dense basis would exceed the budget (memory), with
+    the numbers of one fit over all inputs."""
+    generator = torch.Generator().manual_seed(0)
+    grid = spline.uniform_grid(torch.full((5,), -1.0, dtype=F64), torch.full((5,), 1.0, dtype=F64), 4, 3)
+    if not uniform:
+        grid = spline.adaptive_grid(torch.rand(50, 5, dtype=F64, generator=generator) ** 3, 4, 3, 0.5)
+    coef = torch.randn(5, 2, 7, dtype=F64, generator=generator)
+    samples = torch.rand(40, 5, dtype=F64, generator=generator) * 2 - 1
+    new_grid = spline.uniform_grid(samples.min(0).values, samples.max(0).values, 9, 3)
+    whole = spline.refit(samples, grid, coef, new_grid, 3, uniform)
+    for budget in (1, 40 * 24 * 2):  # one input at a time; two at a time
+        assert torch.equal(spline.refit(samples, grid, coef, new_grid, 3, uniform, budget=budget), whole)
