@@ -318,9 +318,10 @@ def check_input(x: Tensor, width: int, owner: str, dtype: torch.dtype) -> None:
         raise TypeError(f"{owner} expects input of the model's dtype {dtype}, got {x.dtype}; convert it with .to({dtype})")
 
 
-def check_samples(x: Tensor, owner: str) -> None:
-    """Raise a clear error unless ``x``, samples that ``owner`` derives something from (a grid,
-    edge scores, a symbolic fit, a plot's ranges), has rows and only finite values."""
+def check_samples(x: Tensor, width: int, owner: str, dtype: torch.dtype) -> None:
+    """:func:`check_input`, and for samples that ``owner`` derives something from (a grid, edge
+    scores, a symbolic fit, a plot's ranges) also at least one row and only finite values."""
+    check_input(x, width, owner, dtype)
     if x.shape[0] == 0:
         raise ValueError(f"{owner} needs samples, got an empty batch of shape {list(x.shape)}")
     finite = torch.isfinite(x)
@@ -559,8 +560,7 @@ class KANLayer(nn.Module):
         percentiles (paper's grid_eps): non-uniform grids, which only the compiled kernel runs fast
         (elsewhere the layer uses the Cox-de Boor ops).
         """
-        check_input(x, self.in_dim, "KANLayer.update_grid", self.coef.dtype)
-        check_samples(x, "KANLayer.update_grid")
+        check_samples(x, self.in_dim, "KANLayer.update_grid", self.coef.dtype)
         size = self.num_intervals if num_intervals is None else num_intervals
         new_grid, coef = spline.follow_samples(x, self.grid, self.coef, size, self.order, uniform_fraction,
                                                self.uniform)

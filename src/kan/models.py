@@ -107,8 +107,7 @@ class KAN(_SavableModel):
 
     def layer_inputs(self, x: Tensor) -> list[Tensor]:
         """The input of every layer followed by the output: ``L + 1`` tensors."""
-        check_input(x, self.width[0], "KAN", self.dtype)
-        check_samples(x, "KAN.layer_inputs")
+        check_samples(x, self.width[0], "KAN.layer_inputs", self.dtype)
         values = [x]
         for layer in self.layers:
             values.append(layer(values[-1]))
@@ -126,7 +125,7 @@ class KAN(_SavableModel):
 
     def edge_scores(self, x: Tensor) -> list[Tensor]:
         """The paper's L1 norm of every activation, ``mean_s |φ(x_s)|``, per layer ``[in, out]``."""
-        check_samples(x, "KAN.edge_scores")
+        check_samples(x, self.width[0], "KAN.edge_scores", self.dtype)
         with torch.no_grad():
             return [phi.abs().mean(dim=0) for phi in self.forward_with_edges(x)[1]]
 
@@ -155,8 +154,7 @@ class KAN(_SavableModel):
     @torch.no_grad()
     def update_grid(self, x: Tensor, num_intervals: int | None = None, uniform_fraction: float = 1.0) -> None:
         """Grid update (and optional resize) of every layer from the activations of ``x``."""
-        check_input(x, self.width[0], "KAN.update_grid", self.dtype)
-        check_samples(x, "KAN.update_grid")
+        check_samples(x, self.width[0], "KAN.update_grid", self.dtype)
         for layer in self.layers:
             layer.update_grid(x, num_intervals, uniform_fraction)
             x = layer(x)

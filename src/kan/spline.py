@@ -241,13 +241,11 @@ def refit(samples: Tensor, grid: Tensor, coef: Tensor, new_grid: Tensor, order: 
     onto G = 1000 at 13003 samples would otherwise hold 10 GB at once."""
     per_input = samples.shape[0] * (new_grid.shape[1] + grid.shape[1])
     step = max(1, budget // max(per_input, 1))
-    if step >= samples.shape[1]:
-        return fit_coefficients(samples, spline_values(samples, grid, coef, order, uniform), new_grid, order)
     parts = [fit_coefficients(samples[:, i:i + step], spline_values(samples[:, i:i + step], grid[i:i + step],
                                                                      coef[i:i + step], order, uniform),
                               new_grid[i:i + step], order)
              for i in range(0, samples.shape[1], step)]
-    return torch.cat(parts)
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def follow_samples(x: Tensor, grid: Tensor, coef: Tensor, num_intervals: int, order: int, uniform_fraction: float,

@@ -238,3 +238,13 @@ def test_samples_that_give_no_grid_scores_or_ranges_are_refused(bad):
     for call in (model.update_grid, model.edge_scores, model.layer_inputs, model.layers[0].update_grid):
         with pytest.raises(ValueError, match=message):
             call(x)
+
+
+@pytest.mark.parametrize("x, error", [([[0.1, 0.2]], TypeError), (torch.rand(4, 3, dtype=F64), ValueError),
+                                      (torch.rand(4, 2), TypeError)], ids=["list", "width", "dtype"])
+def test_sample_methods_check_the_input_before_the_samples(x, error):
+    """A list, a wrong width or a wrong dtype gets the input check's error, not an internal one."""
+    model = KAN([2, 3, 1], dtype=F64)
+    for call in (model.update_grid, model.edge_scores, model.layer_inputs, model.layers[0].update_grid):
+        with pytest.raises(error, match="expects"):
+            call(x)
