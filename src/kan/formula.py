@@ -147,15 +147,21 @@ def round_floats(expr: sympy.Expr, digits: int) -> sympy.Expr:
     return expr
 
 
+def distinct_symbols(variables: Sequence[sympy.Symbol | str]) -> list[sympy.Symbol]:
+    """``variables`` as sympy symbols (names become symbols); raises ``ValueError`` on a repeated one."""
+    symbols = [sympy.Symbol(v) if isinstance(v, str) else v for v in variables]
+    if len(set(symbols)) != len(symbols):
+        raise ValueError(f"variables must be distinct, got {symbols}")
+    return symbols
+
+
 def evaluate(formulas: Sequence[sympy.Expr] | sympy.Expr, variables: Sequence[sympy.Symbol | str],
              x: np.ndarray) -> np.ndarray:
     """The formulas (or one formula) at the rows of ``x`` ``[n, n_in]`` (numpy), as ``[n, n_out]``;
     NaN where undefined. ``variables`` name the columns of ``x``: distinct, and covering every
     symbol of the formulas."""
     formulas = [formulas] if isinstance(formulas, sympy.Basic) else list(formulas)
-    symbols = [sympy.Symbol(v) if isinstance(v, str) else v for v in variables]
-    if len(set(symbols)) != len(symbols):
-        raise ValueError(f"variables must be distinct, got {symbols}")
+    symbols = distinct_symbols(variables)
     unknown = sorted(map(str, set().union(*(f.free_symbols for f in formulas)) - set(symbols)))
     if unknown:
         raise ValueError(f"the formulas use {', '.join(unknown)}, which the variables {symbols} do not name")

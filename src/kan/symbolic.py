@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from kan.composition import fit_composition
-from kan.formula import normalise, round_floats
+from kan.formula import distinct_symbols, normalise, round_floats
 from kan.models import KAN
 from kan.symbolic_fit import Affine, fit_affine, rank_score
 from kan.symbolic_library import LIBRARY, ZERO, default_library, get_function
@@ -203,7 +203,7 @@ def symbolic_formula(
 ) -> list[sympy.Expr]:
     """One sympy expression per output: every live edge contributes ``c·f(a·x + b) + d``, nodes sum.
 
-    ``variables`` name the inputs (default ``x_1 … x_n``). ``normalised`` formulas are passed
+    ``variables`` name the inputs, distinct (default ``x_1 … x_n``). ``normalised`` formulas are passed
     through :func:`kan.formula.normalise` (factors pulled out of arguments, float noise dropped,
     phases reduced); ``False`` gives the model's arithmetic term by term. ``digits`` then rounds
     every float to that many decimal places. Raises ``ValueError`` naming the edges that are
@@ -214,7 +214,7 @@ def symbolic_formula(
         raise ValueError(f"cannot export a formula: live edges (layer, in, out) still numeric: {remaining}")
     if variables is None:
         variables = sympy.symbols(f"x_1:{model.width[0] + 1}")
-    nodes = [sympy.Symbol(v) if isinstance(v, str) else v for v in variables]
+    nodes = distinct_symbols(variables)
     if len(nodes) != model.width[0]:
         raise ValueError(f"expected {model.width[0]} variables, got {len(nodes)}")
     for layer in model.layers:

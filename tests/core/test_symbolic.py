@@ -141,6 +141,8 @@ def test_formula_rounding_and_variable_names():
     assert all(abs(float(f) * 100 - round(float(f) * 100)) < 1e-9 for f in first.atoms(sympy.Float))
     with pytest.raises(ValueError, match="expected 2 variables, got 1"):
         symbolic_formula(model, variables=["u"])
+    with pytest.raises(ValueError, match="variables must be distinct"):  # one name would merge two inputs
+        symbolic_formula(model, variables=["u", sympy.Symbol("u")])
 
 
 def test_auto_symbolic_arguments_are_checked():
