@@ -8,8 +8,8 @@ import pytest
 
 from kan.reporting.compare import COMPARED_BLOCKS, REPORTED, cause_keys, paper_vs_ours
 from kan.reporting.fidelity import (
-    CAUSE_BETTER, CAUSE_BUDGET, CAUSE_UNCERTAIN, CAUSE_UNEXPLAINED, Causes, Tally, claim_key, strict_tolerance,
-    within_band,
+    CAUSE_BETTER, CAUSE_BUDGET, CAUSE_OTHER_SHAPE, CAUSE_UNCERTAIN, CAUSE_UNEXPLAINED, Causes, Tally, band_text,
+    claim_key, strict_tolerance, within_band,
 )
 from kan.reporting.reference import NOT_COMPARED, OURS, load_reference, validate_reference
 from kan.reporting.science import SCIENCE_BLOCKS
@@ -23,6 +23,7 @@ class _Cell:
     uncertain: bool = False
     within_tolerance: bool = False
     within_strict: bool = False
+    sided: bool = True
 
 
 def test_bands_by_ratio_and_by_points():
@@ -31,6 +32,16 @@ def test_bands_by_ratio_and_by_points():
     assert within_band(0.80, 0.82, True, 0.02) and not within_band(0.79, 0.82, True, 0.02)
     assert strict_tolerance(False, 10.0) == 3.0 and strict_tolerance(False, 1.5) == 1.5  # never looser
     assert strict_tolerance(True, 0.05) == 0.02 and strict_tolerance(True, 0.01) == 0.01
+    # a difference of exactly the tolerance is inside on both sides, whatever the float rounding
+    assert within_band(0.766, 0.816, True, 0.05) and within_band(0.866, 0.816, True, 0.05)
+
+
+def test_a_ratio_at_a_band_edge_is_printed_on_its_verdicts_side():
+    def inside(r):
+        return within_band(r, 1.0, False, 10.0)
+    assert band_text(0.09996, lambda r: inside(r) is False) == "0.09996"  # not "0.1" beside "outside ×10"
+    assert band_text(10.004, lambda r: inside(r) is False) == "10.004"
+    assert band_text(0.0172, lambda r: inside(r) is False) == "0.0172"  # 3 digits where they agree
 
 
 def test_causes_curated_first_then_flag_direction_and_budget():
@@ -45,6 +56,8 @@ def test_causes_curated_first_then_flag_direction_and_budget():
     assert Causes.of_profile({}, "paper") == Causes({}, reduced_budget=False)  # only the paper profile has its budget
     assert Causes.of_profile({}, "default") == Causes.of_profile({}, "ci") == Causes({}, reduced_budget=True)
     assert causes.explain(_Cell("best_grid for [2,5,1]", 50.0, 20.0), "k") == CAUSE_BUDGET  # no better side
+    other_shape = _Cell("min_kan_rmse", 1e-2, 1e-4, sided=False)  # RMSEs of two different minimal shapes
+    assert causes.explain(other_shape, "k") == CAUSE_OTHER_SHAPE and Tally.of([other_shape]).outside_better == 0
 
 
 def test_claim_causes_curated_then_budget(reference_path):
@@ -100,11 +113,32 @@ def test_report_counts_misses_with_causes_and_lists_uncompared_cells(make_runs, 
     causes = Causes({"feynman/II.38.3/human_rmse": "protocol: a spans 0"}, reduced_budget=True)
     text = paper_vs_ours(runs, reference_path, [], tmp_path / "pvo.md", causes=causes).read_text(encoding="utf-8")
     assert "**Fidelity: 2 numbers compared: 1 (50%) within the block's tolerance, 1 within ×3" in text
-    assert "| Feynman equations | 2 | 1 | 1 | 0 | 1 of 1 |" in text  # the miss is ours worse
+    assert "| Feynman equations | 2 | 1 | 1 | 0 | — |" in text  # the miss is ours worse; no shape is found
+    assert "- II.38.3 human_shape: a setting, not a result" in text  # set to the paper's, so never a match
     assert "human_rmse: ours 1.70e-01 is 1.16e+03× the paper's 1.47e-04, beyond the tolerance ×10. " \
            "Likely cause: protocol: a spans 0." in text
     assert "- II.38.3 best_pruned_rmse: no run of ours qualifies" in text  # no pruned run at all
     assert "No runs for 26 of 27 paper rows" in text
+
+
+def test_a_smaller_rmse_of_a_larger_minimal_shape_is_not_ours_better(make_runs, reference_path, tmp_path):
+    """ellipj: the paper's minimal KAN is [2,2,1] at 7.29e-3; a [2,3,1] at 1e-4 is another model."""
+    pruned = {"experiment": "special", "dataset": "ellipj", "variant": "pruned", "lamb": 1e-2}
+    for shape, expected in (("[2,3,1]", "different models: our minimal shape differs"),
+                            ("[2,2,1]", "ours better than the paper")):
+        runs = make_runs({**pruned, "shape": shape, "test_rmse": 1e-4})
+        text = paper_vs_ours(runs, reference_path, [], tmp_path / "pvo.md").read_text(encoding="utf-8")
+        statement = next(line for line in text.splitlines() if line.startswith("- ellipj, min_kan_rmse"))
+        assert f"Likely cause: {expected}" in statement, statement
+
+
+def test_a_zero_rmse_and_held_back_datasets_are_reported(make_runs, reference_path, tmp_path):
+    runs = make_runs({"experiment": "feynman", "dataset": "I.6.20", "variant": "unpruned", "test_rmse": 0.0})
+    text = paper_vs_ours(runs, reference_path, [], tmp_path / "pvo.md",
+                         pending={"jv": "4 of 75 trainings in"}).read_text(encoding="utf-8")
+    assert "- I.6.20, unpruned_rmse: ours 0.00e+00 is 0× the paper's 4.60e-05" in text
+    assert "Not compared yet, their trainings not all in: jv (4 of 75 trainings in)." in text
+    assert "No runs for 14 of 15 paper rows: ellipj, ellipkinc, ellipeinc, yv," in text  # jv is not among them
 
 
 def test_reported_suffixes_cover_every_row_cell_of_the_tables(reference_path):

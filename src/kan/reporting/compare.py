@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 
 from kan.records.markdown import is_missing, markdown_table, sci
-from kan.reporting.fidelity import Causes, Tally, cause_key, strict_tolerance, within_band
+from kan.reporting.fidelity import Causes, Tally, band_text, cause_key, strict_tolerance, within_band
 from kan.reporting.reference import FLAG_LISTS, NOT_COMPARED, Reference, load_reference
 from kan.reporting.runs import Table, format_shape, left_out, load_runs, usable_runs
 from kan.reporting.science import PIPELINE_OUTPUTS, ClaimCheck, claim_keys, claim_statements, science_report
@@ -57,6 +57,7 @@ class Comparison:
     tolerance_factor: float
     uncertain: bool = False  # ⚑: the paper's copies disagree on this cell
     approximate: bool = False  # the paper states the value only roughly
+    sided: bool = True  # False: a minimal shape's RMSE where our minimal shape is not the paper's
 
     @property
     def is_shape(self) -> bool:
@@ -108,7 +109,7 @@ def unmatched_cells(block: _Block, row: Mapping, ours: pd.Series | None) -> list
     return [
         f"{keys} {column}: {reasons.get(column, 'no reason recorded')}"
         for column in row if column.endswith(REPORTED) and column not in block.keys
-        and (ours is None or column not in ours.index or is_missing(ours[column]))
+        and (ours is None or column not in ours.index or is_missing(ours[column]) or column in row.get(NOT_COMPARED, {}))
     ]
 
 
@@ -119,12 +120,22 @@ def _quantity(block: _Block, row: Mapping, column: str) -> str:
     return f"{column} for {extra}" if extra else column
 
 
+def _same_minimal_shape(row: Mapping, ours: pd.Series, column: str) -> bool:
+    """False for a minimal shape's RMSE (``min_*_rmse``) whose shape differs between the paper and
+    ours: the two RMSEs are then of different models. True for every other cell."""
+    shape = column.removesuffix("_rmse") + "_shape"
+    if not (column.startswith("min_") and shape in row and shape in ours.index) or is_missing(ours[shape]):
+        return True
+    return format_shape(row[shape]) == str(ours[shape])
+
+
 def _row_comparisons(
     block: _Block, row: Mapping, ours: pd.Series, factor: float,
 ) -> list[Comparison]:
     found = []
     for column, paper in row.items():
-        if column in block.keys or column in (*FLAG_LISTS, NOT_COMPARED) or column not in ours.index or is_missing(ours[column]):
+        if (column in block.keys or column in (*FLAG_LISTS, NOT_COMPARED) or column in row.get(NOT_COMPARED, {})
+                or column not in ours.index or is_missing(ours[column])):
             continue
         is_shape = isinstance(paper, list)
         found.append(Comparison(
@@ -134,6 +145,7 @@ def _row_comparisons(
             ours=str(ours[column]) if is_shape else float(ours[column]),
             tolerance_factor=factor,
             uncertain=column in row.get("uncertain", ()), approximate=column in row.get("approximate", ()),
+            sided=_same_minimal_shape(row, ours, column),
         ))
     return found
 
@@ -217,15 +229,24 @@ def _comparison_table(found: Sequence[Comparison]) -> str:
         "quantity": [c.quantity for c in found],
         "paper": [("≈" if c.approximate else "") + _value_text(c.paper, c.quantity) for c in found],
         "ours": [_value_text(c.ours, c.quantity) for c in found],
-        "ours/paper": ["—" if c.is_shape else f"{c.ratio:.3g}" for c in found],
+        "ours/paper": ["—" if c.is_shape else _ratio_text(c) for c in found],
         FLAG: [FLAG if c.uncertain else "" for c in found],
         "verdict": [_verdict(c) for c in found],
     })
     return markdown_table(frame, {column: str for column in frame.columns})
 
 
+def _ratio_text(c: Comparison) -> str:
+    """ours/paper with the digits that keep it on its verdict's side of the band."""
+    return band_text(c.ratio, lambda r: within_band(r, 1.0, False, c.tolerance_factor) == c.within_tolerance)
+
+
 def _statement(c: Comparison, cause: str) -> str:
-    direction = f"{c.ratio:.3g}× the paper's" if c.ratio >= 1 else f"1/{1 / c.ratio:.3g} of the paper's"
+    if c.ratio >= 1 or c.ratio == 0:
+        direction = f"{_ratio_text(c)}× the paper's"
+    else:
+        inverse = band_text(1 / c.ratio, lambda r: within_band(1 / r, 1.0, False, c.tolerance_factor) == c.within_tolerance)
+        direction = f"1/{inverse} of the paper's"
     flag = f" (paper cell {FLAG}: uncertain)" if c.uncertain else ""
     return (
         f"- {c.dataset}, {c.quantity}: ours {_value_text(c.ours, c.quantity)} is {direction} "
@@ -249,7 +270,8 @@ def _claims_part(name: str, checks: Sequence[ClaimCheck], unchecked: Sequence[st
 
 
 def _block_section(name: str, block: _Block, found: list[Comparison], absent: list[str], unmatched: list[str],
-                   claims: tuple[list[ClaimCheck], list[str]], reference: Reference, causes: Causes) -> str:
+                   claims: tuple[list[ClaimCheck], list[str]], reference: Reference, causes: Causes,
+                   pending: Mapping[str, str]) -> str:
     lines = [f"## {block.title}", "", f"Paper: {reference[name]['source']}.", ""]
     if found:
         numbers = [c for c in found if not c.is_shape]
@@ -264,6 +286,10 @@ def _block_section(name: str, block: _Block, found: list[Comparison], absent: li
     lines += _claims_part(name, *claims, causes)
     if unmatched:
         lines += ["Paper numbers not compared, and why:", "", *[f"- {item}" for item in unmatched], ""]
+    waiting = [f"{row} ({pending[row]})" for row in absent if row in pending]
+    if waiting:
+        lines += [f"Not compared yet, their trainings not all in: {', '.join(waiting)}.", ""]
+    absent = [row for row in absent if row not in pending]
     if absent:
         lines += [f"No runs for {len(absent)} of {len(reference[name]['rows'])} paper rows: {', '.join(absent)}.", ""]
     return "\n".join(lines)
@@ -298,12 +324,14 @@ def _fidelity_table(blocks: Mapping[str, tuple[str, Tally]], shapes: Mapping[str
 def paper_vs_ours(
     runs: Table, reference_yaml: str | Path, deviations: Sequence[str], out_path: str | Path,
     science: pd.DataFrame | str | Path | None = None, causes: Causes = Causes({}, reduced_budget=False),
-    science_outputs: str = PIPELINE_OUTPUTS,
+    science_outputs: str = PIPELINE_OUTPUTS, pending: Mapping[str, str] | None = None,
 ) -> Path:
     """Write the paper-vs-ours report (Markdown) to ``out_path`` and return the path; ``science``
     (science.csv, see :mod:`kan.reporting.science`) adds the science experiments, saying where each
     one's outputs are (``science_outputs``, with ``{name}`` for the experiment), ``causes``
-    explains each number outside its tolerance."""
+    explains each number outside its tolerance. ``pending`` names the datasets held back until
+    their trainings are all in (dataset -> how many are), which the report lists as such."""
+    pending = pending or {}
     reference = load_reference(reference_yaml)
     check_causes(causes, reference)
     extra = science_report(science if science is not None else pd.DataFrame(columns=["experiment", "metric", "value"]),
@@ -316,7 +344,7 @@ def paper_vs_ours(
         summary = block.summary(usable)
         found, absent, unmatched = _block_comparisons(name, block, summary, reference, None)
         checked = table_claims(name, reference[name], summary, block.keys)
-        sections.append(_block_section(name, block, found, absent, unmatched, checked, reference, causes))
+        sections.append(_block_section(name, block, found, absent, unmatched, checked, reference, causes, pending))
         tallies[name] = (block.title, Tally.of([c for c in found if not c.is_shape]))
         shaped = [c for c in found if c.is_shape]
         shapes[name] = (sum(c.within_tolerance for c in shaped), len(shaped))
@@ -328,8 +356,9 @@ def paper_vs_ours(
     header = [
         "# Paper vs ours", "",
         f"The numbers of \"{reference['paper']['title']}\" (arXiv {reference['paper']['arxiv']}, transcribed in "
-        f"`{Path(reference_yaml).as_posix()}`) next to ours, from {len(usable)} runs with status \"ok\""
-        f" and the science experiments' summaries. Left out: {left_out(loaded)}.{diverged_note}", "",
+        f"`{Path(reference_yaml).as_posix()}`) next to ours, from {len(usable)} run records (one per grid phase "
+        f"of a training) with status \"ok\" and the science experiments' summaries. Left out: {left_out(loaded)}."
+        f"{diverged_note}", "",
         f"**Fidelity: {total.text()}.**", "",
         _fidelity_table(tallies, shapes, claims, total), "",
         f"- ours/paper: the ratio of our value to the paper's; a number is within tolerance when the ratio lies "
@@ -337,6 +366,9 @@ def paper_vs_ours(
         f"within the block's tolerance. The stricter band is ×3 for ratios and ±2 pts for accuracies (never looser "
         f"than the block's own). ≈: the paper states the value only roughly. "
         f"{FLAG}: the copies of the paper disagree on this cell, so the paper value is uncertain.",
+        "- ours, as the paper's tables: the lowest test RMSE over the dataset's seeds, depths, λ and grid phases "
+        "(each phase's last step), so the model is chosen on the test set; there is no validation split. A "
+        "minimal shape is the pruned shape with the fewest edges (then hidden nodes) that reaches test RMSE < 1e-2.",
         "- every number outside its tolerance names its likely cause; claims of the paper are checked as bounds on "
         "our numbers (\"claims hold\" counts the claims checked; each section lists those it cannot check, and why).", "",
     ]

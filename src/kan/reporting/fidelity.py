@@ -12,7 +12,7 @@ ours gets one too (curated by :func:`claim_key`, else the budget).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 STRICT_FACTOR = 3.0
 STRICT_POINTS = 0.02
@@ -20,16 +20,28 @@ STRICT_POINTS = 0.02
 CAUSE_UNCERTAIN = "seed or copy: the paper's copies disagree on this cell (⚑)"
 CAUSE_BETTER = ("ours better than the paper: our data choices where the paper is silent (ranges, sizes) or "
                 "the selection over our sweep; not a shortfall")
+CAUSE_OTHER_SHAPE = ("different models: our minimal shape differs from the paper's (its shape row), so neither "
+                     "RMSE is the better one")
 CAUSE_BUDGET = "budget: this profile trains fewer steps, grids, depths and seeds than the paper"
 CAUSE_UNEXPLAINED = "not explained by budget: protocol (an unstated choice of ours) or a real disagreement"
 
 
 def within_band(ours: float, paper: float, is_accuracy: bool, tolerance: float) -> bool:
     """Accuracies: ``|ours - paper| <= tolerance``; other numbers: ``ours / paper`` in ``[1/tolerance, tolerance]``."""
-    if is_accuracy:
-        return abs(ours - paper) <= tolerance
+    if is_accuracy:  # the slack keeps a difference of exactly the tolerance inside on both sides
+        return abs(ours - paper) <= tolerance + 1e-9
     ratio = ours / paper
     return 1 / tolerance <= ratio <= tolerance
+
+
+def band_text(value: float, agrees: Callable[[float], bool]) -> str:
+    """``value`` to 3 significant digits, or to more where 3 would print a number that ``agrees``
+    rejects (a ratio at a band's edge, e.g. 0.09996 shown as 0.1 beside "outside ×10")."""
+    for digits in range(3, 10):
+        text = f"{value:.{digits}g}"
+        if agrees(float(text)):
+            return text
+    return text
 
 
 def strict_tolerance(is_accuracy: bool, tolerance: float) -> float:
@@ -54,6 +66,7 @@ class Judged(Protocol):
     paper: float
     ours: float
     uncertain: bool
+    sided: bool  # False: the two numbers are of different models, so neither side is better
 
     @property
     def within_tolerance(self) -> bool: ...
@@ -65,7 +78,7 @@ class Judged(Protocol):
 def better_than_paper(comparison: Judged) -> bool:
     """Whether ours is on the better side of the paper's number (lower errors, higher accuracies and exponents)."""
     lower = lower_is_better(comparison.quantity)
-    return lower is not None and comparison.ours != comparison.paper and (comparison.ours < comparison.paper) == lower
+    return comparison.sided and lower is not None and comparison.ours != comparison.paper and (comparison.ours < comparison.paper) == lower
 
 
 def cause_key(block: str, dataset: str, quantity: str) -> str:
@@ -92,11 +105,13 @@ class Causes:
         return cls(curated, reduced_budget=profile != "paper")
 
     def explain(self, comparison: Judged, key: str) -> str:
-        """Curated, ⚑, better than the paper, budget, or unexplained, in that order."""
+        """Curated, ⚑, different models, better than the paper, budget, or unexplained, in that order."""
         if key in self.curated:
             return self.curated[key]
         if comparison.uncertain:
             return CAUSE_UNCERTAIN
+        if not comparison.sided:
+            return CAUSE_OTHER_SHAPE
         if better_than_paper(comparison):
             return CAUSE_BETTER
         return CAUSE_BUDGET if self.reduced_budget else CAUSE_UNEXPLAINED

@@ -98,6 +98,14 @@ def per_experiment(shards: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {name: shards[experiment == name] for name in dict.fromkeys(experiment)}
 
 
+def pending_datasets(shards: pd.DataFrame) -> dict[str, str]:
+    """Dataset -> ``"k of n trainings in"`` for each incomplete shard of one table dataset (groups
+    ``<experiment>/<dataset>``), which the report holds back."""
+    return {group.split("/", 1)[1]: f"{row.current} of {row.trainings} trainings in"
+            for row in shards[~shards["complete"]].itertuples()
+            for group in [str(row.groups)] if "/" in group and " " not in group and row.trainings > 0}
+
+
 def as_runs_csv(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs table as the pipeline's reports read it from runs.csv (empty text is NaN there),
     so both paths build the same report."""
@@ -116,10 +124,12 @@ def rebuild(records: Path | str, reference_yaml: Path | str) -> list[Path]:
     pairs = every["experiment"] + "/" + every["dataset"]
     runs = every[pairs.isin(inputs[COMPLETE])].reset_index(drop=True)
     science_dirs = sorted(d for d in (records / SCIENCE).glob("*") if d.is_dir())
+    shards = pd.read_csv(records / SHARDS)
     report = paper_vs_ours(runs, reference_yaml, inputs["deviations"], records / REPORT, science_table(science_dirs),
-                           Causes.of_profile(inputs["miss_causes"], inputs["profile"]), PUBLISHED_OUTPUTS)
+                           Causes.of_profile(inputs["miss_causes"], inputs["profile"]), PUBLISHED_OUTPUTS,
+                           pending_datasets(shards))
     title, *rest = report.read_text(encoding="utf-8").split("\n", 2)
-    status = status_lines(pd.read_csv(records / SHARDS), pairs[pairs.isin(inputs[COMPLETE])].nunique(), pairs.nunique())
+    status = status_lines(shards, pairs[pairs.isin(inputs[COMPLETE])].nunique(), pairs.nunique())
     report.write_text("\n".join([title, "", *status, *rest[1:]]), encoding="utf-8")
     written = [report, *write_tables(runs, records / TABLES), *copy_science_tables(science_dirs, records / TABLES)]
     makers = (("pareto", figures.pareto_frontiers, (runs,)), ("scaling", figures.scaling_plot, (runs,)),

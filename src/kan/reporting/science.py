@@ -17,7 +17,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import pandas as pd
 
 from kan.records.markdown import markdown_table
-from kan.reporting.fidelity import Causes, Tally, cause_key, claim_key, strict_tolerance, within_band
+from kan.reporting.fidelity import Causes, Tally, band_text, cause_key, claim_key, strict_tolerance, within_band
 from kan.reporting.reference import NOT_COMPARED, OURS, Reference
 
 FLAG = "⚑"
@@ -46,6 +46,7 @@ class NumberComparison:
     tolerance: float  # accuracies: largest |ours - paper|; others: factor f of [1/f, f]
     uncertain: bool = False
     approximate: bool = False
+    sided = True  # a science number and the paper's are always of the same model
 
     @property
     def within_tolerance(self) -> bool:
@@ -63,7 +64,8 @@ class NumberComparison:
         """``+2.1 pts`` for accuracies, ``×0.5`` otherwise."""
         if self.is_accuracy:
             return f"{100 * (self.ours - self.paper):+.1f} pts"
-        return f"×{self.ours / self.paper:.3g}"
+        within = self.within_tolerance
+        return "×" + band_text(self.ours / self.paper, lambda r: within_band(r, 1.0, False, self.tolerance) == within)
 
     @property
     def tolerance_text(self) -> str:
