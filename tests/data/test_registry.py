@@ -5,6 +5,7 @@ import pytest
 
 from kan.data import (
     FAMILIES,
+    code_digest,
     dataset_dir,
     family_module,
     generate,
@@ -36,8 +37,17 @@ def test_families_and_task_counts():
 
 def test_unknown_family_lists_choices():
     match = "unknown data family 'feynmann'; valid families: synthetic, feynman"
-    with pytest.raises(ValueError, match=match):
-        family_module("feynmann")
+    for call in (family_module, code_digest):
+        with pytest.raises(ValueError, match=match):
+            call("feynmann")
+
+
+def test_each_family_has_its_own_generator_digest():
+    """The data rule regenerates a family's datasets when this digest changes (its module(s) or
+    the shared ones), and only that family's."""
+    digests = {family: code_digest(family) for family in FAMILIES}
+    assert len(set(digests.values())) == len(FAMILIES) and all(len(d) == 16 for d in digests.values())
+    assert code_digest("knot") == code_digest("knot")  # stable between calls
 
 
 def test_unknown_task_lists_choices():

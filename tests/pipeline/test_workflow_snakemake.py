@@ -4,8 +4,10 @@ directory, and a bad config stopping the run before any job, naming the key."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -147,3 +149,27 @@ def test_paper_shard_plans_its_own_chunks_and_science_only(snakemake, repo, load
 def test_bad_shard_stops_before_any_job(snakemake, repo):
     result = snakemake("shard", "-n", "--profile", str(repo / "profiles" / "paper"), "--config", "shard=9/8")
     assert result.returncode != 0 and "at shard: shard must be 'k/N'" in result.stdout + result.stderr
+
+
+def test_a_changed_data_generator_regenerates_its_datasets(repo, tmp_path):
+    """The data rule's parameters include the digest of the family's generator source: a fixed range
+    or formula regenerates its datasets instead of leaving the old data to be trained on as current."""
+    work, other, changed = tmp_path / "work", tmp_path / "other", tmp_path / "changed"
+    for copy, module in ((other, "feynman.py"), (changed, "synthetic.py")):
+        shutil.copytree(repo / "src", copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        with (copy / "kan" / "data" / module).open("a", encoding="utf-8") as source:
+            source.write("# an edit of the generator\n")
+
+    def run(*args: str, src: Path) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | {"PYTHONPATH": str(src)}
+        command = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(work),
+                   "--profile", str(repo / "profiles" / "ci"), "--cores", "1", *args, "datasets/generated/synthetic/xy"]
+        result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout + result.stderr
+
+    run(src=repo / "src")
+    assert "Nothing to be done" in run("-n", src=repo / "src")
+    assert "Nothing to be done" in run("-n", src=other)  # another family's generator: xy stays
+    planned = run("-n", src=changed)
+    assert "rule generate_dataset:" in planned and "Params have changed" in planned, planned

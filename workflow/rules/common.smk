@@ -4,7 +4,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from kan.data import dataset_dir as kan_dataset_dir, generated_root
+from kan.data import code_digest, dataset_dir as kan_dataset_dir, generated_root
 from kan.data.knot_download import DOWNLOAD_DIR
 from kan.experiments.sweep import chunk_priorities, chunks, expand
 from kan.pipeline.config import ConfigError, check_overrides, load_config, load_yaml

@@ -10,6 +10,7 @@ rule generate_dataset:
     params:
         spec=lambda w: DATA[(w.family, w.name)]["spec"],
         seed=lambda w: DATA[(w.family, w.name)]["seed"],
+        generator=lambda w: code_digest(w.family),  # a changed generator regenerates its family's datasets
     log:
         "logs/data/{family}/{name}.log",
     threads: 1

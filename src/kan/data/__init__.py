@@ -10,6 +10,7 @@ generate the same data in memory.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 from collections.abc import Iterable, Mapping
@@ -26,6 +27,7 @@ FAMILIES = ("synthetic", "feynman", "special", "knot", "anderson")
 __all__ = [
     "FAMILIES",
     "DatasetRequest",
+    "code_digest",
     "GeneratedData",
     "dataset_dir",
     "definition_digest",
@@ -41,6 +43,25 @@ __all__ = [
     "with_requests",
     "write_dataset",
 ]
+
+
+SHARED_SOURCES = ("__init__.py", "io.py", "sampling.py", "spec.py")  # every family's generator uses these
+
+
+def code_digest(family: str) -> str:
+    """sha256 (16 hex digits) of the source that generates ``family``'s datasets: its module(s)
+    (``<family>.py``, ``<family>_*.py``) and the shared ones. The pipeline's data rule takes it as a
+    parameter, so a changed generator (a range, a formula, a split) regenerates that family's
+    datasets instead of leaving the old data to be trained on as current."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown data family '{family}'; valid families: {', '.join(FAMILIES)}")
+    folder = Path(__file__).parent
+    names = sorted({*SHARED_SOURCES, f"{family}.py", *(p.name for p in folder.glob(f"{family}_*.py"))})
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(f"{name}\n".encode())
+        digest.update((folder / name).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def family_module(family: str) -> ModuleType:
