@@ -85,3 +85,16 @@ def test_two_input_human_shapes_can_represent_the_formula_on_the_sampled_box(nam
         parts = inner_1(first), inner_2(second)
     assert all(np.isfinite(p).all() and np.abs(p).max() < 10 for p in parts), "inner functions finite and bounded"
     np.testing.assert_allclose(outer(parts[0] + parts[1]), data.train["target"].to_numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_the_six_input_human_shape_can_represent_the_gravity_law_on_the_sampled_box():
+    """I.9.18 in [6,4,2,1,1]: layer 1 gives b - 1, c - d, e - f and ln a; layer 2 the denominator D
+    (a sum of squares) and ln a again; layer 3 ln a - ln D; the output exp. Every inner value must
+    be finite and bounded on the box (a > 0, D bounded away from 0)."""
+    assert TASKS["I.9.18"].shape == (6, 4, 2, 1, 1)
+    data = generate("I.9.18", None, seed=0).train
+    log_a = np.log(data["a"].to_numpy())
+    denominator = (data["b"] - 1) ** 2 + (data["c"] - data["d"]) ** 2 + (data["e"] - data["f"]) ** 2
+    log_d = np.log(denominator.to_numpy())
+    assert np.isfinite(log_a).all() and np.abs(log_a).max() < 10 and np.abs(log_d).max() < 10
+    np.testing.assert_allclose(np.exp(log_a - log_d), data["target"].to_numpy(), rtol=1e-10, atol=1e-12)

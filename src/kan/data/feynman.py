@@ -54,8 +54,10 @@ TASKS: dict[str, SymbolicTask] = {
     ),
     "I.9.18": _equation(
         a / ((b - 1) ** 2 + (c - d) ** 2 + (e - f) ** 2),
-        {a: UNIT, b: (-1.0, 0.5), c: UNIT, d: UNIT, e: UNIT, f: UNIT},
-        (6, 4, 2, 1, 1), "denominator >= 0.25",
+        {a: POSITIVE, b: (-1.0, 0.5), c: UNIT, d: UNIT, e: UNIT, f: UNIT},
+        (6, 4, 2, 1, 1),
+        "denominator >= 0.25; a > 0 because the human shape [6,4,2,1,1] computes exp(ln a - ln D) "
+        "from a and the denominator D (with a of both signs it cannot be the quotient)",
     ),
     "I.12.11": _equation(1 + a * sp.sin(theta), {a: UNIT, theta: ANGLE}, (2, 2, 2, 1)),
     "I.13.12": _equation(a * (1 / b - 1), {a: UNIT, b: POSITIVE}, (2, 2, 1), "b > 0"),
