@@ -255,3 +255,35 @@ def test_values_lie_in_the_band_of_every_recorded_kind(runs, repo, reference):
     recorded = pd.read_csv(repo / "reports" / "reference" / "ci_expected.csv")
     failures = compare_band(runs, recorded, reference["band_factor"])
     assert not failures, f"ci runs outside the cross-machine band ({machine_kind()}):\n" + "\n".join(failures)
+
+
+def _logged_in_a_fresh_process(work: Path, experiment: str) -> set[str]:
+    """The config ids logged in ``experiment`` of the work directory's store, read by a new process:
+    MLflow keeps one store per URI for a process's life, still on the file a deleted store had."""
+    code = ("import json, sys; from kan.pipeline.tracking import client, logged_runs; m = client(sys.argv[1]); "
+            "found = m.get_experiment_by_name(sys.argv[2]); "
+            "print(json.dumps(sorted(logged_runs(m, found.experiment_id)) if found else None))")
+    uri = f"sqlite:///{work / 'results' / 'mlflow.db'}"
+    result = subprocess.run([sys.executable, "-c", code, uri, experiment], capture_output=True, text=True, check=True)
+    return set(json.loads(result.stdout) or ())
+
+
+def test_a_deleted_mlflow_store_is_recreated_with_every_run(ci_run, runs, repo, science_names):
+    """Deleting results/mlflow.db used to leave "Nothing to be done" over an empty MLflow: the run
+    recreates the store and logs every run into it again, and then has nothing to do."""
+    work = ci_run[0]
+    (work / "results" / "mlflow.db").unlink()
+    result = _snakemake(repo, work)
+    assert result.returncode == 0 and "recreating the MLflow store" in result.stderr, result.stderr[-3000:]
+    assert _logged_in_a_fresh_process(work, "kan-ci") == set(runs.run_id) | _science_ids(work, science_names)
+    assert "Nothing to be done" in _snakemake(repo, work, "-n").stdout
+
+
+def test_a_new_experiment_name_gets_every_run_in_the_same_invocation(ci_run, runs, repo, science_names):
+    """A changed tracking target used to create an empty experiment and report success; the
+    logging jobs now follow the store in the same run (last: it leaves the store renamed)."""
+    work = ci_run[0]
+    result = _snakemake(repo, work, "--config", "tracking={experiment: kan-ci-renamed}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = set(runs.run_id) | _science_ids(work, science_names)
+    assert _logged_in_a_fresh_process(work, "kan-ci-renamed") == expected

@@ -1,5 +1,6 @@
 """Validated config, the expanded sweep and the input functions every rule file uses."""
 
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -10,7 +11,7 @@ from kan.experiments.sweep import chunk_priorities, chunks, expand
 from kan.pipeline.config import ConfigError, check_overrides, load_config, load_yaml
 from kan.pipeline.jobs import profile_datasets
 from kan.pipeline.science_jobs import science_requests
-from kan.pipeline.tracking import sqlite_path, tracking_uri
+from kan.pipeline.tracking import forget_lost_store, sqlite_path, tracking_uri
 from kan.records.aggregate import manifest_state
 from kan.records.provenance import code_fingerprint
 from kan.records.shards import in_shard
@@ -136,6 +137,10 @@ def tracking_target():
     """The marker written once the tracking store exists. The store (results/mlflow.db) is not
     an output itself, so Snakemake never deletes it when the rule reruns."""
     return f"{RESULTS}/tracking/store.json"
+
+
+if forget_lost_store(TRACKING_URI, Path(tracking_target()).parent):  # the database was deleted or moved
+    print(f"{TRACKING_DB} is missing: recreating the MLflow store and logging every run again", file=sys.stderr)
 
 
 def final_targets():

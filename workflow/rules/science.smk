@@ -56,7 +56,7 @@ rule aggregate_science:
 
 rule log_science:
     input:
-        store=ancient(tracking_target()),
+        store=tracking_target(),  # a recreated store logs every run again
         results=science_results(),
     output:
         f"{RESULTS}/tracking/science.json",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -82,6 +83,18 @@ def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI, else None."""
     prefix = "sqlite:///"
     return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
+
+
+def forget_lost_store(uri: str, markers: Path | str) -> bool:
+    """Remove the folder of the pipeline's tracking ``markers`` (the store's and the logging jobs')
+    when the SQLite database of ``uri`` they vouch for is gone (deleted or moved), so the next run
+    recreates the store and logs every run into it again instead of reporting "nothing to be done"
+    over an empty store; whether it removed it."""
+    database, markers = sqlite_path(uri), Path(markers)
+    if database is None or database.is_file() or not markers.is_dir():
+        return False
+    shutil.rmtree(markers)
+    return True
 
 
 def init_tracking(uri: str, experiment: str, artifact_root: Path | str | None, description: str = "") -> str:
