@@ -149,6 +149,9 @@ def test_paper_shard_plans_its_own_chunks_and_science_only(snakemake, repo, load
 def test_bad_shard_stops_before_any_job(snakemake, repo):
     result = snakemake("shard", "-n", "--profile", str(repo / "profiles" / "paper"), "--config", "shard=9/8")
     assert result.returncode != 0 and "at shard: shard must be 'k/N'" in result.stdout + result.stderr
+    result = snakemake("shard", "-n", "--profile", str(repo / "profiles" / "paper"), "--config", "shard=60/60")
+    out = result.stdout + result.stderr  # a well-formed shard beyond the 54 groups used to finish doing nothing
+    assert result.returncode != 0 and "config key shard: shard 60/60 selects no job: the profile has 54 groups" in out
 
 
 def test_a_changed_data_generator_regenerates_its_datasets(repo, tmp_path):

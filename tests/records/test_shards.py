@@ -55,6 +55,13 @@ def test_a_bad_shard_list_is_named(bad):
         parse_shards(bad)
 
 
+def test_a_shard_that_selects_nothing_is_named(paper_jobs):
+    groups = group_count(paper_jobs)
+    assert in_shard(paper_jobs, f"{groups}/{groups + 5}")  # the last shard that holds a group
+    with pytest.raises(ValueError, match=rf"shard {groups + 1}/{groups + 5} selects no job: the profile has {groups} "):
+        in_shard(paper_jobs, f"3/{groups + 5},{groups + 1}/{groups + 5}")
+
+
 def test_several_shards_run_the_union_of_their_jobs_in_order(paper_jobs):
     assert parse_shards(" 3/8, 5/8 ") == [(3, 8), (5, 8)]
     both = in_shard(paper_jobs, "3/8,5/8")

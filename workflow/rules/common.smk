@@ -130,7 +130,10 @@ def shard_targets():
     every one of them without it)."""
     targets = {name: chunk_manifest(name) for name in CHUNKS}
     targets |= {f"science:{name}": result for name, result in zip(SCIENCE, science_results())}
-    return [targets[name] for name in in_shard(targets, SETTINGS["shard"] or "1/1")]
+    try:
+        return [targets[name] for name in in_shard(targets, SETTINGS["shard"] or "1/1")]
+    except ValueError as error:
+        raise WorkflowError(f"config key shard: {error}") from None
 
 
 def tracking_target():

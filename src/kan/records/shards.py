@@ -59,8 +59,13 @@ def shard_groups(names: Iterable[str], count: int) -> dict[int, list[str]]:
 
 def in_shard(names: Iterable[str], shard: str) -> list[str]:
     """The names of ``names`` that belong to ``shard`` (``"k/N"``, or several: :func:`parse_shards`),
-    in their order."""
+    in their order; ValueError for a shard that selects nothing (k above the number of groups)."""
     names = list(names)
     wanted = parse_shards(shard)
+    groups = group_count(names)
+    empty = [f"{index}/{count}" for index, count in wanted if index > groups]
+    if empty:  # shard_of deals the groups in turn: shard k holds one exactly when k <= the group count
+        raise ValueError(f"shard {', '.join(empty)} selects no job: the profile has {groups} groups "
+                         f"(datasets and science experiments), so k must be at most {groups}")
     shards = {count: shard_of(names, count) for count in {count for _, count in wanted}}
     return [name for name in names if any(shards[count][name] == index for index, count in wanted)]
