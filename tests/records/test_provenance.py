@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from kan.records.provenance import EXPECTED_FILES, REFERENCE, UNRECORDED, code_fingerprint
+from kan.records.provenance import (EXPECTED_FILES, REFERENCE, UNRECORDED, code_fingerprint, rerun_fingerprint,
+                                    source_digest)
 
 
 @pytest.fixture
@@ -58,3 +59,13 @@ def test_a_machine_kind_without_expected_values_is_unrecorded_and_missing_files_
     assert code_fingerprint(kind, "pde", reference) == UNRECORDED  # its rows dropped on this kind
     assert code_fingerprint(kind, "knots", reference) not in (UNRECORDED, "unknown")
     assert code_fingerprint(_kinds(reference)[0], reference=tmp_path / "nowhere") == "unknown"
+
+
+def test_jobs_rerun_by_the_source_on_a_machine_kind_without_expected_values(reference):
+    """Every commit shares the placeholder "unrecorded" there, so code changes would never rerun."""
+    kind = _kinds(reference)[0]
+    assert rerun_fingerprint(kind, reference=reference) == code_fingerprint(kind, reference=reference)
+    assert rerun_fingerprint(kind, "pde", reference) == code_fingerprint(kind, "pde", reference)
+    for machine in ("riscv64-unknown", "aarch64"):
+        assert rerun_fingerprint(machine, reference=reference) == f"source:{source_digest()}"
+        assert rerun_fingerprint(machine, "pde", reference) == f"source:{source_digest()}"

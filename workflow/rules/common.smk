@@ -13,7 +13,7 @@ from kan.pipeline.jobs import profile_datasets
 from kan.pipeline.science_jobs import science_requests
 from kan.pipeline.tracking import forget_lost_store, sqlite_path, tracking_uri
 from kan.records.aggregate import manifest_state
-from kan.records.provenance import code_fingerprint
+from kan.records.provenance import rerun_fingerprint
 from kan.records.shards import in_shard
 from kan.science.registry import resolve_settings
 
@@ -32,7 +32,7 @@ def local(path):
 
 
 RESULTS = "results"
-CODE_FINGERPRINT = code_fingerprint()  # what this code computes on this machine kind (kan.records.provenance)
+CODE_FINGERPRINT = rerun_fingerprint()  # what this code computes on this machine kind (kan.records.provenance)
 REPORTS = "reports"
 DATASETS = str(generated_root("datasets"))
 KNOT_DOWNLOAD_DIR = DOWNLOAD_DIR  # DeepMind's knot table, when science.knots.download is on

@@ -23,7 +23,7 @@ rule science:
         settings=lambda w: SETTINGS["science"][w.name],  # functions: config text is not a wildcard pattern
         profile=lambda w: SETTINGS["profile"],
         datasets=science_datasets,
-        fingerprint=lambda w: code_fingerprint(science=w.name),  # a change of its numbers reruns the experiment
+        fingerprint=lambda w: rerun_fingerprint(science=w.name),  # a change of its numbers reruns the experiment
     log:
         "logs/science/{name}.log",
     threads: 1

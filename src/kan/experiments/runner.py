@@ -32,7 +32,7 @@ from kan.batched import fit_many
 from kan.data import definition_digest, read_dataset, to_tensors
 from kan.experiments.pruning import prune_model, sparsify_config
 from kan.experiments.sweep import Stage, Training, finishing_runs
-from kan.records.provenance import DATA_DEFINITION, FINGERPRINT, code_fingerprint, machine_kind
+from kan.records.provenance import DATA_DEFINITION, FINGERPRINT, machine_kind, rerun_fingerprint
 from kan.records.runfiles import checked_model, is_finished, read_history, read_metrics, run_dir, update_metrics, write_run
 from kan.train import TrainConfig
 
@@ -219,7 +219,7 @@ def currency(extra: Mapping[str, Any], digest: str) -> Currency:
     """Which records count for a chunk whose runs get provenance ``extra`` and that trains on the
     data of ``digest`` (:func:`data_digest`): a record made from other data is stale; with a code
     fingerprint in ``extra``, so is one whose fingerprint is not what the code computes on the
-    record's machine kind (``extra``'s fingerprint on this kind, the recorded one on another).
+    record's machine kind (``extra``'s fingerprint on this kind, :func:`rerun_fingerprint` of another).
     Records from before data digests were kept count as made from this data."""
     fingerprint = extra.get(FINGERPRINT)
     here = extra.get("machine") or machine_kind()
@@ -230,7 +230,7 @@ def currency(extra: Mapping[str, Any], digest: str) -> Currency:
         if fingerprint is None:
             return True
         machine = record.get("machine") or here
-        return record.get(FINGERPRINT) == (fingerprint if machine == here else code_fingerprint(machine))
+        return record.get(FINGERPRINT) == (fingerprint if machine == here else rerun_fingerprint(machine))
 
     return counts
 

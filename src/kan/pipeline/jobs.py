@@ -18,7 +18,7 @@ from kan.experiments.pruning import DEVIATION
 from kan.experiments.runner import train_chunk
 from kan.experiments.sweep import Training, datasets_used
 from kan.pipeline.joblog import write_json
-from kan.records.provenance import FINGERPRINT, code_fingerprint, git_commit, machine_kind
+from kan.records.provenance import FINGERPRINT, git_commit, machine_kind, rerun_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def train(trainings: Sequence[Mapping[str, Any]], dataset_dirs: Mapping[str, str
     """
     dirs = {tuple(key.split("/", 1)): Path(path) for key, path in dataset_dirs.items()}
     extra = {"profile": profile, "git_commit": git_commit(), "machine": machine_kind(),
-             FINGERPRINT: code_fingerprint()}
+             FINGERPRINT: rerun_fingerprint()}
     chunk = [Training.from_dict(t) for t in trainings]
     outcome = train_chunk(chunk, dirs, results, extra, current_trainings(chunk, published) if published else ())
     log.info("chunk done: %d trainings, %d trained now, %d published, %d runs", outcome["trainings"],

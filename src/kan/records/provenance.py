@@ -48,6 +48,14 @@ def source_digest() -> str:
     return digest.hexdigest()[:16]
 
 
+def rerun_fingerprint(machine: str | None = None, science: str | None = None, reference: Path = REFERENCE) -> str:
+    """The fingerprint the pipeline reruns a job by (and a training records): :func:`code_fingerprint`
+    where this machine kind has recorded ci values; elsewhere ``source:<source_digest>``, so that a
+    code change reruns there too instead of every commit sharing the placeholder ``unrecorded``."""
+    fingerprint = code_fingerprint(machine, science, reference)
+    return f"source:{source_digest()}" if fingerprint in PLACEHOLDERS else fingerprint
+
+
 @lru_cache(maxsize=1)
 def machine_kind(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """The kind of CPU, as far as it changes floating-point results: architecture, vendor and
