@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from kan.reporting.reference import load_reference, validate_reference
-from kan.reporting.table_claims import table_claims, table_metrics
+from kan.reporting.table_claims import claim_context, table_claims, table_metrics
 
 NAN = float("nan")
 
@@ -21,6 +21,17 @@ FEYNMAN = _feynman(
     ("I.9.18", NAN, NAN, 3e-3, 2e-3, 1e-3),  # no human KAN, no minimal shape: best KAN 2e-3, ratio 2
     ("I.12.11", 1e-3, "[2,2,1]", 1e-3, 1e-3, NAN),  # no MLP: no ratio, not in the share
 )
+
+
+def test_the_comparable_claim_is_read_beside_the_papers_own_table():
+    block = {"tolerance_factor": 10.0, "rows": [
+        {"dataset": "I.6.20", "human_rmse": 1e-4, "best_pruned_rmse": 2e-4, "unpruned_rmse": 3e-4, "mlp_rmse": 2e-4},
+        {"dataset": "I.9.18", "human_rmse": 5e-3, "best_pruned_rmse": 8e-3, "unpruned_rmse": 6e-3, "mlp_rmse": 1e-4},
+    ]}  # the paper's ratios: 0.5 (KAN better, within) and 50 (outside)
+    line, _ = claim_context("feynman", block, FEYNMAN)
+    assert "in the paper's own table: 1 of 2 within ×10 (0.50), the KAN better on 1 of 2" in line
+    assert "in ours: 2 of 4 within ×10 (0.50), the KAN better on 1 of 4" in line  # ratios 1, 0.01, 40, 2
+    assert claim_context("special_functions", block, FEYNMAN) == []
 
 
 def test_summary_cells_become_dataset_metrics_and_missing_ones_do_not():

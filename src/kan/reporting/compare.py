@@ -22,7 +22,7 @@ from kan.reporting.runs import Table, format_shape, left_out, load_runs, usable_
 from kan.reporting.science import PIPELINE_OUTPUTS, ClaimCheck, claim_keys, claim_statements, science_report
 from kan.reporting.science import cause_keys as science_cause_keys
 from kan.reporting.summaries import feynman_summary, grid_summary, scaling_summary, special_summary
-from kan.reporting.table_claims import table_claims
+from kan.reporting.table_claims import claim_context, table_claims
 
 FLAG = "⚑"
 DIVERGED_NOTE = ("A diverged run is the grid phase in which a training's loss became non-finite or ran away "
@@ -254,9 +254,10 @@ def _statement(c: Comparison, cause: str) -> str:
     )
 
 
-def _claims_part(name: str, checks: Sequence[ClaimCheck], unchecked: Sequence[str], causes: Causes) -> list[str]:
+def _claims_part(name: str, checks: Sequence[ClaimCheck], unchecked: Sequence[str], context: Sequence[str],
+                 causes: Causes) -> list[str]:
     """A table block's claims: the checked ones as a table, those that do not hold spelled out with
-    their likely cause, and those not checked with the reason."""
+    their likely cause, the ``context`` lines, and those not checked with the reason."""
     lines = []
     if checks:
         rows = [c.row() for c in checks]
@@ -264,13 +265,14 @@ def _claims_part(name: str, checks: Sequence[ClaimCheck], unchecked: Sequence[st
                   markdown_table(pd.DataFrame(rows), {column: str for column in rows[0]})]
         lines += claim_statements(name, checks, causes)
         lines += [""] if any(not c.holds for c in checks) else []
+        lines += list(context)
     if unchecked:
         lines += ["Claims not checked, and why:", "", *[f"- {item}" for item in unchecked], ""]
     return lines
 
 
 def _block_section(name: str, block: _Block, found: list[Comparison], absent: list[str], unmatched: list[str],
-                   claims: tuple[list[ClaimCheck], list[str]], reference: Reference, causes: Causes,
+                   claims: tuple[list[ClaimCheck], list[str], list[str]], reference: Reference, causes: Causes,
                    pending: Mapping[str, str]) -> str:
     lines = [f"## {block.title}", "", f"Paper: {reference[name]['source']}.", ""]
     if found:
@@ -344,7 +346,9 @@ def paper_vs_ours(
         summary = block.summary(usable)
         found, absent, unmatched = _block_comparisons(name, block, summary, reference, None)
         checked = table_claims(name, reference[name], summary, block.keys)
-        sections.append(_block_section(name, block, found, absent, unmatched, checked, reference, causes, pending))
+        sections.append(_block_section(name, block, found, absent, unmatched,
+                                       (*checked, claim_context(name, reference[name], summary)), reference, causes,
+                                       pending))
         tallies[name] = (block.title, Tally.of([c for c in found if not c.is_shape]))
         shaped = [c for c in found if c.is_shape]
         shapes[name] = (sum(c.within_tolerance for c in shaped), len(shaped))
