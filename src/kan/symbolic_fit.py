@@ -47,18 +47,26 @@ def _r2_grid(f: SymbolicFunction, x: Tensor, y: Tensor, a: Tensor, b: Tensor) ->
         spread = (values * values).sum(dim=-1)
         r2 = (values @ y0) ** 2 / (spread * (y0 @ y0))
         resolved = spread > len(x) * (_RESOLUTION * scale) ** 2  # else rounding, not f, shapes the values
+        if f.domain is not None:  # a fit that needs the clamp outside f's domain is not f
+            resolved &= f.domain(pre).all(dim=-1)
         out.append(torch.where(resolved, torch.nan_to_num(r2, nan=-math.inf, posinf=-math.inf), -math.inf))
     return torch.cat(out)
 
 
 def _linear_fit(f: SymbolicFunction, x: Tensor, y: Tensor, a: float, b: float) -> tuple[Affine, float]:
-    """Least-squares ``(c, d)`` for fixed ``(a, b)`` and the resulting R² (-inf when not finite)."""
+    """Least-squares ``(c, d)`` for fixed ``(a, b)`` and the resulting R² (-inf when not finite or
+    when a sample leaves ``f``'s domain)."""
     values = f.torch_fn(a * x + b)
     v0 = values - values.mean()
     var = float(v0 @ v0)
     c = float(v0 @ (y - y.mean())) / var if var > 0 else 0.0
     d = float(y.mean() - c * values.mean())
-    return (a, b, c, d), r2_score(values * c + d, y)
+    return (a, b, c, d), r2_score(values * c + d, y) if in_domain(f, a * x + b) else -math.inf
+
+
+def in_domain(f: SymbolicFunction, arguments: Tensor) -> bool:
+    """Whether every argument lies where ``f``'s torch function computes its formula (no clamp)."""
+    return f.domain is None or bool(f.domain(arguments).all())
 
 
 def r2_score(prediction: Tensor, y: Tensor) -> float:
@@ -103,7 +111,9 @@ def fit_affine(
     step); among grid points tied in R² (degenerate directions such as ``c·exp(b)``) the one
     nearest ``(a, b) = (1, 0)`` wins. ``(c, d)`` come from least squares, then Levenberg-Marquardt
     refines all four when R² >= 0.9 (kept only if R² improves). Non-finite values of ``f`` count as bad fits, and
-    so do nearly constant ones (std below 1e-7 of max |f|), whose shape is float rounding.
+    so do nearly constant ones (std below 1e-7 of max |f|), whose shape is float rounding, and fits
+    that put a sample outside ``f``'s domain (``SymbolicFunction.domain``: the exported formula
+    would not be what the model computes there).
     A constant ``y`` gives ``(1, 0, 0, mean)`` with R² = 1.
     """
     f = _as_function(fn)
@@ -131,7 +141,7 @@ def fit_affine(
         polished = _polish(f, x, y, params)
         with torch.no_grad():
             r2_polished = r2_score(polished[2] * f.torch_fn(polished[0] * x + polished[1]) + polished[3], y)
-        if r2_polished > r2_best:
+        if r2_polished > r2_best and in_domain(f, polished[0] * x + polished[1]):
             params, r2_best = polished, r2_polished
     return params, r2_best
 

@@ -165,3 +165,25 @@ def test_auto_symbolic_retrains_a_classifier_with_its_own_loss_and_checks_data_f
     with pytest.raises(ValueError, match="train_label has class 2 but the model has 2 outputs"):
         auto_symbolic(fresh, {**data, "train_label": classes + 1}, library=["x"])
     assert fresh.layers[0].symbolic_mask.eq(0).all()  # nothing snapped before the error
+
+
+@pytest.mark.parametrize("name, target", [("sqrt", lambda x: np.sqrt(np.clip(x, 0, None))),
+                                          ("log", lambda x: np.log(np.clip(x, 1e-6, None))),
+                                          ("arcsin", lambda x: np.arcsin(np.clip(2 * x, -1, 1)))])
+def test_a_fit_never_leans_on_the_clamp_outside_the_functions_domain(name, target):
+    """The torch twins clamp their argument to stay finite; a fit using the clamp matched the data
+    while its exported formula (sqrt, log, arcsin of the raw argument) computed something else."""
+    x = torch.linspace(-1, 1, 201, dtype=torch.float64)
+    (a, b, c, d), r2 = fit_affine(x, torch.as_tensor(target(x.numpy())), name)
+    f = get_function(name)
+    assert f.domain is not None and bool(f.domain(a * x + b).all())  # every sample inside the domain
+    formula = sympy.lambdify(sympy.Symbol("u"), c * f.sympy_fn(a * sympy.Symbol("u") + b) + d, "numpy")
+    model = c * f.torch_fn(a * x + b) + d
+    np.testing.assert_allclose(formula(x.numpy()), model.numpy(), rtol=1e-9, atol=1e-9)  # the formula is the fit
+    assert r2 < 1 - 1e-6  # the kinked data is not sqrt/log/arcsin of an affine argument
+
+
+def test_a_function_inside_its_domain_still_fits_exactly():
+    x = torch.linspace(0.5, 2, 101, dtype=torch.float64)
+    (a, b, c, d), r2 = fit_affine(x, 3 * torch.log(2 * x + 1) - 1, "log")
+    assert r2 > 1 - 1e-10
