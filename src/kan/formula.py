@@ -23,7 +23,9 @@ def normalise(expr: sympy.Expr, resolution: float = RESOLUTION) -> sympy.Expr:
 
     Bottom-up, on every subexpression: in a sum, a multiple of one variable whose factor is below
     ``resolution`` × the largest such factor is dropped (inputs of comparable size assumed), and so
-    is a constant below ``resolution`` × the largest factor of any term; ``(k·u)^p`` becomes
+    is a constant below ``resolution`` × the largest factor of a term that factor sizes (a multiple
+    of a variable or of sin, cos, tanh, arctan; never of exp, whose factor can be 1e8 on a small
+    term); ``(k·u)^p`` becomes
     ``k^p·u^p`` (``k`` the float factor of the expanded argument's leading term, taken positive
     unless ``p`` is an integer), likewise ``|k·u|``, ``log(k·u) = log k + log u`` and
     ``exp(u + b) = e^b·exp(u)``; ``sin``/``cos`` phases are reduced into (-π/2, π/2] (a shift
@@ -66,16 +68,27 @@ def _is_linear(term: sympy.Expr) -> bool:
     return term.as_coeff_Mul()[1].is_Symbol
 
 
+_BOUNDED = (sympy.sin, sympy.cos, sympy.tanh, sympy.atan)  # |f| <= 2: a factor is such a term's size
+
+
+def _sized(term: sympy.Expr) -> bool:
+    """A multiple of one variable or of a bounded function: its factor tells its size."""
+    rest = term.as_coeff_Mul()[1]
+    return rest.is_Symbol or isinstance(rest, _BOUNDED)
+
+
 def _without_noise(total: sympy.Expr, resolution: float) -> sympy.Expr:
     """The sum without its noise: multiples of one variable whose factor is below ``resolution`` ×
-    the largest such factor, and a constant below ``resolution`` × the largest factor of any term.
-    Other terms stay: their factor says nothing of their size (``2.9e8·exp(-10.5y)`` is small)."""
+    the largest such factor, and a constant below ``resolution`` × the largest factor of a term
+    whose factor tells its size (:func:`_sized`). Other terms stay, and do not make a constant
+    noise: their factor says nothing of their size (``2.9e8·exp(-10.5y)`` is small)."""
     factors = [abs(float(_coefficient(term))) for term in total.args]
     linear = max((f for f, term in zip(factors, total.args) if _is_linear(term)), default=0.0)
+    sized = max((f for f, term in zip(factors, total.args) if _sized(term)), default=0.0)
 
     def noise(factor: float, term: sympy.Expr) -> bool:
         if term.is_Number:
-            return factor < resolution * max(factors)
+            return factor < resolution * sized
         return _is_linear(term) and factor < resolution * linear
 
     return sympy.Add(*(term for factor, term in zip(factors, total.args) if not noise(factor, term)))

@@ -59,6 +59,8 @@ def test_float_noise_below_the_resolution_is_dropped():
 def test_a_large_factor_of_a_small_term_does_not_make_other_terms_noise():
     exported = 0.0158 * x + 2.9e8 * sympy.exp(-10.5 * y) + 3.6e-17 * y + 18.6  # the exponential is tiny where y > 2
     assert normalise(exported) == 0.0158 * x + 2.9e8 * sympy.exp(-10.5 * y) + 18.6
+    # nor a constant: near y = 2.5 the edge 2.6e8·exp(-10.5y) + 0.1 is about 0.1, half of it the constant
+    assert normalise(2.6e8 * sympy.exp(-10.5 * y) + 0.1) == 2.6e8 * sympy.exp(-10.5 * y) + 0.1
 
 
 @pytest.mark.parametrize("function, phase", [(sympy.sin, 2 * math.pi), (sympy.sin, 7.0), (sympy.cos, 3.3),
