@@ -68,6 +68,10 @@ def adaptive_grid(x: Tensor, num_intervals: int, order: int, uniform_fraction: f
     percentile = sorted_x[positions].T  # [in, G + 1]
     inner = uniform_fraction * uniform[:, order : order + num_intervals + 1]
     inner = inner + (1 - uniform_fraction) * percentile
+    collapsed = int((inner.diff(dim=1) <= 0).any(dim=1).sum())
+    if collapsed:  # repeated sample values at two percentiles: a zero-width interval makes the basis NaN
+        raise ValueError(f"uniform_fraction = {uniform_fraction} puts two knots on the same value for {collapsed} "
+                         f"input(s) (repeated sample values); use a fraction > 0, e.g. the paper's 0.02")
     step = (inner[:, -1:] - inner[:, :1]) / num_intervals
     ks = torch.arange(1, order + 1, dtype=x.dtype, device=x.device)
     left = inner[:, :1] - step * ks.flip(0)[None, :]

@@ -102,6 +102,15 @@ def test_adaptive_grid_follows_samples():
     assert torch.allclose(basis.sum(-1)[inner], torch.ones((), dtype=F64), atol=1e-12)
 
 
+def test_a_fully_adaptive_grid_on_repeated_samples_is_refused_not_nan():
+    """With uniform_fraction = 0 two percentiles of repeated values are one knot: a zero-width
+    interval, whose basis is NaN."""
+    x = torch.cat([torch.zeros(300, 1, dtype=F64), torch.linspace(0.1, 1, 200, dtype=F64)[:, None]])
+    with pytest.raises(ValueError, match="puts two knots on the same value for 1 input"):
+        spline.adaptive_grid(x, 8, 3, uniform_fraction=0.0)
+    assert bool(spline.bspline_basis(x, spline.adaptive_grid(x, 8, 3, uniform_fraction=0.02), 3).isfinite().all())
+
+
 @pytest.mark.parametrize("G", [0, -3])
 def test_empty_grid_is_rejected(G):
     with pytest.raises(ValueError, match="at least 1 interval"):
