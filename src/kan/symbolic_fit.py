@@ -121,6 +121,8 @@ def fit_affine(
     y = torch.as_tensor(y, dtype=torch.float64).detach().cpu().flatten()
     if x.shape != y.shape or x.numel() < 2:
         raise ValueError(f"x and y must hold the same number (>= 2) of samples, got {x.numel()} and {y.numel()}")
+    if not bool(torch.isfinite(x).all() and torch.isfinite(y).all()):
+        raise ValueError("x and y must be finite: drop or repair the NaN or inf samples before fitting")
     if grid_number < 2 or iterations < 1:
         raise ValueError(f"need grid_number >= 2 and iterations >= 1, got {grid_number} and {iterations}")
     if float(y.std()) == 0.0:

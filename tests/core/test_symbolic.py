@@ -187,3 +187,11 @@ def test_a_function_inside_its_domain_still_fits_exactly():
     x = torch.linspace(0.5, 2, 101, dtype=torch.float64)
     (a, b, c, d), r2 = fit_affine(x, 3 * torch.log(2 * x + 1) - 1, "log")
     assert r2 > 1 - 1e-10
+
+
+def test_a_fit_refuses_samples_that_are_not_finite():
+    x = torch.linspace(0, 1, 50, dtype=torch.float64)
+    y = torch.sin(x)
+    y[7] = float("nan")  # used to give NaN parameters that fix_symbolic installed without a word
+    with pytest.raises(ValueError, match="x and y must be finite"):
+        fit_affine(x, y, "sin")
