@@ -24,8 +24,8 @@ def normalise(expr: sympy.Expr, resolution: float = RESOLUTION) -> sympy.Expr:
     Bottom-up, on every subexpression: in a sum, a multiple of one variable whose factor is below
     ``resolution`` × the largest such factor is dropped (inputs of comparable size assumed), and so
     is a constant below ``resolution`` × the largest factor of a term that factor sizes (a multiple
-    of a variable or of sin, cos, tanh, arctan; never of exp, whose factor can be 1e8 on a small
-    term); ``(k·u)^p`` becomes
+    of a power of a variable or of a bounded expression such as sin or exp(sin); not
+    ``2.6e8·exp(-10.5y)``, small where y > 2); ``(k·u)^p`` becomes
     ``k^p·u^p`` (``k`` the float factor of the expanded argument's leading term, taken positive
     unless ``p`` is an integer), likewise ``|k·u|``, ``log(k·u) = log k + log u`` and
     ``exp(u + b) = e^b·exp(u)``; ``sin``/``cos`` phases are reduced into (-π/2, π/2] (a shift
@@ -68,13 +68,24 @@ def _is_linear(term: sympy.Expr) -> bool:
     return term.as_coeff_Mul()[1].is_Symbol
 
 
-_BOUNDED = (sympy.sin, sympy.cos, sympy.tanh, sympy.atan)  # |f| <= 2: a factor is such a term's size
+_BOUNDED = (sympy.sin, sympy.cos, sympy.tanh, sympy.atan)  # |f| <= 2 whatever the argument
+
+
+def _bounded(expr: sympy.Expr) -> bool:
+    """Whether ``expr`` stays within fixed bounds whatever its inputs: a number, sin, cos, tanh,
+    arctan, and exp, cosh, sums and products of bounded expressions (``exp(sin(πx))``)."""
+    if expr.is_Number or isinstance(expr, _BOUNDED):
+        return True
+    if isinstance(expr, (sympy.exp, sympy.cosh)):
+        return _bounded(expr.args[0])
+    return isinstance(expr, (sympy.Add, sympy.Mul)) and all(_bounded(arg) for arg in expr.args)
 
 
 def _sized(term: sympy.Expr) -> bool:
-    """A multiple of one variable or of a bounded function: its factor tells its size."""
+    """A multiple of a power of one variable (inputs of comparable size assumed) or of a bounded
+    expression: its factor tells its size, unlike ``2.6e8·exp(-10.5y)``'s."""
     rest = term.as_coeff_Mul()[1]
-    return rest.is_Symbol or isinstance(rest, _BOUNDED)
+    return rest.is_Symbol or (rest.is_Pow and rest.base.is_Symbol) or _bounded(rest)
 
 
 def _without_noise(total: sympy.Expr, resolution: float) -> sympy.Expr:

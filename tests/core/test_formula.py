@@ -61,6 +61,9 @@ def test_a_large_factor_of_a_small_term_does_not_make_other_terms_noise():
     assert normalise(exported) == 0.0158 * x + 2.9e8 * sympy.exp(-10.5 * y) + 18.6
     # nor a constant: near y = 2.5 the edge 2.6e8·exp(-10.5y) + 0.1 is about 0.1, half of it the constant
     assert normalise(2.6e8 * sympy.exp(-10.5 * y) + 0.1) == 2.6e8 * sympy.exp(-10.5 * y) + 0.1
+    # while float noise beside a bounded term still goes: exp(sin(πx)) lies in [1/e, e]
+    bounded = 1.0 * sympy.exp(1.0 * sympy.sin(3.14159 * x))
+    assert normalise(bounded - 1.1e-16) == normalise(bounded)
 
 
 @pytest.mark.parametrize("function, phase", [(sympy.sin, 2 * math.pi), (sympy.sin, 7.0), (sympy.cos, 3.3),
