@@ -17,7 +17,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 
 @contextlib.contextmanager
@@ -65,6 +65,16 @@ def read_json(path: Path | str, remedy: str) -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except ValueError as error:
         raise ValueError(f"{path} is not valid JSON ({error}); {remedy}") from None
+
+
+def sources_digest(folder: Path, paths: Iterable[Path]) -> str:
+    """sha256 (16 hex digits) of ``paths`` in the order given, each by its path relative to
+    ``folder`` and its bytes: any edit, added or renamed file changes it."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(f"{path.relative_to(folder).as_posix()}\n".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def sha256_file(path: Path | str) -> str:

@@ -10,17 +10,18 @@ generate the same data in memory.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from kan.data.io import GeneratedData, definition_digest, read_dataset, to_tensors, write_dataset
 from kan.data.spec import lookup_task, merge_spec
+from kan.files import sources_digest
 
 FAMILIES = ("synthetic", "feynman", "special", "knot", "anderson")
 
@@ -48,26 +49,26 @@ __all__ = [
 SHARED_SOURCES = ("__init__.py", "io.py", "sampling.py", "spec.py")  # every family's generator uses these
 
 
+def _check_family(family: str) -> None:
+    if family not in FAMILIES:
+        raise ValueError(f"unknown data family '{family}'; valid families: {', '.join(FAMILIES)}")
+
+
+@cache  # the source does not change under a running pipeline; the data rule asks once per dataset
 def code_digest(family: str) -> str:
     """sha256 (16 hex digits) of the source that generates ``family``'s datasets: its module(s)
     (``<family>.py``, ``<family>_*.py``) and the shared ones. The pipeline's data rule takes it as a
     parameter, so a changed generator (a range, a formula, a split) regenerates that family's
     datasets instead of leaving the old data to be trained on as current."""
-    if family not in FAMILIES:
-        raise ValueError(f"unknown data family '{family}'; valid families: {', '.join(FAMILIES)}")
+    _check_family(family)
     folder = Path(__file__).parent
     names = sorted({*SHARED_SOURCES, f"{family}.py", *(p.name for p in folder.glob(f"{family}_*.py"))})
-    digest = hashlib.sha256()
-    for name in names:
-        digest.update(f"{name}\n".encode())
-        digest.update((folder / name).read_bytes())
-    return digest.hexdigest()[:16]
+    return sources_digest(folder, [folder / name for name in names])
 
 
 def family_module(family: str) -> ModuleType:
     """Import and return ``kan.data.<family>``; ValueError for an unknown family."""
-    if family not in FAMILIES:
-        raise ValueError(f"unknown data family '{family}'; valid families: {', '.join(FAMILIES)}")
+    _check_family(family)
     return importlib.import_module(f"kan.data.{family}")
 
 

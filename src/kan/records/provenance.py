@@ -10,6 +10,8 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
+from kan.files import sources_digest
+
 _SOURCE = Path(__file__).resolve().parent
 REFERENCE = _SOURCE.parents[2] / "reports" / "reference"  # src/kan/experiments -> repository root
 EXPECTED_FILES = ("ci_expected.csv", "ci_expected_science.csv")
@@ -41,11 +43,8 @@ def source_digest() -> str:
     path: any edit of the code changes it, unlike :func:`code_fingerprint`, which follows the
     recorded numbers."""
     package = _SOURCE.parent
-    digest = hashlib.sha256()
-    for path in sorted(p for p in package.rglob("*") if p.suffix in (".py", ".c", ".h", ".cpp") and p.is_file()):
-        digest.update(f"{path.relative_to(package).as_posix()}\n".encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    return sources_digest(package, sorted(p for p in package.rglob("*") if p.suffix in (".py", ".c", ".h", ".cpp")
+                                          and p.is_file()))
 
 
 def rerun_fingerprint(machine: str | None = None, science: str | None = None, reference: Path = REFERENCE) -> str:
