@@ -8,7 +8,7 @@ import pytest
 
 from kan.reporting.compare import COMPARED_BLOCKS, REPORTED, cause_keys, paper_vs_ours
 from kan.reporting.fidelity import (
-    CAUSE_BETTER, CAUSE_BUDGET, CAUSE_OTHER_SHAPE, CAUSE_UNCERTAIN, CAUSE_UNEXPLAINED, Causes, Tally, band_text,
+    CAUSE_BETTER, CAUSE_BUDGET, CAUSE_OTHER_SHAPE, CAUSE_UNCERTAIN, CAUSE_UNEXPLAINED, Causes, Tally, ratio_text,
     claim_key, strict_tolerance, within_band,
 )
 from kan.reporting.reference import NOT_COMPARED, OURS, load_reference, validate_reference
@@ -37,11 +37,9 @@ def test_bands_by_ratio_and_by_points():
 
 
 def test_a_ratio_at_a_band_edge_is_printed_on_its_verdicts_side():
-    def inside(r):
-        return within_band(r, 1.0, False, 10.0)
-    assert band_text(0.09996, lambda r: inside(r) is False) == "0.09996"  # not "0.1" beside "outside ×10"
-    assert band_text(10.004, lambda r: inside(r) is False) == "10.004"
-    assert band_text(0.0172, lambda r: inside(r) is False) == "0.0172"  # 3 digits where they agree
+    assert ratio_text(0.09996, 10.0, within=False) == "0.09996"  # not "0.1" beside "outside ×10"
+    assert ratio_text(10.004, 10.0, within=False) == "10.004"
+    assert ratio_text(0.0172, 10.0, within=False) == "0.0172"  # 3 digits where they agree
 
 
 def test_causes_curated_first_then_flag_direction_and_budget():

@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 
 from kan.records.markdown import is_missing, markdown_table, sci
-from kan.reporting.fidelity import Causes, Tally, band_text, cause_key, strict_tolerance, within_band
+from kan.reporting.fidelity import Causes, Tally, cause_key, ratio_text, strict_tolerance, within_band
 from kan.reporting.reference import FLAG_LISTS, NOT_COMPARED, Reference, load_reference
 from kan.reporting.runs import Table, format_shape, left_out, load_runs, usable_runs
 from kan.reporting.science import PIPELINE_OUTPUTS, ClaimCheck, claim_keys, claim_statements, science_report
@@ -229,24 +229,19 @@ def _comparison_table(found: Sequence[Comparison]) -> str:
         "quantity": [c.quantity for c in found],
         "paper": [("≈" if c.approximate else "") + _value_text(c.paper, c.quantity) for c in found],
         "ours": [_value_text(c.ours, c.quantity) for c in found],
-        "ours/paper": ["—" if c.is_shape else _ratio_text(c) for c in found],
+        "ours/paper": ["—" if c.is_shape else ratio_text(c.ratio, c.tolerance_factor, c.within_tolerance)
+                       for c in found],
         FLAG: [FLAG if c.uncertain else "" for c in found],
         "verdict": [_verdict(c) for c in found],
     })
     return markdown_table(frame, {column: str for column in frame.columns})
 
 
-def _ratio_text(c: Comparison) -> str:
-    """ours/paper with the digits that keep it on its verdict's side of the band."""
-    return band_text(c.ratio, lambda r: within_band(r, 1.0, False, c.tolerance_factor) == c.within_tolerance)
-
-
 def _statement(c: Comparison, cause: str) -> str:
     if c.ratio >= 1 or c.ratio == 0:
-        direction = f"{_ratio_text(c)}× the paper's"
+        direction = f"{ratio_text(c.ratio, c.tolerance_factor, c.within_tolerance)}× the paper's"
     else:
-        inverse = band_text(1 / c.ratio, lambda r: within_band(1 / r, 1.0, False, c.tolerance_factor) == c.within_tolerance)
-        direction = f"1/{inverse} of the paper's"
+        direction = f"1/{ratio_text(1 / c.ratio, c.tolerance_factor, c.within_tolerance)} of the paper's"
     flag = f" (paper cell {FLAG}: uncertain)" if c.uncertain else ""
     return (
         f"- {c.dataset}, {c.quantity}: ours {_value_text(c.ours, c.quantity)} is {direction} "

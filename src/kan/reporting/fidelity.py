@@ -12,7 +12,7 @@ ours gets one too (curated by :func:`claim_key`, else the budget).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
 STRICT_FACTOR = 3.0
 STRICT_POINTS = 0.02
@@ -34,12 +34,13 @@ def within_band(ours: float, paper: float, is_accuracy: bool, tolerance: float) 
     return 1 / tolerance <= ratio <= tolerance
 
 
-def band_text(value: float, agrees: Callable[[float], bool]) -> str:
-    """``value`` to 3 significant digits, or to more where 3 would print a number that ``agrees``
-    rejects (a ratio at a band's edge, e.g. 0.09996 shown as 0.1 beside "outside ×10")."""
+def ratio_text(ratio: float, tolerance: float, within: bool) -> str:
+    """``ratio`` (ours/paper, or its inverse: the band [1/f, f] is the same) to 3 significant
+    digits, or to more where 3 would print it on the other side of the band than its verdict
+    ``within`` (e.g. 0.09996 shown as 0.1 beside "outside ×10")."""
     for digits in range(3, 10):
-        text = f"{value:.{digits}g}"
-        if agrees(float(text)):
+        text = f"{ratio:.{digits}g}"
+        if within_band(float(text), 1.0, False, tolerance) == within:
             return text
     return text
 

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import pandas as pd
 
 from kan.records.markdown import markdown_table
-from kan.reporting.fidelity import Causes, Tally, band_text, cause_key, claim_key, strict_tolerance, within_band
+from kan.reporting.fidelity import Causes, Tally, cause_key, claim_key, ratio_text, strict_tolerance, within_band
 from kan.reporting.reference import NOT_COMPARED, OURS, Reference
 
 FLAG = "⚑"
@@ -64,8 +64,7 @@ class NumberComparison:
         """``+2.1 pts`` for accuracies, ``×0.5`` otherwise."""
         if self.is_accuracy:
             return f"{100 * (self.ours - self.paper):+.1f} pts"
-        within = self.within_tolerance
-        return "×" + band_text(self.ours / self.paper, lambda r: within_band(r, 1.0, False, self.tolerance) == within)
+        return "×" + ratio_text(self.ours / self.paper, self.tolerance, self.within_tolerance)
 
     @property
     def tolerance_text(self) -> str:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from kan.reporting.fidelity import within_band
 from kan.reporting.reference import NOT_COMPARED
 from kan.reporting.runs import parse_shape
 from kan.reporting.science import ClaimCheck, claim_check
@@ -38,6 +39,11 @@ def _kan_over_mlp(rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:
     return ratios
 
 
+def _within(ratios: Mapping[str, float], tolerance_factor: float) -> int:
+    """How many ``ratios`` lie within the block's band [1/f, f]."""
+    return sum(within_band(ratio, 1.0, False, tolerance_factor) for ratio in ratios.values())
+
+
 def _feynman_metrics(summary: pd.DataFrame, tolerance_factor: float) -> dict[str, float]:
     """Per equation ``best_kan_over_mlp_rmse`` (the best KAN of any variant over the best MLP) and
     ``min_pruned_depth`` (layers of the minimal pruned shape); over the equations,
@@ -48,8 +54,7 @@ def _feynman_metrics(summary: pd.DataFrame, tolerance_factor: float) -> dict[str
     metrics |= {f"{row['dataset']}.min_pruned_depth": float(len(parse_shape(row["min_pruned_shape"])) - 1)
                 for row in rows if isinstance(row["min_pruned_shape"], str) and row["min_pruned_shape"]}
     if ratios:
-        within = [1 / tolerance_factor <= ratio <= tolerance_factor for ratio in ratios.values()]
-        metrics["share_kan_within_tolerance_of_mlp"] = sum(within) / len(within)
+        metrics["share_kan_within_tolerance_of_mlp"] = _within(ratios, tolerance_factor) / len(ratios)
     return metrics
 
 
@@ -59,7 +64,7 @@ def kan_vs_mlp_context(block: Mapping[str, Any], summary: pd.DataFrame) -> list[
     factor = float(block["tolerance_factor"])
 
     def counts(ratios: Mapping[str, float]) -> str:
-        within = sum(1 / factor <= r <= factor for r in ratios.values())
+        within = _within(ratios, factor)
         better = sum(r < 1 for r in ratios.values())
         return (f"{within} of {len(ratios)} within ×{factor:g} ({within / len(ratios):.2f}), the KAN better on "
                 f"{better} of {len(ratios)}")
