@@ -28,7 +28,7 @@ OPTIMIZERS = ("lbfgs", "adam")
 LOSSES = ("mse", "cross_entropy")
 _INT_MINIMUM = {  # integer options and their least valid value
     "steps": 1, "grid_update_every": 0, "grid_update_until": 0, "lbfgs_max_iter": 1, "lbfgs_history": 1,
-    "stall_window": 0, "eval_every": 1, "seed": 0,
+    "stall_window": 0, "eval_every": 1,
 }
 
 
@@ -85,8 +85,9 @@ class TrainConfig:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.grid_schedule, list):
-            object.__setattr__(self, "grid_schedule", tuple(self.grid_schedule))
+        schedule = self.grid_schedule
+        if isinstance(schedule, (list, range)) or hasattr(schedule, "tolist"):  # a list, range or numpy array
+            object.__setattr__(self, "grid_schedule", tuple(schedule.tolist() if hasattr(schedule, "tolist") else schedule))
         problems = self.problems()
         if problems:
             raise TrainConfigError(problems)
@@ -95,6 +96,7 @@ class TrainConfig:
         """Option -> what is wrong with its value (types and ranges); empty when all are valid."""
         checks = {name: (_is_int(getattr(self, name)) and getattr(self, name) >= least, f"be an integer >= {least}")
                   for name, least in _INT_MINIMUM.items()}
+        checks["seed"] = (_is_int(self.seed) and 0 <= self.seed < 2**64, "be an integer in [0, 2**64)")  # torch's range
         checks |= {name: (_is_finite(getattr(self, name)) and getattr(self, name) >= 0, "be a finite number >= 0")
                    for name in ("lamb", "lamb_l1", "lamb_entropy")}
         checks |= {name: (isinstance(getattr(self, name), bool), "be True or False")

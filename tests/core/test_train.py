@@ -104,6 +104,15 @@ def test_bad_config_is_named():
         fit(MLP([2, 1], dtype=F64), _regression(_exp_sin, 2), TrainConfig(lamb=1.0))
     with pytest.raises(TypeError, match="config must be a TrainConfig .*got dict"):
         fit(MLP([2, 1], dtype=F64), _regression(_exp_sin, 2), {"steps": 2})
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*64\)"):
+        TrainConfig(seed=2**64)  # torch's generator would fail later, without naming the option
+
+
+def test_a_grid_schedule_may_be_any_sequence_of_integers():
+    """A list, range or numpy array is the tuple it lists (stored with every run, so plain ints)."""
+    for schedule in ([3, 5], range(3, 6, 2), np.array([3, 5])):
+        stored = TrainConfig(grid_schedule=schedule).grid_schedule
+        assert stored == (3, 5) and all(type(g) is int for g in stored), schedule
 
 
 def test_j0_scaling_slope_is_at_least_three():
