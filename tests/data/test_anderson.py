@@ -101,3 +101,11 @@ def test_spec_errors():
         generate("maam", {**TINY, "threshold": 1.5}, 0)
     with pytest.raises(ValueError, match="bad range of 'alpha'"):
         generate("gaam", {**TINY, "ranges": {"alpha": [0.5, -0.5]}}, 0)
+
+
+def test_deviations_state_the_sizes_the_spec_sets():
+    """The paper is silent on the sizes, so the dataset's note names the ones it was made with
+    (not the defaults: the paper profile's N = 610 was once reported as the default 233)."""
+    note = generate("gaam", {**TINY, "threshold": 0.4}, 0).meta["deviations"][0]
+    assert "N = 34 (b = 21/34" in note and "2 diagonalisations" in note
+    assert "40 train / 20 test states" in note and "D > 0.4" in note

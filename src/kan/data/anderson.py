@@ -66,13 +66,22 @@ DEFAULTS: dict[str, Any] = {
     "n_test": 1000,
 }
 
-DEVIATIONS = (
-    "paper silent on N, sample counts, ranges and the D threshold: default N = 233 "
-    "(F_13, b = 144/233, periodic ring), 25 diagonalisations per model, states "
-    "subsampled to n_train/n_test at random, extended iff D > 0.5",
+FIXED_DEVIATIONS = (
     "train and test states are drawn from the same pool of diagonalisations",
     "parameter ranges chosen to give roughly 20-50% extended states",
 )
+
+
+def deviations(spec: Mapping[str, Any]) -> list[str]:
+    """Where this dataset departs from (or fills in) the paper, with the sizes ``spec`` sets."""
+    n_sites = spec["n_sites"]
+    sizes = (
+        f"paper silent on N, sample counts, ranges and the D threshold: N = {n_sites} "
+        f"(b = {round(fibonacci_ratio(n_sites) * n_sites)}/{n_sites}, periodic ring), {spec['n_realizations']} diagonalisations "
+        f"per model, {spec['n_train']} train / {spec['n_test']} test states subsampled at random, "
+        f"extended iff D > {spec['threshold']}"
+    )
+    return [sizes, *FIXED_DEVIATIONS]
 
 
 def fibonacci_ratio(n_sites: int) -> float:
@@ -179,7 +188,7 @@ def generate(name: str, spec: dict | None, seed: int) -> GeneratedData:
         "n_test": spec["n_test"],
         "seed": seed,
         "spec": spec,
-        "deviations": list(DEVIATIONS),
+        "deviations": deviations(spec),
     }
     return GeneratedData(train=train, test=test, meta=meta)
 
