@@ -20,6 +20,7 @@ from kan.pipeline.regression import (
     science_rows_for_machine,
 )
 from kan.records.provenance import machine_kind
+from kan.science.registry import science_deviations
 
 pytestmark = pytest.mark.slow
 
@@ -89,6 +90,8 @@ def test_science_outputs_are_written(ci_run, science, science_names):
         assert list((work / "reports" / "tables" / "science" / name).glob("*.md")), name
     text = (work / "reports" / "paper_vs_ours.md").read_text()
     assert "## Science: PDE: Poisson equation (§3.4)" in text and "## Science: Knot theory (§4.3)" in text
+    listed = [deviation for deviation in science_deviations(science_names) if f"\n- {deviation}\n" in text]
+    assert listed == science_deviations(science_names), "the report leaves out science experiments' own deviations"
 
 
 # table fixture -> (expected-values file, comparison, its tolerance in ci_expected.yaml)

@@ -7,7 +7,7 @@ import pytest
 
 from kan.data.knot import TASKS
 from kan.records.provenance import UNKNOWN, UNRECORDED
-from kan.science import registry, runners
+from kan.science import localization, registry, runners
 from kan.science.knots import KnotConfig
 from kan.science.options import freeze
 
@@ -138,3 +138,22 @@ def test_a_run_with_workers_gives_the_same_summary_and_records_their_cpu_time(tm
     record = json.loads((tmp_path / "together" / "run.json").read_text())
     assert together == alone  # the errors of every model, bit for bit
     assert made[0].workers == 2 and record["cpu_seconds"] >= made[0].worker_cpu_seconds > 0
+
+
+def test_experiments_that_sample_their_own_data_list_its_deviations_with_their_own():
+    """The report gets these from the registry (no dataset folder carries them): each experiment's
+    method notes first, then the notes of the synthetic tasks it samples itself."""
+    found = registry.science_deviations(["continual", "interpretability", "knots"])
+    assert found[0].startswith("continual (§3.5): only the KAN's spline coefficients train")
+    assert found[1].startswith("synthetic/gaussian_peaks: ")
+    assert any(line.startswith("synthetic/x_div_y: x, y uniform on [0.5, 2]") for line in found)
+    assert not [line for line in found if line.startswith("knots")], "knots' choices are in the profiles' configs"
+    with pytest.raises(ValueError, match="unknown science experiment 'pdes'"):
+        registry.science_deviations(["pdes"])
+
+
+def test_the_mobility_edge_deviation_names_each_systems_library():
+    text = " ".join(localization.DEVIATIONS)
+    for name, system in localization.SYSTEMS.items():
+        label = "Mosaic" if name == "mosaic" else name.upper()
+        assert f"{label}: {', '.join(system.library)}" in text, name

@@ -115,6 +115,7 @@ rule paper_vs_ours:
         deviations=lambda w: SETTINGS["report"]["deviations"],  # a function: free text may hold braces
         miss_causes=lambda w: SETTINGS["report"]["miss_causes"],
         profile=lambda w: SETTINGS["profile"],
+        science=SCIENCE,
     log:
         "logs/report/paper_vs_ours.log",
     threads: 1

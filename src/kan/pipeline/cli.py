@@ -39,6 +39,7 @@ from kan.pipeline.tracking import load_published, tracking_uri
 from kan.records.provenance import machine_kind
 from kan.records.publish import SHARDS
 from kan.reporting.paper_run import rebuild
+from kan.science.registry import science_deviations
 
 SCHEMA = Path("workflow/schemas/config.schema.yaml")
 REFERENCE = Path("reports/reference")
@@ -132,7 +133,8 @@ def _publish(args: argparse.Namespace) -> int:
     requests = profile_datasets(trainings, science_requests(settings))
     folders = [dataset_dir(args.results.parent / "datasets", family, name) for family, name in requests]
     inputs = {"profile": settings["profile"], "miss_causes": settings["report"]["miss_causes"],
-              "deviations": report_deviations(settings["report"]["deviations"], [d for d in folders if d.is_dir()])}
+              "deviations": report_deviations(settings["report"]["deviations"], [d for d in folders if d.is_dir()],
+                                              science_deviations(settings["science"]))}
     added = publish(args.results, args.out, inputs, trainings, [f"{family}/{name}" for family, name in requests])
     table = _write_shard_table(settings, trainings, args.out, args.shards)
     print(f"published {added['runs']} runs ({added['changed']} new or changed), {added['histories']} histories, "

@@ -19,6 +19,7 @@ from kan.experiments.runner import train_chunk
 from kan.experiments.sweep import Training, datasets_used
 from kan.pipeline.joblog import write_json
 from kan.records.provenance import FINGERPRINT, git_commit, machine_kind, rerun_fingerprint
+from kan.records.publish import DATASET_DEVIATION
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,15 @@ def profile_datasets(trainings: Sequence[Any], requests: Mapping[str, Sequence[A
     return with_requests(datasets_used(list(trainings)), [r for found in requests.values() for r in found])
 
 
-def report_deviations(profile_deviations: Sequence[str], dataset_dirs: Sequence[Path | str]) -> list[str]:
-    """Every deviation from the paper, once: the profile's, the pruning procedure's, and
-    those recorded in the datasets' meta.json."""
-    found = [*profile_deviations, DEVIATION]
+def report_deviations(profile_deviations: Sequence[str], dataset_dirs: Sequence[Path | str],
+                      science: Sequence[str] = ()) -> list[str]:
+    """Every deviation from the paper, once: the profile's, the science experiments' own
+    (``science``, :func:`kan.science.registry.science_deviations`), the pruning procedure's,
+    those recorded in the datasets' meta.json, then those of the data the science experiments
+    sample themselves (where publishing puts dataset lines it has no folder for)."""
+    own_data = [line for line in science if DATASET_DEVIATION.match(line)]
+    found = [*profile_deviations, *(line for line in science if line not in own_data), DEVIATION]
     for directory in dataset_dirs:
         meta = json.loads((Path(directory) / "meta.json").read_text(encoding="utf-8"))
         found += [f"{meta['family']}/{meta['name']}: {text}" for text in meta.get("deviations", [])]
-    return list(dict.fromkeys(found))
+    return list(dict.fromkeys([*found, *own_data]))

@@ -230,7 +230,7 @@ def check_profile(out: Path | str, profile: str) -> None:
                          "profile's config, or another folder (--out/--records) for this profile's records")
 
 
-_DATASET_DEVIATION = re.compile(r"^[a-z]+/[^:\s]+: ")  # how report_deviations names a dataset's own
+DATASET_DEVIATION = re.compile(r"^[a-z]+/[^:\s]+: ")  # how report_deviations names a dataset's own
 
 
 def merge(results: Path | str, out: Path | str, profile: str, run_ids: Collection[str] | None = None,
@@ -358,14 +358,14 @@ def _kept_dataset_deviations(previous: Path, deviations: Sequence[str], datasets
     profile's, none): first the others, then the dataset ones in the order of ``datasets``, as
     the pipeline's report lists them, whichever folder was published last."""
     earlier = json.loads(previous.read_text(encoding="utf-8")).get("deviations", []) if previous.is_file() else []
-    read_now = {_dataset_of(d) for d in deviations if _DATASET_DEVIATION.match(d)}
+    read_now = {_dataset_of(d) for d in deviations if DATASET_DEVIATION.match(d)}
     rank = {name: position for position, name in enumerate(datasets)}
-    kept = [d for d in earlier if _DATASET_DEVIATION.match(d) and _dataset_of(d) not in read_now
+    kept = [d for d in earlier if DATASET_DEVIATION.match(d) and _dataset_of(d) not in read_now
             and (not rank or _dataset_of(d) in rank)]
     found = list(dict.fromkeys([*deviations, *kept]))
-    per_dataset = [d for d in found if _DATASET_DEVIATION.match(d)]
+    per_dataset = [d for d in found if DATASET_DEVIATION.match(d)]
     per_dataset.sort(key=lambda d: rank.get(_dataset_of(d), len(rank)))  # stable: a dataset's own order kept
-    return [d for d in found if not _DATASET_DEVIATION.match(d)] + per_dataset
+    return [d for d in found if not DATASET_DEVIATION.match(d)] + per_dataset
 
 
 def _dataset_of(deviation: str) -> str:

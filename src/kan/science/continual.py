@@ -30,6 +30,12 @@ from kan.science.options import MappingOptions
 CENTERS = tuple(float(c) for c in PEAK_CENTERS)
 
 
+DEVIATIONS = (  # where the paper is silent or this experiment departs from it
+    "only the KAN's spline coefficients train (no base function, scales fixed), so each update "
+    "stays local; the paper does not say which parameters train",
+)
+
+
 @dataclass(frozen=True)
 class ContinualConfig(MappingOptions):
     """Sizes and training budget; the defaults are the paper's data (100 points per phase)."""

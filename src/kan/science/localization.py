@@ -68,6 +68,14 @@ SYSTEMS: dict[str, System] = {
     ),
 }
 
+DEVIATIONS = (  # where the paper is silent or this experiment departs from it
+    "the automatic formulas snap from small per-system libraries (GAAM: x, x^2, as the paper; "
+    "Mosaic: x, x^2, 1/x, 1/x^2, abs; MAAM: x, x^2, exp, cosh, the functions of the exact edges, "
+    "where the paper's MAAM formulas come from the general library, with sin, tanh and arctan), "
+    "fitted on the train states nearest the learned edge; the guided Mosaic recipe fixes lambda to "
+    "1/x and E to abs (paper: lambda linear); the GAAM guided recipe (the paper reports none) fixes "
+    "every hidden edge to x^2 on linear E, alpha and lambda edges",
+)
 
 @dataclass(frozen=True)
 class LocalizationConfig:

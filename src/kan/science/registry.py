@@ -14,14 +14,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from kan.data import DatasetRequest
+from kan.data.synthetic import TASKS as SYNTHETIC_TASKS
 from kan.records.ids import config_id
 from kan.records.provenance import (FINGERPRINT, PLACEHOLDERS, UNKNOWN, code_fingerprint, git_commit, machine_kind,
                                     source_digest)
 from kan.records.science_outputs import write_run_record
-from kan.science import interpretability, runners
+from kan.science import continual, interpretability, localization, pde, runners, unsupervised
 from kan.science.options import build_options, resolved
 from kan.science.stages import Stages
 
@@ -47,11 +48,12 @@ class ScienceExperiment:
     run: Runner
     inputs: Inputs = _no_inputs
     resumable: bool = False  # its runner takes ``stages`` (kan.science.stages.Stages)
+    deviations: tuple[str, ...] = ()  # where its code departs from the paper or fills in what it leaves open
 
 
 def _adapted(name: str, section: str, family: str, dataset: str, models: str, options: tuple[type, ...],
              runner: Runner, inputs: Callable[..., list[DatasetRequest]] | None = None,
-             resumable: bool = False) -> tuple[str, ScienceExperiment]:
+             resumable: bool = False, deviations: tuple[str, ...] = ()) -> tuple[str, ScienceExperiment]:
     """``(name, experiment)`` whose runner builds the options and calls ``runner(*options, out_dir)``,
     or ``runner(*options, out_dir, folders)`` when folders are given, passing on keywords (``stages``
     for a ``resumable`` one); ``inputs(*options)``: the datasets it reads."""
@@ -63,22 +65,42 @@ def _adapted(name: str, section: str, family: str, dataset: str, models: str, op
     def requests(settings: Mapping[str, Any]) -> list[DatasetRequest]:
         return inputs(*build_options(name, options, settings)) if inputs else []
 
-    return name, ScienceExperiment(section, family, dataset, models, options, run, requests, resumable)
+    return name, ScienceExperiment(section, family, dataset, models, options, run, requests, resumable, deviations)
+
+
+def _deviations(name: str, section: str, method: tuple[str, ...], *tasks: str) -> tuple[str, ...]:
+    """The report's lines for experiment ``name``: its method's ``method`` deviations, then those
+    of the synthetic ``tasks`` it samples itself, named as the report names a dataset's."""
+    return (*(f"{name} (§{section}): {text}" for text in method),
+            *(f"synthetic/{task}: {text}" for task in tasks for text in SYNTHETIC_TASKS[task].deviations))
 
 
 REGISTRY: dict[str, ScienceExperiment] = dict([
-    _adapted("pde", "3.4", "pde", "poisson", "kan,mlp", (runners.PDEConfig,), runners.run_pde, resumable=True),
+    _adapted("pde", "3.4", "pde", "poisson", "kan,mlp", (runners.PDEConfig,), runners.run_pde, resumable=True,
+             deviations=_deviations("pde", "3.4", pde.DEVIATIONS)),
     _adapted("continual", "3.5", "synthetic", "gaussian_peaks", "kan,mlp", (runners.ContinualConfig,),
-             runners.run_continual_learning),
-    ("interpretability", ScienceExperiment("4.1", "synthetic", "interpretability tasks", "kan",
-                                           (interpretability.InterpretabilityConfig,), interpretability.run_experiment)),
+             runners.run_continual_learning,
+             deviations=_deviations("continual", "3.5", continual.DEVIATIONS, "gaussian_peaks")),
+    ("interpretability", ScienceExperiment(
+        "4.1", "synthetic", "interpretability tasks", "kan", (interpretability.InterpretabilityConfig,),
+        interpretability.run_experiment,
+        deviations=_deviations("interpretability", "4.1", interpretability.DEVIATIONS,
+                               *dict.fromkeys(task.dataset for task in interpretability.TASKS.values())))),
     _adapted("unsupervised", "4.2", "synthetic", "unsupervised_6var", "kan", (runners.DiscoveryConfig, runners.DiscoveryData),
-             runners.run_unsupervised),
+             runners.run_unsupervised,
+             deviations=_deviations("unsupervised", "4.2", unsupervised.DEVIATIONS, "unsupervised_6var")),
     _adapted("knots", "4.3", "knot", "signature", "kan,mlp", (runners.KnotConfig, runners.KnotSource),
              runners.run_knot_study, runners.knot_datasets, resumable=True),
     _adapted("localization", "4.4", "anderson", "mosaic,gaam,maam", "kan", (runners.LocalizationConfig, runners.Systems),
-             runners.run_mobility_edges, runners.localization_datasets),
+             runners.run_mobility_edges, runners.localization_datasets,
+             deviations=_deviations("localization", "4.4", localization.DEVIATIONS)),
 ])
+
+
+def science_deviations(names: Iterable[str]) -> list[str]:
+    """Where the science experiments ``names`` depart from the paper in their code (a profile's own
+    choices, such as sizes and budgets, are in its config's ``report.deviations``)."""
+    return [text for name in names for text in experiment(name).deviations]
 
 
 def experiment(name: str) -> ScienceExperiment:
