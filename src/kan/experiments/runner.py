@@ -6,7 +6,9 @@ compatible ones where that is faster), and after each phase every KAN writes the
 its single run after the last phase, and keeps its state after each earlier one in a hidden
 sibling of that run's folder (:func:`checkpoint_dir`). Training phase by phase is the same as one call with the
 whole schedule (the optimizer restarts at every phase either way; with minibatches, each phase
-restarts the minibatch order). A training counts as finished once the runs of all its phases are
+restarts the minibatch order), except for the two options that look across steps: ``eval_every``
+counts steps from each phase's start, and ``stop_on_test_rise`` compares records within a phase
+(a rise at a grid switch is not seen; no profile sets either). A training counts as finished once the runs of all its phases are
 on disk and still count (:func:`currency`: same data, code that computes the same numbers); a
 rerun after a killed job skips those, and a KAN or MLP killed part-way goes on after its last
 finished phase (:func:`resumed_state`: its model and history are in that phase's run, or the
