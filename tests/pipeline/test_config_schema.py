@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-from kan.pipeline.config import ConfigError
+from kan.pipeline.config import ConfigError, check_overrides
 
 
 @pytest.mark.parametrize("name", ["default", "ci", "paper"])
@@ -196,6 +196,19 @@ def test_empty_mapping_on_the_command_line_does_not_run_the_default_sweep(repo, 
     result = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=600)
     out = result.stdout + result.stderr
     assert result.returncode != 0 and "at experiments:" in out and "train_chunk" not in out, out
+
+
+def test_typed_text_inside_a_command_line_mapping_is_named_but_not_in_a_file():
+    """Only the last source is the command line; a config file may quote a number on purpose, and
+    a top-level --config value is typed by Snakemake itself."""
+    merged = {"science": {"pde": {"kan_steps": "5"}}}
+    check_overrides(merged, [{"science": {"pde": {"kan_steps": "5"}}}, {"shard": "3", "tracking": {"experiment": "x"}}])
+    with pytest.raises(ConfigError) as raised:
+        check_overrides(merged, [{}, {"science": {"pde": {"kan_grids": ["5", "1e1"], "kan_steps": "5"}},
+                                      "report": {"x": "true"}}])
+    lines = str(raised.value).splitlines()[1:]
+    assert [line.split(":")[0].strip() for line in lines] == [
+        "at science.pde.kan_grids.0", "at science.pde.kan_grids.1", "at science.pde.kan_steps", "at report.x"]
 
 
 @pytest.mark.parametrize(("family", "name"), [("knot", "snappy"), ("anderson", "mosaic")])

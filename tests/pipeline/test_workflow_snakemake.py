@@ -69,9 +69,17 @@ def test_bad_config_stops_before_any_job(snakemake, tmp_path):
 
 
 def test_bad_science_key_stops_before_any_job(snakemake, tmp_path):
-    result = snakemake("--cores", "1", "--config", "science={pde: {kan_stepz: 3}}")
+    result = snakemake("--cores", "1", "--config", "science={pde: {kan_stepz: fast}}")
     out = result.stdout + result.stderr
     assert result.returncode != 0 and "science.pde" in out and "'kan_stepz'" in out
+    assert not (tmp_path / "datasets").exists() and not (tmp_path / "results").exists()
+
+
+def test_a_number_inside_a_mapping_on_the_command_line_is_named_as_text(snakemake, tmp_path):
+    """Snakemake's --config passes the values inside a mapping as strings: the error says so."""
+    result = snakemake("--cores", "1", "--config", "science={pde: {kan_steps: 5}}")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and "at science.pde.kan_steps: '5' arrived as text" in out and "--configfile" in out
     assert not (tmp_path / "datasets").exists() and not (tmp_path / "results").exists()
 
 

@@ -18,9 +18,9 @@ from kan.records.shards import in_shard
 from kan.science.registry import resolve_settings
 
 try:
-    SETTINGS = load_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
     overrides = workflow.config_settings  # --configfile and --config, which Snakemake merges into config
     check_overrides(config, [*map(load_yaml, overrides.configfiles), overrides.config])
+    SETTINGS = load_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 

@@ -115,7 +115,9 @@ def _at(config: Mapping[str, Any], path: tuple[str, ...]) -> Any:
 def check_overrides(merged: Mapping[str, Any], sources: list[Mapping[str, Any]]) -> None:
     """ConfigError for an empty mapping in one of ``sources`` (each ``--configfile``, then ``--config``)
     where the ``merged`` config is not empty there: Snakemake merges them into the workflow's config
-    key by key, so an empty mapping removes nothing (``--config experiments={}`` kept the default sweep)."""
+    key by key, so an empty mapping removes nothing (``--config experiments={}`` kept the default sweep).
+    Also for a number or boolean written inside a mapping on the command line (the last source):
+    Snakemake passes those as text, and the option's own check would only say it got a string."""
     problems = []
     for source in sources:
         for path in _empty_mappings(source):
@@ -123,7 +125,34 @@ def check_overrides(merged: Mapping[str, Any], sources: list[Mapping[str, Any]])
                 problems.append(f"at {'.'.join(path)}: an empty mapping removes nothing (Snakemake merges --config and "
                                 f"--configfile key by key, so {', '.join(map(str, kept))} stay): give the keys "
                                 "wanted, or start from no workflow config with --replace-workflow-config")
+    problems += [f"at {'.'.join(map(str, path))}: {value!r} arrived as text (Snakemake's --config passes the values "
+                 "inside a mapping as strings): give this setting in a file with --configfile"
+                 for path, value in _leaves(sources[-1] if sources else {}) if len(path) > 1 and _looks_typed(value)]
     _report(problems)
+
+
+def _leaves(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    """(path, value) of every value nested in mappings and lists that is neither."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _leaves(item, (*path, index))
+    else:
+        yield path, value
+
+
+def _looks_typed(value: Any) -> bool:
+    """Whether ``value`` is text that YAML in a config file would read as a number or a boolean."""
+    if not isinstance(value, str):
+        return False
+    if value.strip().lower() in ("true", "false"):
+        return True
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
 
 
 def _where(error: jsonschema.ValidationError) -> str:
