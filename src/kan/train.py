@@ -227,18 +227,16 @@ def output_metrics(output: Tensor, labels: Tensor, loss: str) -> dict[str, float
 
 
 class _Objective:
-    """Loss (data + λ·penalty) on one batch; remembers the parts of the last evaluation."""
+    """Loss (data + λ·penalty) on one batch."""
 
     def __init__(self, model: nn.Module, config: TrainConfig) -> None:
         if config.lamb > 0 and not isinstance(model, KAN):
             raise ValueError("the sparsification penalty (lamb > 0) is defined for KAN models only")
         self.model, self.config = model, config
-        self.penalty = 0.0
 
     def __call__(self, inputs: Tensor, labels: Tensor) -> Tensor:
         if self.config.lamb > 0:
             output, penalty = self.model.forward_with_penalty(inputs, self.config.lamb_l1, self.config.lamb_entropy)
-            self.penalty = penalty.item()
             return _data_loss(output, labels, self.config.loss) + self.config.lamb * penalty
         return _data_loss(self.model(inputs), labels, self.config.loss)
 
@@ -364,7 +362,7 @@ class _SingleRun:
 
     def metrics(self, rows: Sequence[int]) -> dict[int, dict[str, float]]:
         grid = float(self.model.num_intervals) if self.has_grid else 0.0
-        return {0: {**_metrics(self.model, self.dataset, self.config, self.objective.penalty), "grid": grid}}
+        return {0: {**_metrics(self.model, self.dataset, self.config), "grid": grid}}
 
     def keep(self, rows: Sequence[int]) -> None:
         self.last_good = _snapshot(self.model)
@@ -393,9 +391,6 @@ def _optimizer_step(
             optimizer.step(lambda: fused(inputs, labels))
         else:
             optimizer.step(closure)
-        if objective.config.lamb > 0:  # refresh the reported penalty at the final parameters
-            with torch.no_grad():
-                objective(inputs, labels)
         return optimizer.last_loss
     loss = closure()
     if torch.isfinite(loss):
@@ -410,10 +405,20 @@ def _batch(inputs: Tensor, labels: Tensor, batch_size: int | None, generator: to
     return inputs[index], labels[index]
 
 
-def _metrics(model: nn.Module, dataset: Mapping[str, Tensor], config: TrainConfig, penalty: float) -> dict[str, float]:
+def _penalty(model: nn.Module, inputs: Tensor, config: TrainConfig) -> float:
+    """The sparsification penalty of ``model`` on ``inputs``; 0 without one (λ = 0)."""
+    if config.lamb <= 0:
+        return 0.0
+    with torch.no_grad():
+        return model.forward_with_penalty(inputs, config.lamb_l1, config.lamb_entropy)[1].item()
+
+
+def _metrics(model: nn.Module, dataset: Mapping[str, Tensor], config: TrainConfig) -> dict[str, float]:
+    """A record's numbers: the penalty (0 without one) and the losses of ``model`` as it is, on
+    the whole train and test splits (not on the last batch, nor before an Adam step)."""
     train = evaluate(model, dataset["train_input"], dataset["train_label"], config.loss)
     test = evaluate(model, dataset["test_input"], dataset["test_label"], config.loss)
-    record = {"regularization": penalty}
+    record = {"regularization": _penalty(model, dataset["train_input"], config)}
     record.update({f"train_{key}": value for key, value in train.items()})
     record.update({f"test_{key}": value for key, value in test.items()})
     return record

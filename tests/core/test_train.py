@@ -267,3 +267,14 @@ def test_fused_cross_entropy_stays_finite_where_a_probability_underflows():
         expected = torch.nn.functional.cross_entropy(logits, labels)
         assert torch.isfinite(value) and torch.isclose(value, expected.detach())
         assert torch.allclose(grad, torch.autograd.grad(expected, logits)[0], atol=1e-7)
+
+
+@pytest.mark.parametrize("options", [{"optimizer": "adam", "lr": 0.01}, {"batch_size": 32}])
+def test_the_recorded_penalty_is_the_recorded_models_on_the_whole_train_split(options):
+    """Not the last objective call's (before Adam's step, or on a minibatch)."""
+    data = _regression(_exp_sin, 2, n=200)
+    model = KAN([2, 3, 1], dtype=F64)
+    result = fit(model, data, TrainConfig(steps=5, lamb=0.01, lamb_entropy=2.0, **options))
+    with torch.no_grad():
+        penalty = model.forward_with_penalty(data["train_input"], 1.0, 2.0)[1].item()
+    assert result.final["regularization"] == penalty
