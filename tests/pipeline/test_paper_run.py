@@ -177,7 +177,7 @@ def test_the_readme_states_the_counts_of_the_committed_records():
     claims = _one(r"\| \*\*all\*\* \|(?: [^|]+ \|){5} (\d+ of \d+) \|", report, "the report")[0].split(" of ")
     stated = _one(rf"\*\*(?:So far\*\* \({number} of {number} shards\)|All {number} of {number} shards\*\*): of the "
                   rf"{number} paper numbers compared, {number} "
-                  rf"\((\d+) %\) lie within the paper block's tolerance and {number} within ×3 \(RMSEs\) or ±2 points "
+                  rf"\((\d+) %\) lie within the paper block's tolerance and {number} within ×3 \(ratios\) or ±2 points "
                   rf"\(accuracies\); {number} of the {number} checked claims hold\. Of the {number} numbers outside "
                   rf"the tolerance: - {number} are ours being \*better\*", readme, "the README")
     assert tuple(found for found in stated if found is not None) == (
