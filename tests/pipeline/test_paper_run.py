@@ -182,6 +182,13 @@ def test_the_readme_states_the_counts_of_the_committed_records():
                   rf"the tolerance: - {number} are ours being \*better\*", readme, "the README")
     assert stated == (shards, total_shards, compared, within, share, strict, *claims, outside, better), (
         "update the README's \"So far\" counts (\"Complete\" once every shard is)")
+    if shards == total_shards:  # the README leads with the complete run
+        assert _one(rf"\*\*The paper at its own scale\*\* \({number} shards: {number} trainings and the {number} science "
+                    rf"experiments, {number} CPU hours[^)]*\): {number} of the {number} paper numbers compared \((\d+) %\) "
+                    rf"lie within the paper's tolerance, {number} within ×3 or ±2 points\. Of the {number} others, "
+                    rf"{number} are ours being \*more accurate\*", readme, "the README") == (
+            total_shards, trainings, science, hours, within, compared, share, strict, outside, better), (
+            "update the README's lead paragraph")
     table = pd.read_csv(RECORDS / SHARDS)
     started = int((~table["complete"] & (table["current"] > 0)).sum())
     partly = re.search(r"(\d+) more shards? ha(?:ve|s) some trainings in", readme)
