@@ -86,8 +86,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         schedule = self.grid_schedule
-        if isinstance(schedule, (list, range)) or hasattr(schedule, "tolist"):  # a list, range or numpy array
-            object.__setattr__(self, "grid_schedule", tuple(schedule.tolist() if hasattr(schedule, "tolist") else schedule))
+        if hasattr(schedule, "tolist"):  # a numpy array: its plain ints, stored with every run
+            schedule = schedule.tolist()
+        if isinstance(schedule, (list, range)):
+            object.__setattr__(self, "grid_schedule", tuple(schedule))
         problems = self.problems()
         if problems:
             raise TrainConfigError(problems)
