@@ -7,10 +7,12 @@ CORES ?= all
 PORT ?= 5000
 # working directory of the paper profile (its datasets, results, logs)
 PAPER_DIR ?= paper-run
+# working directory of the paper-night profile
+NIGHT_DIR ?= paper-night-run
 # published records whose current trainings a shard does not train again (empty: retrain them)
 PUBLISHED ?= $(CURDIR)/reports/paper-run
 
-.PHONY: help install reproduce resume paper paper-shard paper-rest publish-paper report-paper ui-paper test bench bench-sweep bench-fleet lint dry-run report ui ci-expected clean
+.PHONY: help install reproduce resume paper paper-night preview-night paper-shard paper-rest publish-paper report-paper ui-paper test bench bench-sweep bench-fleet lint dry-run report ui ci-expected clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,6 +33,12 @@ resume: install  ## after a kill: remove the stale lock (only if no snakemake ru
 
 paper: install  ## the paper's sweeps on this machine, in PAPER_DIR (default paper-run/; days of CPU time; see profiles/slurm)
 	$(BIN)/snakemake -s $(CURDIR)/Snakefile --directory $(PAPER_DIR) --profile profiles/paper --cores $(CORES)
+
+paper-night: install  ## the paper-night profile (a cut of the paper's sweeps, one night on 2 cores) in NIGHT_DIR (default paper-night-run/)
+	$(BIN)/snakemake -s $(CURDIR)/Snakefile --directory $(NIGHT_DIR) --profile profiles/paper-night --cores $(CORES)
+
+preview-night: install  ## what the paper-night profile gives and costs, read from the published paper run, without training
+	$(BIN)/python -m kan preview --config workflow/config/paper-night.yaml --report $(NIGHT_DIR)/preview_paper_vs_ours.md
 
 paper-shard: install  ## one shard of the paper profile, in PAPER_DIR (default paper-run/), SHARD=k/54: one dataset or science experiment (resumable)
 	@test -n "$(SHARD)" || { echo "usage: make paper-shard SHARD=k/N (e.g. SHARD=3/54; reports/paper-run/shards.csv names each)"; exit 2; }

@@ -156,7 +156,7 @@ def interpolate_log(points: Mapping[int, float], x: int) -> float:
 
 
 def paper_trainings(config: Path = PAPER_CONFIG) -> list[Training]:
-    """Every training of the paper profile, expanded from its config as the workflow does."""
+    """Every training of a profile (default the paper's), expanded from its config as the workflow does."""
     return expand(load_config(config, ROOT / SCHEMA))
 
 
@@ -253,12 +253,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="best-of-N for the mini-sweep (default 1)")
     parser.add_argument("--probe-steps", type=int, default=4, help="steps per cost probe (default 4)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default 1 2)")
+    parser.add_argument("--config", type=Path, default=PAPER_CONFIG,
+                        help="the profile to price (default workflow/config/paper.yaml; e.g. paper-night.yaml)")
     science_flags = parser.add_mutually_exclusive_group()
     science_flags.add_argument("--no-science", action="store_true", help="skip the science experiments' cost probes")
     science_flags.add_argument("--science-only", action="store_true",
                                help="only the science experiments' cost probes (no mini-sweep, no training estimate)")
     args = parser.parse_args()
-    science = load_config(PAPER_CONFIG, ROOT / SCHEMA)["science"]
+    config_path = args.config.resolve()
+    science = load_config(config_path, ROOT / SCHEMA)["science"]
     if args.science_only:
         print_science(science, science_estimates(science), ROOT / PUBLISHED)
         return
@@ -275,10 +278,11 @@ def main() -> None:
                 for width in (5, 20, 100)}
     costs = CostModel(timings[0].per_depth, grid_factors(data, args.probe_steps), mlp_cost)
     estimates = {} if args.no_science else science_estimates(science)
-    print_estimate(costs, paper_trainings(), estimates)
+    trainings = paper_trainings(config_path)
+    print_estimate(costs, trainings, estimates, config_path)
     print_science(science, estimates, ROOT / PUBLISHED)
     print_assumptions()
-    print_measured(costs, paper_trainings(), ROOT / PUBLISHED)
+    print_measured(costs, trainings, ROOT / PUBLISHED)
 
 
 def science_estimates(science: Mapping[str, Mapping[str, Any]]) -> dict[str, cost.Estimate]:
@@ -302,7 +306,8 @@ def grid_factors(data: Mapping[str, Tensor], steps: int) -> dict[int, tuple[floa
     return {g: (c[0] / base[0], c[1] / base[1]) for g, c in measured.items()}
 
 
-def print_estimate(costs: CostModel, trainings: Sequence[Training], science: Mapping[str, cost.Estimate]) -> None:
+def print_estimate(costs: CostModel, trainings: Sequence[Training], science: Mapping[str, cost.Estimate],
+                   config: Path = PAPER_CONFIG) -> None:
     print("\n## Measured per-step costs (1 thread, seconds per model and L-BFGS step)\n")
     print("| model | sequential | fit_many (groups of 3) | speed-up |")
     print("|---|---|---|---|")
@@ -314,8 +319,8 @@ def print_estimate(costs: CostModel, trainings: Sequence[Training], science: Map
         print(f"| MLP [2,{width},{width},{width},1] | {seq:.4f} | {bat:.4f} | {seq / bat:.2f}x |")
 
     steps = sum(map(total_steps, trainings))
-    print(f"\n## Paper-profile estimate: {len(trainings)} trainings, {steps / 1e6:.2f} M L-BFGS steps "
-          f"(expanded from {PAPER_CONFIG.relative_to(ROOT)})\n")
+    print(f"\n## Estimate for {config.stem}: {len(trainings)} trainings, {steps / 1e6:.2f} M L-BFGS steps "
+          f"(expanded from {config.relative_to(ROOT)})\n")
     print("| experiment | trainings | M steps | sequential CPU-h | fit_many stacked CPU-h | default CPU-h | best of both CPU-h |")
     print("|---|---|---|---|---|---|---|")
     totals = [0.0, 0.0, 0.0, 0.0]
@@ -414,8 +419,8 @@ def print_measured(costs: CostModel, trainings: Sequence[Training], records_dir:
 
 
 ASSUMPTIONS = (
-    "the trainings are the workflow's own expansion of the paper config (kan.experiments.sweep.expand), the same "
-    "list `python -m kan plan workflow/config/paper.yaml` counts",
+    "the trainings are the workflow's own expansion of the priced config (kan.experiments.sweep.expand), the same "
+    "list `python -m kan plan <config>` counts",
     "science experiments: each runs at the paper's settings with its training-length knobs (table above) at two "
     "fractions f of their value; CPU time = fixed + slope x f, extrapolated to f = 1, plus the CPU time of "
     "generating its datasets once (kan.science.cost); one process each, not batched",

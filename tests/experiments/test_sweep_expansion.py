@@ -95,3 +95,13 @@ def test_data_spec_merges_family_then_task(tiny_config, load):
     config = load(tiny_config)
     assert data_spec(config, "synthetic", "xy") == {"n_train": 60, "n_test": 7}
     assert data_spec(config, "feynman", "I.6.20") == {}
+
+
+def test_mlp_seeds_replace_the_experiments_seeds_for_the_mlps_only(tiny_config, trainings):
+    before = trainings(tiny_config)
+    tiny_config["experiments"]["toy_scaling"]["mlp"]["seeds"] = [1]
+    after = trainings(tiny_config)
+    assert sorted(t.seed for t in after if t.kind == "mlp") == [1]
+    assert [t for t in after if t.kind == "kan"] == [t for t in before if t.kind == "kan"]
+    mlp_ids = {t.stages[-1].run_id for t in before if t.kind == "mlp"}
+    assert {t.stages[-1].run_id for t in after if t.kind == "mlp"} < mlp_ids  # the same MLP, the same run id

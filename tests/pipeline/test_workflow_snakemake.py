@@ -40,7 +40,7 @@ def test_default_dry_run_reaches_every_output(snakemake):
         assert f"rule {rule}:" in out or f"localrule {rule}:" in out, rule
 
 
-@pytest.mark.parametrize("profile", ["ci", "paper", "slurm"])
+@pytest.mark.parametrize("profile", ["ci", "paper", "paper-night", "slurm"])
 def test_profile_dry_runs(snakemake, repo, profile):
     result = snakemake("-n", "--profile", str(repo / "profiles" / profile))
     out = result.stdout + result.stderr

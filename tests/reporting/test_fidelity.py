@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kan.reporting.compare import COMPARED_BLOCKS, REPORTED, cause_keys, paper_vs_ours
+from kan.reporting.compare import COMPARED_BLOCKS, REPORTED, cause_keys, headline, paper_vs_ours
 from kan.reporting.fidelity import (
     CAUSE_BETTER, CAUSE_BUDGET, CAUSE_OTHER_SHAPE, CAUSE_UNCERTAIN, CAUSE_UNEXPLAINED, Causes, Tally, ratio_text,
     claim_key, strict_tolerance, within_band,
@@ -117,6 +117,21 @@ def test_report_counts_misses_with_causes_and_lists_uncompared_cells(make_runs, 
            "Likely cause: protocol: a spans 0." in text
     assert "- II.38.3 best_pruned_rmse: no run of ours qualifies" in text  # no pruned run at all
     assert "No runs for 26 of 27 paper rows" in text
+
+
+def test_headline_gives_the_reports_top_line_without_writing_it(make_runs, reference_path, tmp_path):
+    runs = make_runs(
+        {"experiment": "feynman", "dataset": "II.38.3", "variant": "human", "shape": "[2,1,1]", "test_rmse": 0.17},
+        {"experiment": "feynman", "dataset": "II.38.3", "variant": "pruned", "lamb": 1e-2, "shape": "[2,1,1]",
+         "test_rmse": 1e-4},
+        {"experiment": "feynman", "dataset": "II.38.3", "model": "mlp", "variant": "mlp", "shape": "[2,20,1]",
+         "test_rmse": 5.0e-4},
+    )
+    top = headline(runs, reference_path)
+    text = paper_vs_ours(runs, reference_path, [], tmp_path / "pvo.md").read_text(encoding="utf-8")
+    assert f"**Fidelity: {top.fidelity.text()}.**" in text
+    assert top.fidelity.compared == 3 and top.same_shapes == (1, 2)  # the paper's minimal shape, not its best
+    assert f"| **all** | 3 | {top.fidelity.within_tolerance} |" in text
 
 
 def test_a_smaller_rmse_of_a_larger_minimal_shape_is_not_ours_better(make_runs, reference_path, tmp_path):

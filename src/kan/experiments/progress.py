@@ -116,9 +116,7 @@ def shard_table(
                 record = records.get(stage.run_id)
                 if state == "current" and record is not None:
                     row["machines"].add(record["machine"])
-            last = max((records[s.run_id] for s in training.stages if s.run_id in records),
-                       key=lambda r: r["steps"], default=None)
-            row["seconds"] += cpu_seconds(last) if state == "current" and last is not None else 0.0
+            row["seconds"] += training_cpu_seconds(training, records) if state == "current" else 0.0
     for name in science:
         row = rows[shards[f"science:{name}"]]
         row["science"] += 1
@@ -134,6 +132,13 @@ def shard_table(
     table["cpu_hours"] = (table.pop("seconds") / 3600).round(2)
     table["machines"] = table["machines"].map(lambda kinds: " ".join(sorted(kinds)))
     return table
+
+
+def training_cpu_seconds(training: Training, records: Mapping[str, Mapping[str, Any]]) -> float:
+    """The CPU seconds ``training`` took in ``records``: its longest run's (each run's time counts
+    from the training's start), 0 without any."""
+    found = [records[s.run_id] for s in training.stages if s.run_id in records]
+    return cpu_seconds(max(found, key=lambda r: r["steps"])) if found else 0.0
 
 
 def cpu_seconds(record: Mapping[str, Any]) -> float:

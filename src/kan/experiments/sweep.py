@@ -125,6 +125,12 @@ def _models(block_kan: Mapping[str, Any], block_mlp: Mapping[str, Any]) -> list[
     return out
 
 
+def _seeds(experiment: Mapping[str, Any], kind: str) -> list[int]:
+    """The seeds of an experiment's ``kind`` models: the MLP block's own, where it names them."""
+    own = experiment["mlp"]["seeds"] if kind == "mlp" else None
+    return list(experiment["seeds"] if own is None else own)
+
+
 TERMINAL = ("diverged", "early_stopped", "failed")  # statuses that end a training early
 
 
@@ -146,9 +152,11 @@ def expand(config: Mapping[str, Any]) -> list[Training]:
         models = _models(experiment["kan"], experiment["mlp"])
         for name in dataset_names(experiment):
             data = {"spec": data_spec(config, experiment["family"], name), "seed": config["datasets"]["seed"]}
-            for (model, variant, prune), seed in product(models, experiment["seeds"]):
-                training = Training(key, experiment["family"], name, data, model, variant, seed, config["dtype"], train, prune)
-                trainings.append(_with_stages(training))
+            for model, variant, prune in models:
+                for seed in _seeds(experiment, model["kind"]):
+                    training = Training(key, experiment["family"], name, data, model, variant, seed, config["dtype"], train,
+                                        prune)
+                    trainings.append(_with_stages(training))
     return trainings
 
 

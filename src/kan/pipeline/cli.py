@@ -8,6 +8,8 @@
   publish   merge a profile run's results into published records (reports/paper-run) and
             write which shards they complete
   report    rebuild the report, tables and figures of published records, without training
+  preview   what a config would give, read from published records that hold all of its trainings
+            (its numbers, report and recorded CPU time), without training
   ui-records  load published records into a local MLflow store and open the UI on it
   unlock    remove a killed run's stale snakemake lock, only when no snakemake run is active here
 """
@@ -29,6 +31,7 @@ from kan.experiments.sweep import Training, expand, total_steps
 from kan.files import atomic_file
 from kan.pipeline.config import ConfigError, load_config, load_yaml
 from kan.pipeline.jobs import profile_datasets, report_deviations
+from kan.pipeline.preview import preview, preview_headline, write_preview_report
 from kan.pipeline.science_jobs import science_requests
 from kan.pipeline.regression import (
     compare_band, compare_expected, compare_paper, compare_science_expected, compare_science_paper, compare_trends,
@@ -183,6 +186,23 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preview(args: argparse.Namespace) -> int:
+    settings = load_config(args.config, args.schema)
+    found = preview(settings, args.records)
+    top = preview_headline(found, args.reference / "paper.yaml")
+    rows = [f"| {name} | {found.trainings.get(name, '')} | {hours:.2f} |" for name, hours in found.cpu_hours.items()]
+    print(f"{args.config}: every training and science experiment is published in {args.records} "
+          "(the same run ids and settings), so these are its numbers on the machine kinds that recorded them\n")
+    print("\n".join(["| experiment | trainings | CPU hours recorded |", "|---|---|---|", *rows,
+                     f"| all | {sum(found.trainings.values())} | {found.total_cpu_hours:.2f} |"]))
+    print(f"\nrecorded on {', '.join(found.machines)}; on 2 cores at best {found.total_cpu_hours / 2:.1f} h")
+    print(f"Fidelity: {top.fidelity.text()}; same shape {top.same_shapes[0]} of {top.same_shapes[1]}; "
+          f"claims hold {top.claims[0]} of {top.claims[1]}")
+    if args.report:
+        print(f"wrote {write_preview_report(settings, found, args.records, args.reference / 'paper.yaml', args.report)}")
+    return 0
+
+
 def _ui_records(args: argparse.Namespace) -> int:
     uri = f"sqlite:///{args.store.resolve()}"
     args.store.parent.mkdir(parents=True, exist_ok=True)
@@ -249,6 +269,12 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("records", type=Path, nargs="?", default=PUBLISHED)
     report.add_argument("--reference", type=Path, default=REFERENCE)
     report.set_defaults(run=_report)
+    look = commands.add_parser("preview", help="a config's numbers, report and CPU time from published records")
+    look.add_argument("records", type=Path, nargs="?", default=PUBLISHED)
+    _add_profile_options(look)
+    look.add_argument("--reference", type=Path, default=REFERENCE)
+    look.add_argument("--report", type=Path, default=None, help="also write the report (paper_vs_ours.md) there")
+    look.set_defaults(run=_preview)
     records_ui = commands.add_parser("ui-records", help="MLflow UI on published records")
     records_ui.add_argument("records", type=Path, nargs="?", default=PUBLISHED)
     records_ui.add_argument("--store", type=Path, default=Path("results/mlflow-paper-run.db"))

@@ -19,7 +19,7 @@ from kan.records.markdown import is_missing, markdown_table, sci
 from kan.reporting.fidelity import Causes, Tally, cause_key, ratio_text, strict_tolerance, within_band
 from kan.reporting.reference import FLAG_LISTS, NOT_COMPARED, Reference, load_reference
 from kan.reporting.runs import Table, format_shape, left_out, load_runs, usable_runs
-from kan.reporting.science import PIPELINE_OUTPUTS, ClaimCheck, claim_keys, claim_statements, science_report
+from kan.reporting.science import PIPELINE_OUTPUTS, ClaimCheck, ScienceReport, claim_keys, claim_statements, science_report
 from kan.reporting.science import cause_keys as science_cause_keys
 from kan.reporting.summaries import feynman_summary, grid_summary, scaling_summary, special_summary
 from kan.reporting.table_claims import claim_context, table_claims
@@ -297,6 +297,11 @@ def _claim_count(checks: Sequence[ClaimCheck]) -> tuple[int, int]:
     return sum(c.holds for c in checks), len(checks)
 
 
+def _summed(pairs: Mapping[str, tuple[int, int]]) -> tuple[int, int]:
+    """Both members of ``(count, out of)`` pairs summed over the blocks."""
+    return sum(p[0] for p in pairs.values()), sum(p[1] for p in pairs.values())
+
+
 def _fidelity_table(blocks: Mapping[str, tuple[str, Tally]], shapes: Mapping[str, tuple[int, int]],
                     claims: Mapping[str, tuple[int, int]], total: Tally) -> str:
     """One row per block, then the sums: compared, within tolerance, within the strict band, outside
@@ -309,13 +314,70 @@ def _fidelity_table(blocks: Mapping[str, tuple[str, Tally]], shapes: Mapping[str
                 "within ×3 / ±2 pts": str(tally.within_strict), "outside, ours better": str(tally.outside_better),
                 "same shape": pair(shape), "claims hold": pair(claim)}
 
-    def summed(counts: Mapping[str, tuple[int, int]]) -> tuple[int, int]:
-        return sum(c[0] for c in counts.values()), sum(c[1] for c in counts.values())
-
     rows = [row(title, tally, shapes.get(name), claims.get(name)) for name, (title, tally) in blocks.items()]
-    rows.append(row("**all**", total, summed(shapes), summed(claims)))
+    rows.append(row("**all**", total, _summed(shapes), _summed(claims)))
     frame = pd.DataFrame(rows)
     return markdown_table(frame, {column: str for column in frame.columns})
+
+
+@dataclass(frozen=True)
+class _JudgedBlock:
+    """One table block of the paper judged against our summary of it."""
+
+    name: str
+    block: _Block
+    summary: pd.DataFrame
+    found: list[Comparison]
+    absent: list[str]
+    unmatched: list[str]
+    claims: tuple[list[ClaimCheck], list[str]]  # checked, not checkable (:func:`table_claims`)
+
+
+def _judge(usable: pd.DataFrame, reference: Reference,
+           science: pd.DataFrame | str | Path | None) -> tuple[list[_JudgedBlock], ScienceReport]:
+    """Every table block judged on the ``usable`` runs, and the science part."""
+    judged = []
+    for name, block in COMPARED_BLOCKS.items():
+        summary = block.summary(usable)
+        found, absent, unmatched = _block_comparisons(name, block, summary, reference, None)
+        judged.append(_JudgedBlock(name, block, summary, found, absent, unmatched,
+                                   table_claims(name, reference[name], summary, block.keys)))
+    empty = pd.DataFrame(columns=["experiment", "metric", "value"])
+    return judged, science_report(science if science is not None else empty, reference)
+
+
+Pairs = dict[str, tuple[int, int]]
+
+
+def _counts(judged: Sequence[_JudgedBlock], extra: ScienceReport) -> tuple[dict[str, tuple[str, Tally]], Pairs, Pairs]:
+    """Per block: (title, tally of its numbers), (shapes the same, shapes compared) and (claims that
+    hold, claims checked)."""
+    tallies, shapes, claims = {}, {}, {}
+    for j in judged:
+        tallies[j.name] = (j.block.title, Tally.of([c for c in j.found if not c.is_shape]))
+        shaped = [c for c in j.found if c.is_shape]
+        shapes[j.name] = (sum(c.within_tolerance for c in shaped), len(shaped))
+        claims[j.name] = _claim_count(j.claims[0])
+    for block in extra.blocks:
+        tallies[block.name] = (f"Science: {block.title}", Tally.of(block.numbers))
+        claims[block.name] = _claim_count(block.checks)
+    return tallies, shapes, claims
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The report's top line: every compared number's tally, and the shapes and claims over all blocks."""
+
+    fidelity: Tally
+    same_shapes: tuple[int, int]  # (the same as the paper's, compared)
+    claims: tuple[int, int]  # (hold, checked)
+
+
+def headline(runs: Table, reference_yaml: str | Path, science: pd.DataFrame | str | Path | None = None) -> Headline:
+    """The numbers :func:`paper_vs_ours` puts at the top of its report, without writing it."""
+    judged, extra = _judge(usable_runs(load_runs(runs))[0], load_reference(reference_yaml), science)
+    tallies, shapes, claims = _counts(judged, extra)
+    return Headline(sum((t for _, t in tallies.values()), Tally()), _summed(shapes), _summed(claims))
 
 
 def paper_vs_ours(
@@ -331,26 +393,14 @@ def paper_vs_ours(
     pending = pending or {}
     reference = load_reference(reference_yaml)
     check_causes(causes, reference)
-    extra = science_report(science if science is not None else pd.DataFrame(columns=["experiment", "metric", "value"]),
-                           reference)
     loaded = load_runs(runs)
     usable, _ = usable_runs(loaded)
+    judged, extra = _judge(usable, reference, science)
     diverged_note = f" {DIVERGED_NOTE}" if (loaded["status"] == "diverged").any() else ""
-    sections, tallies, shapes, claims = [], {}, {}, {}
-    for name, block in COMPARED_BLOCKS.items():
-        summary = block.summary(usable)
-        found, absent, unmatched = _block_comparisons(name, block, summary, reference, None)
-        checked = table_claims(name, reference[name], summary, block.keys)
-        sections.append(_block_section(name, block, found, absent, unmatched,
-                                       (*checked, claim_context(name, reference[name], summary)), reference, causes,
-                                       pending))
-        tallies[name] = (block.title, Tally.of([c for c in found if not c.is_shape]))
-        shaped = [c for c in found if c.is_shape]
-        shapes[name] = (sum(c.within_tolerance for c in shaped), len(shaped))
-        claims[name] = _claim_count(checked[0])
-    for block in extra.blocks:
-        tallies[block.name] = (f"Science: {block.title}", Tally.of(block.numbers))
-        claims[block.name] = _claim_count(block.checks)
+    sections = [_block_section(j.name, j.block, j.found, j.absent, j.unmatched,
+                               (*j.claims, claim_context(j.name, reference[j.name], j.summary)), reference, causes,
+                               pending) for j in judged]
+    tallies, shapes, claims = _counts(judged, extra)
     total = sum((t for _, t in tallies.values()), Tally())
     header = [
         "# Paper vs ours", "",
