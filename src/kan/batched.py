@@ -203,6 +203,8 @@ class _GroupRun:
         self.fused = (isinstance(stacked, StackedKAN) and not self.penalty
                       and kernel_serves(inputs, stacked.params.dtype, stacked.order, stacked.activation_name))
         self.members = list(range(len(models)))
+        self.last_good = _Snapshot(self.stacked)  # every row as of its last record (before one: as given)
+        self.carried = set(self.members)  # members whose models hold their last good state (the stack moved on)
         self.monitors = [Monitor(config, reference) for config, reference in zip(configs, self._divergence_references())]
 
     def _divergence_references(self) -> list[float]:
@@ -310,11 +312,23 @@ class _GroupRun:
         return [self.members.index(member) for member in members]
 
     def start_phase(self, phase: Phase, members: Sequence[int]) -> None:
+        moved_on = [m for m in members if m not in self.carried]  # recorded since their models were written
+        if moved_on:  # a stop before this phase's first record keeps their last record, on its grid
+            self._write_back(self.last_good, moved_on)
+        self.carried = set(members)
         self.compact(members)
         if self.is_kan and phase.num_intervals is not None and phase.num_intervals != self.stacked.num_intervals:
             self.stacked.update_grid(self.data["train_input"], phase.num_intervals, self.config.grid_uniform_fraction)
         self.optimizer = FleetLBFGS(len(self.members), lbfgs_options(self.config))
         self.last_good = _Snapshot(self.stacked)
+
+    def _write_back(self, snapshot: _Snapshot, members: Sequence[int]) -> None:
+        """Write ``members``' states in ``snapshot`` into their models; the stack stays as it is."""
+        everything = self._mask(range(len(self.members)))
+        current = _Snapshot(self.stacked)
+        snapshot.restore(self.stacked, everything)
+        self.stacked.write_back([self.models[m] for m in members], self._rows(members))
+        current.restore(self.stacked, everything)
 
     def refit_grid(self, members: Sequence[int]) -> None:
         """Refit the grids of ``members`` at their G; the other rows keep theirs."""
@@ -337,9 +351,13 @@ class _GroupRun:
 
     def keep(self, members: Sequence[int]) -> None:
         self.last_good.update(self.stacked, self._mask(self._rows(members)))
+        self.carried -= set(members)
 
     def stop(self, member: int) -> None:
-        """Freeze a model at its last recorded state and write it back."""
+        """Freeze a model at its last recorded state and write it back (already there when the
+        phase has not recorded it yet)."""
+        if member in self.carried:
+            return
         (row,) = self._rows([member])
         self.last_good.restore(self.stacked, self._mask([row]))
         self.stacked.write_back([self.models[member]], [row])

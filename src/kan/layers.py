@@ -17,7 +17,7 @@ import functools
 import math
 import weakref
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -582,6 +582,16 @@ class KANLayer(nn.Module):
             self.coef.data = coef  # same parameter object: an optimizer keeps tracking it
         else:  # a new parameter (rebuild an optimizer of your own); frozen stays frozen
             self.coef = nn.Parameter(coef, requires_grad=self.coef.requires_grad)
+
+    def _load_from_state_dict(self, state_dict: Mapping[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        """A state of the same layer at another G loads too (e.g. the last good state of a training
+        stopped right after a grid switch): grid and coefficients take its size first."""
+        grid, coef = state_dict.get(prefix + "grid"), state_dict.get(prefix + "coef")
+        if (isinstance(grid, Tensor) and isinstance(coef, Tensor) and grid.shape != self.grid.shape
+                and grid.shape[0] == self.in_dim and coef.shape[:2] == self.coef.shape[:2]):
+            self._replace(self.grid.new_empty(grid.shape), self.coef.new_empty(coef.shape), self.uniform)
+            self.forget_inputs()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def get_extra_state(self) -> dict[str, Any]:
         return {

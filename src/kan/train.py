@@ -342,11 +342,11 @@ class _SingleRun:
         self.x_train, self.y_train = dataset["train_input"], dataset["train_label"]
         self.generator = torch.Generator().manual_seed(config.seed)  # minibatch order
         self.has_grid = isinstance(model, KAN)
+        self.last_good = _snapshot(model)  # the state of the last record (before one: the model as given)
 
     def start_phase(self, phase: Phase, rows: Sequence[int]) -> None:
         if self.has_grid and phase.num_intervals is not None and phase.num_intervals != self.model.num_intervals:
             self.model.update_grid(self.x_train, phase.num_intervals, self.config.grid_uniform_fraction)
-        self.last_good = _snapshot(self.model)
         self.optimizer = _make_optimizer(self.model, self.config)
         self.fused = None
         if isinstance(self.optimizer, LBFGS) and _FusedKANGradient.applies(self.model, self.config):
@@ -370,7 +370,7 @@ class _SingleRun:
         self.last_good = _snapshot(self.model)
 
     def stop(self, row: int) -> None:
-        self.model.load_state_dict(self.last_good)
+        self.model.load_state_dict(self.last_good)  # a KAN layer takes the state's G (KANLayer._load_from_state_dict)
 
 
 def _snapshot(model: nn.Module) -> dict[str, Any]:

@@ -86,6 +86,17 @@ def test_nonuniform_grid_path_round_trips(tmp_path):
     assert torch.equal(load_model(tmp_path / "m.pt")(x), model(x))
 
 
+def test_a_state_of_another_grid_size_loads_and_computes_the_same():
+    source = _decorated_kan()
+    source.update_grid(_x(), 20)
+    target = KAN([2, 3, 2], num_intervals=5, dtype=F64, seed=9)
+    target(_x())  # a forward first: what the layer remembers of its inputs must not outlive the load
+    target.load_state_dict(source.state_dict())
+    assert target.num_intervals == 20 and torch.equal(target(_x()), source(_x()))
+    with pytest.raises(RuntimeError, match="size mismatch"):  # another width is still refused
+        KAN([2, 4, 2], num_intervals=20, dtype=F64).load_state_dict(source.state_dict())
+
+
 def test_update_grid_to_data_range_then_finer_preserves_function():
     model, x = KAN([2, 4, 1], num_intervals=5, dtype=F64), _x(2000)
     model.update_grid(x)  # knots now span the data of every layer

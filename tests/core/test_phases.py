@@ -2,8 +2,13 @@
 
 import math
 
-from kan.phases import Monitor, phases, run_phases
-from kan.train import TrainConfig
+import pytest
+import torch
+
+from kan import KAN
+from kan.batched import fit_many
+from kan.phases import Monitor, Verdict, phases, run_phases
+from kan.train import TrainConfig, evaluate, fit
 
 
 def _metrics(train_loss=1.0, test_loss=1.0):
@@ -107,3 +112,33 @@ def test_the_loop_steps_each_row_until_it_stops_or_stalls():
     assert ("start", 5, (0, 2)) in trainee.calls and ("stop", 1) not in trainee.calls[6:]
     assert [r["step"] for r in monitors[0].history] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
     assert [r["step"] for r in monitors[2].history] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]  # the stall shortened phase 1
+
+
+@pytest.mark.parametrize("trainer", ["fit", "fit_many"])
+@pytest.mark.parametrize("one_fit_per_phase", [False, True])
+def test_a_stop_before_a_phases_first_record_keeps_the_model_of_the_last_record(monkeypatch, trainer, one_fit_per_phase):
+    """A stop at the first step after a grid switch (divergence, or stop_on_test_rise catching the rise
+    a switch causes) leaves each model as its last record describes it, on that record's grid: the
+    whole-schedule fit and the runner's one fit per phase alike."""
+    x = torch.rand(300, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    y = torch.exp(torch.sin(math.pi * x[:, :1]) + x[:, 1:] ** 2)
+    data = {"train_input": x[:200], "train_label": y[:200], "test_input": x[200:], "test_label": y[200:]}
+    judge = Monitor.after_step
+
+    def stop_after_the_switch(self, phase, step, loss, metrics):
+        if phase.num_intervals == 10 and step == 0:
+            self.step += 1
+            return Verdict(stop=("diverged", "stopped for the test"))
+        return judge(self, phase, step, loss, metrics)
+
+    models = [KAN([2, 3, 1], seed=seed, dtype=torch.float64) for seed in (0, 1)]
+    train = (lambda config: fit_many(models, [data] * 2, config, batch="always")) if trainer == "fit_many" else (
+        lambda config: [fit(models[0], data, config)])
+    schedules = [(3,), (10,)] if one_fit_per_phase else [(3, 10)]
+    monkeypatch.setattr(Monitor, "after_step", stop_after_the_switch)
+    results = [train(TrainConfig(steps=3, grid_schedule=schedule)) for schedule in schedules]
+    for row, model in enumerate(models[:len(results[0])]):
+        last = [r[row] for r in results if r[row].history][-1].final
+        assert results[-1][row].status == "diverged"
+        assert model.num_intervals == last["grid"] == 3
+        assert evaluate(model, data["test_input"], data["test_label"], "mse")["rmse"] == last["test_rmse"]
