@@ -104,3 +104,17 @@ def test_a_stale_science_record_is_refused(paper, tmp_path):
     settings = {**paper, "science": {"continual": paper["science"]["continual"]}}
     with pytest.raises(NotPublished, match="science experiment 'continual': its record is stale"):
         preview(settings, records)
+
+
+def test_the_readme_states_paper_nights_preview(night):
+    found = preview(night, RECORDS)
+    top = preview_headline(found, ROOT / REFERENCE / "paper.yaml")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    line = next(row for row in readme.splitlines() if row.startswith("| all five taken: paper-night |"))
+    tally = top.fidelity
+    expected = [str(sum(found.trainings.values())), f"{found.total_cpu_hours:.1f}", str(tally.compared),
+                f"{tally.within_tolerance} ({tally.within_tolerance / tally.compared:.0%})", str(tally.outside_better),
+                str(tally.compared - tally.within_tolerance - tally.outside_better),
+                f"{top.same_shapes[0]} of {top.same_shapes[1]}", f"{top.claims[0]} of {top.claims[1]}"]
+    assert [cell.strip() for cell in line.strip("|").split("|")[1:]] == expected, "update the README's paper-night row"
+    assert f"{sum(found.trainings.values())} of its 3743 trainings" in readme
