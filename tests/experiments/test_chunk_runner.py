@@ -260,3 +260,28 @@ def test_an_mlp_killed_between_phases_goes_on_from_its_checkpoint_with_the_same_
         assert {k: read_metrics(resumed)[k] for k in ("train_rmse", "test_rmse", "steps", "model_sha256")} == {
             k: read_metrics(expected)[k] for k in ("train_rmse", "test_rmse", "steps", "model_sha256")}
         assert not runner.checkpoint_dir(tmp_path, training).exists()
+
+
+def test_a_training_killed_on_another_machine_kind_starts_afresh(tiny_sweep, trained, xy_dataset, tmp_path, monkeypatch):
+    """Its finished phases count (the code computes the same numbers there), but going on from them
+    would record phases of two kinds as of one: it retrains every phase on this kind."""
+    shutil.copytree(trained[0], tmp_path, dirs_exist_ok=True)
+    training = next(t for t in tiny_sweep if t.variant == "unpruned")
+    shutil.rmtree(_dir(tmp_path, training, training.stages[-1]))  # killed during its last grid phase
+    other, here = "x86_64-AuthenticAMD-avx2", runner.machine_kind()
+    for stage in training.stages[:-1]:
+        path = _dir(tmp_path, training, stage)
+        (path / "metrics.json").write_text(json.dumps({**read_metrics(path), "machine": other,
+                                                       "code_fingerprint": code_fingerprint(other)}))
+    phases = []
+    original = runner._run_phase
+    monkeypatch.setattr(runner, "_run_phase", lambda states, *rest: (phases.append(len(states)), original(states, *rest)))
+    data = runner.load_dataset(xy_dataset / "synthetic" / "xy", "float64")[0]
+    counts = runner.currency({"machine": here}, runner.data_digest(data))
+    assert runner.resumed_state(training, tmp_path, counts, other) is not None  # it would resume on its own kind
+    dirs = {("synthetic", "xy"): xy_dataset / "synthetic" / "xy"}
+    assert runner.train_chunk(tiny_sweep, dirs, tmp_path, {"profile": "test", "machine": here})["trained"] == 1
+    assert phases == [1] * len(training.stages)  # every phase again, not only the last
+    for stage in training.stages:
+        assert read_metrics(_dir(tmp_path, training, stage))["machine"] == here
+        assert read_history(_dir(tmp_path, training, stage)).equals(read_history(_dir(trained[0], training, stage)))

@@ -12,7 +12,8 @@ counts steps from each phase's start, and ``stop_on_test_rise`` compares records
 on disk and still count (:func:`currency`: same data, code that computes the same numbers); a
 rerun after a killed job skips those, and a KAN or MLP killed part-way goes on after its last
 finished phase (:func:`resumed_state`: its model and history are in that phase's run, or the
-MLP's checkpoint), with the same results as an uninterrupted training.
+MLP's checkpoint), with the same results as an uninterrupted training; on another kind of
+machine than the one that finished that phase, it starts afresh.
 """
 
 from __future__ import annotations
@@ -142,33 +143,44 @@ def checkpoint_dir(results: Path, training: Training) -> Path:
     return final.with_name(f".{final.name}{CHECKPOINT_SUFFIX}")
 
 
-def _resumed_mlp(training: Training, results: Path, counts: Currency | None) -> _State | None:
+def _resumable(record: Mapping[str, Any], counts: Currency | None, machine: str) -> bool:
+    """Whether a training can go on from the phase ``record`` finished: it counts, ended well and was
+    computed on this ``machine`` kind (phases of two kinds would be recorded as of one, and the
+    training would retrain to other numbers on either; from another kind it starts afresh)."""
+    return ((counts is None or counts(record)) and record["status"] == "ok"
+            and (record.get("machine") or machine) == machine)
+
+
+def _resumed_mlp(training: Training, results: Path, counts: Currency | None, machine: str) -> _State | None:
     """An MLP training as its last checkpoint left it (:func:`checkpoint_dir`), if there is one
-    that ``counts`` accepts and that ended well; else None."""
+    that is :func:`_resumable`; else None."""
     directory = checkpoint_dir(results, training)
     if not is_finished(directory):
         return None
     record = read_metrics(directory)
-    if (counts is not None and not counts(record)) or record["status"] != "ok":
+    if not _resumable(record, counts, machine):
         return None
     return _State(training, load_run_model(directory), json.loads(record["initial_shape"]),
                   read_history(directory).to_dict("records"), record["seconds"], record.get("cpu_seconds", 0.0),
                   phases_done=record[PHASES_DONE])
 
 
-def resumed_state(training: Training, results: Path, counts: Currency | None = None) -> _State | None:
+def resumed_state(training: Training, results: Path, counts: Currency | None = None,
+                  machine: str | None = None) -> _State | None:
     """A training as its last finished grid phase left it: a KAN from the run folders of its first
     phases (all on disk and counted by ``counts``; a finished phase's run holds the model and the
-    whole history so far), an MLP from its checkpoint; None when no phase is there or its last
-    phase is (nothing to resume)."""
+    whole history so far), an MLP from its checkpoint; None when no phase is there, its last phase
+    is (nothing to resume) or the phase was computed on another kind of machine than ``machine``
+    (default: this one's), so that no record mixes the numbers of two kinds."""
+    machine = machine or machine_kind()
     if training.kind == "mlp":
-        return _resumed_mlp(training, results, counts)
+        return _resumed_mlp(training, results, counts, machine)
     records = _records(training, results, counts)
     done = 0
     while done < len(training.stages) and training.stages[done].run_id in records:
         done += 1
     last = records[training.stages[done - 1].run_id] if done else None
-    if training.kind != "kan" or not done or done == len(training.stages) or last["status"] != "ok":
+    if training.kind != "kan" or not done or done == len(training.stages) or not _resumable(last, None, machine):
         return None
     directory = run_dir(results, training.experiment, training.kind, last["run_id"])
     history = read_history(directory).to_dict("records")
@@ -323,7 +335,9 @@ def train_chunk(trainings: Sequence[Training], dataset_dirs: Mapping[tuple[str, 
     counts = currency(extra, digest)
     todo = [t for t in held if not is_done(t, results, counts)]
     if todo:
-        resumed = {t.stages[-1].run_id: s for t in todo if (s := resumed_state(t, results, counts)) is not None}
+        machine = extra.get("machine") or machine_kind()
+        resumed = {t.stages[-1].run_id: s for t in todo
+                   if (s := resumed_state(t, results, counts, machine)) is not None}
         log.info("training %d of %d trainings on %s/%s (%d resumed after their last finished grid phase, %d published)",
                  len(todo), len(trainings), first.family, first.dataset, len(resumed), len(trainings) - len(held))
         train_together(todo, data, meta, results, {**extra, DATA_DIGEST: digest, DATA_DEFINITION: definition}, resumed)
