@@ -5,12 +5,15 @@ data families (:mod:`kan.data`).
 A file or folder is written in a hidden temporary sibling (``.<name>.tmp-*``) and renamed into place;
 a previous folder is first renamed aside (``.<name>.old-*``) and then removed, so readers see
 the old folder or the new one, never a mix (between the two renames, for an instant, none).
-Readers of results skip such hidden leftovers.
+Readers of results skip such hidden leftovers; a process killed mid-write leaves them, and the
+next write of the same name clears them (a folder killed between its two renames gets its
+previous version back first).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -27,6 +30,7 @@ def atomic_folder(directory: Path | str) -> Iterator[Path]:
     stays as it was (a previous version renamed aside is put back)."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
+    _clear_leftovers(directory)
     tmp = directory.with_name(f".{directory.name}.tmp-{uuid.uuid4().hex}")
     tmp.mkdir()  # not mkdtemp: its folders are private (0700); this one gets the umask's permissions
     old = directory.with_name(f".{directory.name}.old-{uuid.uuid4().hex}")
@@ -43,12 +47,29 @@ def atomic_folder(directory: Path | str) -> Iterator[Path]:
     shutil.rmtree(old, ignore_errors=True)  # the new folder is in place: a leftover is only clutter
 
 
+def _clear_leftovers(path: Path) -> None:
+    """Remove the hidden siblings a killed write of ``path`` left; a folder missing after a kill
+    between its two renames first gets its previous version (the newest ``.old-*``) back."""
+    pattern = glob.escape(path.name)
+    for tmp in path.parent.glob(f".{pattern}.tmp-*"):
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+    olds = sorted(path.parent.glob(f".{pattern}.old-*"), key=lambda old: old.stat().st_mtime)
+    if olds and not path.exists():
+        os.replace(olds.pop(), path)
+    for old in olds:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_file(path: Path | str) -> Iterator[Path]:
     """Yield a hidden sibling path of ``path`` to write. When the block ends normally it replaces
     ``path`` in one rename; when it raises, it is deleted and ``path`` stays as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _clear_leftovers(path)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
     try:
         yield tmp

@@ -88,3 +88,27 @@ def test_a_file_is_replaced_whole_or_left_as_it_was(tmp_path):
     with files.atomic_file(target) as tmp:
         tmp.write_text("second")
     assert target.read_text() == "second" and _hidden(target.parent) == []
+
+
+def test_a_write_clears_what_a_killed_write_of_the_same_name_left(tmp_path):
+    target, other = tmp_path / "run", tmp_path / "run2"
+    _folder(target, "old")
+    _folder(tmp_path / ".run.tmp-dead", "half")  # killed while filling
+    _folder(tmp_path / ".run.old-dead", "older")  # killed after the swap, before the clean-up
+    _folder(tmp_path / ".run2.tmp-live", "another folder's")
+    (tmp_path / ".run.json.tmp-dead").write_text("half")
+    with files.atomic_folder(target) as tmp:
+        (tmp / "a.txt").write_text("new")
+    with files.atomic_file(tmp_path / "run.json") as tmp:
+        tmp.write_text("{}")
+    assert (target / "a.txt").read_text() == "new" and _hidden(tmp_path) == [".run2.tmp-live"]
+    assert not other.exists()
+
+
+def test_a_folder_killed_between_its_two_renames_gets_its_previous_version_back(tmp_path):
+    target = tmp_path / "run"
+    _folder(tmp_path / ".run.old-dead", "previous")  # renamed aside, the new one never renamed in
+    with pytest.raises(ZeroDivisionError):
+        with files.atomic_folder(target):
+            1 / 0
+    assert (target / "a.txt").read_text() == "previous" and _hidden(tmp_path) == []
