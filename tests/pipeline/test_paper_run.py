@@ -17,7 +17,7 @@ from kan.data import generate_to_dir
 from kan.experiments import runner
 from kan.experiments.progress import shard_table
 from kan.experiments.sweep import cut_training, expand
-from kan.pipeline.cli import PAPER_CONFIG, PUBLISHED, REFERENCE, main
+from kan.pipeline.cli import PUBLISHED, REFERENCE, main
 from kan.records.provenance import machine_kind
 from kan.records.publish import RUNS, SCIENCE, SHARDS, is_current
 from kan.records.runfiles import read_metrics, run_dir
@@ -30,13 +30,8 @@ pytestmark = pytest.mark.skipif(not (RECORDS / RUNS).is_file(), reason=f"no publ
 
 
 @pytest.fixture(scope="module")
-def settings(load):
-    return load(ROOT / PAPER_CONFIG)
-
-
-@pytest.fixture(scope="module")
-def trainings(settings):
-    return expand(settings)
+def trainings(paper_settings):
+    return expand(paper_settings)
 
 
 def _published(folder):
@@ -71,10 +66,10 @@ def test_every_folder_the_report_names_is_in_the_records():
     assert named, "the report names no folder"
     assert not [folder for folder in named if not (RECORDS / folder).is_dir()], "folders missing beside the report"
 
-def test_the_shard_table_says_what_the_records_hold(trainings, settings):
+def test_the_shard_table_says_what_the_records_hold(trainings, paper_settings):
     """Recomputed from the records and this code: a record turns stale when the code computes other
     ci numbers (its fingerprint) or generates other data for its dataset (its data definition)."""
-    found = shard_table(trainings, settings["chunk_size"], list(settings["science"]), RECORDS)
+    found = shard_table(trainings, paper_settings["chunk_size"], list(paper_settings["science"]), RECORDS)
     committed = pd.read_csv(RECORDS / SHARDS)
     turned_stale = found.loc[found["stale"] > committed["stale"], "groups"].tolist()
     assert not turned_stale, (f"the published records of {', '.join(turned_stale)} are stale for this code (other "

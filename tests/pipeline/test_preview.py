@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from kan.experiments.sweep import expand
-from kan.pipeline.cli import PAPER_CONFIG, PUBLISHED, REFERENCE, main
+from kan.pipeline.cli import PUBLISHED, REFERENCE, main
 from kan.pipeline.preview import NotPublished, preview, preview_headline, write_preview_report
 from kan.records.publish import RUNS, SCIENCE
 from kan.records.science_outputs import RUN_RECORD
@@ -26,25 +26,20 @@ pytestmark = pytest.mark.skipif(not (RECORDS / RUNS).is_file(), reason=f"no publ
 
 
 @pytest.fixture(scope="module")
-def paper(load):
-    return load(ROOT / PAPER_CONFIG)
-
-
-@pytest.fixture(scope="module")
 def night(load):
     return load(NIGHT_CONFIG)
 
 
-def test_the_paper_profiles_preview_is_the_published_report(paper, tmp_path, monkeypatch):
+def test_the_paper_profiles_preview_is_the_published_report(paper_settings, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # the report names the reference by the path it is given, relative as `kan report` does
-    found = preview(paper, RECORDS)
-    written = write_preview_report(paper, found, RECORDS, REFERENCE / "paper.yaml", tmp_path / "pvo.md")
+    found = preview(paper_settings, RECORDS)
+    written = write_preview_report(paper_settings, found, RECORDS, REFERENCE / "paper.yaml", tmp_path / "pvo.md")
     published = (RECORDS / "paper_vs_ours.md").read_text(encoding="utf-8").splitlines()
     ours = written.read_text(encoding="utf-8").splitlines()
     start = published.index(ours[2])  # the published report adds its shard status after the title
     assert ours[2].startswith("The numbers of") and published[start:] == ours[2:]
-    assert found.trainings == _trainings_per_experiment(paper)
-    assert len(found.runs) == len(pd.read_parquet(RECORDS / RUNS)) and len(found.science) == len(paper["science"])
+    assert found.trainings == _trainings_per_experiment(paper_settings)
+    assert len(found.runs) == len(pd.read_parquet(RECORDS / RUNS)) and len(found.science) == len(paper_settings["science"])
 
 
 def _trainings_per_experiment(settings) -> dict[str, int]:
@@ -54,20 +49,20 @@ def _trainings_per_experiment(settings) -> dict[str, int]:
     return counts
 
 
-def test_paper_night_is_a_cut_of_the_paper_profile(paper, night):
-    paper_ids = {s.run_id for t in expand(paper) for s in t.stages}
+def test_paper_night_is_a_cut_of_the_paper_profile(paper_settings, night):
+    paper_ids = {s.run_id for t in expand(paper_settings) for s in t.stages}
     night_trainings = expand(night)
     assert {s.run_id for t in night_trainings for s in t.stages} < paper_ids
-    assert night["science"] == paper["science"] and night["dtype"] == paper["dtype"]
-    assert set(paper["report"]["deviations"]) < set(night["report"]["deviations"])
-    assert paper["report"]["miss_causes"].keys() < night["report"]["miss_causes"].keys()
+    assert night["science"] == paper_settings["science"] and night["dtype"] == paper_settings["dtype"]
+    assert set(paper_settings["report"]["deviations"]) < set(night["report"]["deviations"])
+    assert paper_settings["report"]["miss_causes"].keys() < night["report"]["miss_causes"].keys()
     assert {t.seed for t in night_trainings if t.kind == "mlp" and t.experiment != "toy_scaling"} == {0}
 
 
-def test_paper_nights_preview_counts_and_prices_its_own_trainings(night, paper):
+def test_paper_nights_preview_counts_and_prices_its_own_trainings(night, paper_settings):
     found = preview(night, RECORDS)
     assert found.trainings == _trainings_per_experiment(night)
-    whole = preview(paper, RECORDS)
+    whole = preview(paper_settings, RECORDS)
     for science in (k for k in found.cpu_hours if k.startswith("science: ")):
         assert found.cpu_hours[science] == whole.cpu_hours[science]
     assert found.total_cpu_hours < whole.total_cpu_hours / 4
@@ -75,12 +70,12 @@ def test_paper_nights_preview_counts_and_prices_its_own_trainings(night, paper):
     assert top.fidelity.compared >= 180 and top.claims[1] >= 36  # every row but one minimal shape, as the README says
 
 
-def test_a_config_beyond_the_records_is_refused_by_name(paper, load, tmp_path, capsys):
-    more_seeds = copy.deepcopy(paper)
+def test_a_config_beyond_the_records_is_refused_by_name(paper_settings, load, tmp_path, capsys):
+    more_seeds = copy.deepcopy(paper_settings)
     more_seeds["experiments"]["feynman"]["seeds"] = [0, 1, 2, 3]
     with pytest.raises(NotPublished, match=r"feynman/I\.\S+ human kan hidden paper seed 3"):
         preview(more_seeds, RECORDS)
-    other_science = copy.deepcopy(paper)
+    other_science = copy.deepcopy(paper_settings)
     other_science["science"]["continual"]["steps_per_phase"] = 19
     with pytest.raises(NotPublished, match="science experiment 'continual': the published one ran with other settings"):
         preview(other_science, RECORDS)
@@ -92,7 +87,7 @@ def test_a_config_beyond_the_records_is_refused_by_name(paper, load, tmp_path, c
     assert "trainings have no current record" in capsys.readouterr().err
 
 
-def test_a_stale_science_record_is_refused(paper, tmp_path):
+def test_a_stale_science_record_is_refused(paper_settings, tmp_path):
     records = tmp_path / "records"
     records.mkdir()
     for name in ("runs.parquet", "histories.parquet", "report.json", "shards.csv"):
@@ -101,7 +96,7 @@ def test_a_stale_science_record_is_refused(paper, tmp_path):
     folder.mkdir(parents=True)
     record = json.loads((RECORDS / SCIENCE / "continual" / RUN_RECORD).read_text(encoding="utf-8"))
     (folder / RUN_RECORD).write_text(json.dumps({**record, "code_fingerprint": "0" * 16}), encoding="utf-8")
-    settings = {**paper, "science": {"continual": paper["science"]["continual"]}}
+    settings = {**paper_settings, "science": {"continual": paper_settings["science"]["continual"]}}
     with pytest.raises(NotPublished, match="science experiment 'continual': its record is stale"):
         preview(settings, records)
 
