@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -320,7 +321,7 @@ def print_estimate(costs: CostModel, trainings: Sequence[Training], science: Map
 
     steps = sum(map(total_steps, trainings))
     print(f"\n## Estimate for {config.stem}: {len(trainings)} trainings, {steps / 1e6:.2f} M L-BFGS steps "
-          f"(expanded from {config.relative_to(ROOT)})\n")
+          f"(expanded from {os.path.relpath(config, ROOT)})\n")
     print("| experiment | trainings | M steps | sequential CPU-h | fit_many stacked CPU-h | default CPU-h | best of both CPU-h |")
     print("|---|---|---|---|---|---|---|")
     totals = [0.0, 0.0, 0.0, 0.0]

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from kan.pipeline.cli import PAPER_CONFIG, PUBLISHED, REFERENCE, SCHEMA
 from kan.pipeline.config import load_config, load_yaml
-from kan.pipeline.preview import preview, preview_headline
+from kan.pipeline.preview import SUMMARY_COLUMNS, preview, preview_headline, summary_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 NIGHT_CONFIG = ROOT / "workflow" / "config" / "paper-night.yaml"
@@ -76,18 +76,12 @@ def settings_with(cut: Cut | None) -> dict[str, Any]:
 
 def row(name: str, settings: dict[str, Any]) -> str:
     found = preview(settings, ROOT / PUBLISHED)
-    top = preview_headline(found, ROOT / REFERENCE / "paper.yaml")
-    tally = top.fidelity
-    not_better = tally.compared - tally.within_tolerance - tally.outside_better
-    return (f"| {name} | {sum(found.trainings.values())} | {found.total_cpu_hours:.1f} | {tally.compared} | "
-            f"{tally.within_tolerance} ({tally.within_tolerance / tally.compared:.0%}) | {tally.outside_better} | "
-            f"{not_better} | {top.same_shapes[0]} of {top.same_shapes[1]} | {top.claims[0]} of {top.claims[1]} |")
+    return "| " + " | ".join([name, *summary_cells(found, preview_headline(found, ROOT / REFERENCE / "paper.yaml"))]) + " |"
 
 
 def main() -> None:
-    print("| cut | trainings | CPU-h recorded | compared | within tolerance | outside, ours better "
-          "| outside, ours not better | same shape | claims hold |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| cut | " + " | ".join(SUMMARY_COLUMNS) + " |")
+    print("|---" * (len(SUMMARY_COLUMNS) + 1) + "|")
     for name, cut in CUTS.items():
         print(row(name, settings_with(cut)), flush=True)
     print(row("all five taken: paper-night", load_config(NIGHT_CONFIG, ROOT / SCHEMA)))

@@ -203,8 +203,9 @@ class _GroupRun:
         self.fused = (isinstance(stacked, StackedKAN) and not self.penalty
                       and kernel_serves(inputs, stacked.params.dtype, stacked.order, stacked.activation_name))
         self.members = list(range(len(models)))
-        self.last_good = _Snapshot(self.stacked)  # every row as of its last record (before one: as given)
-        self.carried = set(self.members)  # members whose models hold their last good state (the stack moved on)
+        # the rows as of their last record in the current phase (from its start: after the grid switch)
+        self.last_good = _Snapshot(self.stacked)
+        self.carried = set(self.members)  # members not recorded in this phase yet: their models hold their last record
         self.monitors = [Monitor(config, reference) for config, reference in zip(configs, self._divergence_references())]
 
     def _divergence_references(self) -> list[float]:

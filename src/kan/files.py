@@ -7,7 +7,9 @@ a previous folder is first renamed aside (``.<name>.old-*``) and then removed, s
 the old folder or the new one, never a mix (between the two renames, for an instant, none).
 Readers of results skip such hidden leftovers; a process killed mid-write leaves them, and the
 next write of the same name clears them (a folder killed between its two renames gets its
-previous version back first).
+previous version back first). So a path has one writer at a time: a second process writing the
+same path would clear the first one's siblings (no pipeline job shares an output path; Snakemake
+gives each output one job).
 """
 
 from __future__ import annotations

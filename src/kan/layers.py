@@ -588,7 +588,9 @@ class KANLayer(nn.Module):
         stopped right after a grid switch): grid and coefficients take its size first."""
         grid, coef = state_dict.get(prefix + "grid"), state_dict.get(prefix + "coef")
         if (isinstance(grid, Tensor) and isinstance(coef, Tensor) and grid.shape != self.grid.shape
-                and grid.shape[0] == self.in_dim and coef.shape[:2] == self.coef.shape[:2]):
+                and grid.dim() == 2 and coef.dim() == 3 and grid.shape[0] == self.in_dim
+                and coef.shape[:2] == self.coef.shape[:2]
+                and grid.shape[1] - coef.shape[2] == self.order + 1):  # G + 2k + 1 knots, G + k coefficients
             self._replace(self.grid.new_empty(grid.shape), self.coef.new_empty(coef.shape), self.uniform)
             self.forget_inputs()
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -119,8 +119,9 @@ class Trainee(Protocol):
     """What :func:`run_phases` trains: models numbered 0..M-1 (rows), each stepped only while active."""
 
     def start_phase(self, phase: Phase, rows: Sequence[int]) -> None:
-        """Enter ``phase`` with the live ``rows``: set their G, start a fresh optimizer, and take
-        their state as the last good one."""
+        """Enter ``phase`` with the live ``rows``: set their G and start a fresh optimizer; their
+        last good state stays that of their last record (before one: the model as given), so a
+        stop before the phase's first record returns each to it, on its grid."""
 
     def refit_grid(self, rows: Sequence[int]) -> None:
         """Refit the grids of ``rows`` from the training inputs at their current G."""

@@ -95,6 +95,8 @@ def test_a_state_of_another_grid_size_loads_and_computes_the_same():
     assert target.num_intervals == 20 and torch.equal(target(_x()), source(_x()))
     with pytest.raises(RuntimeError, match="size mismatch"):  # another width is still refused
         KAN([2, 4, 2], num_intervals=20, dtype=F64).load_state_dict(source.state_dict())
+    with pytest.raises(RuntimeError, match="size mismatch"):  # and another spline order
+        KAN([2, 3, 2], num_intervals=6, order=2, dtype=F64).load_state_dict(source.state_dict())
 
 
 def test_update_grid_to_data_range_then_finer_preserves_function():

@@ -15,6 +15,8 @@ from kan.records.provenance import DATA_DEFINITION, code_fingerprint
 from kan.records.runfiles import MODEL, read_history, read_metrics, run_dir, update_metrics
 from kan.train import FitResult
 
+RECORDED_KINDS = ("x86_64-AuthenticAMD-avx2", "x86_64-GenuineIntel-avx512")  # reports/reference/ci_expected.csv
+
 
 @pytest.fixture(scope="module")
 def trained(tiny_sweep, xy_dataset, tmp_path_factory):
@@ -268,20 +270,50 @@ def test_a_training_killed_on_another_machine_kind_starts_afresh(tiny_sweep, tra
     shutil.copytree(trained[0], tmp_path, dirs_exist_ok=True)
     training = next(t for t in tiny_sweep if t.variant == "unpruned")
     shutil.rmtree(_dir(tmp_path, training, training.stages[-1]))  # killed during its last grid phase
-    other, here = "x86_64-AuthenticAMD-avx2", runner.machine_kind()
+    here = runner.machine_kind()
+    other = next(kind for kind in RECORDED_KINDS if kind != here)  # a kind whose fingerprint is recorded
     for stage in training.stages[:-1]:
         path = _dir(tmp_path, training, stage)
         (path / "metrics.json").write_text(json.dumps({**read_metrics(path), "machine": other,
                                                        "code_fingerprint": code_fingerprint(other)}))
     phases = []
     original = runner._run_phase
-    monkeypatch.setattr(runner, "_run_phase", lambda states, *rest: (phases.append(len(states)), original(states, *rest)))
     data = runner.load_dataset(xy_dataset / "synthetic" / "xy", "float64")[0]
     counts = runner.currency({"machine": here}, runner.data_digest(data))
     assert runner.resumed_state(training, tmp_path, counts, other) is not None  # it would resume on its own kind
     dirs = {("synthetic", "xy"): xy_dataset / "synthetic" / "xy"}
+
+    def killed(states, *rest):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "_run_phase", killed)
+    with pytest.raises(KeyboardInterrupt):  # killed at once: the other kind's phases are gone, none is mixed in
+        runner.train_chunk(tiny_sweep, dirs, tmp_path, {"profile": "test", "machine": here})
+    assert not any(_dir(tmp_path, training, stage).exists() for stage in training.stages)
+    monkeypatch.setattr(runner, "_run_phase", lambda states, *rest: (phases.append(len(states)), original(states, *rest)))
     assert runner.train_chunk(tiny_sweep, dirs, tmp_path, {"profile": "test", "machine": here})["trained"] == 1
     assert phases == [1] * len(training.stages)  # every phase again, not only the last
     for stage in training.stages:
         assert read_metrics(_dir(tmp_path, training, stage))["machine"] == here
         assert read_history(_dir(tmp_path, training, stage)).equals(read_history(_dir(trained[0], training, stage)))
+
+
+def test_an_mlp_checkpoint_of_another_machine_kind_is_not_resumed(tiny_sweep, trained, xy_dataset, tmp_path, monkeypatch):
+    mlp = next(t for t in tiny_sweep if t.kind == "mlp")
+    original, calls = runner._run_phase, []
+
+    def killed_in_the_last_phase(states, *rest):
+        calls.append(len(states))
+        if len(calls) == 3:  # sparsification, first phase, then killed in the last phase
+            raise KeyboardInterrupt
+        return original(states, *rest)
+
+    monkeypatch.setattr(runner, "_run_phase", killed_in_the_last_phase)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tiny_sweep, xy_dataset, tmp_path)
+    checkpoint = runner.checkpoint_dir(tmp_path, mlp)
+    (checkpoint / "metrics.json").write_text(json.dumps({**read_metrics(checkpoint), "machine": "riscv64-other"}))
+    data = runner.load_dataset(xy_dataset / "synthetic" / "xy", "float64")[0]
+    counts = runner.currency({}, runner.data_digest(data))
+    assert runner.resumed_state(mlp, tmp_path, counts, "riscv64-other") is not None
+    assert runner.resumed_state(mlp, tmp_path, counts) is None  # this machine: starts afresh

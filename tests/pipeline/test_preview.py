@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +16,7 @@ import yaml
 
 from kan.experiments.sweep import expand
 from kan.pipeline.cli import PUBLISHED, REFERENCE, main
-from kan.pipeline.preview import NotPublished, preview, preview_headline, write_preview_report
+from kan.pipeline.preview import NotPublished, preview, preview_headline, summary_cells, write_preview_report
 from kan.records.publish import RUNS, SCIENCE
 from kan.records.science_outputs import RUN_RECORD
 
@@ -32,8 +33,10 @@ def night(load):
 
 def test_the_paper_profiles_preview_is_the_published_report(paper_settings, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # the report names the reference by the path it is given, relative as `kan report` does
-    found = preview(paper_settings, RECORDS)
-    written = write_preview_report(paper_settings, found, RECORDS, REFERENCE / "paper.yaml", tmp_path / "pvo.md")
+    records = tmp_path / "records"  # the report written beside the records, as the published one
+    shutil.copytree(RECORDS, records, ignore=shutil.ignore_patterns("figures", "tables", "paper_vs_ours.md"))
+    found = preview(paper_settings, records)
+    written = write_preview_report(paper_settings, found, records, REFERENCE / "paper.yaml", records / "pvo.md")
     published = (RECORDS / "paper_vs_ours.md").read_text(encoding="utf-8").splitlines()
     ours = written.read_text(encoding="utf-8").splitlines()
     start = published.index(ours[2])  # the published report adds its shard status after the title
@@ -59,7 +62,7 @@ def test_paper_night_is_a_cut_of_the_paper_profile(paper_settings, night):
     assert {t.seed for t in night_trainings if t.kind == "mlp" and t.experiment != "toy_scaling"} == {0}
 
 
-def test_paper_nights_preview_counts_and_prices_its_own_trainings(night, paper_settings):
+def test_paper_nights_preview_counts_and_prices_its_own_trainings(night, paper_settings, tmp_path):
     found = preview(night, RECORDS)
     assert found.trainings == _trainings_per_experiment(night)
     whole = preview(paper_settings, RECORDS)
@@ -68,6 +71,8 @@ def test_paper_nights_preview_counts_and_prices_its_own_trainings(night, paper_s
     assert found.total_cpu_hours < whole.total_cpu_hours / 4
     top = preview_headline(found, ROOT / REFERENCE / "paper.yaml")
     assert top.fidelity.compared >= 180 and top.claims[1] >= 36  # every row but one minimal shape, as the README says
+    report = write_preview_report(night, found, RECORDS, ROOT / REFERENCE / "paper.yaml", tmp_path / "night.md")
+    assert f"Ours: `{RECORDS.as_posix()}/science/pde/`, in the published records" in report.read_text(encoding="utf-8")
 
 
 def test_a_config_beyond_the_records_is_refused_by_name(paper_settings, load, tmp_path, capsys):
@@ -103,13 +108,8 @@ def test_a_stale_science_record_is_refused(paper_settings, tmp_path):
 
 def test_the_readme_states_paper_nights_preview(night):
     found = preview(night, RECORDS)
-    top = preview_headline(found, ROOT / REFERENCE / "paper.yaml")
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     line = next(row for row in readme.splitlines() if row.startswith("| all five taken: paper-night |"))
-    tally = top.fidelity
-    expected = [str(sum(found.trainings.values())), f"{found.total_cpu_hours:.1f}", str(tally.compared),
-                f"{tally.within_tolerance} ({tally.within_tolerance / tally.compared:.0%})", str(tally.outside_better),
-                str(tally.compared - tally.within_tolerance - tally.outside_better),
-                f"{top.same_shapes[0]} of {top.same_shapes[1]}", f"{top.claims[0]} of {top.claims[1]}"]
+    expected = summary_cells(found, preview_headline(found, ROOT / REFERENCE / "paper.yaml"))
     assert [cell.strip() for cell in line.strip("|").split("|")[1:]] == expected, "update the README's paper-night row"
     assert f"{sum(found.trainings.values())} of its 3743 trainings" in readme

@@ -129,7 +129,7 @@ def shard_table(
                 row["machines"].add(record["machine"])
     table = pd.DataFrame(rows.values())
     table["complete"] = (table["current"] == table["trainings"]) & (table["science_current"] == table["science"])
-    table["cpu_hours"] = (table.pop("seconds") / 3600).round(2)
+    table["cpu_hours"] = (table.pop("seconds") / 3600).round(4)  # sums of 54 shards stay right to 0.01 h
     table["machines"] = table["machines"].map(lambda kinds: " ".join(sorted(kinds)))
     return table
 

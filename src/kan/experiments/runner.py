@@ -179,9 +179,11 @@ def resumed_state(training: Training, results: Path, counts: Currency | None = N
     done = 0
     while done < len(training.stages) and training.stages[done].run_id in records:
         done += 1
-    last = records[training.stages[done - 1].run_id] if done else None
-    if training.kind != "kan" or not done or done == len(training.stages) or not _resumable(last, None, machine):
+    finished = [records[stage.run_id] for stage in training.stages[:done]]
+    if training.kind != "kan" or not done or done == len(training.stages) or not all(
+            _resumable(record, None, machine) for record in finished):
         return None
+    last = finished[-1]
     directory = run_dir(results, training.experiment, training.kind, last["run_id"])
     history = read_history(directory).to_dict("records")
     return _State(training, load_run_model(directory), json.loads(last["initial_shape"]), history,
@@ -257,6 +259,15 @@ def data_digest(data: Mapping[str, Tensor]) -> str:
         digest.update(f"{key}:{tensor.dtype}:{list(tensor.shape)}\n".encode())
         digest.update(tensor.numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def _drop_other_kinds(training: Training, results: Path, machine: str) -> None:
+    """Remove the run folders of ``training`` that another machine kind finished: it starts afresh
+    here, and a phase it does not reach this time must not keep the other kind's record."""
+    for stage in training.stages:
+        directory = run_dir(results, training.experiment, training.kind, stage.run_id)
+        if is_finished(directory) and (read_metrics(directory).get("machine") or machine) != machine:
+            shutil.rmtree(directory)
 
 
 def _records(training: Training, results: Path, counts: Currency | None) -> dict[str, Mapping[str, Any]]:
@@ -338,6 +349,8 @@ def train_chunk(trainings: Sequence[Training], dataset_dirs: Mapping[tuple[str, 
         machine = extra.get("machine") or machine_kind()
         resumed = {t.stages[-1].run_id: s for t in todo
                    if (s := resumed_state(t, results, counts, machine)) is not None}
+        for training in (t for t in todo if t.stages[-1].run_id not in resumed):
+            _drop_other_kinds(training, results, machine)
         log.info("training %d of %d trainings on %s/%s (%d resumed after their last finished grid phase, %d published)",
                  len(todo), len(trainings), first.family, first.dataset, len(resumed), len(trainings) - len(held))
         train_together(todo, data, meta, results, {**extra, DATA_DIGEST: digest, DATA_DEFINITION: definition}, resumed)

@@ -105,16 +105,33 @@ def preview_headline(found: Preview, reference_yaml: Path | str) -> Headline:
     return headline(as_runs_csv(found.runs[list(RUN_COLUMNS)]), reference_yaml, science_table(found.science))
 
 
+SUMMARY_COLUMNS = ("trainings", "CPU-h recorded", "compared", "within tolerance", "outside, ours better",
+                   "outside, ours not better", "same shape", "claims hold")
+
+
+def summary_cells(found: Preview, top: Headline) -> list[str]:
+    """One table row (:data:`SUMMARY_COLUMNS`) of a preview and its headline; "outside, ours not
+    better" counts shortfalls and minimal KANs of another shape than the paper's."""
+    tally = top.fidelity
+    return [str(sum(found.trainings.values())), f"{found.total_cpu_hours:.1f}", str(tally.compared),
+            f"{tally.within_tolerance} ({tally.within_tolerance / tally.compared:.0%})", str(tally.outside_better),
+            str(tally.compared - tally.within_tolerance - tally.outside_better),
+            f"{top.same_shapes[0]} of {top.same_shapes[1]}", f"{top.claims[0]} of {top.claims[1]}"]
+
+
 def write_preview_report(settings: Mapping[str, Any], found: Preview, records: Path | str,
                          reference_yaml: Path | str, out: Path | str) -> Path:
     """paper_vs_ours.md of the previewed records at ``out``: the config's deviations and causes,
-    and the published records' dataset deviations of the config's datasets."""
+    and the published records' dataset deviations of the config's datasets; it names where the
+    science experiments' outputs are (beside it when ``out`` is in ``records``)."""
     names = {f"{family}/{name}" for family, name in profile_datasets(expand(settings), science_requests(settings))}
     science = science_deviations(settings["science"])
     deviations = report_deviations(settings["report"]["deviations"], [], science)
     published = [d for d in check_report_inputs(records)["deviations"]  # in the pipeline's order
                  if DATASET_DEVIATION.match(d) and (d.split(": ", 1)[0] in names or d in science)]
     ordered = [*(d for d in deviations if not DATASET_DEVIATION.match(d)), *published, *deviations]
+    outputs = PUBLISHED_OUTPUTS if Path(out).parent.resolve() == Path(records).resolve() else (
+        f"`{Path(records).as_posix()}/{SCIENCE}/{{name}}/`, in the published records this report was read from")
     return paper_vs_ours(as_runs_csv(found.runs[list(RUN_COLUMNS)]), reference_yaml,
                          list(dict.fromkeys(ordered)), out, science_table(found.science),
-                         Causes.of_profile(settings["report"]["miss_causes"], settings["profile"]), PUBLISHED_OUTPUTS)
+                         Causes.of_profile(settings["report"]["miss_causes"], settings["profile"]), outputs)
