@@ -236,20 +236,28 @@ def test_a_training_killed_after_a_phase_goes_on_from_there_with_the_same_result
         assert resumed[key] == uninterrupted[key], key
 
 
-def test_an_mlp_killed_between_phases_goes_on_from_its_checkpoint_with_the_same_results(
-        tiny_sweep, trained, xy_dataset, tmp_path, monkeypatch):
-    mlps = [t for t in tiny_sweep if t.kind == "mlp"]
+def _kill_in_the_last_phase(trainings, xy_dataset, results, monkeypatch) -> list[int]:
+    """Train ``trainings`` until a kill in their last phase (after sparsification and the first
+    phase); the sizes of the phase calls made, a list later calls may go on filling."""
     original, calls = runner._run_phase, []
 
     def killed_in_the_last_phase(states, *rest):
         calls.append(len(states))
-        if len(calls) == 3:  # sparsification, first phase, then killed in the last phase
+        if len(calls) == 3:
             raise KeyboardInterrupt
         return original(states, *rest)
 
     monkeypatch.setattr(runner, "_run_phase", killed_in_the_last_phase)
     with pytest.raises(KeyboardInterrupt):
-        _train(tiny_sweep, xy_dataset, tmp_path)
+        _train(trainings, xy_dataset, results)
+    return calls
+
+
+def test_an_mlp_killed_between_phases_goes_on_from_its_checkpoint_with_the_same_results(
+        tiny_sweep, trained, xy_dataset, tmp_path, monkeypatch):
+    mlps = [t for t in tiny_sweep if t.kind == "mlp"]
+    original = runner._run_phase
+    calls = _kill_in_the_last_phase(tiny_sweep, xy_dataset, tmp_path, monkeypatch)
     for training in mlps:
         assert not _dir(tmp_path, training, training.stages[0]).exists()
         assert read_metrics(runner.checkpoint_dir(tmp_path, training))[runner.PHASES_DONE] == 1
@@ -300,17 +308,7 @@ def test_a_training_killed_on_another_machine_kind_starts_afresh(tiny_sweep, tra
 
 def test_an_mlp_checkpoint_of_another_machine_kind_is_not_resumed(tiny_sweep, trained, xy_dataset, tmp_path, monkeypatch):
     mlp = next(t for t in tiny_sweep if t.kind == "mlp")
-    original, calls = runner._run_phase, []
-
-    def killed_in_the_last_phase(states, *rest):
-        calls.append(len(states))
-        if len(calls) == 3:  # sparsification, first phase, then killed in the last phase
-            raise KeyboardInterrupt
-        return original(states, *rest)
-
-    monkeypatch.setattr(runner, "_run_phase", killed_in_the_last_phase)
-    with pytest.raises(KeyboardInterrupt):
-        _train(tiny_sweep, xy_dataset, tmp_path)
+    _kill_in_the_last_phase(tiny_sweep, xy_dataset, tmp_path, monkeypatch)
     checkpoint = runner.checkpoint_dir(tmp_path, mlp)
     (checkpoint / "metrics.json").write_text(json.dumps({**read_metrics(checkpoint), "machine": "riscv64-other"}))
     data = runner.load_dataset(xy_dataset / "synthetic" / "xy", "float64")[0]
