@@ -34,6 +34,16 @@ def test_totals_per_experiment_add_up_to_the_whole_run():
                                            "CPU hours left (est.)": "—", "machine kinds": f"{AMD}, {INTEL}"}
 
 
+def test_a_shard_of_several_experiments_is_counted_under_all_their_names():
+    """Publishing with --shards N below the number of groups puts several datasets in one shard."""
+    shards = _shards()
+    shards.loc[1, "groups"] = "feynman/I.9.18 special/jv"
+    totals = experiment_totals(shards).set_index("experiment")
+    assert list(totals.index) == ["feynman", "feynman + special", "science", "special", "all"]
+    assert totals.loc["feynman", "trainings current"] == "93 of 93"  # I.6.20's shard only
+    assert totals.loc["feynman + special", "trainings current"] == "10 of 93"
+
+
 def test_the_cpu_hours_left_come_from_the_complete_shards_rate_per_experiment():
     totals = experiment_totals(_shards()).set_index("experiment")["CPU hours left (est.)"]
     assert totals["feynman"] == f"{83 * 0.75 / 93:.1f}"  # 83 missing at I.6.20's 0.75 h per 93 trainings

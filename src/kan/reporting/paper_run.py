@@ -5,6 +5,7 @@ and staircase figures, with no training and no run folders."""
 from __future__ import annotations
 
 import io
+import re
 import shutil
 from pathlib import Path
 
@@ -93,8 +94,11 @@ def total_cpu_hours_left(shards: pd.DataFrame) -> float | None:
 
 def per_experiment(shards: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The shards of each experiment (a shard group's prefix: ``feynman``, ``special``, ...;
-    every science experiment under ``science``), in the order they first appear."""
-    experiment = shards["groups"].str.split(r"[/:]", n=1, regex=True).str[0]
+    every science experiment under ``science``), in the order they first appear. A shard whose
+    groups span several experiments (fewer shards than groups, ``--shards N``) counts under all
+    of their names joined, ``feynman + special``: its totals cannot be split between them."""
+    experiment = shards["groups"].fillna("").map(
+        lambda groups: " + ".join(dict.fromkeys(re.split(r"[/:]", group, maxsplit=1)[0] for group in groups.split())))
     return {name: shards[experiment == name] for name in dict.fromkeys(experiment)}
 
 
