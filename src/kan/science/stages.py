@@ -171,13 +171,12 @@ def _in_workers(stages: Mapping[str, Callable[[], Any]], workers: int) -> Iterat
             yield futures[future], kept
         finished = True
     finally:
-        pool.shutdown(wait=finished, cancel_futures=True)
-        if not finished:
-            workers_left = set(multiprocessing.active_children()) - before
-            for process in workers_left:
+        if not finished:  # end the workers now, not after the stages they are computing
+            for process in set(multiprocessing.active_children()) - before:
                 process.terminate()
-            for process in workers_left:
-                process.join()
+        # the pool's own thread reaps its workers: joining them here as well raced with it, and a
+        # worker could still count as alive when this returned
+        pool.shutdown(wait=True, cancel_futures=True)
         _PENDING.clear()
 
 
