@@ -24,7 +24,7 @@ from kan.pipeline.jobs import profile_datasets, report_deviations
 from kan.pipeline.science_jobs import science_requests
 from kan.records.aggregate import RUN_COLUMNS, science_table
 from kan.records.ids import config_id
-from kan.records.publish import DATASET_DEVIATION, RUNS, SCIENCE, check_report_inputs, is_current, published_runs
+from kan.records.publish import DATASET_DEVIATION, SCIENCE, check_report_inputs, is_current, published_runs
 from kan.records.science_outputs import RUN_RECORD
 from kan.reporting.compare import Headline, headline, paper_vs_ours
 from kan.reporting.fidelity import Causes
@@ -94,8 +94,7 @@ def preview(settings: Mapping[str, Any], records: Path | str) -> Preview:
         trained[training.experiment] = (trained.get(training.experiment, 0.0)
                                         + training_cpu_seconds(training, published) / 3600)
     ids = {stage.run_id for training in trainings for stage in training.stages}
-    runs = pd.read_parquet(records / RUNS)
-    runs = runs[runs["run_id"].isin(ids)].reset_index(drop=True)
+    runs = pd.DataFrame([record for run_id, record in published.items() if run_id in ids])  # in the records' order
     machines |= set(runs["machine"])
     return Preview(runs, folders, counts, {**trained, **cpu_hours}, sorted(machines))
 

@@ -303,9 +303,10 @@ def _summed(pairs: Mapping[str, tuple[int, int]]) -> tuple[int, int]:
 
 
 def _fidelity_table(blocks: Mapping[str, tuple[str, Tally]], shapes: Mapping[str, tuple[int, int]],
-                    claims: Mapping[str, tuple[int, int]], total: Tally) -> str:
-    """One row per block, then the sums: compared, within tolerance, within the strict band, outside
-    the tolerance with ours better, shapes that match and claims that hold (``(matching, checked)`` pairs per block)."""
+                    claims: Mapping[str, tuple[int, int]], top: Headline) -> str:
+    """One row per block, then the sums (``top``): compared, within tolerance, within the strict band,
+    outside the tolerance with ours better, shapes that match and claims that hold (``(matching,
+    checked)`` pairs per block)."""
     def pair(counts: tuple[int, int] | None) -> str:
         return f"{counts[0]} of {counts[1]}" if counts and counts[1] else "—"
 
@@ -315,7 +316,7 @@ def _fidelity_table(blocks: Mapping[str, tuple[str, Tally]], shapes: Mapping[str
                 "same shape": pair(shape), "claims hold": pair(claim)}
 
     rows = [row(title, tally, shapes.get(name), claims.get(name)) for name, (title, tally) in blocks.items()]
-    rows.append(row("**all**", total, _summed(shapes), _summed(claims)))
+    rows.append(row("**all**", top.fidelity, top.same_shapes, top.claims))
     frame = pd.DataFrame(rows)
     return markdown_table(frame, {column: str for column in frame.columns})
 
@@ -373,11 +374,15 @@ class Headline:
     claims: tuple[int, int]  # (hold, checked)
 
 
+def _headline(tallies: Mapping[str, tuple[str, Tally]], shapes: Pairs, claims: Pairs) -> Headline:
+    """The sums over the blocks of :func:`_counts`."""
+    return Headline(sum((t for _, t in tallies.values()), Tally()), _summed(shapes), _summed(claims))
+
+
 def headline(runs: Table, reference_yaml: str | Path, science: pd.DataFrame | str | Path | None = None) -> Headline:
     """The numbers :func:`paper_vs_ours` puts at the top of its report, without writing it."""
     judged, extra = _judge(usable_runs(load_runs(runs))[0], load_reference(reference_yaml), science)
-    tallies, shapes, claims = _counts(judged, extra)
-    return Headline(sum((t for _, t in tallies.values()), Tally()), _summed(shapes), _summed(claims))
+    return _headline(*_counts(judged, extra))
 
 
 def paper_vs_ours(
@@ -401,15 +406,15 @@ def paper_vs_ours(
                                (*j.claims, claim_context(j.name, reference[j.name], j.summary)), reference, causes,
                                pending) for j in judged]
     tallies, shapes, claims = _counts(judged, extra)
-    total = sum((t for _, t in tallies.values()), Tally())
+    top = _headline(tallies, shapes, claims)
     header = [
         "# Paper vs ours", "",
         f"The numbers of \"{reference['paper']['title']}\" (arXiv {reference['paper']['arxiv']}, transcribed in "
         f"`{Path(reference_yaml).as_posix()}`) next to ours, from {len(usable)} run records (one per grid phase "
         f"of a training) with status \"ok\" and the science experiments' summaries. Left out: {left_out(loaded)}."
         f"{diverged_note}", "",
-        f"**Fidelity: {total.text()}.**", "",
-        _fidelity_table(tallies, shapes, claims, total), "",
+        f"**Fidelity: {top.fidelity.text()}.**", "",
+        _fidelity_table(tallies, shapes, claims, top), "",
         f"- ours/paper: the ratio of our value to the paper's; a number is within tolerance when the ratio lies "
         f"in [1/f, f] for the block's factor f, or, for accuracies, when ours − paper (in percentage points) lies "
         f"within the block's tolerance. The stricter band is ×3 for ratios and ±2 pts for accuracies (never looser "
