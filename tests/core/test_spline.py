@@ -125,7 +125,9 @@ def test_reversed_range_is_rejected():
 @pytest.mark.parametrize("uniform", [True, False])
 def test_a_refit_over_input_groups_equals_the_whole_refit(uniform):
     """Inputs are fitted in groups when their dense basis would exceed the budget (memory), with
-    the numbers of one fit over all inputs."""
+    the numbers of one fit over all inputs: bit for bit on the Intel Xeon (AVX-512) and the AMD
+    EPYC (AVX2); on the AMD EPYC with AVX-512 the batched spline product rounds differently with
+    the number of inputs it holds (7e-14 here), so the bound is rounding, not zero."""
     generator = torch.Generator().manual_seed(0)
     grid = spline.uniform_grid(torch.full((5,), -1.0, dtype=F64), torch.full((5,), 1.0, dtype=F64), 4, 3)
     if not uniform:
@@ -135,4 +137,5 @@ def test_a_refit_over_input_groups_equals_the_whole_refit(uniform):
     new_grid = spline.uniform_grid(samples.min(0).values, samples.max(0).values, 9, 3)
     whole = spline.refit(samples, grid, coef, new_grid, 3, uniform)
     for budget in (1, 40 * 24 * 2):  # one input at a time; two at a time
-        assert torch.equal(spline.refit(samples, grid, coef, new_grid, 3, uniform, budget=budget), whole)
+        grouped = spline.refit(samples, grid, coef, new_grid, 3, uniform, budget=budget)
+        assert grouped.shape == whole.shape and (grouped - whole).abs().max() <= 1e-12 * whole.abs().max()
