@@ -28,7 +28,8 @@ class KANRegressor:
     ``[n_in, *hidden, n_out]`` with G = ``grid`` intervals of order k = ``order`` trains
     ``sparsify_steps`` with penalty λ = ``lamb`` (μ₁ = ``lamb_l1``, μ₂ = ``lamb_entropy``), hidden
     nodes below θ = ``prune_threshold`` are pruned, and the smaller KAN trains ``refine_steps`` per G
-    of ``refine_grids``. ``seed`` seeds the model's own generator."""
+    of ``refine_grids``. Each input's grid spans its own column's samples, so columns need no
+    common scale. ``seed`` seeds the model's own generator."""
 
     hidden: Sequence[int] = (5,)
     grid: int = 5
@@ -85,11 +86,13 @@ class KANRegressor:
         """Train on ``(X, y)``: sparsify, prune, refine; the KAN is ``model_``."""
         x, labels = self._tensors(X, y)
         self.dataset_ = {"train_input": x, "train_label": labels, "test_input": x, "test_label": labels}
-        low, high = float(x.min()), float(x.max())
-        if low == high:
-            raise ValueError(f"every value of X is {low}: a KAN needs inputs that vary")
+        constant = (x.amin(0) == x.amax(0)).nonzero().flatten().tolist()
+        if constant:
+            raise ValueError(f"column(s) {constant} of X hold one value each (column {constant[0]}: every value is "
+                             f"{float(x[0, constant[0]])}): a KAN needs inputs that vary; drop them")
         width = [x.shape[1], *self.hidden, labels.shape[1]]
-        model = KAN(width, self.grid, self.order, grid_range=(low, high), seed=self.seed, dtype=self.dtype)
+        model = KAN(width, self.grid, self.order, seed=self.seed, dtype=self.dtype)
+        model.update_grid(x)  # every input's knots span its own column's samples
         fit(model, self.dataset_, TrainConfig(steps=self.sparsify_steps, lamb=self.lamb, lamb_l1=self.lamb_l1,
                                               lamb_entropy=self.lamb_entropy))
         with warnings.catch_warnings():  # a hidden layer where no node passes keeps its strongest node

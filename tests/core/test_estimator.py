@@ -25,6 +25,21 @@ def test_regressor_fits_snaps_and_exports_the_formula():
     assert formula.atoms(sympy.sin) and formula.free_symbols == {x, t}
 
 
+
+@pytest.mark.slow
+def test_columns_on_different_scales_each_get_their_own_grid():
+    # x1 in [0, 1] and x2 in [0, 1000]: with one grid over [0, 1000] for both, all of x1 would fall in
+    # one of the G = 5 intervals while the KAN is sparsified and pruned, and the refined KAN fit worse
+    rng = np.random.default_rng(2)
+    X = rng.uniform(0, 1, size=(800, 2)) * np.array([1.0, 1000.0])
+    y = np.sin(2 * math.pi * X[:, 0]) + (X[:, 1] / 1000) ** 2
+    model = KANRegressor(refine_steps=30, refine_grids=(10,)).fit(X[:600], y[:600])
+    assert model.score(X[600:], y[600:]) > 0.999
+    first = model.model_.layers[0]
+    k = first.order
+    assert first.grid[0, k] >= 0 and first.grid[0, -k - 1] <= 1  # x1's knots span x1's samples
+    assert first.grid[1, -k - 1] > 900  # x2's span x2's
+
 def test_parameters_follow_scikit_learn_conventions():
     model = KANRegressor(grid=7)
     assert model.get_params()["grid"] == 7 and model.set_params(lamb=0.02) is model and model.lamb == 0.02
@@ -43,8 +58,8 @@ def test_bad_data_and_unfitted_use_are_named():
         KANRegressor().predict([[0.1, 0.2]])
     with pytest.raises(ValueError, match="X contains NaN"):
         KANRegressor().fit([[float("nan"), 1.0], [0.0, 1.0]], [1.0, 2.0])
-    with pytest.raises(ValueError, match="every value of X is 1.0"):
-        KANRegressor().fit([[1.0], [1.0]], [1.0, 2.0])
+    with pytest.raises(ValueError, match=r"column\(s\) \[1\] of X .*every value is 1.0"):
+        KANRegressor().fit([[0.0, 1.0], [2.0, 1.0]], [1.0, 2.0])
     with pytest.raises(ValueError, match="unsupported dtype 'float16'"):
         KANRegressor(dtype="float16").fit([[0.0], [1.0]], [1.0, 2.0])
 
