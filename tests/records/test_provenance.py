@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from kan.records.provenance import (EXPECTED_FILES, REFERENCE, UNRECORDED, code_fingerprint, rerun_fingerprint,
-                                    source_digest)
+from kan.records.provenance import (EXPECTED_FILES, REFERENCE, UNRECORDED, code_fingerprint, machine_kind,
+                                    rerun_fingerprint, source_digest)
 
 
 @pytest.fixture
@@ -69,3 +69,13 @@ def test_jobs_rerun_by_the_source_on_a_machine_kind_without_expected_values(refe
     for machine in ("riscv64-unknown", "aarch64"):
         assert rerun_fingerprint(machine, reference=reference) == f"source:{source_digest()}"
         assert rerun_fingerprint(machine, "pde", reference) == f"source:{source_digest()}"
+
+
+def test_this_machine_kind_has_ci_values():
+    """The tests of publishing and of the ci profile's records need current records, which only a
+    kind with recorded ci values makes: on a new kind this test says what to do, where those fail
+    on counts of current trainings."""
+    kind = machine_kind()
+    assert code_fingerprint(kind) != UNRECORDED, (
+        f"no ci values are recorded for this machine kind ({kind}): run `make ci-expected` on it and "
+        "commit reports/reference/ci_expected*.csv (docs/pipeline.md, CI regression)")
