@@ -25,7 +25,6 @@ def test_regressor_fits_snaps_and_exports_the_formula():
     assert formula.atoms(sympy.sin) and formula.free_symbols == {x, t}
 
 
-
 @pytest.mark.slow
 def test_columns_on_different_scales_each_get_their_own_grid():
     # x1 in [0, 1] and x2 in [0, 1000]: with one grid over [0, 1000] for both, all of x1 would fall in
@@ -39,6 +38,7 @@ def test_columns_on_different_scales_each_get_their_own_grid():
     k = first.order
     assert first.grid[0, k] >= 0 and first.grid[0, -k - 1] <= 1  # x1's knots span x1's samples
     assert first.grid[1, -k - 1] > 900  # x2's span x2's
+
 
 def test_parameters_follow_scikit_learn_conventions():
     model = KANRegressor(grid=7)
