@@ -86,6 +86,24 @@ def test_incomplete_shards_are_what_make_paper_rest_runs(capsys, monkeypatch):
     assert capsys.readouterr().out.strip() == ",".join(committed.loc[~committed["complete"], "shard"])
 
 
+
+def test_incomplete_shards_follow_the_shard_count_the_run_used(trainings, paper_settings, tmp_path, capsys,
+                                                                 monkeypatch):
+    """With ``--shards N`` the shards named are k/N, as ``publish --shards N`` and ``make paper-shard
+    SHARD=k/N`` split the run: with xy's runs gone, the one shard that holds xy."""
+    copy = shutil.copytree(RECORDS, tmp_path / "records")
+    runs = pd.read_parquet(copy / RUNS)
+    runs[runs["dataset"] != "xy"].to_parquet(copy / RUNS, index=False)
+    monkeypatch.chdir(ROOT)
+    named = {}
+    for count in (None, 4):
+        assert main(["incomplete-shards", str(copy), *(["--shards", str(count)] if count else [])]) == 0
+        named[count] = capsys.readouterr().out.strip()
+    assert named[None].endswith("/54") and "," not in named[None]
+    assert re.fullmatch(r"[1-4]/4", named[4])
+    quarters = shard_table(trainings, paper_settings["chunk_size"], list(paper_settings["science"]), copy, 4)
+    assert "toy_scaling/xy" in quarters.set_index("shard").loc[named[4], "groups"].split()
+
 def test_forgetting_a_status_no_record_has_changes_nothing(tmp_path, capsys, monkeypatch):
     """`python -m kan forget --status S` on a copy of the records: nothing has status S, so the
     records, report.json and shards.csv stay as committed."""

@@ -175,7 +175,7 @@ def _forget(args: argparse.Namespace) -> int:
 
 def _incomplete_shards(args: argparse.Namespace) -> int:
     settings = load_config(args.config, args.schema)
-    table = _shard_table(settings, expand(settings), args.records)
+    table = _shard_table(settings, expand(settings), args.records, args.shards)
     print(",".join(table.loc[~table["complete"], "shard"]))
     return 0
 
@@ -229,6 +229,12 @@ def _add_profile_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--schema", type=Path, default=SCHEMA)
 
 
+def _add_shards_option(command: argparse.ArgumentParser) -> None:
+    """``--shards N``: the records' run was split into shards k/N (as ``make paper-shard SHARD=k/N``)."""
+    command.add_argument("--shards", type=int, default=None,
+                         help="the N of the run's shards k/N (default: one per dataset and science experiment)")
+
+
 def parser() -> argparse.ArgumentParser:
     """The ``kan`` argument parser."""
     root = argparse.ArgumentParser(prog="kan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -251,19 +257,19 @@ def parser() -> argparse.ArgumentParser:
     publish.add_argument("results", type=Path, help="the run's results folder (beside its datasets/generated)")
     _add_profile_options(publish)
     publish.add_argument("--out", type=Path, default=PUBLISHED)
-    publish.add_argument("--shards", type=int, default=None,
-                         help="the N of the run's shards k/N (default: one per dataset and science experiment)")
+    _add_shards_option(publish)
     publish.set_defaults(run=_publish)
     drop = commands.add_parser("forget", help="drop published runs of a status, so that shards train them again")
     drop.add_argument("records", type=Path, nargs="?", default=PUBLISHED)
     drop.add_argument("--status", required=True, help='e.g. "diverged"')
     _add_profile_options(drop)
-    drop.add_argument("--shards", type=int, default=None, help="the N of the shards k/N (as publish)")
+    _add_shards_option(drop)
     drop.set_defaults(run=_forget)
     rest = commands.add_parser("incomplete-shards",
                                help="the shards k/N (comma-separated) whose trainings published records lack")
     rest.add_argument("records", type=Path, nargs="?", default=PUBLISHED)
     _add_profile_options(rest)
+    _add_shards_option(rest)
     rest.set_defaults(run=_incomplete_shards)
     report = commands.add_parser("report", help="rebuild the report of published records")
     report.add_argument("records", type=Path, nargs="?", default=PUBLISHED)
