@@ -67,7 +67,6 @@ def test_save_load_round_trips_exactly(tmp_path, factory):
     assert torch.equal(loaded(x), model(x))
 
 
-
 @pytest.mark.parametrize("factory", [lambda: KAN([2, 3, 1], num_intervals=4), lambda: MLP([2, 5, 1])])
 def test_a_model_moved_to_another_dtype_saves_and_loads_in_it(tmp_path, factory):
     model, x = factory().double(), _x()
@@ -75,6 +74,7 @@ def test_a_model_moved_to_another_dtype_saves_and_loads_in_it(tmp_path, factory)
     loaded = load_model(tmp_path / "m.pt")
     assert model.config()["dtype"] == "float64" and loaded.dtype == torch.float64
     assert torch.equal(loaded(x), model(x))
+
 
 def test_nonuniform_grid_path_round_trips(tmp_path):
     model, x = KAN([2, 2, 1], num_intervals=4, dtype=F64), _x() ** 3

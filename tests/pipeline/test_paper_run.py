@@ -58,13 +58,13 @@ def _normalised(table):
     return table.assign(machines=table["machines"].fillna("")).astype({"cpu_hours": "float64"})
 
 
-
 def test_every_folder_the_report_names_is_in_the_records():
     """The report points at the science records and tables by folders beside it (not at a
     pipeline run's results/ or reports/, which a clone of the records does not have)."""
     named = set(re.findall(r"`([\w./-]+/)`", (RECORDS / "paper_vs_ours.md").read_text(encoding="utf-8")))
     assert named, "the report names no folder"
     assert not [folder for folder in named if not (RECORDS / folder).is_dir()], "folders missing beside the report"
+
 
 def test_the_shard_table_says_what_the_records_hold(trainings, paper_settings):
     """Recomputed from the records and this code: a record turns stale when the code computes other
@@ -86,7 +86,6 @@ def test_incomplete_shards_are_what_make_paper_rest_runs(capsys, monkeypatch):
     assert capsys.readouterr().out.strip() == ",".join(committed.loc[~committed["complete"], "shard"])
 
 
-
 def test_incomplete_shards_follow_the_shard_count_the_run_used(trainings, paper_settings, tmp_path, capsys,
                                                                  monkeypatch):
     """With ``--shards N`` the shards named are k/N, as ``publish --shards N`` and ``make paper-shard
@@ -103,6 +102,7 @@ def test_incomplete_shards_follow_the_shard_count_the_run_used(trainings, paper_
     assert re.fullmatch(r"[1-4]/4", named[4])
     quarters = shard_table(trainings, paper_settings["chunk_size"], list(paper_settings["science"]), copy, 4)
     assert "toy_scaling/xy" in quarters.set_index("shard").loc[named[4], "groups"].split()
+
 
 def test_forgetting_a_status_no_record_has_changes_nothing(tmp_path, capsys, monkeypatch):
     """`python -m kan forget --status S` on a copy of the records: nothing has status S, so the

@@ -23,6 +23,7 @@ REPORT, TABLES, FIGURES = "paper_vs_ours.md", "tables", "figures"
 PUBLISHED_OUTPUTS = (f"`{SCIENCE}/{{name}}/` beside this report (summary, run record, tables; the tables also in "
                      f"`{TABLES}/{SCIENCE}/{{name}}/`)")  # where the records keep a science experiment
 
+
 def status_lines(shards: pd.DataFrame, compared: int, datasets: int) -> list[str]:
     """What the records hold, for the top of the report: shards complete, trainings current,
     CPU hours (the shards' ``cpu_hours``: CPU time of the current records, wall time for a record
